@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"weir/dataplane/policy"
+	"weir/dataplane/socket"
+)
+
+// Config is weir's configuration file. Keys and defaults are documented in README.md;
+// gwlb.listen, health.listen, metrics.listen and outputs.eve are fixed by the design.
+type Config struct {
+	GWLB struct {
+		Listen         netip.AddrPort
+		AllowedSources []netip.Prefix
+		Reply          socket.ReplyMode
+	}
+	Dataplane struct {
+		Workers int
+		Batch   int
+	}
+	Health struct {
+		Listen     string
+		DrainDelay time.Duration
+	}
+	Metrics struct {
+		Listen string
+	}
+	Flows struct {
+		Max           int
+		TCPTimeout    time.Duration
+		OtherTimeout  time.Duration
+		ClosedTimeout time.Duration
+	}
+	Policy  policy.Policy
+	Outputs struct {
+		EVE string
+	}
+	Log struct {
+		Level  string
+		Format string
+	}
+}
+
+// DefaultConfig is the configuration of an empty file.
+func DefaultConfig() *Config {
+	c := &Config{}
+	c.GWLB.Listen = netip.MustParseAddrPort("0.0.0.0:6081")
+	c.GWLB.Reply = socket.ReplyAuto
+	c.Dataplane.Batch = 64
+	c.Health.Listen = "0.0.0.0:8080"
+	c.Health.DrainDelay = 5 * time.Second
+	c.Metrics.Listen = "0.0.0.0:9090"
+	c.Flows.Max = 1 << 20
+	c.Flows.TCPTimeout = 350 * time.Second
+	c.Flows.OtherTimeout = 120 * time.Second
+	c.Flows.ClosedTimeout = 5 * time.Second
+	c.Policy.Default = policy.Allow
+	c.Log.Level = "info"
+	c.Log.Format = "auto"
+	return c
+}
+
+// ConfigError is a configuration problem at a line of a file.
+type ConfigError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// LoadConfig reads and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig validates data, naming file in errors. Unknown keys and bad values are
+// errors with the line they are on.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	c := DefaultConfig()
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // empty file: all defaults
+		}
+		return nil, yamlError(file, err)
+	}
+	p := &parser{file: file}
+	if len(doc.Content) == 0 {
+		return c, nil
+	}
+	root := doc.Content[0]
+	p.mapping(root, "", map[string]func(*yaml.Node){
+		"gwlb": func(n *yaml.Node) {
+			p.mapping(n, "gwlb", map[string]func(*yaml.Node){
+				"listen": func(n *yaml.Node) { c.GWLB.Listen = p.addrPort(n, "gwlb.listen", true) },
+				"allowed_sources": func(n *yaml.Node) {
+					c.GWLB.AllowedSources = nil
+					for _, item := range p.seq(n, "gwlb.allowed_sources") {
+						if pr, ok := p.prefix(item, "gwlb.allowed_sources"); ok {
+							c.GWLB.AllowedSources = append(c.GWLB.AllowedSources, pr)
+						}
+					}
+				},
+				"reply": func(n *yaml.Node) {
+					c.GWLB.Reply = socket.ReplyMode(p.oneOf(n, "gwlb.reply", "auto", "raw", "udp"))
+				},
+			})
+		},
+		"dataplane": func(n *yaml.Node) {
+			p.mapping(n, "dataplane", map[string]func(*yaml.Node){
+				"workers": func(n *yaml.Node) { c.Dataplane.Workers = p.intRange(n, "dataplane.workers", 0, 1024) },
+				"batch":   func(n *yaml.Node) { c.Dataplane.Batch = p.intRange(n, "dataplane.batch", 1, 1024) },
+			})
+		},
+		"health": func(n *yaml.Node) {
+			p.mapping(n, "health", map[string]func(*yaml.Node){
+				"listen":      func(n *yaml.Node) { c.Health.Listen = p.hostPort(n, "health.listen") },
+				"drain_delay": func(n *yaml.Node) { c.Health.DrainDelay = p.duration(n, "health.drain_delay", 0, time.Hour) },
+			})
+		},
+		"metrics": func(n *yaml.Node) {
+			p.mapping(n, "metrics", map[string]func(*yaml.Node){
+				"listen": func(n *yaml.Node) { c.Metrics.Listen = p.hostPort(n, "metrics.listen") },
+			})
+		},
+		"flows": func(n *yaml.Node) {
+			p.mapping(n, "flows", map[string]func(*yaml.Node){
+				"max": func(n *yaml.Node) { c.Flows.Max = p.intRange(n, "flows.max", 1, 1<<30) },
+				"tcp_timeout": func(n *yaml.Node) {
+					c.Flows.TCPTimeout = p.duration(n, "flows.tcp_timeout", time.Second, 6000*time.Second)
+				},
+				"other_timeout": func(n *yaml.Node) {
+					c.Flows.OtherTimeout = p.duration(n, "flows.other_timeout", time.Second, 6000*time.Second)
+				},
+				"closed_timeout": func(n *yaml.Node) { c.Flows.ClosedTimeout = p.duration(n, "flows.closed_timeout", 0, time.Hour) },
+			})
+		},
+		"policy": func(n *yaml.Node) {
+			p.mapping(n, "policy", map[string]func(*yaml.Node){
+				"default": func(n *yaml.Node) { c.Policy.Default = p.action(n, "policy.default") },
+				"rules": func(n *yaml.Node) {
+					c.Policy.Rules = nil
+					for i, item := range p.seq(n, "policy.rules") {
+						c.Policy.Rules = append(c.Policy.Rules, p.rule(item, fmt.Sprintf("policy.rules[%d]", i)))
+					}
+				},
+			})
+		},
+		"outputs": func(n *yaml.Node) {
+			p.mapping(n, "outputs", map[string]func(*yaml.Node){
+				"eve": func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+			})
+		},
+		"log": func(n *yaml.Node) {
+			p.mapping(n, "log", map[string]func(*yaml.Node){
+				"level":  func(n *yaml.Node) { c.Log.Level = p.oneOf(n, "log.level", "debug", "info", "warn", "error") },
+				"format": func(n *yaml.Node) { c.Log.Format = p.oneOf(n, "log.format", "auto", "json", "text") },
+			})
+		},
+	})
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, nil
+}
+
+// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE: message.
+func yamlError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 1
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ":"); ok {
+			if n, e := strconv.Atoi(num); e == nil {
+				line, msg = n, strings.TrimSpace(after)
+			}
+		}
+	}
+	return &ConfigError{File: file, Line: line, Msg: msg}
+}
+
+// parser walks the YAML tree, keeping the first error.
+type parser struct {
+	file string
+	err  error
+}
+
+func (p *parser) fail(n *yaml.Node, format string, args ...any) {
+	if p.err == nil {
+		p.err = &ConfigError{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (p *parser) mapping(n *yaml.Node, where string, keys map[string]func(*yaml.Node)) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		if where == "" {
+			p.fail(n, "the configuration must be a mapping of sections")
+		} else {
+			p.fail(n, "%s: expected a mapping", where)
+		}
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		name := k.Value
+		full := name
+		if where != "" {
+			full = where + "." + name
+		}
+		if seen[name] {
+			p.fail(k, "%s: duplicate key", full)
+			return
+		}
+		seen[name] = true
+		f, ok := keys[name]
+		if !ok {
+			p.fail(k, "unknown key %q%s", full, hint(name, keys))
+			return
+		}
+		f(v)
+		if p.err != nil {
+			return
+		}
+	}
+}
+
+// hint names the known keys, so a typo is easy to fix.
+func hint(name string, keys map[string]func(*yaml.Node)) string {
+	var known []string
+	for k := range keys {
+		known = append(known, k)
+	}
+	slices.Sort(known)
+	return " (known keys: " + strings.Join(known, ", ") + ")"
+}
+
+func (p *parser) scalar(n *yaml.Node, where string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.fail(n, "%s: expected a single value", where)
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) str(n *yaml.Node, where string) string {
+	s, _ := p.scalar(n, where)
+	return s
+}
+
+func (p *parser) seq(n *yaml.Node, where string) []*yaml.Node {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, "%s: expected a list", where)
+		return nil
+	}
+	return n.Content
+}
+
+func (p *parser) oneOf(n *yaml.Node, where string, allowed ...string) string {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return ""
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	p.fail(n, "%s: %q is not one of %s", where, s, strings.Join(allowed, ", "))
+	return ""
+}
+
+func (p *parser) intRange(n *yaml.Node, where string, lo, hi int) int {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return 0
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		p.fail(n, "%s: %q is not an integer", where, s)
+		return 0
+	}
+	if v < lo || v > hi {
+		p.fail(n, "%s: %d is out of range %d-%d", where, v, lo, hi)
+	}
+	return v
+}
+
+func (p *parser) duration(n *yaml.Node, where string, lo, hi time.Duration) time.Duration {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(n, "%s: %q is not a duration (like 350s, 2m, 500ms)", where, s)
+		return 0
+	}
+	if d < lo || d > hi {
+		p.fail(n, "%s: %s is out of range %s-%s", where, d, lo, hi)
+	}
+	return d
+}
+
+func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPort {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		p.fail(n, "%s: %q is not ADDRESS:PORT (like 0.0.0.0:6081)", where, s)
+		return ap
+	}
+	if v4only && !ap.Addr().Is4() {
+		p.fail(n, "%s: %s must be an IPv4 address: GWLB sends GENEVE over IPv4", where, ap.Addr())
+	}
+	return ap
+}
+
+// hostPort accepts HOST:PORT as net.Listen does ("" turns the listener off).
+func (p *parser) hostPort(n *yaml.Node, where string) string {
+	s, ok := p.scalar(n, where)
+	if !ok || s == "" {
+		return s
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		p.fail(n, "%s: %q has no port (like 0.0.0.0:8080)", where, s)
+		return s
+	}
+	if port, err := strconv.Atoi(s[i+1:]); err != nil || port < 0 || port > 65535 {
+		p.fail(n, "%s: %q has a bad port", where, s)
+	}
+	return s
+}
+
+func (p *parser) prefix(n *yaml.Node, where string) (netip.Prefix, bool) {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	if !strings.Contains(s, "/") {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return netip.PrefixFrom(a, a.BitLen()), true
+		}
+	}
+	pr, err := netip.ParsePrefix(s)
+	if err != nil {
+		p.fail(n, "%s: %q is not a CIDR (like 10.0.0.0/16 or fd00::/8)", where, s)
+		return pr, false
+	}
+	if pr.Masked() != pr {
+		p.fail(n, "%s: %s has host bits set; did you mean %s?", where, pr, pr.Masked())
+		return pr, false
+	}
+	return pr, true
+}
+
+func (p *parser) action(n *yaml.Node, where string) policy.Action {
+	if p.oneOf(n, where, "allow", "drop") == "drop" {
+		return policy.Drop
+	}
+	return policy.Allow
+}
+
+var protoNames = map[string]int{"any": policy.AnyProto, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+
+func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
+	r := policy.Rule{Proto: policy.AnyProto, Line: n.Line}
+	hasAction := false
+	p.mapping(n, where, map[string]func(*yaml.Node){
+		"action": func(v *yaml.Node) { r.Action, hasAction = p.action(v, where+".action"), true },
+		"proto": func(v *yaml.Node) {
+			s, ok := p.scalar(v, where+".proto")
+			if !ok {
+				return
+			}
+			if num, ok := protoNames[strings.ToLower(s)]; ok {
+				r.Proto = num
+				return
+			}
+			num, err := strconv.Atoi(s)
+			if err != nil || num < 0 || num > 255 {
+				p.fail(v, "%s.proto: %q is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", where, s)
+				return
+			}
+			r.Proto = num
+		},
+		"src":      func(v *yaml.Node) { r.Src, _ = p.prefix(v, where+".src") },
+		"dst":      func(v *yaml.Node) { r.Dst, _ = p.prefix(v, where+".dst") },
+		"src_port": func(v *yaml.Node) { r.SrcPort = p.portRange(v, where+".src_port") },
+		"dst_port": func(v *yaml.Node) { r.DstPort = p.portRange(v, where+".dst_port") },
+	})
+	if p.err != nil {
+		return r
+	}
+	if !hasAction {
+		p.fail(n, "%s: a rule needs an action (allow or drop)", where)
+	}
+	if r.Src.IsValid() && r.Dst.IsValid() && r.Src.Addr().Is4() != r.Dst.Addr().Is4() {
+		p.fail(n, "%s: src and dst are of different address families and could never match", where)
+	}
+	if (!r.SrcPort.Any() || !r.DstPort.Any()) && r.Proto != 6 && r.Proto != 17 {
+		p.fail(n, "%s: ports need proto tcp or udp", where)
+	}
+	return r
+}
+
+func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return policy.PortRange{}
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		p.fail(n, "%s: %q is not a port (1-65535) or range N-M", where, s)
+		return policy.PortRange{}
+	}
+	return policy.PortRange{Lo: uint16(a), Hi: uint16(b)}
+}

@@ -1,0 +1,174 @@
+// Command weir is an appliance for AWS packet visibility and inline security: a
+// Gateway Load Balancer target that decodes GENEVE, tracks flows, applies policy and
+// returns or drops each packet.
+//
+//	weir run -config FILE      run the appliance
+//	weir check-config FILE     validate a configuration file
+//	weir sim gwlb [flags]      simulate a Gateway Load Balancer against targets
+//	weir demo                  appliance and simulator on loopback, for ten seconds
+//	weir version               print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: weir COMMAND [ARGS]
+
+commands:
+  run -config FILE     run the appliance
+  check-config FILE    validate a configuration file (exit 0 when valid)
+  sim gwlb [FLAGS]     simulate a Gateway Load Balancer (weir sim gwlb -h)
+  demo                 run an appliance and the simulator on loopback for ten seconds
+  version              print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(args, stderr)
+	case "check-config":
+		err = cmdCheckConfig(args, stdout)
+	case "sim":
+		err = cmdSim(args, stdout, stderr)
+	case "demo":
+		err = cmdDemo(args, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "weir", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "weir: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "weir %s: %v\n", cmd, err)
+			return 2
+		}
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+func cmdCheckConfig(args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return usageError{errors.New("usage: weir check-config FILE")}
+	}
+	if _, err := LoadConfig(args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return nil
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `FILE` (YAML); defaults when empty")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	cfg := DefaultConfig()
+	if *path != "" {
+		var err error
+		if cfg, err = LoadConfig(*path); err != nil {
+			return err
+		}
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	n, err := startNode(context.Background(), cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
+		"gwlb", cfg.GWLB.Listen.String(), "health", n.healthAddr(), "metrics", n.metricsAddr())
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: health now fails; forwarding continues for the drain delay",
+			"drain_delay", cfg.Health.DrainDelay.String())
+	case err := <-n.failed:
+		log.Error("dataplane failed", "err", err)
+		n.shutdown(0)
+		return err
+	}
+	stop()
+	n.shutdown(cfg.Health.DrainDelay)
+	log.Info("stopped")
+	return nil
+}
+
+// newLogger logs JSON unless stderr is a terminal (or log.format says otherwise).
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Log.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"weir/geneve/gwlbsim"
+)
+
+func cmdSim(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "gwlb" {
+		return usageError{errors.New("usage: weir sim gwlb [FLAGS] (see weir sim gwlb -h)")}
+	}
+	return cmdSimGWLB(args[1:], stdout, stderr)
+}
+
+// targetFlags collects repeated -target ADDR:PORT[,HEALTH_URL] flags.
+type targetFlags []gwlbsim.Target
+
+func (t *targetFlags) String() string { return fmt.Sprint(*t) }
+
+func (t *targetFlags) Set(s string) error {
+	addr, url, _ := strings.Cut(s, ",")
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return fmt.Errorf("target %q: want ADDR:PORT[,HEALTH_URL]", s)
+	}
+	*t = append(*t, gwlbsim.Target{Addr: ap, HealthURL: url})
+	return nil
+}
+
+type prefixFlags []netip.Prefix
+
+func (p *prefixFlags) String() string { return fmt.Sprint(*p) }
+
+func (p *prefixFlags) Set(s string) error {
+	pr, err := netip.ParsePrefix(s)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, pr)
+	return nil
+}
+
+func cmdSimGWLB(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sim gwlb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: weir sim gwlb -target ADDR:PORT[,HEALTH_URL] [-target ...] [FLAGS]
+
+Sends AWS-format GENEVE (GWLB endpoint id, attachment id, flow cookie options) carrying
+synthetic TCP, UDP and ICMP flows to the targets, spreads flows over healthy targets by
+5-tuple as a GWLB does, checks every returned packet byte for byte, and prints a JSON
+report (sent, returned, dropped, mismatched, latency percentiles).
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	var targets targetFlags
+	var denied prefixFlags
+	fs.Var(&targets, "target", "appliance `ADDR:PORT[,HEALTH_URL]` (repeatable)")
+	fs.Var(&denied, "denied-source", "`CIDR` some flows' clients come from, for ACL tests (repeatable)")
+	local := fs.String("local", "0.0.0.0", "the GWLB's `ADDRESS`: GENEVE source and reply listener")
+	port := fs.Uint("port", 6081, "reply listener `PORT` (the appliance replies to the port it received on)")
+	flows := fs.Int("flows", 100, "synthetic flows")
+	ppf := fs.Int("packets", 10, "packets per flow")
+	active := fs.Int("active", 0, "flows open at once (0 = default)")
+	rate := fs.Int("rate", 1000, "packets per second (0 = as fast as possible)")
+	v6 := fs.Float64("ipv6", 0.5, "share of IPv6 flows, 0 to 1")
+	protos := fs.String("protos", "tcp,udp,icmp", "protocols of the flows")
+	jumbo := fs.Int("jumbo-every", 0, "every Nth packet has an 8500-byte inner packet (0 = never)")
+	endpoints := fs.Int("endpoints", 2, "distinct GWLB endpoints")
+	seed := fs.Int64("seed", 1, "random seed")
+	timeout := fs.Duration("reply-timeout", time.Second, "wait this long for replies")
+	perFlow := fs.Bool("per-flow", false, "include every flow in the report")
+	progress := fs.Bool("progress", false, "print a progress line a second on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return usageError{errors.New("at least one -target is needed")}
+	}
+	la, err := netip.ParseAddr(*local)
+	if err != nil {
+		return usageError{fmt.Errorf("-local: %v", err)}
+	}
+	share := *v6
+	if share <= 0 {
+		share = gwlbsim.IPv4Only
+	}
+	cfg := gwlbsim.Config{
+		Targets: targets, Local: la, ListenPort: uint16(*port),
+		Flows: *flows, PacketsPerFlow: *ppf, ActiveFlows: *active, Rate: *rate,
+		IPv6Share: share, Protos: strings.Split(*protos, ","), JumboEvery: *jumbo,
+		Endpoints: *endpoints, DeniedSources: denied, Seed: *seed,
+		ReplyTimeout: *timeout, PerFlow: *perFlow,
+	}
+	if *progress {
+		cfg.Progress = func(r gwlbsim.Report) {
+			fmt.Fprintf(stderr, "sim: sent=%d returned=%d dropped=%d mismatched=%d\n",
+				r.Sent, r.Returned, r.Dropped, r.Mismatched)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rep, err := gwlbsim.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}

@@ -1,0 +1,90 @@
+// Package dataplane runs packets through weir: a backend receives a batch of datagrams,
+// the pipeline's stages decode the tunnel and the inner packet, find the flow, apply
+// policy and leave a verdict in each slot, and the backend sends back what is to be
+// returned. Buffers belong to the backend; stages read them in place.
+package dataplane
+
+import (
+	"context"
+
+	"weir/dataplane/flow"
+	"weir/dataplane/packet"
+	"weir/geneve"
+)
+
+// Encap is how a datagram reached us.
+type Encap uint8
+
+const (
+	EncapGeneve Encap = iota // from a GWLB, UDP 6081
+	numEncaps
+)
+
+func (e Encap) String() string { return [...]string{"geneve"}[e] }
+
+// Verdict is what becomes of a datagram after the pipeline.
+type Verdict uint8
+
+const (
+	VerdictDrop   Verdict = iota // not sent anywhere (the zero value: fail closed)
+	VerdictReturn                // sent back to where it came from, by the tunnel's reply rule
+)
+
+// Slot is one datagram of a batch and what the stages learned of it.
+type Slot struct {
+	// Filled by the backend.
+	Buf   []byte       // the UDP payload, in the backend's memory
+	Outer geneve.Outer // outer addressing as received
+	Encap Encap
+
+	// Filled by the stages.
+	Verdict Verdict
+	Geneve  geneve.Header // GENEVE header with options, within Buf
+	Inner   []byte        // the inner packet, within Buf
+	AWS     geneve.AWS
+	Packet  packet.Packet
+	Flow    flow.Result
+	action  Action // what the slot is counted as
+	done    bool   // a stage settled the verdict; later stages skip the slot
+}
+
+// drop settles a slot as dropped, counted as a.
+func (s *Slot) drop(a Action) { s.Verdict, s.action, s.done = VerdictDrop, a, true }
+
+// DropMalformed lets a backend settle a datagram it could not receive whole (larger
+// than its buffer) before the stages see it.
+func (s *Slot) DropMalformed() { s.drop(ActionMalformed) }
+
+// Batch is a batch of datagrams received together. The backend sizes Slots once and
+// reuses them; N says how many are in use.
+type Batch struct {
+	Slots []Slot
+	N     int
+	Now   int64 // receive time, unix nanoseconds
+}
+
+// NewBatch makes a batch of capacity n.
+func NewBatch(n int) *Batch { return &Batch{Slots: make([]Slot, n)} }
+
+// Reset clears what the stages learned of the slot's previous datagram.
+func (s *Slot) Reset() {
+	buf := s.Buf
+	*s = Slot{Buf: buf}
+}
+
+// Stage is one step of the pipeline, applied to a whole batch. A stage skips slots
+// that an earlier stage settled. Stages are shared by all workers: per-worker state
+// lives in the Worker passed in.
+type Stage interface {
+	Process(w *Worker, b *Batch)
+}
+
+// Backend moves datagrams between the network and the pipeline.
+type Backend interface {
+	// Name says which backend and reply path is in use, for logs and the demo.
+	Name() string
+	// Run receives batches on each of its workers, runs the pipeline over them and
+	// sends the datagrams whose verdict is VerdictReturn, until ctx ends. ready is
+	// called once every socket is open.
+	Run(ctx context.Context, p *Pipeline, ready func()) error
+}

@@ -1,0 +1,273 @@
+// Package eve writes Suricata-style EVE JSON: one JSON object a line, Suricata's field
+// names, plus a "weir" object for what Suricata lacks (GWLB endpoint, attachment, flow
+// cookie, ACL verdict). Records are queued by the dataplane and written by one
+// goroutine, so a slow disk never stalls packet processing; what a full queue drops
+// is counted.
+package eve
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"weir/dataplane/flow"
+	"weir/dataplane/packet"
+	"weir/geneve"
+)
+
+// TimeFormat is Suricata's EVE timestamp layout.
+const TimeFormat = "2006-01-02T15:04:05.000000-0700"
+
+// Writer appends EVE records to a file.
+type Writer struct {
+	q       chan flow.Record
+	out     io.WriteCloser
+	bw      *bufio.Writer
+	log     *slog.Logger
+	written atomic.Uint64
+	dropped atomic.Uint64
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+// Open opens (appending, creating) the EVE log at path; "-" writes to stdout.
+func Open(path string, queue int, log *slog.Logger) (*Writer, error) {
+	var out io.WriteCloser
+	if path == "-" {
+		out = nopCloser{os.Stdout}
+	} else {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("eve: %w", err)
+		}
+		out = f
+	}
+	return New(out, queue, log), nil
+}
+
+// New writes EVE records to out; Close closes out.
+func New(out io.WriteCloser, queue int, log *slog.Logger) *Writer {
+	if queue <= 0 {
+		queue = 65536
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Writer{
+		q:    make(chan flow.Record, queue),
+		out:  out,
+		bw:   bufio.NewWriterSize(out, 256<<10),
+		log:  log,
+		done: make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// Flow queues a flow record; it never blocks. r is copied.
+func (w *Writer) Flow(r *flow.Record) {
+	select {
+	case w.q <- *r:
+	default:
+		w.dropped.Add(1)
+	}
+}
+
+// Written is how many records were written.
+func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// Dropped is how many records were lost to a full queue.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+// Close writes what is queued, flushes and closes the file. Flow must not be called
+// after Close.
+func (w *Writer) Close() error {
+	w.once.Do(func() {
+		close(w.q)
+		<-w.done
+		if err := w.out.Close(); err != nil && w.err == nil {
+			w.err = err
+		}
+	})
+	return w.err
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	line := make([]byte, 0, 1024)
+	for {
+		select {
+		case r, ok := <-w.q:
+			if !ok {
+				w.flush()
+				return
+			}
+			line = AppendFlow(line[:0], &r)
+			line = append(line, '\n')
+			if _, err := w.bw.Write(line); err != nil {
+				w.fail(err)
+			} else {
+				w.written.Add(1)
+			}
+		case <-tick.C:
+			w.flush()
+		}
+	}
+}
+
+func (w *Writer) flush() {
+	if err := w.bw.Flush(); err != nil {
+		w.fail(err)
+	}
+}
+
+func (w *Writer) fail(err error) {
+	if w.err == nil {
+		w.err = err
+		w.log.Error("eve write failed", "err", err)
+	}
+}
+
+// ProtoName is the protocol name Suricata writes in "proto".
+func ProtoName(p uint8) string {
+	switch p {
+	case packet.ProtoTCP:
+		return "TCP"
+	case packet.ProtoUDP:
+		return "UDP"
+	case packet.ProtoICMP:
+		return "ICMP"
+	case packet.ProtoICMPv6:
+		return "IPv6-ICMP"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// EndpointID formats a GWLB endpoint id as AWS writes it (vpce- and 17 hex digits).
+func EndpointID(v uint64) string { return fmt.Sprintf("vpce-%017x", v) }
+
+// AppendFlow appends one EVE "flow" event for r, without the trailing newline.
+func AppendFlow(b []byte, r *flow.Record) []byte {
+	b = append(b, `{"timestamp":"`...)
+	b = r.End.AppendFormat(b, TimeFormat)
+	b = append(b, `","flow_id":`...)
+	b = strconv.AppendUint(b, r.ID, 10)
+	b = append(b, `,"event_type":"flow","src_ip":`...)
+	b = appendAddr(b, r.Src)
+	hasPorts := r.Proto == packet.ProtoTCP || r.Proto == packet.ProtoUDP
+	if hasPorts {
+		b = append(b, `,"src_port":`...)
+		b = strconv.AppendUint(b, uint64(r.SrcPort), 10)
+	}
+	b = append(b, `,"dest_ip":`...)
+	b = appendAddr(b, r.Dst)
+	if hasPorts {
+		b = append(b, `,"dest_port":`...)
+		b = strconv.AppendUint(b, uint64(r.DstPort), 10)
+	}
+	b = append(b, `,"proto":"`...)
+	b = append(b, ProtoName(r.Proto)...)
+	b = append(b, `","flow":{"pkts_toserver":`...)
+	b = strconv.AppendUint(b, r.PktsToServer, 10)
+	b = append(b, `,"pkts_toclient":`...)
+	b = strconv.AppendUint(b, r.PktsToClient, 10)
+	b = append(b, `,"bytes_toserver":`...)
+	b = strconv.AppendUint(b, r.BytesToServer, 10)
+	b = append(b, `,"bytes_toclient":`...)
+	b = strconv.AppendUint(b, r.BytesToClient, 10)
+	b = append(b, `,"start":"`...)
+	b = r.Start.AppendFormat(b, TimeFormat)
+	b = append(b, `","end":"`...)
+	b = r.End.AppendFormat(b, TimeFormat)
+	b = append(b, `","age":`...)
+	b = strconv.AppendInt(b, int64(r.End.Sub(r.Start)/time.Second), 10)
+	b = append(b, `,"state":"`...)
+	b = append(b, r.State.String()...)
+	b = append(b, `","reason":"`...)
+	b = append(b, r.Reason.String()...)
+	b = append(b, `","alerted":false}`...)
+	if r.Proto == packet.ProtoTCP {
+		b = append(b, `,"tcp":{"tcp_flags":"`...)
+		b = appendHex8(b, r.TCPFlagsToServer|r.TCPFlagsToClient)
+		b = append(b, `","tcp_flags_ts":"`...)
+		b = appendHex8(b, r.TCPFlagsToServer)
+		b = append(b, `","tcp_flags_tc":"`...)
+		b = appendHex8(b, r.TCPFlagsToClient)
+		b = append(b, '"')
+		for _, f := range tcpFlagNames {
+			if (r.TCPFlagsToServer|r.TCPFlagsToClient)&f.bit != 0 {
+				b = append(b, `,"`...)
+				b = append(b, f.name...)
+				b = append(b, `":true`...)
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"weir":{`...)
+	b = appendWeir(b, &r.AWS)
+	b = append(b, `"action":"`...)
+	b = append(b, r.Action.String()...)
+	b = append(b, `"}}`...)
+	return b
+}
+
+var tcpFlagNames = [...]struct {
+	bit  uint8
+	name string
+}{
+	{packet.TCPFin, "fin"}, {packet.TCPSyn, "syn"}, {packet.TCPRst, "rst"},
+	{packet.TCPPsh, "psh"}, {packet.TCPAck, "ack"},
+}
+
+func appendWeir(b []byte, a *geneve.AWS) []byte {
+	if a.Present == 0 {
+		return b
+	}
+	b = append(b, `"encap":"geneve",`...)
+	if a.Has(geneve.AWSTypeEndpointID) {
+		b = append(b, `"gwlb_endpoint_id":"`...)
+		b = append(b, EndpointID(a.EndpointID)...)
+		b = append(b, `",`...)
+	}
+	if a.Has(geneve.AWSTypeAttachmentID) {
+		b = append(b, `"gwlb_attachment_id":"`...)
+		b = appendHex(b, a.AttachmentID, 16)
+		b = append(b, `",`...)
+	}
+	if a.Has(geneve.AWSTypeFlowCookie) {
+		b = append(b, `"gwlb_flow_cookie":"`...)
+		b = appendHex(b, uint64(a.FlowCookie), 8)
+		b = append(b, `",`...)
+	}
+	return b
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	b = append(b, '"')
+	b = a.AppendTo(b)
+	return append(b, '"')
+}
+
+func appendHex8(b []byte, v uint8) []byte { return appendHex(b, uint64(v), 2) }
+
+func appendHex(b []byte, v uint64, digits int) []byte {
+	const hexd = "0123456789abcdef"
+	for i := digits - 1; i >= 0; i-- {
+		b = append(b, hexd[(v>>(4*uint(i)))&0xf])
+	}
+	return b
+}

@@ -1,0 +1,51 @@
+// Package packet decodes the inner packet a tunnel carries: IPv4 (with options), IPv6
+// (walking extension headers), TCP, UDP, ICMP and ICMPv6, into a fixed struct without
+// allocating. Headers are typed byte slices (header.go) read in place.
+package packet
+
+import "net/netip"
+
+// IANA protocol numbers used here.
+const (
+	ProtoICMP   uint8 = 1
+	ProtoTCP    uint8 = 6
+	ProtoUDP    uint8 = 17
+	ProtoICMPv6 uint8 = 58
+)
+
+// TCP flag bits as in the TCP header's flags byte.
+const (
+	TCPFin uint8 = 0x01
+	TCPSyn uint8 = 0x02
+	TCPRst uint8 = 0x04
+	TCPPsh uint8 = 0x08
+	TCPAck uint8 = 0x10
+)
+
+// Packet is one decoded inner IP packet. Decode overwrites every field, so a Packet
+// can be reused for each packet of a batch.
+type Packet struct {
+	Family   uint8      // 4 or 6
+	Proto    uint8      // transport protocol (after IPv6 extension headers)
+	Src, Dst netip.Addr // IP addresses
+	// SrcPort and DstPort are TCP/UDP ports. For ICMP and ICMPv6 echo request and
+	// reply both hold the echo identifier, so that a ping and its replies share a flow;
+	// for other ICMP messages both are 0.
+	SrcPort, DstPort   uint16
+	TCPFlags           uint8
+	ICMPType, ICMPCode uint8
+	Length             int  // bytes of the IP packet (header + payload) as received
+	Fragment           bool // a non-first fragment: no transport header to read
+	// Quote holds the packet quoted by an ICMP or ICMPv6 error (destination
+	// unreachable, time exceeded, parameter problem, packet too big), in the direction
+	// it was originally sent, so that the error counts against that flow.
+	Quote Quote
+}
+
+// Quote is the addressing of the packet inside an ICMP error.
+type Quote struct {
+	Valid            bool
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+}

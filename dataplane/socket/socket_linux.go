@@ -1,0 +1,447 @@
+// Package socket is the default packet backend: kernel UDP sockets read in batches
+// with recvmmsg, one SO_REUSEPORT socket per worker, and replies sent in batches with
+// sendmmsg through a raw socket, so that each reply leaves from appliance:P to
+// GWLB:6081 exactly as GWLB requires. Without CAP_NET_RAW it falls back to a slower
+// path: one UDP socket bound to appliance:P per GWLB source port, kept in a cache.
+package socket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"weir/dataplane"
+	"weir/geneve"
+)
+
+// ReplyMode selects how replies are sent.
+type ReplyMode string
+
+const (
+	ReplyAuto ReplyMode = "auto" // raw when permitted, else udp
+	ReplyRaw  ReplyMode = "raw"  // raw IPv4 socket, sendmmsg; needs CAP_NET_RAW
+	ReplyUDP  ReplyMode = "udp"  // a UDP socket bound to each source port; unprivileged
+)
+
+// BufSize holds the largest datagram GWLB sends: an 8500-byte inner packet, GENEVE
+// header and options, with room to spare for a 9001-byte MTU.
+const BufSize = 9216
+
+// Config configures the socket backend.
+type Config struct {
+	Listen     netip.AddrPort // gwlb.listen
+	Workers    int            // default: number of CPUs
+	Batch      int            // datagrams per recvmmsg/sendmmsg, default 64
+	Reply      ReplyMode      // default auto
+	RecvBuffer int            // SO_RCVBUF bytes, default 4 MiB
+	Logger     *slog.Logger
+}
+
+// ErrNoRawSocket is returned (wrapped) when ReplyRaw is asked for but raw sockets are
+// not permitted.
+var ErrNoRawSocket = errors.New("raw sockets not permitted (need CAP_NET_RAW)")
+
+// Backend is the socket backend.
+type Backend struct {
+	cfg   Config
+	reply ReplyMode
+	log   *slog.Logger
+	fds   []int
+}
+
+// New opens one receive socket per worker and settles the reply mode, so that
+// configuration errors show before Run.
+func New(cfg Config) (*Backend, error) {
+	if !cfg.Listen.Addr().Is4() {
+		return nil, fmt.Errorf("socket backend: listen address %s: GWLB sends IPv4 only", cfg.Listen)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.RecvBuffer <= 0 {
+		cfg.RecvBuffer = 4 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Backend{cfg: cfg, log: cfg.Logger}
+	switch cfg.Reply {
+	case ReplyRaw, ReplyUDP:
+		b.reply = cfg.Reply
+	case "", ReplyAuto:
+		b.reply = ReplyUDP
+		if fd, err := openRaw(); err == nil {
+			unix.Close(fd)
+			b.reply = ReplyRaw
+		}
+	default:
+		return nil, fmt.Errorf("socket backend: unknown reply mode %q", cfg.Reply)
+	}
+	if b.reply == ReplyRaw {
+		fd, err := openRaw()
+		if err != nil {
+			return nil, err
+		}
+		unix.Close(fd)
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		fd, err := openListener(cfg.Listen, cfg.RecvBuffer)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.fds = append(b.fds, fd)
+	}
+	return b, nil
+}
+
+// Name says the backend and its reply path.
+func (b *Backend) Name() string {
+	if b.reply == ReplyRaw {
+		return "socket (recvmmsg, raw-socket replies via sendmmsg)"
+	}
+	return "socket (recvmmsg, unprivileged per-port UDP replies)"
+}
+
+// Reply is the reply mode in use.
+func (b *Backend) Reply() ReplyMode { return b.reply }
+
+// Close closes the receive sockets. Run closes them itself when it ends.
+func (b *Backend) Close() {
+	for _, fd := range b.fds {
+		unix.Close(fd)
+	}
+	b.fds = nil
+}
+
+// Run runs one worker per socket until ctx ends.
+func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) error {
+	defer b.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(b.fds))
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, fd := range b.fds {
+		w, err := b.newWorker(fd, p.NewWorker())
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.close()
+			if err := w.run(stop); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if ready != nil {
+		ready()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func openListener(addr netip.AddrPort, rcvbuf int) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, fmt.Errorf("socket backend: %w", err)
+	}
+	set := func(level, opt, v int) error { return unix.SetsockoptInt(fd, level, opt, v) }
+	for _, o := range []struct{ level, opt, v int }{
+		{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1},
+		{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
+		{unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
+		// Path MTU discovery off: replies leave with DF set by us, never fragmented
+		// by the kernel, and no ICMP is ever generated toward the GWLB by us.
+		{unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT},
+	} {
+		if err := set(o.level, o.opt, o.v); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("socket backend: setsockopt: %w", err)
+		}
+	}
+	// Best effort: RCVBUFFORCE needs CAP_NET_ADMIN, RCVBUF is capped by rmem_max.
+	if set(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
+		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+	}
+	// Wake up regularly so that a stopping worker notices.
+	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("socket backend: SO_RCVTIMEO: %w", err)
+	}
+	sa := &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("socket backend: bind %s: %w", addr, err)
+	}
+	return fd, nil
+}
+
+func openRaw() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return -1, fmt.Errorf("socket backend: %w", ErrNoRawSocket)
+		}
+		return -1, fmt.Errorf("socket backend: raw socket: %w", err)
+	}
+	return fd, nil
+}
+
+// worker owns one receive socket, its buffers and its reply path.
+type worker struct {
+	b      *Backend
+	fd     int
+	raw    int // raw reply socket, or -1
+	w      *dataplane.Worker
+	batch  *dataplane.Batch
+	port   uint16 // the local UDP port datagrams arrive on
+	ipID   uint16
+	listen netip.Addr
+
+	bufs  []byte
+	rmsgs []unix.Mmsghdr
+	riov  []unix.Iovec
+	rname []unix.RawSockaddrInet4
+	oob   []byte
+
+	smsgs []unix.Mmsghdr
+	siov  []unix.Iovec // two per message: reply headers, then the datagram
+	sname []unix.RawSockaddrInet4
+	hdrs  []byte
+
+	ports *portSockets // unprivileged reply path
+}
+
+const oobSize = 64
+
+func (b *Backend) newWorker(fd int, w *dataplane.Worker) (*worker, error) {
+	n := b.cfg.Batch
+	wk := &worker{
+		b: b, fd: fd, raw: -1, w: w,
+		batch:  dataplane.NewBatch(n),
+		port:   b.cfg.Listen.Port(),
+		listen: b.cfg.Listen.Addr(),
+		bufs:   make([]byte, n*BufSize),
+		rmsgs:  make([]unix.Mmsghdr, n),
+		riov:   make([]unix.Iovec, n),
+		rname:  make([]unix.RawSockaddrInet4, n),
+		oob:    make([]byte, n*oobSize),
+		smsgs:  make([]unix.Mmsghdr, n),
+		siov:   make([]unix.Iovec, 2*n),
+		sname:  make([]unix.RawSockaddrInet4, n),
+		hdrs:   make([]byte, n*geneve.ReplyHeaderLen),
+	}
+	for i := range wk.rmsgs {
+		buf := wk.bufs[i*BufSize : (i+1)*BufSize]
+		wk.riov[i].Base = &buf[0]
+		wk.riov[i].SetLen(BufSize)
+		h := &wk.rmsgs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&wk.rname[i]))
+		h.Iov = &wk.riov[i]
+		h.SetIovlen(1)
+		h.Control = &wk.oob[i*oobSize]
+		wk.batch.Slots[i].Buf = buf[:0]
+		wk.batch.Slots[i].Encap = dataplane.EncapGeneve
+	}
+	for i := range wk.smsgs {
+		h := &wk.smsgs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&wk.sname[i]))
+		h.Namelen = unix.SizeofSockaddrInet4
+		h.Iov = &wk.siov[2*i]
+		h.SetIovlen(2)
+		wk.sname[i].Family = unix.AF_INET
+	}
+	if b.reply == ReplyRaw {
+		raw, err := openRaw()
+		if err != nil {
+			return nil, err
+		}
+		wk.raw = raw
+	} else {
+		wk.ports = newPortSockets(4096)
+	}
+	return wk, nil
+}
+
+func (wk *worker) close() {
+	if wk.raw >= 0 {
+		unix.Close(wk.raw)
+	}
+	if wk.ports != nil {
+		wk.ports.close()
+	}
+}
+
+func (wk *worker) run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		n, err := wk.recv()
+		if err != nil {
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("socket backend: recvmmsg: %w", err)
+		}
+		wk.fill(n)
+		wk.w.Process(wk.batch)
+		wk.send()
+	}
+	return nil
+}
+
+func (wk *worker) recv() (int, error) {
+	for i := range wk.rmsgs {
+		h := &wk.rmsgs[i].Hdr
+		h.Namelen = unix.SizeofSockaddrInet4
+		h.SetControllen(oobSize)
+		h.Flags = 0
+		wk.rmsgs[i].Len = 0
+	}
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(wk.fd),
+		uintptr(unsafe.Pointer(&wk.rmsgs[0])), uintptr(len(wk.rmsgs)),
+		unix.MSG_WAITFORONE, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func (wk *worker) fill(n int) {
+	b := wk.batch
+	b.N = n
+	b.Now = time.Now().UnixNano()
+	for i := 0; i < n; i++ {
+		s := &b.Slots[i]
+		s.Reset()
+		m := &wk.rmsgs[i]
+		s.Buf = wk.bufs[i*BufSize : i*BufSize+int(m.Len)]
+		s.Encap = dataplane.EncapGeneve
+		name := &wk.rname[i]
+		s.Outer.Src = netip.AddrFrom4(name.Addr)
+		s.Outer.SrcPort = portOf(name)
+		s.Outer.Dst = wk.localAddr(m, i)
+		s.Outer.DstPort = wk.port
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			s.DropMalformed()
+		}
+	}
+}
+
+// localAddr is the address the datagram was sent to, from IP_PKTINFO.
+func (wk *worker) localAddr(m *unix.Mmsghdr, i int) netip.Addr {
+	oob := wk.oob[i*oobSize : i*oobSize+int(m.Hdr.Controllen)]
+	for len(oob) >= unix.SizeofCmsghdr {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		clen := int(c.Len)
+		if clen < unix.SizeofCmsghdr || clen > len(oob) {
+			break
+		}
+		if c.Level == unix.IPPROTO_IP && c.Type == unix.IP_PKTINFO &&
+			clen >= unix.SizeofCmsghdr+unix.SizeofInet4Pktinfo {
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[unix.SizeofCmsghdr]))
+			return netip.AddrFrom4(pi.Addr)
+		}
+		adv := (clen + 7) &^ 7
+		if adv > len(oob) {
+			break
+		}
+		oob = oob[adv:]
+	}
+	return wk.listen
+}
+
+// send returns every datagram whose verdict is VerdictReturn.
+func (wk *worker) send() {
+	b := wk.batch
+	if wk.raw < 0 {
+		wk.sendUDP()
+		return
+	}
+	k := 0
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.Verdict != dataplane.VerdictReturn {
+			continue
+		}
+		hdr := wk.hdrs[k*geneve.ReplyHeaderLen : (k+1)*geneve.ReplyHeaderLen]
+		wk.ipID++
+		geneve.PutReplyHeaders(hdr, s.Outer, s.Buf, wk.ipID)
+		wk.siov[2*k].Base = &hdr[0]
+		wk.siov[2*k].SetLen(len(hdr))
+		wk.siov[2*k+1].Base = &s.Buf[0]
+		wk.siov[2*k+1].SetLen(len(s.Buf))
+		wk.sname[k].Addr = s.Outer.Src.As4()
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	sent, failed := 0, 0
+	for sent+failed < k {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(wk.raw),
+			uintptr(unsafe.Pointer(&wk.smsgs[sent+failed])), uintptr(k-sent-failed), 0, 0, 0)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			// The first message of the rest failed (too big for the route, say):
+			// count it and go on with the others.
+			failed++
+		default:
+			sent += int(r)
+		}
+	}
+	wk.w.CountSent(sent, failed)
+}
+
+// sendUDP is the unprivileged reply path: a UDP socket bound to appliance:P sends to
+// GWLB:port, one datagram a syscall.
+func (wk *worker) sendUDP() {
+	b := wk.batch
+	sent, failed := 0, 0
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.Verdict != dataplane.VerdictReturn {
+			continue
+		}
+		fd, err := wk.ports.get(s.Outer.Dst, s.Outer.SrcPort)
+		if err == nil {
+			err = unix.Sendto(fd, s.Buf, 0, &unix.SockaddrInet4{Port: int(s.Outer.DstPort), Addr: s.Outer.Src.As4()})
+		}
+		if err != nil {
+			failed++
+			continue
+		}
+		sent++
+	}
+	if sent+failed > 0 {
+		wk.w.CountSent(sent, failed)
+	}
+}
+
+// portOf reads the port of a sockaddr, stored in network byte order.
+func portOf(sa *unix.RawSockaddrInet4) uint16 {
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	return uint16(p[0])<<8 | uint16(p[1])
+}

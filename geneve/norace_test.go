@@ -1,0 +1,5 @@
+//go:build !race
+
+package geneve_test
+
+const raceEnabled = false
