@@ -112,9 +112,10 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded header\n% x\nwant\n% x", re, []byte(h))
 		}
 
-		// The reply around it is well formed.
-		pkt := replyPacket(testOuter, b, 1)
-		verifyReplyChecksums(t, pkt)
+		// The reply around it is well formed (when it fits an IPv4 packet).
+		if len(b) <= 0xffff-geneve.ReplyHeaderLen {
+			verifyReplyChecksums(t, replyPacket(testOuter, b, 1))
+		}
 	})
 }
 

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The end-to-end tests build a two-host topology: a simulated GWLB in one network
+// namespace, a weir node in another, joined by a veth pair with a 9001-byte MTU as on
+// AWS. Addresses are from TEST-NET-1 and exist only inside those namespaces.
+const (
+	gwlbAddr = "192.0.2.1"
+	nodeAddr = "192.0.2.2"
+)
+
+// requireNetns skips unless the test can create network namespaces.
+func requireNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (run the tests as root, as CI does)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip from iproute2")
+	}
+}
+
+var (
+	buildOnce sync.Once
+	weirBin   string
+	buildErr  error
+)
+
+// weirBinary builds the weir binary once per test run.
+func weirBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "weir-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		weirBin = filepath.Join(dir, "weir")
+		out, err := exec.Command("go", "build", "-o", weirBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return weirBin
+}
+
+// topology is the two namespaces and the veth between them.
+type topology struct {
+	gw, node string // namespace names
+	gwIf     string // the GWLB side's interface
+}
+
+func sh(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// newTopology creates the namespaces; they are deleted when the test ends, failed
+// or not.
+func newTopology(t *testing.T) *topology {
+	t.Helper()
+	requireNetns(t)
+	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, time.Now().UnixNano()%100000)
+	tp := &topology{gw: "weir-gw-" + id, node: "weir-node-" + id, gwIf: "veth-gw"}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", tp.gw).Run()
+		exec.Command("ip", "netns", "del", tp.node).Run()
+	})
+	sh(t, "ip", "netns", "add", tp.gw)
+	sh(t, "ip", "netns", "add", tp.node)
+	sh(t, "ip", "-n", tp.gw, "link", "add", "veth-gw", "mtu", "9001", "type", "veth",
+		"peer", "name", "veth-node", "mtu", "9001", "netns", tp.node)
+	sh(t, "ip", "-n", tp.gw, "addr", "add", gwlbAddr+"/24", "dev", "veth-gw")
+	sh(t, "ip", "-n", tp.node, "addr", "add", nodeAddr+"/24", "dev", "veth-node")
+	for _, ns := range []string{tp.gw, tp.node} {
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "ip", "-n", tp.gw, "link", "set", "veth-gw", "up")
+	sh(t, "ip", "-n", tp.node, "link", "set", "veth-node", "up")
+	return tp
+}
+
+// process is a command running in a namespace, killed when the test ends.
+type process struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr lockedBuffer
+	done   chan struct{}
+	err    error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startIn(t *testing.T, ns string, args ...string) *process {
+	t.Helper()
+	p := &process{done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits up to d for the process to exit.
+func (p *process) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("%v still running after %s; stderr:\n%s", p.cmd.Args, d, p.stderr.String())
+		return nil
+	}
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// inNetns runs f on an OS thread switched into namespace ns. Sockets f creates stay
+// in ns after the thread switches back.
+func inNetns(ns string, f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/var/run/netns/" + ns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("setns %s: %w", ns, err)
+	}
+	ferr := f()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread is in the wrong namespace: let it die with the goroutine.
+		runtime.Goexit()
+	}
+	return ferr
+}
+
+// nsHTTPClient makes HTTP requests from inside namespace ns.
+func nsHTTPClient(ns string) *http.Client {
+	return &http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var c net.Conn
+				err := inNetns(ns, func() (err error) {
+					c, err = (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+					return err
+				})
+				return c, err
+			},
+		},
+	}
+}
+
+// get fetches url from namespace ns and returns the status code and body.
+func get(ns, url string) (int, string, error) {
+	resp, err := nsHTTPClient(ns).Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitHealthy polls url from ns until it answers 200, for at most d.
+func waitHealthy(t *testing.T, ns, url string, d time.Duration, p *process) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if p != nil && p.exited() {
+			t.Fatalf("weir exited: %v\n%s", p.err, p.stderr.String())
+		}
+		if code, _, err := get(ns, url); err == nil && code == 200 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not healthy within %s", url, d)
+}
+
+func sendSignal(t *testing.T, p *process, sig syscall.Signal) {
+	t.Helper()
+	// ip netns exec replaces itself with the command, so the pid is weir's.
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
