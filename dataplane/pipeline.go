@@ -147,7 +147,7 @@ type Totals struct {
 }
 
 // Packet returns the packets counted under encapsulation e and action a.
-func (t *Totals) Packet(e Encap, a Action) uint64 { return t.Packets[e][a] }
+func (t Totals) Packet(e Encap, a Action) uint64 { return t.Packets[e][a] }
 
 // Totals sums every worker's published counters.
 func (p *Pipeline) Totals() Totals {
