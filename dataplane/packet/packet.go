@@ -23,7 +23,7 @@ const (
 )
 
 // Packet is one decoded inner IP packet. Decode overwrites every field, so a Packet
-// can be reused for each packet of a batch.
+// can be reused for each packet of a batch. See Decode for what each protocol sets.
 type Packet struct {
 	Family   uint8      // 4 or 6
 	Proto    uint8      // transport protocol (after IPv6 extension headers)
@@ -34,15 +34,19 @@ type Packet struct {
 	SrcPort, DstPort   uint16
 	TCPFlags           uint8
 	ICMPType, ICMPCode uint8
-	Length             int  // bytes of the IP packet (header + payload) as received
-	Fragment           bool // a non-first fragment: no transport header to read
+	// Length is the IP packet's own length: the IPv4 total length, or 40 + the IPv6
+	// payload length. Bytes the link added after it (padding) are not counted.
+	Length   int
+	Fragment bool // a non-first fragment: no transport header to read, ports are 0
 	// Quote holds the packet quoted by an ICMP or ICMPv6 error (destination
 	// unreachable, time exceeded, parameter problem, packet too big), in the direction
 	// it was originally sent, so that the error counts against that flow.
 	Quote Quote
 }
 
-// Quote is the addressing of the packet inside an ICMP error.
+// Quote is the addressing of the packet inside an ICMP error. Valid is false, and
+// every field zero, when the message is no such error or its quote is too short to
+// hold the quoted IP header (with extension headers) and the ports it needs.
 type Quote struct {
 	Valid            bool
 	Proto            uint8

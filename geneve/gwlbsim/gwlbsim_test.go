@@ -1,0 +1,763 @@
+package gwlbsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"weir/geneve"
+)
+
+// The simulated GWLB lives on 127.0.0.2, the echo targets on 127.0.0.1 and 127.0.0.3,
+// so that the GWLB's source ports P and the targets' reply sockets (bound to
+// target:P) never collide.
+var gwlbAddr = netip.MustParseAddr("127.0.0.2")
+
+// lossless keeps few packets in flight, so that a run at full speed does not overrun
+// the echo target's socket buffer.
+const lossless = 256
+
+// freePort returns a UDP port that was free on gwlbAddr a moment ago.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(gwlbAddr, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return netip.MustParseAddrPort(c.LocalAddr().String()).Port()
+}
+
+// echoTarget is a fake appliance: it returns every datagram (after mutate; nil drops
+// it) from its own address and the sender's source port P to the GWLB's listen port,
+// as weir does.
+type echoTarget struct {
+	addr     netip.AddrPort
+	conn     *net.UDPConn
+	gwlbPort uint16
+	mutate   func([]byte) []byte
+	record   bool
+	from     netip.Addr // address replies come from; default addr's
+
+	mu      sync.Mutex
+	replies map[uint16]net.PacketConn
+	got     []recorded
+	n       atomic.Int64
+	done    chan struct{}
+}
+
+type recorded struct {
+	from netip.AddrPort
+	b    []byte
+}
+
+func startEcho(t *testing.T, ip string, gwlbPort uint16, record bool, mutate func([]byte) []byte) *echoTarget {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	e := &echoTarget{
+		addr:     netip.MustParseAddrPort(c.LocalAddr().String()),
+		conn:     c,
+		gwlbPort: gwlbPort,
+		mutate:   mutate,
+		record:   record,
+		replies:  map[uint16]net.PacketConn{},
+		done:     make(chan struct{}),
+	}
+	e.from = e.addr.Addr()
+	go e.loop(t)
+	t.Cleanup(func() {
+		c.Close()
+		<-e.done
+		for _, r := range e.replies {
+			r.Close()
+		}
+	})
+	return e
+}
+
+func reuseAddr(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (e *echoTarget) loop(t *testing.T) {
+	defer close(e.done)
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := e.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		e.n.Add(1)
+		b := append([]byte(nil), buf[:n]...)
+		if e.record {
+			e.mu.Lock()
+			e.got = append(e.got, recorded{from, b})
+			e.mu.Unlock()
+		}
+		if e.mutate != nil {
+			if b = e.mutate(b); b == nil {
+				continue
+			}
+		}
+		e.mu.Lock()
+		rc := e.replies[from.Port()]
+		if rc == nil {
+			lc := net.ListenConfig{Control: reuseAddr}
+			rc, err = lc.ListenPacket(context.Background(), "udp4",
+				netip.AddrPortFrom(e.from, from.Port()).String())
+			if err != nil {
+				e.mu.Unlock()
+				t.Errorf("echo target: bind reply socket: %v", err)
+				continue
+			}
+			e.replies[from.Port()] = rc
+		}
+		e.mu.Unlock()
+		dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(from.Addr(), e.gwlbPort))
+		if _, err := rc.WriteTo(b, dst); err != nil {
+			t.Errorf("echo target: reply: %v", err)
+		}
+	}
+}
+
+func (e *echoTarget) recorded() []recorded {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]recorded(nil), e.got...)
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func run(t *testing.T, cfg Config) Report {
+	t.Helper()
+	rep, err := Run(testCtx(t), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v (report %+v)", err, rep)
+	}
+	return rep
+}
+
+// innerPorts returns the inner transport ports of a GENEVE datagram (0, 0 for ICMP).
+func innerPorts(b []byte) (src, dst uint16, ok bool) {
+	_, inner, _, err := geneve.Decode(b)
+	if err != nil {
+		return 0, 0, false
+	}
+	var proto uint8
+	var l4 []byte
+	if inner[0]>>4 == 4 {
+		proto, l4 = inner[9], inner[int(inner[0]&0xf)*4:]
+	} else {
+		proto, l4 = inner[6], inner[40:]
+	}
+	if proto != 6 && proto != 17 {
+		return 0, 0, true
+	}
+	return binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:]), true
+}
+
+func TestAllReturned(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, nil)
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          200,
+		PacketsPerFlow: 10,
+		ActiveFlows:    50,
+		JumboEvery:     50,
+		PerFlow:        true,
+		ReplyTimeout:   2 * time.Second,
+	})
+	if rep.Sent != 2000 || rep.Returned != 2000 || rep.Dropped != 0 || rep.Mismatched != 0 || rep.Unhealthy != 0 {
+		t.Fatalf("sent %d returned %d dropped %d mismatched %d unhealthy %d (%v)",
+			rep.Sent, rep.Returned, rep.Dropped, rep.Mismatched, rep.Unhealthy, rep.MismatchReasons)
+	}
+	if rep.Jumbo != 40 {
+		t.Errorf("jumbo = %d, want 40", rep.Jumbo)
+	}
+	tr := rep.Targets[e.addr.String()]
+	if tr.Sent != 2000 || tr.Returned != 2000 || !tr.Healthy || tr.Flows != 200 {
+		t.Errorf("target report %+v", tr)
+	}
+	if len(rep.Flows) != 200 {
+		t.Fatalf("%d flow reports", len(rep.Flows))
+	}
+	eps := map[uint64]bool{}
+	for _, f := range rep.Flows {
+		if f.Sent != 10 || f.Returned != 10 || f.Target != e.addr.String() {
+			t.Errorf("flow %+v", f)
+		}
+		eps[f.Endpoint] = true
+	}
+	if len(eps) != 2 {
+		t.Errorf("%d distinct endpoints, want 2", len(eps))
+	}
+	if rep.LatencyUS.P50 <= 0 || rep.LatencyUS.Max < rep.LatencyUS.P99 || rep.LatencyUS.P99 < rep.LatencyUS.P50 {
+		t.Errorf("latency %+v", rep.LatencyUS)
+	}
+	j, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"latency_us":{"p50":`, `"src_port":`, `"returned":`, `"elapsed_s":`} {
+		if !bytes.Contains(j, []byte(k)) {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+}
+
+// TestPackets checks what the target receives: GWLB-style GENEVE and valid inner
+// IPv4 and IPv6 packets.
+func TestPackets(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, true, nil)
+	denied := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          90,
+		PacketsPerFlow: 6,
+		JumboEvery:     7,
+		DeniedSources:  denied,
+		PerFlow:        true,
+		Seed:           7,
+	})
+	if rep.Returned != rep.Sent || rep.Sent != 540 {
+		t.Fatalf("sent %d returned %d", rep.Sent, rep.Returned)
+	}
+	var (
+		ip4    layers.IPv4
+		ip6    layers.IPv6
+		tcp    layers.TCP
+		udp    layers.UDP
+		icmp4  layers.ICMPv4
+		icmp6  layers.ICMPv6
+		pay    gopacket.Payload
+		p4     = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &ip4, &ip6, &tcp, &udp, &icmp4, &icmp6, &pay)
+		p6     = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &ip4, &ip6, &tcp, &udp, &icmp4, &icmp6, &pay)
+		decode []gopacket.LayerType
+	)
+	p4.IgnoreUnsupported = true
+	p6.IgnoreUnsupported = true
+	type flowKey struct {
+		a, b   netip.Addr
+		ap, bp uint16
+		proto  gopacket.LayerType
+	}
+	headers := map[flowKey][]byte{}
+	srcPorts := map[flowKey]uint16{}
+	seen := map[string]int{}
+	jumbo := 0
+	for _, r := range e.recorded() {
+		if r.from.Addr() != gwlbAddr {
+			t.Fatalf("datagram from %v", r.from)
+		}
+		h, inner, aws, err := geneve.Decode(r.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Version() != 0 || h.VNI() != 0 || aws.Present != 1<<1|1<<2|1<<3 || aws.EndpointID == 0 {
+			t.Fatalf("GENEVE header %x aws %+v", []byte(h), aws)
+		}
+		var net gopacket.NetworkLayer = &ip4
+		parser := p4
+		switch h.ProtocolType() {
+		case geneve.ProtoIPv4:
+		case geneve.ProtoIPv6:
+			net, parser = &ip6, p6
+		default:
+			t.Fatalf("protocol type %#x", h.ProtocolType())
+		}
+		if err := parser.DecodeLayers(inner, &decode); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if net == &ip6 {
+			if int(ip6.Length)+40 != len(inner) {
+				t.Fatalf("IPv6 length %d, packet %d", ip6.Length, len(inner))
+			}
+			seen["ipv6"]++
+		} else {
+			if int(ip4.Length) != len(inner) {
+				t.Fatalf("IPv4 length %d, packet %d", ip4.Length, len(inner))
+			}
+			if _, v := ip4.VerifyChecksum(); !v.Valid {
+				t.Fatalf("bad IPv4 checksum %+v", v)
+			}
+			seen["ipv4"]++
+		}
+		if len(inner) == JumboLen {
+			jumbo++
+		} else if len(inner) > 1500 {
+			t.Fatalf("inner packet of %d bytes", len(inner))
+		}
+		src, dst := net.NetworkFlow().Endpoints()
+		a, _ := netip.AddrFromSlice(src.Raw())
+		b, _ := netip.AddrFromSlice(dst.Raw())
+		var v gopacket.ChecksumVerificationResult
+		var l4 gopacket.LayerType
+		var ap, bp uint16
+		var payload []byte
+		for _, lt := range decode {
+			switch lt {
+			case layers.LayerTypeTCP:
+				tcp.SetNetworkLayerForChecksum(net)
+				_, v = tcp.VerifyChecksum()
+				l4, ap, bp, payload = lt, uint16(tcp.SrcPort), uint16(tcp.DstPort), tcp.Payload
+				if tcp.SYN && len(tcp.Options) == 0 {
+					t.Errorf("SYN without MSS option")
+				}
+			case layers.LayerTypeUDP:
+				udp.SetNetworkLayerForChecksum(net)
+				_, v = udp.VerifyChecksum()
+				l4, ap, bp, payload = lt, uint16(udp.SrcPort), uint16(udp.DstPort), udp.Payload
+				if int(udp.Length) != len(udp.Contents)+len(udp.Payload) {
+					t.Errorf("UDP length %d", udp.Length)
+				}
+			case layers.LayerTypeICMPv4:
+				_, v = icmp4.VerifyChecksum()
+				l4, ap, payload = lt, icmp4.Id, icmp4.Payload
+				if tc := icmp4.TypeCode.Type(); tc != layers.ICMPv4TypeEchoRequest && tc != layers.ICMPv4TypeEchoReply {
+					t.Errorf("ICMP type %d", tc)
+				}
+			case layers.LayerTypeICMPv6:
+				icmp6.SetNetworkLayerForChecksum(net)
+				_, v = icmp6.VerifyChecksum()
+				l4, ap = lt, binary.BigEndian.Uint16(icmp6.Payload)
+				payload = icmp6.Payload[4:]
+				if tc := icmp6.TypeCode.Type(); tc != layers.ICMPv6TypeEchoRequest && tc != layers.ICMPv6TypeEchoReply {
+					t.Errorf("ICMPv6 type %d", tc)
+				}
+			}
+		}
+		if l4 == 0 {
+			t.Fatalf("no transport layer in %v", decode)
+		}
+		if !v.Valid {
+			t.Fatalf("bad %v checksum: %+v", l4, v)
+		}
+		seen[l4.String()]++
+		if seq, err := SeqOf(r.b); err != nil || len(payload) < minPayload || binary.BigEndian.Uint64(payload) != seq {
+			t.Fatalf("sequence number: %v", err)
+		}
+		// Normalise the direction: the flow is the same both ways.
+		k := flowKey{a, b, ap, bp, l4}
+		if rk := (flowKey{b, a, bp, ap, l4}); headers[rk] != nil {
+			k = rk
+		}
+		if l4 == layers.LayerTypeICMPv4 || l4 == layers.LayerTypeICMPv6 {
+			k = flowKey{a, b, ap, 0, l4}
+			if rk := (flowKey{b, a, ap, 0, l4}); headers[rk] != nil {
+				k = rk
+			}
+		}
+		if prev, ok := headers[k]; !ok {
+			headers[k] = append([]byte(nil), h...)
+			srcPorts[k] = r.from.Port()
+		} else if !bytes.Equal(prev, h) {
+			t.Errorf("flow %v: GENEVE header changed", k)
+		} else if srcPorts[k] != r.from.Port() {
+			t.Errorf("flow %v: source port changed", k)
+		}
+	}
+	if len(headers) != 90 {
+		t.Errorf("%d flows seen, want 90", len(headers))
+	}
+	for _, s := range []string{"ipv4", "ipv6", "TCP", "UDP", "ICMPv4", "ICMPv6"} {
+		if seen[s] == 0 {
+			t.Errorf("no %s packets: %v", s, seen)
+		}
+	}
+	if jumbo != 540/7 || uint64(jumbo) != rep.Jumbo {
+		t.Errorf("jumbo packets %d, report %d, want %d", jumbo, rep.Jumbo, 540/7)
+	}
+	nDenied := 0
+	for i, f := range rep.Flows {
+		if f.Denied != (i%10 == 0) {
+			t.Errorf("flow %d denied=%v", i, f.Denied)
+		}
+		if f.Denied {
+			nDenied++
+			if !denied[0].Contains(f.Src) && !denied[1].Contains(f.Src) {
+				t.Errorf("denied flow from %v", f.Src)
+			}
+		} else if !clientNet4.Contains(f.Src) && !clientNet6.Contains(f.Src) {
+			t.Errorf("flow from %v", f.Src)
+		}
+	}
+	if nDenied != 9 || rep.DeniedSent != 9*6 || rep.DeniedReturned != 9*6 {
+		t.Errorf("denied flows %d, sent %d, returned %d", nDenied, rep.DeniedSent, rep.DeniedReturned)
+	}
+}
+
+func TestDroppedPort(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, func(b []byte) []byte {
+		if sp, dp, _ := innerPorts(b); sp == 23 || dp == 23 {
+			return nil
+		}
+		return b
+	})
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          60,
+		PacketsPerFlow: 5,
+		Protos:         []string{"tcp", "udp"},
+		Ports:          []uint16{22, 23, 80},
+		PerFlow:        true,
+		ReplyTimeout:   200 * time.Millisecond,
+	})
+	var want uint64
+	for _, f := range rep.Flows {
+		if f.DstPort == 23 {
+			want += f.Sent
+			if f.Returned != 0 || f.Dropped != f.Sent {
+				t.Errorf("port 23 flow %+v", f)
+			}
+		} else if f.Returned != f.Sent || f.Dropped != 0 {
+			t.Errorf("flow %+v", f)
+		}
+	}
+	if want == 0 || rep.Dropped != want || rep.Mismatched != 0 || rep.Returned+rep.Dropped != rep.Sent {
+		t.Errorf("dropped %d, want %d; sent %d returned %d mismatched %d", rep.Dropped, want, rep.Sent, rep.Returned, rep.Mismatched)
+	}
+}
+
+func TestCorruptedReply(t *testing.T) {
+	port := freePort(t)
+	var once atomic.Bool
+	e := startEcho(t, "127.0.0.1", port, false, func(b []byte) []byte {
+		if once.CompareAndSwap(false, true) {
+			b[len(b)-1] ^= 0x40
+		}
+		return b
+	})
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          20,
+		PacketsPerFlow: 5,
+		PerFlow:        true,
+	})
+	if rep.Mismatched != 1 || rep.MismatchReasons["bytes_differ"] != 1 || rep.Returned != rep.Sent-1 || rep.Dropped != 0 {
+		t.Errorf("sent %d returned %d dropped %d mismatched %d %v", rep.Sent, rep.Returned, rep.Dropped, rep.Mismatched, rep.MismatchReasons)
+	}
+	if tr := rep.Targets[e.addr.String()]; tr.Mismatched != 1 {
+		t.Errorf("target %+v", tr)
+	}
+}
+
+// TestWrongSourcePort: a target that replies from its GENEVE socket (not from port P)
+// has every reply counted as mismatched.
+func TestWrongSourcePort(t *testing.T) {
+	port := freePort(t)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(buf[:n], netip.AddrPortFrom(from.Addr(), port))
+		}
+	}()
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: netip.MustParseAddrPort(c.LocalAddr().String())}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          5,
+		PacketsPerFlow: 2,
+	})
+	if rep.Sent != 10 || rep.Mismatched != 10 || rep.MismatchReasons["wrong_source_port"] != 10 || rep.Returned != 0 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func healthServer(t *testing.T, code *atomic.Int32) string {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(int(code.Load()))
+	}))
+	t.Cleanup(s.Close)
+	return s.URL + "/healthz"
+}
+
+func TestUnhealthyTargetGetsNoTraffic(t *testing.T) {
+	port := freePort(t)
+	a := startEcho(t, "127.0.0.1", port, false, nil)
+	b := startEcho(t, "127.0.0.3", port, false, nil)
+	var okCode, badCode atomic.Int32
+	okCode.Store(200)
+	badCode.Store(503)
+	rep := run(t, Config{
+		Targets: []Target{
+			{Addr: a.addr, HealthURL: healthServer(t, &okCode)},
+			{Addr: b.addr, HealthURL: healthServer(t, &badCode)},
+		},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          50,
+		PacketsPerFlow: 4,
+		HealthInterval: 50 * time.Millisecond,
+	})
+	ta, tb := rep.Targets[a.addr.String()], rep.Targets[b.addr.String()]
+	if tb.Sent != 0 || tb.Healthy || b.n.Load() != 0 || tb.HealthChecks == 0 || tb.HealthFailures != tb.HealthChecks {
+		t.Errorf("unhealthy target %+v, received %d", tb, b.n.Load())
+	}
+	if ta.Sent != 200 || ta.Returned != 200 || !ta.Healthy || ta.Flows != 50 || rep.Unhealthy != 0 {
+		t.Errorf("healthy target %+v, report %+v", ta, rep)
+	}
+}
+
+func TestSpreadAndFailover(t *testing.T) {
+	port := freePort(t)
+	var bCode atomic.Int32
+	bCode.Store(200)
+	var got atomic.Int64
+	a := startEcho(t, "127.0.0.1", port, false, nil)
+	b := startEcho(t, "127.0.0.3", port, false, func(p []byte) []byte {
+		if got.Add(1) == 150 {
+			bCode.Store(503)
+		}
+		return p
+	})
+	var okCode atomic.Int32
+	okCode.Store(200)
+	rep := run(t, Config{
+		Targets: []Target{
+			{Addr: a.addr, HealthURL: healthServer(t, &okCode)},
+			{Addr: b.addr, HealthURL: healthServer(t, &bCode)},
+		},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          100,
+		PacketsPerFlow: 20,
+		Rate:           4000,
+		PerFlow:        true,
+		HealthInterval: 20 * time.Millisecond,
+	})
+	ta, tb := rep.Targets[a.addr.String()], rep.Targets[b.addr.String()]
+	if rep.Sent != 2000 || rep.Returned != 2000 || ta.Sent+tb.Sent != 2000 {
+		t.Fatalf("report %+v", rep)
+	}
+	if tb.Sent < 150 || tb.Sent > 1000 || tb.Healthy || tb.Flows != 0 || !ta.Healthy || ta.Flows != 100 {
+		t.Errorf("a %+v, b %+v", ta, tb)
+	}
+	if rep.Rehashed == 0 || rep.Rehashed > 100 {
+		t.Errorf("rehashed %d", rep.Rehashed)
+	}
+	for _, f := range rep.Flows {
+		if f.Target != a.addr.String() {
+			t.Errorf("flow on %s after failover", f.Target)
+		}
+	}
+	if rep.ElapsedS < 0.4 {
+		t.Errorf("2000 packets at 4000/s took %.3f s", rep.ElapsedS)
+	}
+}
+
+func TestFlowHashSticky(t *testing.T) {
+	// Two always-healthy targets: flows spread over both, each flow on one only.
+	port := freePort(t)
+	a := startEcho(t, "127.0.0.1", port, false, nil)
+	b := startEcho(t, "127.0.0.3", port, false, nil)
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: a.addr}, {Addr: b.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          100,
+		PacketsPerFlow: 4,
+		PerFlow:        true,
+	})
+	ta, tb := rep.Targets[a.addr.String()], rep.Targets[b.addr.String()]
+	if ta.Flows+tb.Flows != 100 || ta.Flows < 20 || tb.Flows < 20 || ta.Sent != uint64(4*ta.Flows) {
+		t.Errorf("a %+v b %+v", ta, tb)
+	}
+	if rep.Returned != 400 || rep.Rehashed != 0 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestDroppedWithOutstandingLimit(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, func([]byte) []byte { return nil })
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          10,
+		PacketsPerFlow: 4,
+		MaxOutstanding: 10,
+		ReplyTimeout:   40 * time.Millisecond,
+	})
+	if rep.Sent != 40 || rep.Dropped != 40 || rep.Returned != 0 || rep.Outstanding != 0 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestNoHealthyTargetHonoursContext(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, nil)
+	var bad atomic.Int32
+	bad.Store(503)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	rep, err := Run(ctx, Config{
+		Targets:        []Target{{Addr: e.addr, HealthURL: healthServer(t, &bad)}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		HealthInterval: 50 * time.Millisecond,
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || rep.Sent != 0 {
+		t.Errorf("err %v, report %+v", err, rep)
+	}
+}
+
+func TestWrongSourceAddr(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, nil)
+	e.mu.Lock()
+	e.from = netip.MustParseAddr("127.0.0.3")
+	e.mu.Unlock()
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          5,
+		PacketsPerFlow: 2,
+	})
+	if rep.Sent != 10 || rep.Mismatched != 10 || rep.MismatchReasons["wrong_source_addr"] != 10 || rep.Returned != 0 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestIPv4OnlyICMP(t *testing.T) {
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, nil)
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          30,
+		PacketsPerFlow: 3,
+		IPv6Share:      IPv4Only,
+		Protos:         []string{"icmp"},
+		PerFlow:        true,
+	})
+	for _, f := range rep.Flows {
+		if f.Proto != "icmp" || !f.Src.Is4() || f.DstPort != 0 {
+			t.Errorf("flow %+v", f)
+		}
+	}
+	if rep.Returned != 90 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = 20 * time.Millisecond
+	port := freePort(t)
+	e := startEcho(t, "127.0.0.1", port, false, nil)
+	var mu sync.Mutex
+	var reps []Report
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: e.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          40,
+		PacketsPerFlow: 10,
+		Rate:           2000,
+		PerFlow:        true,
+		Progress: func(r Report) {
+			mu.Lock()
+			reps = append(reps, r)
+			mu.Unlock()
+		},
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reps) < 3 {
+		t.Fatalf("%d progress reports in %.3f s", len(reps), rep.ElapsedS)
+	}
+	for i, r := range reps {
+		if r.Flows != nil || r.Sent > rep.Sent || i > 0 && r.Sent < reps[i-1].Sent || r.Returned+r.Outstanding+r.Dropped+r.Mismatched < r.Sent {
+			t.Errorf("progress report %d: %+v", i, r)
+		}
+	}
+	if rep.Returned != 400 {
+		t.Errorf("%+v", rep)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{Targets: []Target{{Addr: netip.MustParseAddrPort("127.0.0.1:6081")}}, Local: netip.MustParseAddr("::1")},
+		{Targets: []Target{{Addr: netip.MustParseAddrPort("127.0.0.1:6081")}}, Protos: []string{"sctp"}},
+		{Targets: []Target{{Addr: netip.MustParseAddrPort("127.0.0.1:6081")}, {Addr: netip.MustParseAddrPort("127.0.0.1:6081")}}},
+		{Targets: []Target{{Addr: netip.MustParseAddrPort("127.0.0.1:6081")}}, IPv6Share: 2},
+	} {
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("no error for %+v", cfg)
+		}
+	}
+}
+
+func TestRandAddrIn(t *testing.T) {
+	rng := newTestRand()
+	for _, s := range []string{"10.0.0.0/16", "192.0.2.7/32", "10.128.0.0/9", "fd00:1::/64", "2001:db8::5/127"} {
+		p := netip.MustParsePrefix(s)
+		for range 100 {
+			if a := randAddrIn(rng, p); !p.Contains(a) {
+				t.Fatalf("%v not in %v", a, p)
+			}
+		}
+	}
+}
+
+func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
