@@ -102,6 +102,12 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		}
 		return nil, yamlError(file, err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &ConfigError{File: file, Line: extra.Line, Msg: "a second YAML document: the configuration is one document"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlError(file, err)
+	}
 	p := &parser{file: file}
 	if len(doc.Content) == 0 {
 		return c, nil

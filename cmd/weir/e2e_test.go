@@ -119,7 +119,7 @@ func TestE2EInline(t *testing.T) {
 	capFile := filepath.Join(t.TempDir(), "replies.pcapng")
 	var capture *process
 	if _, err := exec.LookPath("tshark"); err == nil {
-		capture = startIn(t, tp.gw, "tshark", "-q", "-i", tp.gwIf, "-f", "src host "+nodeAddr+" and not tcp", "-w", capFile)
+		capture = startIn(t, tp.gw, "tshark", "-q", "-B", "256", "-i", tp.gwIf, "-f", "src host "+nodeAddr+" and not tcp", "-w", capFile)
 		waitFor(t, 10*time.Second, func() bool { return strings.Contains(capture.stderr.String(), "Capturing on") })
 	}
 

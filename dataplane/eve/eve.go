@@ -158,7 +158,12 @@ func ProtoName(p uint8) string {
 }
 
 // EndpointID formats a GWLB endpoint id as AWS writes it (vpce- and 17 hex digits).
-func EndpointID(v uint64) string { return fmt.Sprintf("vpce-%017x", v) }
+func EndpointID(v uint64) string { return string(appendEndpointID(nil, v)) }
+
+func appendEndpointID(b []byte, v uint64) []byte {
+	b = append(b, "vpce-"...)
+	return appendHex(b, v, 17)
+}
 
 // AppendFlow appends one EVE "flow" event for r, without the trailing newline.
 func AppendFlow(b []byte, r *flow.Record) []byte {
@@ -240,7 +245,7 @@ func appendWeir(b []byte, a *geneve.AWS) []byte {
 	b = append(b, `"encap":"geneve",`...)
 	if a.Has(geneve.AWSTypeEndpointID) {
 		b = append(b, `"gwlb_endpoint_id":"`...)
-		b = append(b, EndpointID(a.EndpointID)...)
+		b = appendEndpointID(b, a.EndpointID)
 		b = append(b, `",`...)
 	}
 	if a.Has(geneve.AWSTypeAttachmentID) {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runWeir calls run as main does and returns the exit code and both outputs.
+func runWeir(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeConfig(t *testing.T, name, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRunCheckConfigValid(t *testing.T) {
+	for name, data := range map[string]string{
+		"full.yaml":  fullConfig,
+		"empty.yaml": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := writeConfig(t, name, data)
+			code, out, errs := runWeir(t, "check-config", path)
+			if code != 0 {
+				t.Fatalf("check-config %s = %d, want 0; stderr %q", name, code, errs)
+			}
+			if errs != "" {
+				t.Errorf("stderr = %q, want nothing", errs)
+			}
+			if want := path + ": ok\n"; out != want {
+				t.Errorf("stdout = %q, want %q", out, want)
+			}
+		})
+	}
+}
+
+func TestRunCheckConfigInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		line       string
+		msg        string
+	}{
+		{"unknown key", "# weir\ngwlb:\n  lisen: 0.0.0.0:6081\n", "3", `unknown key "gwlb.lisen"`},
+		{"bad value", "flows:\n  tcp_timeout: 7000s\n", "2", "flows.tcp_timeout"},
+		{"yaml syntax", "log:\n\tlevel: info\n", "2", "found character that cannot start any token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, "weir.yaml", tc.data)
+			code, out, errs := runWeir(t, "check-config", path)
+			if code == 0 {
+				t.Fatalf("check-config = 0 for an invalid file; stdout %q", out)
+			}
+			if out != "" {
+				t.Errorf("stdout = %q, want nothing", out)
+			}
+			prefix := path + ":" + tc.line + ": "
+			if !strings.HasPrefix(errs, prefix) {
+				t.Errorf("stderr = %q, want it to start with %q", errs, prefix)
+			}
+			if !strings.Contains(errs, tc.msg) {
+				t.Errorf("stderr = %q, want it to contain %q", errs, tc.msg)
+			}
+			if strings.Count(errs, "\n") != 1 || !strings.HasSuffix(errs, "\n") {
+				t.Errorf("stderr = %q, want exactly one line", errs)
+			}
+		})
+	}
+}
+
+func TestRunCheckConfigMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	code, out, errs := runWeir(t, "check-config", path)
+	if code == 0 {
+		t.Fatalf("check-config of a missing file = 0; stdout %q", out)
+	}
+	if !strings.Contains(errs, path) || !strings.Contains(errs, "no such file") {
+		t.Errorf("stderr = %q, want it to name %s and say it does not exist", errs, path)
+	}
+}
+
+func TestRunCheckConfigUsage(t *testing.T) {
+	for _, args := range [][]string{{"check-config"}, {"check-config", "a.yaml", "b.yaml"}} {
+		code, _, errs := runWeir(t, args...)
+		if code != 2 {
+			t.Errorf("%q = %d, want 2", args, code)
+		}
+		if !strings.Contains(errs, "usage: weir check-config FILE") {
+			t.Errorf("%q: stderr = %q, want a usage line", args, errs)
+		}
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		code, out, errs := runWeir(t, arg)
+		if code != 0 {
+			t.Errorf("%s = %d, want 0; stderr %q", arg, code, errs)
+		}
+		if !strings.HasPrefix(out, "weir ") || !strings.HasSuffix(out, "\n") || len(out) <= len("weir \n") {
+			t.Errorf("%s printed %q, want \"weir VERSION\\n\"", arg, out)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	code, out, errs := runWeir(t)
+	if code != 2 {
+		t.Errorf("no args = %d, want 2", code)
+	}
+	if out != "" || !strings.Contains(errs, "usage: weir COMMAND") {
+		t.Errorf("no args: stdout %q, stderr %q; want usage on stderr", out, errs)
+	}
+
+	code, out, errs = runWeir(t, "frobnicate")
+	if code != 2 {
+		t.Errorf("unknown command = %d, want 2", code)
+	}
+	if out != "" || !strings.Contains(errs, `unknown command "frobnicate"`) || !strings.Contains(errs, "usage:") {
+		t.Errorf("unknown command: stdout %q, stderr %q", out, errs)
+	}
+
+	code, out, _ = runWeir(t, "help")
+	if code != 0 || !strings.Contains(out, "check-config FILE") {
+		t.Errorf("help = %d, stdout %q; want 0 and the usage", code, out)
+	}
+
+	code, _, errs = runWeir(t, "run", "extra")
+	if code != 2 || !strings.Contains(errs, "unexpected arguments") {
+		t.Errorf("run extra = %d, stderr %q; want 2 and a usage error", code, errs)
+	}
+}
+
+func TestRunWithBadConfig(t *testing.T) {
+	// run must refuse a bad configuration before starting anything.
+	path := writeConfig(t, "weir.yaml", "log:\n  level: loud\n")
+	code, _, errs := runWeir(t, "run", "-config", path)
+	if code != 1 {
+		t.Errorf("run -config bad = %d, want 1", code)
+	}
+	if want := path + ":2: "; !strings.HasPrefix(errs, want) {
+		t.Errorf("stderr = %q, want it to start with %q", errs, want)
+	}
+}
