@@ -118,11 +118,3 @@ func ether(typ uint16, b []byte, tags ...uint16) []byte {
 	out = append(out, byte(typ>>8), byte(typ))
 	return append(out, b...)
 }
-
-func cat(bs ...[]byte) []byte {
-	var out []byte
-	for _, b := range bs {
-		out = append(out, b...)
-	}
-	return out
-}
