@@ -13,6 +13,8 @@ type Gauges struct {
 	FlowsEvicted func() uint64
 	EVEWritten   func() uint64
 	EVEDropped   func() uint64
+	// FlowsEnded returns how many flows have ended, by their ACL verdict.
+	FlowsEnded func() (allowed, dropped uint64)
 }
 
 // Collector exports the pipeline's counters, summed over workers at scrape time.
@@ -22,6 +24,7 @@ type Collector struct {
 
 	packets, bytes, decodeErrors, sendErrors, returned *prometheus.Desc
 	flowsActive, flowsEvicted, eveWritten, eveDropped  *prometheus.Desc
+	flowsEnded                                         *prometheus.Desc
 }
 
 // NewCollector makes the weir_ metrics of p and g.
@@ -42,6 +45,8 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 			"Flows in the flow table.", nil, nil),
 		flowsEvicted: prometheus.NewDesc("weir_flows_evicted_total",
 			"Flows evicted because the flow table was full.", nil, nil),
+		flowsEnded: prometheus.NewDesc("weir_flows_ended_total",
+			"Flows that ended (timed out, closed, evicted or flushed), by ACL verdict.", []string{"action"}, nil),
 		eveWritten: prometheus.NewDesc("weir_eve_records_total",
 			"EVE records written.", nil, nil),
 		eveDropped: prometheus.NewDesc("weir_eve_dropped_total",
@@ -51,7 +56,7 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.decodeErrors, c.sendErrors,
-		c.returned, c.flowsActive, c.flowsEvicted, c.eveWritten, c.eveDropped} {
+		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped} {
 		ch <- d
 	}
 }
@@ -81,6 +86,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.g.FlowsEvicted != nil {
 		counter(c.flowsEvicted, c.g.FlowsEvicted())
+	}
+	if c.g.FlowsEnded != nil {
+		allowed, dropped := c.g.FlowsEnded()
+		counter(c.flowsEnded, allowed, "allow")
+		counter(c.flowsEnded, dropped, "drop")
 	}
 	if c.g.EVEWritten != nil {
 		counter(c.eveWritten, c.g.EVEWritten())

@@ -100,7 +100,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	t := n.pipeline.Totals()
 	n.shutdown(0)
-	flows := n.eve.Written()
+	allowedFlows, deniedFlows := n.flowsEnded()
 
 	fmt.Fprintf(stdout, "\nsummary\n")
 	fmt.Fprintf(stdout, "  packets sent by the GWLB       %d (%d jumbo, 8500-byte inner)\n", rep.Sent, rep.Jumbo)
@@ -108,7 +108,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  dropped by policy              %d (GWLB saw %d not returned)\n",
 		t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop), rep.Dropped)
 	fmt.Fprintf(stdout, "  returned but wrong             %d\n", rep.Mismatched)
-	fmt.Fprintf(stdout, "  flows                          %d (EVE flow records in %s)\n", flows, cfg.Outputs.EVE)
+	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied by policy\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
+	fmt.Fprintf(stdout, "  EVE flow records               %d in %s\n", n.eve.Written(), cfg.Outputs.EVE)
 	fmt.Fprintf(stdout, "  latency µs p50/p90/p99         %.0f / %.0f / %.0f\n", rep.LatencyUS.P50, rep.LatencyUS.P90, rep.LatencyUS.P99)
 	fmt.Fprintf(stdout, "  reply path                     %s\n", n.backend.Name())
 	if rep.Mismatched != 0 || rep.Returned == 0 {

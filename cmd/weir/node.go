@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"weir/dataplane"
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
+	"weir/dataplane/policy"
 	"weir/dataplane/socket"
 	"weir/health"
 )
@@ -27,6 +29,8 @@ type node struct {
 	servers  []*health.Server
 	hsrv     *health.Server
 	msrv     *health.Server
+
+	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
 
 	failed chan error // the dataplane stopped on its own
 	cancel context.CancelFunc
@@ -48,9 +52,15 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 			return nil, err
 		}
 	}
-	onEnd := func(*flow.Record) {}
-	if n.eve != nil {
-		onEnd = n.eve.Flow
+	onEnd := func(r *flow.Record) {
+		if r.Action == policy.Drop {
+			n.flowsDropped.Add(1)
+		} else {
+			n.flowsAllowed.Add(1)
+		}
+		if n.eve != nil {
+			n.eve.Flow(r)
+		}
 	}
 	pol := cfg.Policy
 	n.table = flow.NewTable(flow.Config{
@@ -76,7 +86,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 	}
 
 	reg := health.NewRegistry()
-	g := dataplane.Gauges{FlowsActive: n.table.Active, FlowsEvicted: n.table.Evicted}
+	g := dataplane.Gauges{FlowsActive: n.table.Active, FlowsEvicted: n.table.Evicted, FlowsEnded: n.flowsEnded}
 	if n.eve != nil {
 		g.EVEWritten, g.EVEDropped = n.eve.Written, n.eve.Dropped
 	}
@@ -153,6 +163,10 @@ func (n *node) housekeep(ctx context.Context) {
 			n.table.Expire(now.UnixNano())
 		}
 	}
+}
+
+func (n *node) flowsEnded() (allowed, dropped uint64) {
+	return n.flowsAllowed.Load(), n.flowsDropped.Load()
 }
 
 func (n *node) healthAddr() string {

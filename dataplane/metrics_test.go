@@ -1,0 +1,83 @@
+package dataplane
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"weir/dataplane/packet"
+	"weir/dataplane/policy"
+)
+
+// TestCollector checks the exported names, labels and values after a batch on two
+// workers: counts are summed over workers at scrape time.
+func TestCollector(t *testing.T) {
+	pol := &policy.Policy{Default: policy.Allow, Rules: []policy.Rule{
+		{Action: policy.Drop, Proto: 6, DstPort: policy.PortRange{Lo: 23, Hi: 23}},
+	}}
+	p, table, _ := newTestPipeline(pol, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, 100)
+	bad := gwlbDatagram(innerTCP(t, "10.0.0.1", "10.1.0.1", 1, 80, packet.TCPSyn, 0), 1, 1)
+	bad[0] |= 0x40
+	for i, w := range []*Worker{p.NewWorker(), p.NewWorker()} {
+		b := NewBatch(4)
+		load(b, [][]byte{
+			gwlbDatagram(innerTCP(t, "10.0.0.1", "10.1.0.1", uint16(1000+i), 80, packet.TCPSyn, 0), 1, 1),
+			gwlbDatagram(innerTCP(t, "10.0.0.1", "10.1.0.1", uint16(1000+i), 23, packet.TCPSyn, 0), 1, 1),
+			bad,
+		}, gwlb, 1)
+		w.Process(b)
+		w.CountSent(1, 0)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(p, Gauges{
+		FlowsActive: table.Active, FlowsEvicted: table.Evicted,
+		FlowsEnded: func() (uint64, uint64) { return 5, 2 },
+	}))
+	want := `
+# HELP weir_packets_total Datagrams received, by encapsulation and what became of them.
+# TYPE weir_packets_total counter
+weir_packets_total{action="allow",encap="geneve"} 2
+weir_packets_total{action="drop",encap="geneve"} 2
+weir_packets_total{action="malformed",encap="geneve"} 2
+weir_packets_total{action="source_denied",encap="geneve"} 0
+# HELP weir_returned_total Packets sent back to the load balancer.
+# TYPE weir_returned_total counter
+weir_returned_total 2
+# HELP weir_flows_active Flows in the flow table.
+# TYPE weir_flows_active gauge
+weir_flows_active 4
+# HELP weir_flows_ended_total Flows that ended (timed out, closed, evicted or flushed), by ACL verdict.
+# TYPE weir_flows_ended_total counter
+weir_flows_ended_total{action="allow"} 5
+weir_flows_ended_total{action="drop"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"weir_packets_total", "weir_returned_total", "weir_flows_active", "weir_flows_ended_total"); err != nil {
+		t.Error(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "weir_decode_errors_total")
+	if err != nil || n == 0 {
+		t.Fatalf("weir_decode_errors_total: %d series, %v", n, err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "weir_") {
+			t.Errorf("metric %s lacks the weir_ prefix", mf.GetName())
+		}
+		if mf.GetType() == 0 /* counter */ && !strings.HasSuffix(mf.GetName(), "_total") {
+			t.Errorf("counter %s does not end in _total", mf.GetName())
+		}
+		if mf.GetName() == "weir_decode_errors_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "reason" && l.GetValue() == "bad_version" && m.GetCounter().GetValue() != 2 {
+						t.Errorf("bad_version = %v, want 2", m.GetCounter().GetValue())
+					}
+				}
+			}
+		}
+	}
+}
