@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"weir/dataplane/flow"
+	"weir/dataplane/mirror"
 	"weir/dataplane/packet"
 	"weir/geneve"
 )
@@ -17,10 +18,12 @@ type Encap uint8
 
 const (
 	EncapGeneve Encap = iota // from a GWLB, UDP 6081
-	numEncaps
+	EncapVXLAN               // from Traffic Mirroring, UDP 4789
+	EncapNone                // not tunnelled (replayed captures of plain traffic)
+	NumEncaps
 )
 
-func (e Encap) String() string { return [...]string{"geneve"}[e] }
+func (e Encap) String() string { return [...]string{"geneve", "vxlan", "none"}[e] }
 
 // Verdict is what becomes of a datagram after the pipeline.
 type Verdict uint8
@@ -44,8 +47,16 @@ type Slot struct {
 	AWS     geneve.AWS
 	Packet  packet.Packet
 	Flow    flow.Result
-	action  Action // what the slot is counted as
-	done    bool   // a stage settled the verdict; later stages skip the slot
+
+	// Mirror path (and Ethernet payloads).
+	Frame     []byte           // the inner Ethernet frame, within Buf; nil for IP payloads
+	VNI       uint32           // VXLAN network identifier
+	Session   *Session         // the mirror session; nil when not mirrored traffic
+	Direction mirror.Direction // relative to the mirrored ENI
+	CapLen    int              // bytes of Frame to record (after truncation)
+
+	action Action // what the slot is counted as
+	done   bool   // a stage settled the verdict; later stages skip the slot
 }
 
 // drop settles a slot as dropped, counted as a.

@@ -5,6 +5,7 @@ import (
 
 	"weir/dataplane/packet"
 	"weir/geneve"
+	"weir/vxlan"
 )
 
 // Gauges are values the collector reads from outside the pipeline at scrape time.
@@ -15,6 +16,10 @@ type Gauges struct {
 	EVEDropped   func() uint64
 	// FlowsEnded returns how many flows have ended, by their ACL verdict.
 	FlowsEnded func() (allowed, dropped uint64)
+	// Sessions are the mirror sessions, for per-session metrics.
+	Sessions []*Session
+	// PCAPDropped returns the packets of a session the pcap writer dropped.
+	PCAPDropped func(session int) uint64
 }
 
 // Collector exports the pipeline's counters, summed over workers at scrape time.
@@ -25,12 +30,27 @@ type Collector struct {
 	packets, bytes, decodeErrors, sendErrors, returned *prometheus.Desc
 	flowsActive, flowsEvicted, eveWritten, eveDropped  *prometheus.Desc
 	flowsEnded                                         *prometheus.Desc
+	vxlanReserved                                      *prometheus.Desc
+	mirror                                             [7]*prometheus.Desc
+}
+
+// The per-session mirror metrics, in the order of Collector.mirror.
+var mirrorMetrics = [7][2]string{
+	{"weir_mirror_received_packets_total", "Mirrored packets received for the session."},
+	{"weir_mirror_received_bytes_total", "Bytes of mirrored frames received for the session."},
+	{"weir_mirror_accepted_packets_total", "Mirrored packets the session's filter accepted (recorded)."},
+	{"weir_mirror_rejected_packets_total", "Mirrored packets the session's filter rejected or did not match."},
+	{"weir_mirror_truncated_packets_total", "Accepted packets cut to the session's packet length."},
+	{"weir_mirror_duplicates_total", "Second copies of packets mirrored at both ends, suppressed."},
+	{"weir_pcap_dropped_total", "Accepted packets the pcap writer dropped because its queue was full."},
 }
 
 // NewCollector makes the weir_ metrics of p and g.
 func NewCollector(p *Pipeline, g Gauges) *Collector {
-	return &Collector{
+	c := &Collector{
 		p: p, g: g,
+		vxlanReserved: prometheus.NewDesc("weir_vxlan_reserved_bits_total",
+			"VXLAN headers with reserved bits set (accepted: real senders set them).", nil, nil),
 		packets: prometheus.NewDesc("weir_packets_total",
 			"Datagrams received, by encapsulation and what became of them.", []string{"encap", "action"}, nil),
 		bytes: prometheus.NewDesc("weir_bytes_total",
@@ -52,11 +72,18 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 		eveDropped: prometheus.NewDesc("weir_eve_dropped_total",
 			"EVE records lost because the writer's queue was full.", nil, nil),
 	}
+	for i, m := range mirrorMetrics {
+		c.mirror[i] = prometheus.NewDesc(m[0], m[1], []string{"session"}, nil)
+	}
+	return c
 }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.decodeErrors, c.sendErrors,
-		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped} {
+		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped, c.vxlanReserved} {
+		ch <- d
+	}
+	for _, d := range c.mirror {
 		ch <- d
 	}
 }
@@ -66,8 +93,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for e := Encap(0); e < numEncaps; e++ {
-		for a := Action(0); a < numActions; a++ {
+	for e := Encap(0); e < NumEncaps; e++ {
+		for a := Action(0); a < NumActions; a++ {
 			counter(c.packets, t.Packets[e][a], e.String(), a.String())
 		}
 		counter(c.bytes, t.Bytes[e], e.String())
@@ -76,8 +103,27 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for r := geneve.Reason(1); r < geneve.NumReasons; r++ {
 		counter(c.decodeErrors, t.GeneveErr[r], EncapGeneve.String(), r.String())
 	}
-	for r := packet.Reason(1); r < packet.NumReasons; r++ {
-		counter(c.decodeErrors, t.InnerErr[r], EncapGeneve.String(), "inner_"+r.String())
+	for r := vxlan.Reason(1); r < vxlan.NumReasons; r++ {
+		counter(c.decodeErrors, t.VXLANErr[r], EncapVXLAN.String(), r.String())
+	}
+	for e := Encap(0); e < NumEncaps; e++ {
+		for r := packet.Reason(1); r < packet.NumReasons; r++ {
+			counter(c.decodeErrors, t.InnerErr[e][r], e.String(), "inner_"+r.String())
+		}
+	}
+	counter(c.vxlanReserved, t.VXLANReserved)
+	for _, x := range c.g.Sessions {
+		if int(x.Index) >= len(t.Sessions) {
+			continue
+		}
+		st := t.Sessions[x.Index]
+		var dropped uint64
+		if c.g.PCAPDropped != nil {
+			dropped = c.g.PCAPDropped(int(x.Index))
+		}
+		for i, v := range [7]uint64{st.Received, st.ReceivedBytes, st.Accepted, st.Rejected, st.Truncated, st.Duplicates, dropped} {
+			counter(c.mirror[i], v, x.Name)
+		}
 	}
 	counter(c.sendErrors, t.SendErrors)
 	counter(c.returned, t.Returned)

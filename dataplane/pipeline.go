@@ -6,6 +6,7 @@ import (
 
 	"weir/dataplane/packet"
 	"weir/geneve"
+	"weir/vxlan"
 )
 
 // Action is the outcome a datagram is counted under in weir_packets_total.
@@ -16,16 +17,21 @@ const (
 	ActionDrop                       // dropped by policy
 	ActionMalformed                  // failed to decode
 	ActionSourceDenied               // tunnel source not in the allowed list
-	numActions
+	ActionFiltered                   // mirrored traffic the session's filter does not mirror
+	ActionDuplicate                  // the second copy of a packet mirrored at both ends
+	ActionNoSession                  // mirrored traffic of a VNI no session takes
+	ActionNotIP                      // mirrored frames that carry no IP packet (ARP, ...)
+	NumActions
 )
 
 func (a Action) String() string {
-	return [...]string{"allow", "drop", "malformed", "source_denied"}[a]
+	return [...]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate", "no_session", "not_ip"}[a]
 }
 
 // Pipeline is the ordered list of stages every batch goes through.
 type Pipeline struct {
-	stages []Stage
+	stages   []Stage
+	sessions int // mirror sessions, for per-session counters
 
 	mu      sync.Mutex
 	workers []*Worker
@@ -36,12 +42,16 @@ func NewPipeline(stages ...Stage) *Pipeline {
 	return &Pipeline{stages: stages}
 }
 
+// SetSessions sizes the per-session counters; call it before NewWorker.
+func (p *Pipeline) SetSessions(n int) { p.sessions = n }
+
 // NewWorker makes the per-goroutine state a backend worker needs to run the
 // pipeline. Its counters are summed into the pipeline's totals.
 func (p *Pipeline) NewWorker() *Worker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w := &Worker{ID: len(p.workers), pipeline: p}
+	w := &Worker{ID: len(p.workers), pipeline: p,
+		sess: make([]sessionTally, p.sessions+1), sessC: make([]sessionCounters, p.sessions+1)}
 	p.workers = append(p.workers, w)
 	return w
 }
@@ -55,28 +65,48 @@ type Worker struct {
 
 	local    tally
 	counters counters
+	sess     []sessionTally    // per mirror session, indexed by Session.Index
+	sessC    []sessionCounters // published
+}
+
+// sessionTally counts one mirror session's packets during a batch.
+type sessionTally struct {
+	received, receivedBytes, accepted, rejected, truncated, duplicates uint64
+}
+
+type sessionCounters struct {
+	received, receivedBytes, accepted, rejected, truncated, duplicates atomic.Uint64
+}
+
+// SessionTotals is one mirror session's counts, summed over workers.
+type SessionTotals struct {
+	Received, ReceivedBytes, Accepted, Rejected, Truncated, Duplicates uint64
 }
 
 // tally is a worker's per-batch count, plain integers.
 type tally struct {
-	packets    [numEncaps][numActions]uint64
-	bytes      [numEncaps]uint64
-	geneveErr  [geneve.NumReasons]uint64
-	innerErr   [packet.NumReasons]uint64
-	sendErrors uint64
-	returned   uint64
-	dirty      bool
+	packets       [NumEncaps][NumActions]uint64
+	bytes         [NumEncaps]uint64
+	geneveErr     [geneve.NumReasons]uint64
+	vxlanErr      [vxlan.NumReasons]uint64
+	vxlanReserved uint64
+	innerErr      [NumEncaps][packet.NumReasons]uint64
+	sendErrors    uint64
+	returned      uint64
+	dirty         bool
 }
 
 // counters is a worker's published count; read by scrapes at any time.
 type counters struct {
-	packets    [numEncaps][numActions]atomic.Uint64
-	bytes      [numEncaps]atomic.Uint64
-	geneveErr  [geneve.NumReasons]atomic.Uint64
-	innerErr   [packet.NumReasons]atomic.Uint64
-	sendErrors atomic.Uint64
-	returned   atomic.Uint64
-	_          [64]byte // keep the next worker's counters off this cache line
+	packets       [NumEncaps][NumActions]atomic.Uint64
+	bytes         [NumEncaps]atomic.Uint64
+	geneveErr     [geneve.NumReasons]atomic.Uint64
+	vxlanErr      [vxlan.NumReasons]atomic.Uint64
+	vxlanReserved atomic.Uint64
+	innerErr      [NumEncaps][packet.NumReasons]atomic.Uint64
+	sendErrors    atomic.Uint64
+	returned      atomic.Uint64
+	_             [64]byte // keep the next worker's counters off this cache line
 }
 
 // Process runs every stage over the batch, then counts each slot's outcome.
@@ -122,10 +152,34 @@ func (w *Worker) publish() {
 			c.geneveErr[r].Add(v)
 		}
 	}
-	for r, v := range t.innerErr {
+	for r, v := range t.vxlanErr {
 		if v != 0 {
-			c.innerErr[r].Add(v)
+			c.vxlanErr[r].Add(v)
 		}
+	}
+	if t.vxlanReserved != 0 {
+		c.vxlanReserved.Add(t.vxlanReserved)
+	}
+	for e := range t.innerErr {
+		for r, v := range t.innerErr[e] {
+			if v != 0 {
+				c.innerErr[e][r].Add(v)
+			}
+		}
+	}
+	for i := range w.sess {
+		l := &w.sess[i]
+		if *l == (sessionTally{}) {
+			continue
+		}
+		sc := &w.sessC[i]
+		sc.received.Add(l.received)
+		sc.receivedBytes.Add(l.receivedBytes)
+		sc.accepted.Add(l.accepted)
+		sc.rejected.Add(l.rejected)
+		sc.truncated.Add(l.truncated)
+		sc.duplicates.Add(l.duplicates)
+		*l = sessionTally{}
 	}
 	if t.sendErrors != 0 {
 		c.sendErrors.Add(t.sendErrors)
@@ -138,12 +192,15 @@ func (w *Worker) publish() {
 
 // Totals is a snapshot of all workers' counters.
 type Totals struct {
-	Packets    [numEncaps][numActions]uint64
-	Bytes      [numEncaps]uint64
-	GeneveErr  [geneve.NumReasons]uint64
-	InnerErr   [packet.NumReasons]uint64
-	SendErrors uint64
-	Returned   uint64
+	Packets       [NumEncaps][NumActions]uint64
+	Bytes         [NumEncaps]uint64
+	GeneveErr     [geneve.NumReasons]uint64
+	VXLANErr      [vxlan.NumReasons]uint64
+	VXLANReserved uint64 // VXLAN headers with reserved bits set (accepted)
+	InnerErr      [NumEncaps][packet.NumReasons]uint64
+	SendErrors    uint64
+	Returned      uint64
+	Sessions      []SessionTotals // indexed by Session.Index; 0 unused
 }
 
 // Packet returns the packets counted under encapsulation e and action a.
@@ -166,8 +223,26 @@ func (p *Pipeline) Totals() Totals {
 		for r := range c.geneveErr {
 			t.GeneveErr[r] += c.geneveErr[r].Load()
 		}
-		for r := range c.innerErr {
-			t.InnerErr[r] += c.innerErr[r].Load()
+		for r := range c.vxlanErr {
+			t.VXLANErr[r] += c.vxlanErr[r].Load()
+		}
+		t.VXLANReserved += c.vxlanReserved.Load()
+		for e := range c.innerErr {
+			for r := range c.innerErr[e] {
+				t.InnerErr[e][r] += c.innerErr[e][r].Load()
+			}
+		}
+		if t.Sessions == nil {
+			t.Sessions = make([]SessionTotals, len(w.sessC))
+		}
+		for i := range w.sessC {
+			sc, st := &w.sessC[i], &t.Sessions[i]
+			st.Received += sc.received.Load()
+			st.ReceivedBytes += sc.receivedBytes.Load()
+			st.Accepted += sc.accepted.Load()
+			st.Rejected += sc.rejected.Load()
+			st.Truncated += sc.truncated.Load()
+			st.Duplicates += sc.duplicates.Load()
 		}
 		t.SendErrors += c.sendErrors.Load()
 		t.Returned += c.returned.Load()

@@ -35,6 +35,9 @@ func (g *GeneveDecode) Process(w *Worker, b *Batch) {
 			continue
 		}
 		s.Geneve, s.Inner, s.AWS = h, inner, aws
+		if h.ProtocolType() == geneve.ProtoEthernet {
+			s.Frame = inner
+		}
 	}
 }
 
@@ -50,7 +53,8 @@ func (g *GeneveDecode) allowed(a netip.Addr) bool {
 	return false
 }
 
-// InnerDecode decodes the tunnelled packet.
+// InnerDecode decodes the tunnelled packet: an IP packet, or the IP packet of an
+// Ethernet frame (mirrored traffic, GENEVE with an Ethernet payload, plain captures).
 type InnerDecode struct{}
 
 func (InnerDecode) Process(w *Worker, b *Batch) {
@@ -60,25 +64,31 @@ func (InnerDecode) Process(w *Worker, b *Batch) {
 			continue
 		}
 		var err error
-		if s.Geneve != nil && s.Geneve.ProtocolType() == geneve.ProtoEthernet {
-			err = s.Packet.DecodeEthernet(s.Inner)
-		} else {
+		switch {
+		case s.Frame != nil:
+			err = s.Packet.DecodeEthernet(s.Frame)
+		default:
 			err = s.Packet.Decode(s.Inner)
 		}
 		if err != nil {
-			if r, ok := err.(packet.Reason); ok {
-				w.local.innerErr[r]++
+			r, _ := err.(packet.Reason)
+			if r == packet.ReasonNotIP {
+				s.drop(ActionNotIP)
+				continue
 			}
+			w.local.innerErr[s.Encap][r]++
 			s.drop(ActionMalformed)
 		}
 	}
 }
 
-// Track finds each packet's flow in the table, creating it (and deciding its policy)
-// at the first packet, and sets the verdict the flow carries: inline traffic that
-// policy allows is returned to the GWLB.
+// Track finds each packet's flow, creating it at the first packet, and sets the
+// verdict the flow carries. Inline (GWLB) flows have their policy decided at
+// creation, and what policy allows is returned to the GWLB. Mirrored flows live in
+// their own table, keyed by session and VNI, and are never returned.
 type Track struct {
-	Table *flow.Table
+	Table  *flow.Table // GWLB and plain flows
+	Mirror *flow.Table // mirrored flows; may be nil when there is no mirror path
 }
 
 func (t *Track) Process(w *Worker, b *Batch) {
@@ -87,7 +97,22 @@ func (t *Track) Process(w *Worker, b *Batch) {
 		if s.done {
 			continue
 		}
-		s.Flow = t.Table.Track(s.AWS.EndpointID, &s.Packet, len(s.Inner), &s.AWS, b.Now)
+		if s.Session != nil {
+			m := mirrorMeta(s)
+			s.Flow = t.Mirror.TrackMeta(mirrorScope(s), &s.Packet, s.Packet.Length, &m, b.Now)
+			s.action = ActionAllow
+			continue
+		}
+		m := flow.Meta{}
+		length := len(s.Inner)
+		if s.Encap == EncapGeneve {
+			m.AWS = &s.AWS
+			m.Tunnel = flow.Tunnel{Encap: flow.EncapGeneve, Src: s.Outer.Src, Dst: s.Outer.Dst,
+				SrcPort: s.Outer.SrcPort, DstPort: s.Outer.DstPort, VNI: s.Geneve.VNI()}
+		} else {
+			length = s.Packet.Length
+		}
+		s.Flow = t.Table.TrackMeta(s.AWS.EndpointID, &s.Packet, length, &m, b.Now)
 		if s.Flow.Action == policy.Drop {
 			s.drop(ActionDrop)
 			continue

@@ -44,8 +44,21 @@ type Config struct {
 		ClosedTimeout time.Duration
 	}
 	Policy  policy.Policy
+	Mirror  MirrorConfig
 	Outputs struct {
-		EVE string
+		EVE  string
+		PCAP struct {
+			Dir          string
+			MaxFileSize  int64
+			MaxFileAge   time.Duration
+			MaxTotalSize int64
+			Queue        int
+		}
+		FlowLog struct {
+			Path      string
+			Interval  time.Duration
+			AccountID string
+		}
 	}
 	Log struct {
 		Level  string
@@ -67,6 +80,13 @@ func DefaultConfig() *Config {
 	c.Flows.OtherTimeout = 120 * time.Second
 	c.Flows.ClosedTimeout = 5 * time.Second
 	c.Policy.Default = policy.Allow
+	c.Mirror.Listen = netip.MustParseAddrPort("0.0.0.0:4789")
+	c.Mirror.AmazonDNS = []netip.Addr{netip.MustParseAddr("169.254.169.253"), netip.MustParseAddr("fd00:ec2::253")}
+	c.Outputs.PCAP.MaxFileSize = 100 << 20
+	c.Outputs.PCAP.MaxFileAge = time.Hour
+	c.Outputs.PCAP.MaxTotalSize = 1 << 30
+	c.Outputs.PCAP.Queue = 8192
+	c.Outputs.FlowLog.Interval = time.Minute
 	c.Log.Level = "info"
 	c.Log.Format = "auto"
 	return c
@@ -170,9 +190,30 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 				},
 			})
 		},
+		"mirror": func(n *yaml.Node) { p.mirror(n, c) },
 		"outputs": func(n *yaml.Node) {
 			p.mapping(n, "outputs", map[string]func(*yaml.Node){
 				"eve": func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+				"pcap": func(n *yaml.Node) {
+					pc := &c.Outputs.PCAP
+					p.mapping(n, "outputs.pcap", map[string]func(*yaml.Node){
+						"dir":           func(n *yaml.Node) { pc.Dir = p.str(n, "outputs.pcap.dir") },
+						"max_file_size": func(n *yaml.Node) { pc.MaxFileSize = p.size(n, "outputs.pcap.max_file_size", 64<<10) },
+						"max_file_age": func(n *yaml.Node) {
+							pc.MaxFileAge = p.duration(n, "outputs.pcap.max_file_age", time.Second, 7*24*time.Hour)
+						},
+						"max_total_size": func(n *yaml.Node) { pc.MaxTotalSize = p.size(n, "outputs.pcap.max_total_size", 64<<10) },
+						"queue":          func(n *yaml.Node) { pc.Queue = p.intRange(n, "outputs.pcap.queue", 16, 1<<20) },
+					})
+				},
+				"flowlog": func(n *yaml.Node) {
+					fl := &c.Outputs.FlowLog
+					p.mapping(n, "outputs.flowlog", map[string]func(*yaml.Node){
+						"path":       func(n *yaml.Node) { fl.Path = p.str(n, "outputs.flowlog.path") },
+						"interval":   func(n *yaml.Node) { fl.Interval = p.duration(n, "outputs.flowlog.interval", time.Second, time.Hour) },
+						"account_id": func(n *yaml.Node) { fl.AccountID = p.str(n, "outputs.flowlog.account_id") },
+					})
+				},
 			})
 		},
 		"log": func(n *yaml.Node) {
@@ -313,6 +354,34 @@ func (p *parser) intRange(n *yaml.Node, where string, lo, hi int) int {
 		p.fail(n, "%s: %d is out of range %d-%d", where, v, lo, hi)
 	}
 	return v
+}
+
+// size parses a byte count: 1048576, 512KiB, 100MiB, 1GiB (KB/MB/GB are taken as
+// the same binary units).
+func (p *parser) size(n *yaml.Node, where string, lo int64) int64 {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return 0
+	}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"TB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		p.fail(n, "%s: %q is not a size (like 100MiB or 1GiB)", where, s)
+		return 0
+	}
+	if v*mult < lo {
+		p.fail(n, "%s: %s is smaller than the minimum of %d bytes", where, s, lo)
+	}
+	return v * mult
 }
 
 func (p *parser) duration(n *yaml.Node, where string, lo, hi time.Duration) time.Duration {

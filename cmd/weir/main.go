@@ -4,7 +4,9 @@
 //
 //	weir run -config FILE      run the appliance
 //	weir check-config FILE     validate a configuration file
+//	weir replay -eve OUT PCAP  run capture files through the pipeline
 //	weir sim gwlb [flags]      simulate a Gateway Load Balancer against targets
+//	weir sim mirror [flags]    send AWS-style Traffic Mirroring traffic
 //	weir demo                  appliance and simulator on loopback, for ten seconds
 //	weir version               print the version
 package main
@@ -32,7 +34,9 @@ const usage = `usage: weir COMMAND [ARGS]
 commands:
   run -config FILE     run the appliance
   check-config FILE    validate a configuration file (exit 0 when valid)
+  replay [FLAGS] PCAP  run capture files through the pipeline (weir replay -h)
   sim gwlb [FLAGS]     simulate a Gateway Load Balancer (weir sim gwlb -h)
+  sim mirror [FLAGS]   send AWS-style Traffic Mirroring traffic (weir sim mirror -h)
   demo                 run an appliance and the simulator on loopback for ten seconds
   version              print the version
 `
@@ -53,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args, stdout)
+	case "replay":
+		err = cmdReplay(args, stdout, stderr)
 	case "sim":
 		err = cmdSim(args, stdout, stderr)
 	case "demo":

@@ -6,31 +6,22 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"weir/dataplane"
-	"weir/dataplane/eve"
-	"weir/dataplane/flow"
-	"weir/dataplane/policy"
 	"weir/dataplane/socket"
 	"weir/health"
 )
 
-// node is one running appliance: dataplane, flow table, outputs, health and metrics.
+// node is one running appliance: the engine fed by the socket backend, with health
+// and metrics.
 type node struct {
-	cfg      *Config
-	log      *slog.Logger
-	state    health.State
-	table    *flow.Table
-	eve      *eve.Writer
-	pipeline *dataplane.Pipeline
-	backend  *socket.Backend
-	servers  []*health.Server
-	hsrv     *health.Server
-	msrv     *health.Server
-
-	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
+	*engine
+	state   health.State
+	backend *socket.Backend
+	servers []*health.Server
+	hsrv    *health.Server
+	msrv    *health.Server
 
 	failed chan error // the dataplane stopped on its own
 	cancel context.CancelFunc
@@ -41,56 +32,35 @@ type node struct {
 // startNode opens everything the configuration asks for and starts forwarding. Every
 // listener is bound before it returns, so a bad address fails here.
 func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err error) {
-	n := &node{cfg: cfg, log: log, failed: make(chan error, 1)}
+	n := &node{failed: make(chan error, 1)}
+	if n.engine, err = newEngine(cfg, log); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
+			for _, s := range n.servers {
+				_ = s.Close()
+			}
 			n.closeOutputs()
 		}
 	}()
-	if cfg.Outputs.EVE != "" {
-		if n.eve, err = eve.Open(cfg.Outputs.EVE, 0, log); err != nil {
-			return nil, err
-		}
+	listeners := []socket.Listener{{Addr: cfg.GWLB.Listen, Encap: dataplane.EncapGeneve}}
+	if cfg.Mirror.Listen.IsValid() {
+		listeners = append(listeners, socket.Listener{Addr: cfg.Mirror.Listen, Encap: dataplane.EncapVXLAN})
 	}
-	onEnd := func(r *flow.Record) {
-		if r.Action == policy.Drop {
-			n.flowsDropped.Add(1)
-		} else {
-			n.flowsAllowed.Add(1)
-		}
-		if n.eve != nil {
-			n.eve.Flow(r)
-		}
-	}
-	pol := cfg.Policy
-	n.table = flow.NewTable(flow.Config{
-		MaxFlows:      cfg.Flows.Max,
-		TCPTimeout:    cfg.Flows.TCPTimeout,
-		OtherTimeout:  cfg.Flows.OtherTimeout,
-		ClosedTimeout: cfg.Flows.ClosedTimeout,
-	}, &pol, onEnd)
-	n.pipeline = dataplane.NewPipeline(
-		&dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources},
-		dataplane.InnerDecode{},
-		&dataplane.Track{Table: n.table},
-	)
 	n.backend, err = socket.New(socket.Config{
-		Listen:  cfg.GWLB.Listen,
-		Workers: cfg.Dataplane.Workers,
-		Batch:   cfg.Dataplane.Batch,
-		Reply:   cfg.GWLB.Reply,
-		Logger:  log,
+		Listeners: listeners,
+		Workers:   cfg.Dataplane.Workers,
+		Batch:     cfg.Dataplane.Batch,
+		Reply:     cfg.GWLB.Reply,
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, err
 	}
 
 	reg := health.NewRegistry()
-	g := dataplane.Gauges{FlowsActive: n.table.Active, FlowsEvicted: n.table.Evicted, FlowsEnded: n.flowsEnded}
-	if n.eve != nil {
-		g.EVEWritten, g.EVEDropped = n.eve.Written, n.eve.Dropped
-	}
-	reg.MustRegister(dataplane.NewCollector(n.pipeline, g))
+	reg.MustRegister(dataplane.NewCollector(n.pipeline, n.gauges()))
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
 	mmux := http.NewServeMux()
@@ -98,17 +68,20 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 	if cfg.Health.Listen != "" && cfg.Health.Listen == cfg.Metrics.Listen {
 		hmux.Handle("/metrics", health.MetricsHandler(reg))
 		if n.hsrv, err = n.serve(cfg.Health.Listen, hmux); err != nil {
+			n.backend.Close()
 			return nil, err
 		}
 		n.msrv = n.hsrv
 	} else {
 		if cfg.Health.Listen != "" {
 			if n.hsrv, err = n.serve(cfg.Health.Listen, hmux); err != nil {
+				n.backend.Close()
 				return nil, err
 			}
 		}
 		if cfg.Metrics.Listen != "" {
 			if n.msrv, err = n.serve(cfg.Metrics.Listen, mmux); err != nil {
+				n.backend.Close()
 				return nil, err
 			}
 		}
@@ -151,22 +124,23 @@ func (n *node) serve(addr string, h http.Handler) (*health.Server, error) {
 	return s, nil
 }
 
-// housekeep ends idle flows once a second.
+// housekeep ends idle flows once a second and writes flow-log records each interval.
 func (n *node) housekeep(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	next := time.Now().Add(n.cfg.Outputs.FlowLog.Interval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			n.table.Expire(now.UnixNano())
+			n.expire(now.UnixNano())
+			if !now.Before(next) {
+				n.interval(now.UnixNano())
+				next = next.Add(n.cfg.Outputs.FlowLog.Interval)
+			}
 		}
 	}
-}
-
-func (n *node) flowsEnded() (allowed, dropped uint64) {
-	return n.flowsAllowed.Load(), n.flowsDropped.Load()
 }
 
 func (n *node) healthAddr() string {
@@ -194,22 +168,13 @@ func (n *node) shutdown(drainDelay time.Duration) {
 		}
 		n.cancel()
 		n.wg.Wait()
-		ended := n.table.Flush(time.Now().UnixNano())
+		ended := n.flush(time.Now().UnixNano())
 		n.log.Info("flows flushed", "flows", ended)
-		n.closeOutputs()
-	})
-}
-
-func (n *node) closeOutputs() {
-	for _, s := range n.servers {
-		_ = s.Close()
-	}
-	if n.eve != nil {
-		if err := n.eve.Close(); err != nil {
-			n.log.Error("eve close", "err", err)
+		for _, s := range n.servers {
+			_ = s.Close()
 		}
-	}
-	if n.backend != nil && n.cancel == nil {
-		n.backend.Close()
-	}
+		if err := n.closeOutputs(); err != nil {
+			n.log.Error("closing outputs", "err", err)
+		}
+	})
 }

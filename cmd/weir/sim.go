@@ -7,20 +7,108 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"weir/geneve/gwlbsim"
+	"weir/vxlan/mirrorsim"
 )
 
 func cmdSim(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "gwlb" {
-		return usageError{errors.New("usage: weir sim gwlb [FLAGS] (see weir sim gwlb -h)")}
+	switch {
+	case len(args) > 0 && args[0] == "gwlb":
+		return cmdSimGWLB(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "mirror":
+		return cmdSimMirror(args[1:], stdout, stderr)
 	}
-	return cmdSimGWLB(args[1:], stdout, stderr)
+	return usageError{errors.New("usage: weir sim gwlb|mirror [FLAGS] (see weir sim gwlb -h, weir sim mirror -h)")}
+}
+
+// eniFlags collects repeated -eni IP,MAC,VNI flags.
+type eniFlags []mirrorsim.ENI
+
+func (e *eniFlags) String() string { return fmt.Sprint(*e) }
+
+func (e *eniFlags) Set(s string) error {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return fmt.Errorf("eni %q: want IP,MAC,VNI", s)
+	}
+	ip, err := netip.ParseAddr(parts[0])
+	if err != nil {
+		return fmt.Errorf("eni %q: %v", s, err)
+	}
+	mac, err := net.ParseMAC(parts[1])
+	if err != nil {
+		return fmt.Errorf("eni %q: %v", s, err)
+	}
+	vni, err := strconv.ParseUint(parts[2], 10, 24)
+	if err != nil {
+		return fmt.Errorf("eni %q: VNI: %v", s, err)
+	}
+	*e = append(*e, mirrorsim.ENI{IP: ip, MAC: mac, VNI: uint32(vni)})
+	return nil
+}
+
+func cmdSimMirror(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sim mirror", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: weir sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-eni ...] [FLAGS]
+
+Sends AWS-style VPC Traffic Mirroring traffic to the target: VXLAN to port 4789 from
+the mirrored ENI's IP (which must be a local address), the outer source port a hash
+of the inner 5-tuple, the session's VNI, inner Ethernet frames with the ENI's MAC on
+the side AWS puts it. Synthetic flows, or the frames of a capture file (-pcap).
+With -both-ends, flows run between pairs of ENIs and every packet is mirrored twice,
+as AWS does when both ends are mirrored. Prints a JSON report.
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	var enis eniFlags
+	fs.Var(&enis, "eni", "mirrored interface `IP,MAC,VNI` (repeatable)")
+	target := fs.String("target", "", "weir's mirror listener `ADDR:PORT`")
+	flows := fs.Int("flows", 50, "synthetic flows")
+	ppf := fs.Int("packets", 10, "packets per flow")
+	rate := fs.Int("rate", 1000, "packets per second (0 = unpaced)")
+	v6 := fs.Float64("ipv6", 0, "share of IPv6 flows, 0 to 1")
+	protos := fs.String("protos", "tcp,udp,icmp", "protocols of the flows")
+	both := fs.Bool("both-ends", false, "mirror every packet at both ends (needs two -eni)")
+	pcap := fs.String("pcap", "", "send the Ethernet frames of this capture instead of synthetic flows")
+	seed := fs.Int64("seed", 1, "random seed")
+	perFlow := fs.Bool("per-flow", false, "include every flow in the report")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ap, err := netip.ParseAddrPort(*target)
+	if err != nil {
+		return usageError{fmt.Errorf("-target: %v", err)}
+	}
+	if len(enis) == 0 {
+		return usageError{errors.New("at least one -eni is needed")}
+	}
+	cfg := mirrorsim.Config{
+		Target: ap, ENIs: enis, Flows: *flows, PacketsPerFlow: *ppf, Rate: *rate,
+		IPv6Share: *v6, Protos: strings.Split(*protos, ","), BothEnds: *both, PCAP: *pcap, Seed: *seed,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rep, err := mirrorsim.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if !*perFlow {
+		rep.Flows = nil
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }
 
 // targetFlags collects repeated -target ADDR:PORT[,HEALTH_URL] flags.

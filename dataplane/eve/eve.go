@@ -31,6 +31,7 @@ type Writer struct {
 	out     io.WriteCloser
 	bw      *bufio.Writer
 	log     *slog.Logger
+	names   atomic.Pointer[[]string]
 	written atomic.Uint64
 	dropped atomic.Uint64
 	done    chan struct{}
@@ -85,6 +86,16 @@ func (w *Writer) Flow(r *flow.Record) {
 	}
 }
 
+// SetSessionNames names mirror sessions by index (Record.Session) for weir.session.
+func (w *Writer) SetSessionNames(names []string) { w.names.Store(&names) }
+
+func (w *Writer) sessionNames() []string {
+	if p := w.names.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Written is how many records were written.
 func (w *Writer) Written() uint64 { return w.written.Load() }
 
@@ -116,7 +127,7 @@ func (w *Writer) loop() {
 				w.flush()
 				return
 			}
-			line = AppendFlow(line[:0], &r)
+			line = AppendFlowNamed(line[:0], &r, w.sessionNames())
 			line = append(line, '\n')
 			if _, err := w.bw.Write(line); err != nil {
 				w.fail(err)
@@ -166,7 +177,11 @@ func appendEndpointID(b []byte, v uint64) []byte {
 }
 
 // AppendFlow appends one EVE "flow" event for r, without the trailing newline.
-func AppendFlow(b []byte, r *flow.Record) []byte {
+func AppendFlow(b []byte, r *flow.Record) []byte { return AppendFlowNamed(b, r, nil) }
+
+// AppendFlowNamed is AppendFlow with the names of mirror sessions, indexed by
+// Record.Session, for weir.session.
+func AppendFlowNamed(b []byte, r *flow.Record, sessions []string) []byte {
 	b = append(b, `{"timestamp":"`...)
 	b = r.End.AppendFormat(b, TimeFormat)
 	b = append(b, `","flow_id":`...)
@@ -222,13 +237,40 @@ func AppendFlow(b []byte, r *flow.Record) []byte {
 		}
 		b = append(b, '}')
 	}
+	if t := &r.Tunnel; t.Encap != flow.EncapNone {
+		b = append(b, `,"tunnel":{"src_ip":`...)
+		b = appendAddr(b, t.Src)
+		b = append(b, `,"dest_ip":`...)
+		b = appendAddr(b, t.Dst)
+		b = append(b, `,"src_port":`...)
+		b = strconv.AppendUint(b, uint64(t.SrcPort), 10)
+		b = append(b, `,"dest_port":`...)
+		b = strconv.AppendUint(b, uint64(t.DstPort), 10)
+		b = append(b, `,"proto":"UDP","depth":1}`...)
+	}
 	b = append(b, `,"weir":{`...)
-	b = appendWeir(b, &r.AWS)
+	if r.Tunnel.Encap == flow.EncapVXLAN {
+		b = append(b, `"encap":"vxlan","vni":`...)
+		b = strconv.AppendUint(b, uint64(r.Tunnel.VNI), 10)
+		if int(r.Session) < len(sessions) && r.Session != 0 {
+			b = append(b, `,"session":`...)
+			b = strconv.AppendQuote(b, sessions[r.Session])
+		}
+		b = append(b, `,"direction":"`...)
+		b = append(b, directionNames[min(int(r.Direction), len(directionNames)-1)]...)
+		b = append(b, `",`...)
+	} else {
+		b = appendWeir(b, &r.AWS)
+	}
 	b = append(b, `"action":"`...)
 	b = append(b, r.Action.String()...)
 	b = append(b, `"}}`...)
 	return b
 }
+
+// directionNames name flow.Record.Direction: the side of the mirrored ENI the
+// client's packets were on.
+var directionNames = [...]string{"unknown", "ingress", "egress", "unknown"}
 
 var tcpFlagNames = [...]struct {
 	bit  uint8

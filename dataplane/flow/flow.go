@@ -62,8 +62,10 @@ func (r EndReason) String() string {
 	return "timeout"
 }
 
-// Record is a flow as handed to outputs when it ends: a copy, owned by the receiver.
-// Src/Dst are oriented as the flow's first packet (the client).
+// Record is a flow as handed to outputs when it ends, or to Config.OnInterval while it
+// lives: a copy, valid during the call. Src/Dst are oriented as the flow's first
+// packet (the client). In a record of a live flow (Table.Interval), End is the flow's
+// latest packet so far, State its current state, and Reason is zero and meaningless.
 type Record struct {
 	ID                           uint64
 	Proto                        uint8
@@ -79,6 +81,47 @@ type Record struct {
 	Action                       policy.Action // ACL verdict decided at the first packet
 	Rule                         int           // index of the matching rule or policy.NoRule
 	AWS                          geneve.AWS    // newest GWLB options seen on the flow
+	Tunnel                       Tunnel        // outer addressing of the flow's first packet
+	Direction                    uint8         // mirror direction of the client's packets (Meta.Direction of the first packet)
+	Session                      uint16        // mirror session index of the first packet (0 = none)
+}
+
+// Encapsulations in Tunnel.Encap.
+const (
+	EncapNone   uint8 = iota // not tunnelled, or unknown
+	EncapGeneve              // GENEVE (GWLB)
+	EncapVXLAN               // VXLAN (VPC Traffic Mirroring)
+)
+
+// Mirror directions in Meta.Direction and Record.Direction, relative to the mirrored ENI.
+const (
+	DirectionUnknown uint8 = iota
+	DirectionIngress       // towards the ENI
+	DirectionEgress        // from the ENI
+)
+
+// Tunnel is the outer addressing of a tunnelled packet. Addresses are kept without
+// their zone.
+type Tunnel struct {
+	Encap            uint8 // EncapNone, EncapGeneve or EncapVXLAN
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	VNI              uint32
+}
+
+// Meta is what the pipeline knows of a packet besides its inner headers.
+type Meta struct {
+	AWS       *geneve.AWS // GWLB options, nil if none
+	Tunnel    Tunnel
+	Direction uint8  // mirror direction of this packet relative to the mirrored ENI: 0 unknown, 1 ingress, 2 egress
+	Session   uint16 // mirror session index (0 = none)
+}
+
+// Delta is a flow's traffic within one aggregation interval (see Table.Interval).
+type Delta struct {
+	PktsToServer, PktsToClient, BytesToServer, BytesToClient uint64
+	// First and last packet each way within the interval; zero when no packet that way.
+	FirstToServer, LastToServer, FirstToClient, LastToClient time.Time
 }
 
 // Decider decides a new flow's action from its first packet; *policy.Policy is one.
@@ -93,6 +136,13 @@ type Config struct {
 	OtherTimeout  time.Duration // default 120 s, GWLB's idle timeout for the rest
 	ClosedTimeout time.Duration // default 5 s: how long a closed TCP flow lingers for stray segments
 	Logger        *slog.Logger  // for eviction notices (rate-limited); nil means slog.Default()
+	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
+	// from Table.Interval for live flows, and once more, just before onEnd, for a
+	// flow that ends with traffic not yet reported. r and d are valid only during the
+	// call; it is never called with a table lock held, but synchronously from Track,
+	// Expire, Flush and Interval, so it should be quick (hand the record to a queue).
+	// When nil, the table keeps no per-interval counters.
+	OnInterval func(r *Record, d *Delta)
 }
 
 // Result is what Track tells the pipeline about the packet it accounted.

@@ -32,6 +32,10 @@ const (
 	idMask        = 1<<53 - 1 // flow ids stay exact in JSON numbers
 )
 
+// intervalScan is how many slab entries Interval looks at per lock hold (a variable
+// for tests).
+var intervalScan = 1024
+
 // Timeout classes. Each has its own LRU list in a shard, so that every list holds
 // entries with one timeout and Expire stops at the first entry of a list that is not
 // idle long enough.
@@ -58,13 +62,75 @@ type entry struct {
 	fins                               uint8 // finToServer | finToClient seen
 	tcpFlagsToServer, tcpFlagsToClient uint8
 	action                             policy.Action
+	direction                          uint8 // Meta.Direction of the first packet
 	rule                               int32
-	id                                 uint64
+	session                            uint16 // Meta.Session of the first packet
+	id                                 uint64 // never 0 while the entry is live
 	pktsToServer, pktsToClient         uint64
 	bytesToServer, bytesToClient       uint64
 	aws                                geneve.AWS
 	hash                               uint64
 	start                              int64
+	tunnel                             tunnel // Meta.Tunnel of the first packet
+}
+
+// tunnel is Tunnel packed for the slab: 44 bytes instead of 64.
+type tunnel struct {
+	src, dst         [16]byte
+	vni              uint32
+	srcPort, dstPort uint16
+	encap            uint8
+	srcFam, dstFam   uint8 // 0 no address, 4, 6
+}
+
+func packAddr(a netip.Addr) ([16]byte, uint8) {
+	switch {
+	case a.Is4():
+		return a.As16(), 4
+	case a.IsValid():
+		return a.As16(), 6
+	}
+	return [16]byte{}, 0
+}
+
+func unpackAddr(b *[16]byte, fam uint8) netip.Addr {
+	switch fam {
+	case 4:
+		return netip.AddrFrom4([4]byte(b[12:]))
+	case 6:
+		return netip.AddrFrom16(*b)
+	}
+	return netip.Addr{}
+}
+
+func (p *tunnel) pack(t *Tunnel) {
+	p.src, p.srcFam = packAddr(t.Src)
+	p.dst, p.dstFam = packAddr(t.Dst)
+	p.vni, p.srcPort, p.dstPort, p.encap = t.VNI, t.SrcPort, t.DstPort, t.Encap
+}
+
+func (p *tunnel) unpack() Tunnel {
+	return Tunnel{Encap: p.encap, Src: unpackAddr(&p.src, p.srcFam), Dst: unpackAddr(&p.dst, p.dstFam),
+		SrcPort: p.srcPort, DstPort: p.dstPort, VNI: p.vni}
+}
+
+// ival is a flow's traffic since the last interval record, index 0 to the server,
+// 1 to the client. It lives beside the slab (only when OnInterval is set), so that
+// tables without interval output do not pay for it. A live entry with no traffic
+// since its last interval record, and every unused slot, has pkts all zero.
+type ival struct {
+	pkts  [2]uint64
+	bytes [2]uint64
+	first [2]int64
+	last  [2]int64
+}
+
+// pend is a record waiting, in a shard, to be handed to OnInterval and/or onEnd.
+type pend struct {
+	rec      Record
+	delta    Delta
+	hasDelta bool // hand rec and delta to OnInterval
+	ended    bool // then hand rec to onEnd
 }
 
 // slot is one open-addressing index slot: the low 32 bits of the key's hash and the
@@ -82,6 +148,7 @@ type shard struct {
 	slots []slot
 	mask  uint32
 	slab  []entry // len is the high-water mark; cap is the shard's share of MaxFlows
+	ival  []ival  // beside slab, len cap(slab); nil without OnInterval
 	free  int32   // free list through entry.next, -1 when empty
 	n     int     // live entries
 	limit int
@@ -89,13 +156,14 @@ type shard struct {
 	tail  [numClasses]int32 // least recently seen
 	seq   uint64            // flows created, for ids
 	num   uint64            // the shard's index in the table
-	// pending holds ended flows not yet handed to onEnd; guarded by mu.
-	pending []Record
+	// pending holds records not yet handed to onEnd or OnInterval; guarded by mu.
+	pending []pend
 
-	// emitMu serialises the onEnd calls of the shard; emitting is only touched with
-	// it held, so records stay valid during onEnd while mu is free for packets.
+	// emitMu serialises the onEnd and OnInterval calls of the shard; emitting is only
+	// touched with it held, so records stay valid during the calls while mu is free
+	// for packets.
 	emitMu   sync.Mutex
-	emitting []Record
+	emitting []pend
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -111,6 +179,7 @@ type Table struct {
 	timeout   [numClasses]int64
 	decide    Decider
 	onEnd     func(*Record)
+	onIval    func(*Record, *Delta) // nil: no interval counters
 	log       *slog.Logger
 	maxFlows  int
 
@@ -122,9 +191,10 @@ type Table struct {
 // NewTable returns an empty table. decide picks each new flow's action (nil allows
 // every flow); onEnd, when not nil, receives every flow that ends, with a Record
 // valid only during the call. onEnd is never called with a table lock held, but it
-// is called synchronously from Track, Expire and Flush, so it should be quick (hand
-// the record to a queue). decide, by contrast, runs with a shard lock held: it must
-// be quick and must not call back into the table.
+// is called synchronously from Track, Expire, Flush and Interval, so it should be
+// quick (hand the record to a queue). cfg.OnInterval is called the same way. decide,
+// by contrast, runs with a shard lock held: it must be quick and must not call back
+// into the table.
 func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	if cfg.MaxFlows <= 0 {
 		cfg.MaxFlows = DefaultMaxFlows
@@ -153,6 +223,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		shardBits: uint(bits.TrailingZeros(uint(n))),
 		decide:    decide,
 		onEnd:     onEnd,
+		onIval:    cfg.OnInterval,
 		log:       cfg.Logger,
 		maxFlows:  cfg.MaxFlows,
 	}
@@ -177,11 +248,14 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		s.slots = make([]slot, size)
 		s.mask = uint32(size - 1)
 		s.slab = make([]entry, 0, s.limit)
+		if cfg.OnInterval != nil {
+			s.ival = make([]ival, s.limit)
+		}
 		s.free = -1
 		s.head = [numClasses]int32{-1, -1, -1}
 		s.tail = s.head
-		s.pending = make([]Record, 0, pendingCap)
-		s.emitting = make([]Record, 0, pendingCap)
+		s.pending = make([]pend, 0, pendingCap)
+		s.emitting = make([]pend, 0, pendingCap)
 	}
 	return t
 }
@@ -217,7 +291,18 @@ func (t *Table) hash(k *Key) uint64 {
 }
 
 // Track accounts one packet of length bytes seen at now (unix nanoseconds) in tunnel
-// scope scope and returns the flow's verdict. aws may be nil (non-GWLB traffic).
+// scope scope and returns the flow's verdict. aws may be nil (non-GWLB traffic). It is
+// TrackMeta with a Meta holding only aws.
+func (t *Table) Track(scope uint64, p *packet.Packet, length int, aws *geneve.AWS, now int64) Result {
+	m := Meta{AWS: aws}
+	return t.TrackMeta(scope, p, length, &m, now)
+}
+
+// TrackMeta accounts one packet of length bytes seen at now (unix nanoseconds) in
+// tunnel scope scope and returns the flow's verdict. m describes the packet's
+// tunnel; it may be nil, and m.AWS may be nil (non-GWLB traffic). The flow keeps the
+// tunnel, session and direction of its first packet, and the newest GWLB options.
+// Flows are apart when their scopes differ, even with equal 5-tuples.
 //
 // An ICMP error whose quoted packet belongs to a known flow is counted against that
 // flow (in the direction opposite to the quoted packet) and gets its verdict.
@@ -226,7 +311,11 @@ func (t *Table) hash(k *Key) uint64 {
 // carrying a GWLB flow cookie other than the flow's, ends the old flow (EndForced) and
 // starts a new one. A flow found idle past its timeout (Expire has not run yet) ends
 // with EndTimeout and the packet starts a new one.
-func (t *Table) Track(scope uint64, p *packet.Packet, length int, aws *geneve.AWS, now int64) Result {
+func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, now int64) Result {
+	var aws *geneve.AWS
+	if m != nil {
+		aws = m.AWS
+	}
 	if p.Quote.Valid {
 		if r, ok := t.trackQuoted(scope, p, length, now); ok {
 			return r
@@ -244,10 +333,10 @@ func (t *Table) Track(scope uint64, p *packet.Packet, length int, aws *geneve.AW
 		e := &s.slab[i]
 		switch {
 		case now-e.last > t.timeout[e.class]:
-			s.end(e, EndTimeout)
+			s.end(i, EndTimeout)
 			ended = true
 		case restarts(e, p, aws):
-			s.end(e, EndForced)
+			s.end(i, EndForced)
 			ended = true
 		default:
 			res = t.update(s, i, p, srcIsLo, length, aws, now)
@@ -264,7 +353,7 @@ func (t *Table) Track(scope uint64, p *packet.Packet, length int, aws *geneve.AW
 		i = s.alloc()
 		s.insert(h, i)
 	}
-	res = t.create(s, i, &k, h, p, srcIsLo, length, aws, now)
+	res = t.create(s, i, &k, h, p, srcIsLo, length, m, now)
 	s.mu.Unlock()
 
 	if ended {
@@ -295,6 +384,7 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	}
 	toServer := qSrcIsLo != e.clientIsLo // the error travels back towards the quoted sender
 	e.count(toServer, length, 0)
+	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
 	s.touch(i)
 	return Result{Action: e.action, FlowID: e.id, ToServer: toServer}, true
@@ -317,7 +407,7 @@ func restarts(e *entry, p *packet.Packet, aws *geneve.AWS) bool {
 }
 
 // create fills slab entry i (unlinked, indexed under h) as a new flow started by p.
-func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, srcIsLo bool, length int, aws *geneve.AWS, now int64) Result {
+func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
 	e := &s.slab[i]
 	*e = entry{key: *k, hash: h, start: now, last: now, clientIsLo: srcIsLo, rule: policy.NoRule}
 	e.id = t.nextID(s)
@@ -325,10 +415,20 @@ func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, sr
 		a, r := t.decide.Decide(p)
 		e.action, e.rule = a, int32(r)
 	}
-	if aws != nil {
-		e.aws = *aws
+	if m != nil {
+		if m.AWS != nil {
+			e.aws = *m.AWS
+		}
+		e.direction, e.session = m.Direction, m.Session
+		if m.Tunnel != (Tunnel{}) {
+			e.tunnel.pack(&m.Tunnel)
+		}
 	}
 	e.count(true, length, p.TCPFlags)
+	if s.ival != nil {
+		s.ival[i] = ival{}
+		s.countIval(i, true, length, now)
+	}
 	e.advance(p.TCPFlags, true)
 	e.class = classOf(e)
 	s.link(i)
@@ -341,6 +441,7 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	e := &s.slab[i]
 	toServer := srcIsLo == e.clientIsLo
 	e.count(toServer, length, p.TCPFlags)
+	s.countIval(i, toServer, length, now)
 	e.advance(p.TCPFlags, toServer)
 	if aws != nil {
 		e.aws = *aws
@@ -366,6 +467,26 @@ func (e *entry) count(toServer bool, length int, flags uint8) {
 		e.bytesToClient += uint64(length)
 		e.tcpFlagsToClient |= flags
 	}
+}
+
+// countIval adds a packet to entry i's interval counters, if the table keeps them.
+func (s *shard) countIval(i int32, toServer bool, length int, now int64) {
+	if s.ival == nil {
+		return
+	}
+	v := &s.ival[i]
+	d := 1
+	if toServer {
+		d = 0
+	}
+	if v.pkts[d] == 0 {
+		v.first[d], v.last[d] = now, now
+	} else {
+		v.first[d] = min(v.first[d], now)
+		v.last[d] = max(v.last[d], now)
+	}
+	v.pkts[d]++
+	v.bytes[d] += uint64(length)
 }
 
 // advance moves the protocol state for a packet with TCP flags f in the given direction.
@@ -424,7 +545,7 @@ func (t *Table) evict(s *shard) {
 			best = i
 		}
 	}
-	s.end(&s.slab[best], EndForced)
+	s.end(best, EndForced)
 	s.remove(best)
 	t.evicted.Add(1)
 	t.evictedLog.Add(1)
@@ -443,10 +564,48 @@ func (t *Table) noteEvicted(now int64) {
 		"evicted", t.evictedLog.Swap(0), "max_flows", t.maxFlows)
 }
 
-// end appends e's record, ending with reason, to the shard's pending records.
-func (s *shard) end(e *entry, reason EndReason) {
-	s.pending = append(s.pending, Record{})
-	r := &s.pending[len(s.pending)-1]
+// end appends the record of live entry i, ending with reason, to the shard's pending
+// records, with its interval traffic not yet reported, if any.
+func (s *shard) end(i int32, reason EndReason) {
+	s.pending = append(s.pending, pend{ended: true})
+	p := &s.pending[len(s.pending)-1]
+	s.record(&p.rec, &s.slab[i])
+	p.rec.Reason = reason
+	if s.ival != nil {
+		p.hasDelta = s.takeDelta(&p.delta, i)
+	}
+}
+
+// interval appends the record of live entry i with its interval traffic to the
+// shard's pending records.
+func (s *shard) interval(i int32) {
+	s.pending = append(s.pending, pend{hasDelta: true})
+	p := &s.pending[len(s.pending)-1]
+	s.record(&p.rec, &s.slab[i])
+	s.takeDelta(&p.delta, i)
+}
+
+// takeDelta moves entry i's interval traffic to d, reports whether there was any,
+// and resets it.
+func (s *shard) takeDelta(d *Delta, i int32) bool {
+	v := &s.ival[i]
+	if v.pkts == [2]uint64{} {
+		return false
+	}
+	d.PktsToServer, d.PktsToClient = v.pkts[0], v.pkts[1]
+	d.BytesToServer, d.BytesToClient = v.bytes[0], v.bytes[1]
+	if v.pkts[0] != 0 {
+		d.FirstToServer, d.LastToServer = time.Unix(0, v.first[0]), time.Unix(0, v.last[0])
+	}
+	if v.pkts[1] != 0 {
+		d.FirstToClient, d.LastToClient = time.Unix(0, v.first[1]), time.Unix(0, v.last[1])
+	}
+	*v = ival{}
+	return true
+}
+
+// record fills r from live entry e; Reason is left zero.
+func (s *shard) record(r *Record, e *entry) {
 	r.ID = e.id
 	r.Proto = e.key.Proto
 	if e.clientIsLo {
@@ -459,27 +618,36 @@ func (s *shard) end(e *entry, reason EndReason) {
 	r.PktsToServer, r.PktsToClient = e.pktsToServer, e.pktsToClient
 	r.BytesToServer, r.BytesToClient = e.bytesToServer, e.bytesToClient
 	r.State = e.state
-	r.Reason = reason
 	r.TCPFlagsToServer, r.TCPFlagsToClient = e.tcpFlagsToServer, e.tcpFlagsToClient
 	r.Action = e.action
 	r.Rule = int(e.rule)
 	r.AWS = e.aws
+	r.Tunnel = e.tunnel.unpack()
+	r.Direction = e.direction
+	r.Session = e.session
 }
 
-// emit hands the shard's pending records to onEnd.
+// emit hands the shard's pending records to OnInterval and onEnd.
 func (t *Table) emit(s *shard) {
 	s.emitMu.Lock()
 	t.drain(s)
 	s.emitMu.Unlock()
 }
 
-// drain hands the shard's pending records to onEnd; s.emitMu must be held, s.mu not.
+// drain hands the shard's pending records to OnInterval and onEnd; s.emitMu must be
+// held, s.mu not.
 func (t *Table) drain(s *shard) {
 	s.mu.Lock()
 	s.pending, s.emitting = s.emitting[:0], s.pending
 	s.mu.Unlock()
 	for i := range s.emitting {
-		t.onEnd(&s.emitting[i])
+		p := &s.emitting[i]
+		if p.hasDelta {
+			t.onIval(&p.rec, &p.delta)
+		}
+		if p.ended {
+			t.onEnd(&p.rec)
+		}
 	}
 	clear(s.emitting)
 	s.emitting = s.emitting[:0]
@@ -522,7 +690,7 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 						break classes
 					}
 					prev := e.prev
-					s.end(e, reason)
+					s.end(i, reason)
 					s.remove(i)
 					total++
 					i = prev
@@ -531,6 +699,46 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 			s.mu.Unlock()
 			t.drain(s)
 			if !more {
+				break
+			}
+		}
+		s.emitMu.Unlock()
+	}
+	return total
+}
+
+// Interval hands Config.OnInterval, for every flow with traffic since its previous
+// interval record, the flow's Record and that traffic as a Delta, then resets the
+// flow's delta; it returns the number of records emitted. A flow that ends emits its
+// remaining delta (if any) through OnInterval just before onEnd, so every packet is
+// reported in exactly one Delta. The call order of records is unspecified. Without
+// OnInterval it does nothing. now is not used: the deltas carry their packets' times.
+//
+// It walks the whole table, shard by shard, in batches that hold each lock briefly;
+// packets arriving during the walk go to this interval or the next. OnInterval is
+// not called with a table lock held.
+func (t *Table) Interval(now int64) int {
+	if t.onIval == nil {
+		return 0
+	}
+	total := 0
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.emitMu.Lock()
+		for pos := 0; ; {
+			s.mu.Lock()
+			stop := min(len(s.slab), pos+intervalScan)
+			for ; pos < stop && len(s.pending) < cap(s.pending); pos++ {
+				if s.ival[pos].pkts == [2]uint64{} || s.slab[pos].id == 0 {
+					continue
+				}
+				s.interval(int32(pos))
+				total++
+			}
+			done := pos >= len(s.slab)
+			s.mu.Unlock()
+			t.drain(s)
+			if done {
 				break
 			}
 		}

@@ -35,13 +35,19 @@ const (
 // header and options, with room to spare for a 9001-byte MTU.
 const BufSize = 9216
 
+// Listener is one UDP address to receive on and the encapsulation that arrives there.
+type Listener struct {
+	Addr  netip.AddrPort
+	Encap dataplane.Encap
+}
+
 // Config configures the socket backend.
 type Config struct {
-	Listen     netip.AddrPort // gwlb.listen
-	Workers    int            // default: number of CPUs
-	Batch      int            // datagrams per recvmmsg/sendmmsg, default 64
-	Reply      ReplyMode      // default auto
-	RecvBuffer int            // SO_RCVBUF bytes, default 4 MiB
+	Listeners  []Listener // gwlb.listen (GENEVE), mirror.listen (VXLAN)
+	Workers    int        // per listener; default: number of CPUs
+	Batch      int        // datagrams per recvmmsg/sendmmsg, default 64
+	Reply      ReplyMode  // default auto
+	RecvBuffer int        // SO_RCVBUF bytes, default 4 MiB
 	Logger     *slog.Logger
 }
 
@@ -54,14 +60,24 @@ type Backend struct {
 	cfg   Config
 	reply ReplyMode
 	log   *slog.Logger
-	fds   []int
+	socks []sock
+}
+
+type sock struct {
+	fd int
+	l  Listener
 }
 
 // New opens one receive socket per worker and settles the reply mode, so that
 // configuration errors show before Run.
 func New(cfg Config) (*Backend, error) {
-	if !cfg.Listen.Addr().Is4() {
-		return nil, fmt.Errorf("socket backend: listen address %s: GWLB sends IPv4 only", cfg.Listen)
+	if len(cfg.Listeners) == 0 {
+		return nil, errors.New("socket backend: nothing to listen on")
+	}
+	for _, l := range cfg.Listeners {
+		if !l.Addr.Addr().Is4() {
+			return nil, fmt.Errorf("socket backend: listen address %s: GWLB and Traffic Mirroring send IPv4 only", l.Addr)
+		}
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
@@ -95,13 +111,15 @@ func New(cfg Config) (*Backend, error) {
 		}
 		unix.Close(fd)
 	}
-	for i := 0; i < cfg.Workers; i++ {
-		fd, err := openListener(cfg.Listen, cfg.RecvBuffer)
-		if err != nil {
-			b.Close()
-			return nil, err
+	for _, l := range cfg.Listeners {
+		for i := 0; i < cfg.Workers; i++ {
+			fd, err := openListener(l.Addr, cfg.RecvBuffer)
+			if err != nil {
+				b.Close()
+				return nil, err
+			}
+			b.socks = append(b.socks, sock{fd, l})
 		}
-		b.fds = append(b.fds, fd)
 	}
 	return b, nil
 }
@@ -119,21 +137,21 @@ func (b *Backend) Reply() ReplyMode { return b.reply }
 
 // Close closes the receive sockets. Run closes them itself when it ends.
 func (b *Backend) Close() {
-	for _, fd := range b.fds {
-		unix.Close(fd)
+	for _, s := range b.socks {
+		unix.Close(s.fd)
 	}
-	b.fds = nil
+	b.socks = nil
 }
 
 // Run runs one worker per socket until ctx ends.
 func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) error {
 	defer b.Close()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(b.fds))
+	errs := make(chan error, len(b.socks))
 	stop, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, fd := range b.fds {
-		w, err := b.newWorker(fd, p.NewWorker())
+	for _, s := range b.socks {
+		w, err := b.newWorker(s, p.NewWorker())
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -213,6 +231,7 @@ func openRaw() (int, error) {
 type worker struct {
 	b      *Backend
 	fd     int
+	encap  dataplane.Encap
 	raw    int // raw reply socket, or -1
 	w      *dataplane.Worker
 	batch  *dataplane.Batch
@@ -236,13 +255,13 @@ type worker struct {
 
 const oobSize = 64
 
-func (b *Backend) newWorker(fd int, w *dataplane.Worker) (*worker, error) {
+func (b *Backend) newWorker(s sock, w *dataplane.Worker) (*worker, error) {
 	n := b.cfg.Batch
 	wk := &worker{
-		b: b, fd: fd, raw: -1, w: w,
+		b: b, fd: s.fd, encap: s.l.Encap, raw: -1, w: w,
 		batch:  dataplane.NewBatch(n),
-		port:   b.cfg.Listen.Port(),
-		listen: b.cfg.Listen.Addr(),
+		port:   s.l.Addr.Port(),
+		listen: s.l.Addr.Addr(),
 		bufs:   make([]byte, n*BufSize),
 		rmsgs:  make([]unix.Mmsghdr, n),
 		riov:   make([]unix.Iovec, n),
@@ -263,7 +282,6 @@ func (b *Backend) newWorker(fd int, w *dataplane.Worker) (*worker, error) {
 		h.SetIovlen(1)
 		h.Control = &wk.oob[i*oobSize]
 		wk.batch.Slots[i].Buf = buf[:0]
-		wk.batch.Slots[i].Encap = dataplane.EncapGeneve
 	}
 	for i := range wk.smsgs {
 		h := &wk.smsgs[i].Hdr
@@ -273,13 +291,16 @@ func (b *Backend) newWorker(fd int, w *dataplane.Worker) (*worker, error) {
 		h.SetIovlen(2)
 		wk.sname[i].Family = unix.AF_INET
 	}
-	if b.reply == ReplyRaw {
+	switch {
+	case s.l.Encap != dataplane.EncapGeneve:
+		// Mirrored traffic is never sent back.
+	case b.reply == ReplyRaw:
 		raw, err := openRaw()
 		if err != nil {
 			return nil, err
 		}
 		wk.raw = raw
-	} else {
+	default:
 		wk.ports = newPortSockets(4096)
 	}
 	return wk, nil
@@ -336,7 +357,7 @@ func (wk *worker) fill(n int) {
 		s.Reset()
 		m := &wk.rmsgs[i]
 		s.Buf = wk.bufs[i*BufSize : i*BufSize+int(m.Len)]
-		s.Encap = dataplane.EncapGeneve
+		s.Encap = wk.encap
 		name := &wk.rname[i]
 		s.Outer.Src = netip.AddrFrom4(name.Addr)
 		s.Outer.SrcPort = portOf(name)
@@ -374,8 +395,11 @@ func (wk *worker) localAddr(m *unix.Mmsghdr, i int) netip.Addr {
 // send returns every datagram whose verdict is VerdictReturn.
 func (wk *worker) send() {
 	b := wk.batch
-	if wk.raw < 0 {
+	if wk.ports != nil {
 		wk.sendUDP()
+		return
+	}
+	if wk.raw < 0 {
 		return
 	}
 	k := 0

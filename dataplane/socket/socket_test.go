@@ -63,7 +63,7 @@ func TestReplyPaths(t *testing.T) {
 	for _, mode := range []ReplyMode{ReplyUDP, ReplyRaw} {
 		t.Run(string(mode), func(t *testing.T) {
 			port := freePort(t)
-			be, err := New(Config{Listen: netip.AddrPortFrom(applianceIP, port), Workers: 2, Reply: mode})
+			be, err := New(Config{Listeners: []Listener{{Addr: netip.AddrPortFrom(applianceIP, port), Encap: dataplane.EncapGeneve}}, Workers: 2, Reply: mode})
 			if errors.Is(err, ErrNoRawSocket) {
 				t.Skip("raw sockets not permitted here (need CAP_NET_RAW); the udp path is tested instead")
 			}
@@ -136,10 +136,10 @@ func TestReplyPaths(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	if _, err := New(Config{Listen: netip.MustParseAddrPort("[::1]:6081")}); err == nil {
+	if _, err := New(Config{Listeners: []Listener{{Addr: netip.MustParseAddrPort("[::1]:6081")}}}); err == nil {
 		t.Error("IPv6 listen address accepted; GWLB sends IPv4 only")
 	}
-	if _, err := New(Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Reply: "carrier-pigeon"}); err == nil {
+	if _, err := New(Config{Listeners: []Listener{{Addr: netip.MustParseAddrPort("127.0.0.1:0")}}, Reply: "carrier-pigeon"}); err == nil {
 		t.Error("unknown reply mode accepted")
 	}
 }

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// peerDir holds third-party captures (see PROVENANCE.md there), one of them a real
+// AWS Traffic Mirroring capture.
+var peerDir = filepath.Join("..", "..", "..", "shared", "testdata", "peer")
+
+func peerCaptures(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(peerDir, "*.pcap"))
+	if len(files) == 0 {
+		t.Skipf("no peer captures in %s (the shared folder sits beside the repository in CI)", peerDir)
+	}
+	return files
+}
+
+// convKey is a flow in both directions: proto and the two endpoints, ordered.
+type convKey struct {
+	proto  string
+	lo, hi string
+}
+
+// conv is one flow's packet counts, oriented by its first packet.
+type conv struct {
+	client                 string
+	toServer, toClient     int
+	vxlan, geneve, plainly bool
+}
+
+func makeConvKey(proto, src, dst string) (convKey, bool) {
+	if src <= dst {
+		return convKey{proto, src, dst}, true
+	}
+	return convKey{proto, dst, src}, false
+}
+
+// tsharkConversations reads a capture with tshark and counts the innermost IP
+// flows: for each frame, the last IP header and what follows it.
+func tsharkConversations(t *testing.T, file string) map[convKey]*conv {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", file, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=;",
+		"-e", "frame.protocols", "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
+		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport", "-e", "icmp.ident", "-e", "icmpv6.echo.identifier").Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", file, err)
+	}
+	last := func(s string) string { return s[strings.LastIndexByte(s, ';')+1:] }
+	convs := map[convKey]*conv{}
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		protos := strings.Split(f[0], ":")
+		// The innermost network layer decides.
+		inner := -1
+		for i, p := range protos {
+			if p == "ip" || p == "ipv6" {
+				inner = i
+			}
+		}
+		if inner < 0 {
+			continue // ARP and other non-IP frames make no flow
+		}
+		if tunnelled := strings.Join(protos[inner+1:], ":"); strings.Contains(tunnelled, "vxlan") || strings.Contains(tunnelled, "geneve") {
+			continue // a tunnel carrying a non-IP frame (ARP): no inner flow
+		}
+		var src, dst string
+		if protos[inner] == "ip" {
+			src, dst = last(f[1]), last(f[2])
+		} else {
+			src, dst = last(f[3]), last(f[4])
+		}
+		var proto, sport, dport string
+		switch rest := strings.Join(protos[inner+1:], ":"); {
+		case strings.HasPrefix(rest, "tcp"):
+			proto, sport, dport = "TCP", last(f[5]), last(f[6])
+		case strings.HasPrefix(rest, "udp"):
+			proto, sport, dport = "UDP", last(f[7]), last(f[8])
+		case strings.HasPrefix(rest, "icmpv6"):
+			proto, sport, dport = "IPv6-ICMP", last(f[10]), last(f[10])
+		case strings.HasPrefix(rest, "icmp"):
+			proto, sport, dport = "ICMP", last(f[9]), last(f[9])
+		default:
+			continue
+		}
+		k, _ := makeConvKey(proto, src+"/"+sport, dst+"/"+dport)
+		c := convs[k]
+		if c == nil {
+			c = &conv{client: src + "/" + sport}
+			convs[k] = c
+		}
+		if src+"/"+sport == c.client {
+			c.toServer++
+		} else {
+			c.toClient++
+		}
+		c.vxlan = c.vxlan || strings.Contains(f[0], "vxlan")
+		c.geneve = c.geneve || strings.Contains(f[0], "geneve")
+	}
+	return convs
+}
+
+// eveConversations reads weir's EVE flow records.
+func eveConversations(t *testing.T, path string) map[convKey]*conv {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs := map[convKey]*conv{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var ev struct {
+			EventType string `json:"event_type"`
+			SrcIP     string `json:"src_ip"`
+			DestIP    string `json:"dest_ip"`
+			SrcPort   *int   `json:"src_port"`
+			DestPort  *int   `json:"dest_port"`
+			Proto     string `json:"proto"`
+			Flow      struct {
+				PktsToServer int `json:"pkts_toserver"`
+				PktsToClient int `json:"pkts_toclient"`
+			} `json:"flow"`
+			Weir struct {
+				Encap string `json:"encap"`
+			} `json:"weir"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("EVE: %v: %s", err, sc.Text())
+		}
+		if ev.EventType != "flow" {
+			continue
+		}
+		port := func(p *int) string {
+			if p == nil {
+				return ""
+			}
+			return fmt.Sprint(*p)
+		}
+		src, dst := ev.SrcIP+"/"+port(ev.SrcPort), ev.DestIP+"/"+port(ev.DestPort)
+		k, _ := makeConvKey(ev.Proto, src, dst)
+		if convs[k] != nil {
+			t.Errorf("two EVE flow records for %v", k)
+		}
+		convs[k] = &conv{client: src, toServer: ev.Flow.PktsToServer, toClient: ev.Flow.PktsToClient,
+			vxlan: ev.Weir.Encap == "vxlan", geneve: ev.Weir.Encap == "geneve"}
+	}
+	return convs
+}
+
+// TestReplayPeerCaptures runs every peer capture through weir replay and checks each
+// inner flow and its packet count in each direction against what tshark reads from
+// the same file.
+func TestReplayPeerCaptures(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("needs tshark (CI installs it)")
+	}
+	for _, file := range peerCaptures(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "eve.json")
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"replay", "-eve", out, file}, &stdout, &stderr); code != 0 {
+				t.Fatalf("replay exit %d: %s", code, stderr.String())
+			}
+			var sum replaySummary
+			if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+				t.Fatalf("summary: %v\n%s", err, stdout.String())
+			}
+			want := tsharkConversations(t, file)
+			got := eveConversations(t, out)
+			// EVE writes ICMP without ports; compare ICMP flows by address only.
+			for k, c := range want {
+				if k.proto == "ICMP" || k.proto == "IPv6-ICMP" {
+					delete(want, k)
+					lo, hi := strings.Split(k.lo, "/")[0]+"/", strings.Split(k.hi, "/")[0]+"/"
+					nk, _ := makeConvKey(k.proto, lo, hi)
+					c.client = strings.Split(c.client, "/")[0] + "/"
+					want[nk] = c
+				}
+			}
+			for k, w := range want {
+				g, ok := got[k]
+				if !ok {
+					t.Errorf("flow %v (tshark: %d/%d packets) missing from EVE", k, w.toServer, w.toClient)
+					continue
+				}
+				if g.client != w.client || g.toServer != w.toServer || g.toClient != w.toClient {
+					t.Errorf("flow %v: weir client %s %d>/%d<, tshark client %s %d>/%d<",
+						k, g.client, g.toServer, g.toClient, w.client, w.toServer, w.toClient)
+				}
+				if w.vxlan && !g.vxlan {
+					t.Errorf("flow %v is mirrored (VXLAN) but EVE does not say so", k)
+				}
+			}
+			for k := range got {
+				if _, ok := want[k]; !ok {
+					t.Errorf("EVE has flow %v that tshark does not see", k)
+				}
+			}
+			if sum.Flows != uint64(len(got)) {
+				t.Errorf("summary says %d flows, EVE has %d", sum.Flows, len(got))
+			}
+			if len(sum.DecodeErrors) != 0 {
+				t.Errorf("decode errors on a good capture: %v", sum.DecodeErrors)
+			}
+			t.Logf("%d flows; packets %v; actions %v", len(got), sum.Packets, sum.Actions)
+		})
+	}
+}
+
+// TestReplayVXLANReservedBits: the capture whose VXLAN reserved fields are set is
+// accepted (real senders set them).
+func TestReplayVXLANReservedBits(t *testing.T) {
+	file := filepath.Join(peerDir, "vxlan-nonzero-reserved.pcap")
+	if _, err := os.Stat(file); err != nil {
+		t.Skipf("%s: %v", file, err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"replay", "-eve", filepath.Join(t.TempDir(), "eve.json"), file}, &stdout, &stderr); code != 0 {
+		t.Fatalf("replay: %s", stderr.String())
+	}
+	var sum replaySummary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Packets["vxlan"] == 0 || sum.Actions["allow"] != sum.Packets["vxlan"] {
+		t.Errorf("packets %v actions %v: every VXLAN packet should be accepted", sum.Packets, sum.Actions)
+	}
+}
+
+var _ = netip.Addr{}

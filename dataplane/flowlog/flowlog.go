@@ -1,0 +1,331 @@
+// Package flowlog writes flow records as VPC Flow Logs do, in the default format
+// (version 2): a header line at the start of each new file, as in the files Flow
+// Logs delivers to S3, then one line per flow, direction and aggregation interval:
+//
+//	version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status
+//	2 123456789012 eni-0abc 10.0.0.5 10.0.1.9 49152 443 6 10 840 1418530010 1418530070 ACCEPT OK
+//
+// Records come from the flow table's interval output (flow.Config.OnInterval): each
+// direction with packets in the interval is one line, its sender as srcaddr/srcport.
+// They are queued by the dataplane and written by one goroutine, so a slow disk never
+// stalls packet processing; what a full queue drops is counted.
+package flowlog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"weir/dataplane/flow"
+	"weir/dataplane/packet"
+	"weir/dataplane/policy"
+)
+
+// Header is the first line of each new file: the field names of the default format.
+const Header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+
+// DefaultQueue is the queue length for a zero Config.Queue.
+const DefaultQueue = 65536
+
+// Config says where and how to write.
+type Config struct {
+	Path      string // file to append to ("-" = stdout)
+	AccountID string // "" → "-"
+	// InterfaceID names the interface a record belongs to (e.g. the mirror session's
+	// ENI id); nil, or "", writes "-". It is called by Record, on its caller's
+	// goroutine (so possibly concurrently), with the record valid only during the call.
+	InterfaceID func(r *flow.Record) string
+	Queue       int          // records queued for the writer; default DefaultQueue
+	Logger      *slog.Logger // nil means slog.Default()
+}
+
+// Writer appends flow log lines to a file.
+type Writer struct {
+	q       chan item
+	out     io.Writer
+	closer  io.Closer // nil for stdout
+	bw      *bufio.Writer
+	log     *slog.Logger
+	account string
+	iface   func(*flow.Record) string
+	written atomic.Uint64
+	dropped atomic.Uint64
+
+	mu     sync.RWMutex // Record holds it shared, Close exclusively
+	closed bool
+
+	done chan struct{}
+	once sync.Once
+	err  error // first write error; owned by the writer goroutine until done
+}
+
+// item is what Record copies of a record: both directions of one interval.
+type item struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+	proto            uint8
+	reject           bool
+	iface            string
+	pkts, bytes      [2]uint64 // [0] client to server, [1] server to client
+	start, end       [2]int64  // unix seconds
+}
+
+// Open opens (appending, creating) the flow log at cfg.Path; "-" writes to stdout.
+// The header line is written unless the file is a regular file that is not empty.
+func Open(cfg Config) (*Writer, error) {
+	var (
+		out    io.Writer
+		closer io.Closer
+		f      *os.File
+	)
+	switch cfg.Path {
+	case "":
+		return nil, errors.New("flowlog: no path")
+	case "-":
+		f, out = os.Stdout, os.Stdout
+	default:
+		var err error
+		f, err = os.OpenFile(cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("flowlog: %w", err)
+		}
+		out, closer = f, f
+	}
+	header := true
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		header = false
+	}
+	return newWriter(out, closer, header, cfg), nil
+}
+
+// newWriter writes to out, starting with the header line if header; Close closes
+// closer when not nil.
+func newWriter(out io.Writer, closer io.Closer, header bool, cfg Config) *Writer {
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	w := &Writer{
+		q:       make(chan item, cfg.Queue),
+		out:     out,
+		closer:  closer,
+		bw:      bufio.NewWriterSize(out, 256<<10),
+		log:     cfg.Logger,
+		account: cfg.AccountID,
+		iface:   cfg.InterfaceID,
+		done:    make(chan struct{}),
+	}
+	if w.account == "" {
+		w.account = "-"
+	}
+	if header {
+		w.bw.WriteString(Header + "\n") // a bufio.Writer reports write errors at Flush
+	}
+	go w.loop()
+	return w
+}
+
+// Record queues the lines of r's traffic in interval d, one per direction with
+// packets; it never blocks. What it needs of r and d is copied. When the queue is
+// full, or the Writer closed, the lines are counted as dropped.
+func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
+	lines := uint64(0)
+	if d.PktsToServer != 0 {
+		lines++
+	}
+	if d.PktsToClient != 0 {
+		lines++
+	}
+	if lines == 0 {
+		return
+	}
+	it := item{
+		src: r.Src, dst: r.Dst, srcPort: r.SrcPort, dstPort: r.DstPort, proto: r.Proto,
+		reject: r.Action == policy.Drop,
+		pkts:   [2]uint64{d.PktsToServer, d.PktsToClient},
+		bytes:  [2]uint64{d.BytesToServer, d.BytesToClient},
+		start:  [2]int64{unix(d.FirstToServer), unix(d.FirstToClient)},
+		end:    [2]int64{unix(d.LastToServer), unix(d.LastToClient)},
+	}
+	if w.iface != nil {
+		it.iface = w.iface(r)
+	}
+	if it.iface == "" {
+		it.iface = "-"
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		w.dropped.Add(lines)
+		return
+	}
+	select {
+	case w.q <- it:
+	default:
+		w.dropped.Add(lines)
+	}
+	w.mu.RUnlock()
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// Written is how many lines were written (the header not counted).
+func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// Dropped is how many lines were lost to a full queue (or queued after Close).
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+// Close writes what is queued, flushes and closes the file (not stdout), and
+// returns the first write error, if any. Record after Close only counts drops.
+func (w *Writer) Close() error {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		close(w.q)
+		w.mu.Unlock()
+		<-w.done
+		if w.closer != nil {
+			if err := w.closer.Close(); err != nil && w.err == nil {
+				w.err = err
+			}
+		}
+	})
+	return w.err
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	line := make([]byte, 0, 512)
+	for {
+		select {
+		case it, ok := <-w.q:
+			if !ok {
+				w.flush()
+				return
+			}
+			for dir := range 2 {
+				if it.pkts[dir] == 0 {
+					continue
+				}
+				line = it.append(line[:0], w.account, dir)
+				line = append(line, '\n')
+				if _, err := w.bw.Write(line); err != nil {
+					w.fail(err)
+				} else {
+					w.written.Add(1)
+				}
+			}
+		case <-tick.C:
+			w.flush()
+		}
+	}
+}
+
+func (w *Writer) flush() {
+	if err := w.bw.Flush(); err != nil {
+		w.fail(err)
+	}
+}
+
+func (w *Writer) fail(err error) {
+	if w.err == nil {
+		w.err = err
+		w.log.Error("flow log write failed", "err", err)
+	}
+}
+
+// append appends the line of direction dir (0 client to server, 1 back).
+func (it *item) append(b []byte, account string, dir int) []byte {
+	src, dst, sport, dport := it.src, it.dst, it.srcPort, it.dstPort
+	if dir == 1 {
+		src, dst, sport, dport = dst, src, dport, sport
+	}
+	return appendLine(b, account, it.iface, src, dst, sport, dport, it.proto,
+		it.pkts[dir], it.bytes[dir], it.start[dir], it.end[dir], it.reject)
+}
+
+// AppendLine appends the line of one direction of r's traffic in interval d (client
+// to server when toServer, else back), without the trailing newline. Empty
+// accountID or interfaceID are written "-"; so are start and end when no packet went
+// that way (a line the Writer does not write).
+func AppendLine(b []byte, accountID, interfaceID string, r *flow.Record, d *flow.Delta, toServer bool) []byte {
+	if accountID == "" {
+		accountID = "-"
+	}
+	if interfaceID == "" {
+		interfaceID = "-"
+	}
+	if toServer {
+		return appendLine(b, accountID, interfaceID, r.Src, r.Dst, r.SrcPort, r.DstPort, r.Proto,
+			d.PktsToServer, d.BytesToServer, unix(d.FirstToServer), unix(d.LastToServer), r.Action == policy.Drop)
+	}
+	return appendLine(b, accountID, interfaceID, r.Dst, r.Src, r.DstPort, r.SrcPort, r.Proto,
+		d.PktsToClient, d.BytesToClient, unix(d.FirstToClient), unix(d.LastToClient), r.Action == policy.Drop)
+}
+
+// appendLine appends one line; start and end 0 are written "-".
+func appendLine(b []byte, account, iface string, src, dst netip.Addr, sport, dport uint16, proto uint8,
+	pkts, bytes uint64, start, end int64, reject bool) []byte {
+	if proto == packet.ProtoICMP || proto == packet.ProtoICMPv6 {
+		sport, dport = 0, 0 // the flow table keys echo flows by their identifier
+	}
+	b = append(b, "2 "...)
+	b = append(b, account...)
+	b = append(b, ' ')
+	b = append(b, iface...)
+	b = append(b, ' ')
+	b = appendAddr(b, src)
+	b = append(b, ' ')
+	b = appendAddr(b, dst)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(sport), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(dport), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(proto), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, pkts, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, bytes, 10)
+	b = append(b, ' ')
+	b = appendTime(b, start)
+	b = append(b, ' ')
+	b = appendTime(b, end)
+	if reject {
+		b = append(b, " REJECT OK"...)
+	} else {
+		b = append(b, " ACCEPT OK"...)
+	}
+	return b
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, '-')
+	}
+	return a.WithZone("").AppendTo(b)
+}
+
+func appendTime(b []byte, t int64) []byte {
+	if t == 0 {
+		return append(b, '-')
+	}
+	return strconv.AppendInt(b, t, 10)
+}

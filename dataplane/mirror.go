@@ -1,0 +1,215 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"weir/dataplane/flow"
+	"weir/dataplane/mirror"
+	"weir/dataplane/packet"
+	"weir/dataplane/pcapout"
+	"weir/vxlan"
+)
+
+// Session is a configured Traffic Mirroring session as the dataplane uses it.
+type Session struct {
+	Index        uint16 // 1-based; the flow key and counters use it
+	Name         string
+	VNI          uint32
+	CatchAll     bool           // takes VNIs no other session lists
+	PacketLength int            // bytes kept from the start of the inner frame; 0 = all
+	Filter       *mirror.Filter // nil mirrors everything
+	AmazonDNS    []netip.Addr   // Amazon DNS addresses, not mirrored unless the filter says so
+	Directions   *mirror.Directions
+	InterfaceID  string // the mirrored ENI (eni-...), for flow logs; "" if unknown
+}
+
+// Sessions finds a mirror session by VNI.
+type Sessions struct {
+	byVNI    map[uint32]*Session
+	catchAll *Session
+	list     []*Session
+}
+
+// NewSessions indexes sessions; their Index must be 1..len(list), in order.
+func NewSessions(list []*Session) *Sessions {
+	s := &Sessions{byVNI: make(map[uint32]*Session, len(list)), list: list}
+	for _, x := range list {
+		if x.CatchAll {
+			s.catchAll = x
+		} else {
+			s.byVNI[x.VNI] = x
+		}
+	}
+	return s
+}
+
+// Lookup returns the session for vni, or nil when none takes it.
+func (s *Sessions) Lookup(vni uint32) *Session {
+	if x, ok := s.byVNI[vni]; ok {
+		return x
+	}
+	return s.catchAll
+}
+
+// List is the sessions in index order.
+func (s *Sessions) List() []*Session { return s.list }
+
+// VXLANDecode decodes Traffic Mirroring datagrams — VXLAN on the mirror listener, or
+// VXLAN inside GENEVE when the mirror target is a GWLB endpoint — and finds each one's
+// session. Mirrored packets are recorded, never returned.
+type VXLANDecode struct {
+	Sessions *Sessions
+}
+
+func (v *VXLANDecode) Process(w *Worker, b *Batch) {
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.done {
+			continue
+		}
+		var dgram []byte
+		switch s.Encap {
+		case EncapVXLAN:
+			dgram = s.Buf
+		case EncapGeneve:
+			// A mirror session whose target is a GWLB endpoint: the GENEVE inner
+			// packet is the mirror's own IPv4/UDP datagram to 4789.
+			if dgram = vxlanInGeneve(s.Inner); dgram == nil {
+				continue
+			}
+		default:
+			continue
+		}
+		h, frame, err := vxlan.Decode(dgram)
+		if err != nil {
+			if r, ok := err.(vxlan.Reason); ok {
+				w.local.vxlanErr[r]++
+			}
+			s.drop(ActionMalformed)
+			continue
+		}
+		if h.ReservedNonZero() {
+			w.local.vxlanReserved++
+		}
+		s.VNI = h.VNI()
+		s.Frame = frame
+		s.Session = v.Sessions.Lookup(s.VNI)
+		if s.Session == nil {
+			s.drop(ActionNoSession)
+			continue
+		}
+		st := &w.sess[s.Session.Index]
+		st.received++
+		st.receivedBytes += uint64(len(frame))
+	}
+}
+
+// vxlanInGeneve returns the UDP payload of an IPv4/UDP packet to the VXLAN port, or nil.
+func vxlanInGeneve(ip []byte) []byte {
+	if len(ip) < 28 || ip[0]>>4 != 4 || ip[9] != 17 {
+		return nil
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	if ihl < 20 || len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 {
+		return nil
+	}
+	udp := ip[ihl:]
+	if binary.BigEndian.Uint16(udp[2:4]) != vxlan.Port {
+		return nil
+	}
+	return udp[8:]
+}
+
+// MirrorFilter applies a session's rules: the direction of each packet relative to
+// the mirrored ENI, duplicate suppression, the AWS filter, and truncation to the
+// session's packet length.
+type MirrorFilter struct {
+	Dedupe *mirror.Dedupe // nil keeps duplicates
+}
+
+func (m *MirrorFilter) Process(w *Worker, b *Batch) {
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.done || s.Session == nil {
+			continue
+		}
+		x := s.Session
+		st := &w.sess[x.Index]
+		var srcMAC, dstMAC [6]byte
+		copy(dstMAC[:], s.Frame[0:6])
+		copy(srcMAC[:], s.Frame[6:12])
+		s.Direction = x.Directions.Of(s.Outer.Src, srcMAC, dstMAC, s.Packet.Src, s.Packet.Dst)
+		if m.Dedupe != nil {
+			if ip := ethernetPayload(s.Frame); ip != nil && m.Dedupe.Seen(ip, s.Outer.Src, b.Now) {
+				st.duplicates++
+				s.drop(ActionDuplicate)
+				continue
+			}
+		}
+		if x.Filter != nil && !x.Filter.Mirrored(&s.Packet, s.Direction, x.AmazonDNS) {
+			st.rejected++
+			s.drop(ActionFiltered)
+			continue
+		}
+		s.CapLen = len(s.Frame)
+		if x.PacketLength > 0 && x.PacketLength < s.CapLen {
+			s.CapLen = x.PacketLength
+			st.truncated++
+		}
+		st.accepted++
+	}
+}
+
+// ethernetPayload skips the Ethernet header and up to two VLAN tags.
+func ethernetPayload(f []byte) []byte {
+	off := 12
+	for range 3 {
+		if len(f) < off+2 {
+			return nil
+		}
+		switch binary.BigEndian.Uint16(f[off:]) {
+		case 0x8100, 0x88a8:
+			off += 4
+		default:
+			return f[off+2:]
+		}
+	}
+	return nil
+}
+
+// Record writes accepted mirrored frames, cut to the session's packet length with
+// their original length kept, to the pcap writer.
+type Record struct {
+	PCAP *pcapout.Writer
+}
+
+func (r *Record) Process(w *Worker, b *Batch) {
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.done || s.Session == nil || s.CapLen == 0 {
+			continue
+		}
+		r.PCAP.Write(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+	}
+}
+
+// mirrorScope keeps mirror flows apart from GWLB flows and from each other: equal
+// 5-tuples in different sessions or VNIs are different flows.
+func mirrorScope(s *Slot) uint64 {
+	return 1<<63 | uint64(s.Session.Index)<<32 | uint64(s.VNI)
+}
+
+// mirrorMeta is the flow metadata of a mirrored packet.
+func mirrorMeta(s *Slot) flow.Meta {
+	return flow.Meta{
+		Tunnel: flow.Tunnel{
+			Encap: flow.EncapVXLAN, Src: s.Outer.Src, Dst: s.Outer.Dst,
+			SrcPort: s.Outer.SrcPort, DstPort: s.Outer.DstPort, VNI: s.VNI,
+		},
+		Direction: uint8(s.Direction),
+		Session:   s.Session.Index,
+	}
+}
+
+var _ = packet.ProtoTCP
