@@ -26,12 +26,24 @@ type packetCapture struct {
 	mu   sync.Mutex
 	stop bool
 
-	skipTCP bool // leave out frames whose outer protocol is IPv4 TCP
+	keep func(pkttype uint8, frame []byte) bool // which frames to write
 }
 
-func startCapture(t *testing.T, ns, ifname, path string, skipTCP bool) *packetCapture {
+// received keeps the frames an interface receives, except outer IPv4 TCP (health
+// checks and scrapes).
+func received(pkttype uint8, f []byte) bool {
+	if pkttype == unix.PACKET_OUTGOING {
+		return false
+	}
+	return !(len(f) > 23 && f[12] == 0x08 && f[13] == 0x00 && f[23] == 6)
+}
+
+// sent keeps the frames an interface sends.
+func sent(pkttype uint8, _ []byte) bool { return pkttype == unix.PACKET_OUTGOING }
+
+func startCapture(t *testing.T, ns, ifname, path string, keep func(pkttype uint8, frame []byte) bool) *packetCapture {
 	t.Helper()
-	c := &packetCapture{done: make(chan struct{}), skipTCP: skipTCP}
+	c := &packetCapture{done: make(chan struct{}), keep: keep}
 	err := inNetns(ns, func() error {
 		iface, err := netInterfaceIndex(ifname)
 		if err != nil {
@@ -80,11 +92,12 @@ func (c *packetCapture) loop() {
 			c.err = err
 			return
 		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
+		var pkttype uint8
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+			pkttype = ll.Pkttype
 		}
-		if c.skipTCP && n > 23 && buf[12] == 0x08 && buf[13] == 0x00 && buf[23] == 6 {
-			continue // outer TCP: health checks and scrapes, not tunnel traffic
+		if !c.keep(pkttype, buf[:n]) {
+			continue
 		}
 		ci := gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: n, Length: n}
 		if err := c.w.WritePacket(ci, buf[:n]); err != nil {

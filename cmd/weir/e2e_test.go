@@ -33,7 +33,7 @@ policy:
 `
 
 // startNodeIn writes a config and runs weir in the node namespace until healthy.
-func startNodeIn(t *testing.T, tp *topology, extra string) (*process, string) {
+func startNodeIn(t *testing.T, tp *topology, extra string, pcapDir ...string) (*process, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
@@ -49,9 +49,9 @@ metrics:
   listen: %s:9090
 outputs:
   eve: %s
-log:
+%slog:
   level: debug
-%s%s`, gwlbAddr, nodeAddr, nodeAddr, filepath.Join(dir, "eve.json"), e2ePolicy, extra)
+%s%s`, gwlbAddr, nodeAddr, nodeAddr, filepath.Join(dir, "eve.json"), pcapLine(pcapDir), e2ePolicy, extra)
 	path := filepath.Join(dir, "weir.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -59,6 +59,13 @@ log:
 	p := startIn(t, tp.node, weirBinary(t), "run", "-config", path)
 	waitHealthy(t, tp.gw, "http://"+nodeAddr+":8080/healthz", 10*time.Second, p)
 	return p, dir
+}
+
+func pcapLine(dir []string) string {
+	if len(dir) == 0 {
+		return ""
+	}
+	return "  pcap: {dir: " + dir[0] + "}\n"
 }
 
 // e2eDecide is the expected verdict of a simulated flow under e2ePolicy.
@@ -117,7 +124,7 @@ func TestE2EInline(t *testing.T) {
 
 	// Capture everything the GWLB receives; tshark dissects it afterwards.
 	capFile := filepath.Join(t.TempDir(), "replies.pcap")
-	capture := startCapture(t, tp.gw, tp.gwIf, capFile, true)
+	capture := startCapture(t, tp.gw, tp.gwIf, capFile, received)
 
 	sim := startIn(t, tp.gw, weirBinary(t), "sim", "gwlb",
 		"-target", nodeAddr+":6081,http://"+nodeAddr+":8080/healthz",

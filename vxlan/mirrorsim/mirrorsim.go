@@ -13,11 +13,12 @@
 //
 //   - Synthetic flows (the default) are TCP (SYN, SYN-ACK, data..., FIN), UDP and
 //     ICMP echo conversations whose packets alternate direction, with valid IPv4 or
-//     IPv6 headers and checksums. Each runs between an ENI and a peer (the ENI is the
-//     client of every other flow), or, with BothEnds, between two ENIs, and then
-//     every packet is mirrored at both ends and arrives twice: as egress of the
-//     sender's ENI (its outer source, VNI and MAC) and as ingress of the receiver's,
-//     with identical IP packets.
+//     IPv6 headers and checksums. Each runs between an ENI and a peer in
+//     198.18.0.0/15 or 2001:db8:1::/64 (flows are dealt to the ENIs round-robin,
+//     and each ENI alternately connects out and is connected to), or, with
+//     BothEnds, between two ENIs, and then every packet is mirrored at both ends
+//     and arrives twice: as egress of the sender's ENI (its outer source, VNI and
+//     MAC) and as ingress of the receiver's, with identical IP packets.
 //   - With Config.PCAP every Ethernet frame of a pcap or pcapng file is sent once, as
 //     captured, as mirrored from ENIs[0].
 //
@@ -112,7 +113,7 @@ type Report struct {
 	ENIs []ENIReport `json:"enis"`
 	// Flows has the synthetic flows (final report only).
 	Flows    []FlowReport  `json:"flows,omitempty"`
-	Elapsed  time.Duration `json:"-"`         // from the first send to the last
+	Elapsed  time.Duration `json:"-"`         // from the start of sending to the last datagram
 	ElapsedS float64       `json:"elapsed_s"` // Elapsed in seconds
 	PPS      float64       `json:"pps"`       // Sent / Elapsed
 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"weir/geneve"
+)
+
+// kernelFilter is an AWS filter, as `aws ec2 describe-traffic-mirror-filters` prints
+// it: UDP 5000-5099 and ICMP are mirrored, TCP 22 is rejected before TCP in general
+// is accepted, and nothing else matches (so nothing else is mirrored).
+const kernelFilter = `{
+  "TrafficMirrorFilters": [{
+    "TrafficMirrorFilterId": "tmf-0a1b2c3d4e5f60718",
+    "Description": "kernel vxlan test",
+    "IngressFilterRules": [],
+    "EgressFilterRules": [
+      {"TrafficMirrorFilterRuleId": "tmfr-1", "TrafficMirrorFilterId": "tmf-0a1b2c3d4e5f60718",
+       "TrafficDirection": "egress", "RuleNumber": 300, "RuleAction": "accept", "Protocol": 6,
+       "DestinationCidrBlock": "10.200.0.0/24", "SourceCidrBlock": "10.200.0.0/24"},
+      {"TrafficMirrorFilterRuleId": "tmfr-2", "TrafficMirrorFilterId": "tmf-0a1b2c3d4e5f60718",
+       "TrafficDirection": "egress", "RuleNumber": 100, "RuleAction": "accept", "Protocol": 17,
+       "DestinationPortRange": {"FromPort": 5000, "ToPort": 5099},
+       "DestinationCidrBlock": "10.200.0.0/24", "SourceCidrBlock": "10.200.0.0/24"},
+      {"TrafficMirrorFilterRuleId": "tmfr-3", "TrafficMirrorFilterId": "tmf-0a1b2c3d4e5f60718",
+       "TrafficDirection": "egress", "RuleNumber": 200, "RuleAction": "reject", "Protocol": 6,
+       "DestinationPortRange": {"FromPort": 22, "ToPort": 22},
+       "DestinationCidrBlock": "0.0.0.0/0", "SourceCidrBlock": "0.0.0.0/0"},
+      {"TrafficMirrorFilterRuleId": "tmfr-4", "TrafficMirrorFilterId": "tmf-0a1b2c3d4e5f60718",
+       "TrafficDirection": "egress", "RuleNumber": 400, "RuleAction": "accept", "Protocol": 1,
+       "DestinationCidrBlock": "0.0.0.0/0", "SourceCidrBlock": "0.0.0.0/0"}
+    ],
+    "NetworkServices": [],
+    "Tags": [{"Key": "Name", "Value": "e2e"}]
+  }]
+}`
+
+const (
+	vxlanMAC  = "02:00:00:00:42:01" // the "ENI": the kernel vxlan device in the source namespace
+	overlayIP = "10.200.0.1"
+	peerIP    = "10.200.0.2" // exists only as a static neighbour entry
+	snapLen   = 96
+)
+
+// frameInfo is what tshark says of one frame.
+type frameInfo struct {
+	len, capLen int
+	proto       string // "udp/5003", "tcp/80", "icmp/8", ...
+}
+
+func tsharkFrames(t *testing.T, files ...string) []frameInfo {
+	t.Helper()
+	var out []frameInfo
+	for _, f := range files {
+		b, err := exec.Command("tshark", "-r", f, "-T", "fields", "-E", "separator=/t",
+			"-e", "frame.len", "-e", "frame.cap_len", "-e", "ip.proto", "-e", "ipv6.nxt",
+			"-e", "udp.dstport", "-e", "tcp.dstport", "-e", "icmp.type").Output()
+		if err != nil {
+			t.Fatalf("tshark %s: %v", f, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if line == "" {
+				continue
+			}
+			x := strings.Split(line, "\t")
+			fi := frameInfo{}
+			fi.len, _ = strconv.Atoi(x[0])
+			fi.capLen, _ = strconv.Atoi(x[1])
+			switch {
+			case x[2] == "17":
+				fi.proto = "udp/" + x[4]
+			case x[2] == "6":
+				fi.proto = "tcp/" + x[5]
+			case x[2] == "1":
+				fi.proto = "icmp/" + x[6]
+			case x[3] != "":
+				fi.proto = "ipv6/" + x[3]
+			default:
+				fi.proto = "other"
+			}
+			out = append(out, fi)
+		}
+	}
+	return out
+}
+
+// TestE2EKernelVXLANMirror: the Linux kernel's own VXLAN device is the mirror source.
+// Ordinary traffic sent through it reaches weir as VXLAN; the pcap weir writes, read
+// back by tshark, must hold exactly the packets the AWS filter accepts, each cut to
+// packet_length with its original length kept.
+func TestE2EKernelVXLANMirror(t *testing.T) {
+	tp := newTopology(t)
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("needs tshark (CI installs it)")
+	}
+	sh(t, "ip", "-n", tp.gw, "link", "add", "vx0", "address", vxlanMAC, "type", "vxlan", "id", "4242",
+		"remote", nodeAddr, "local", gwlbAddr, "dstport", "4789", "dev", "veth-gw")
+	sh(t, "ip", "-n", tp.gw, "addr", "add", overlayIP+"/24", "dev", "vx0")
+	sh(t, "ip", "-n", tp.gw, "link", "set", "vx0", "up")
+	sh(t, "ip", "-n", tp.gw, "neigh", "add", peerIP, "lladdr", "02:00:00:00:42:02", "dev", "vx0", "nud", "permanent")
+
+	dir := t.TempDir()
+	filterFile := filepath.Join(dir, "filter.json")
+	if err := os.WriteFile(filterFile, []byte(kernelFilter), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pcapDir := filepath.Join(dir, "pcap")
+	node, _ := startNodeIn(t, tp, fmt.Sprintf(`
+mirror:
+  listen: 0.0.0.0:4789
+  sessions:
+    - {vni: 4242, name: kernel, packet_length: %d, filter: %s, eni_mac: "%s"}
+`, snapLen, filterFile, vxlanMAC), pcapDir)
+
+	// What the kernel sends through its vxlan device: ground truth.
+	sentFile := filepath.Join(dir, "sent.pcap")
+	sentCap := startCapture(t, tp.gw, "vx0", sentFile, sent)
+
+	err := inNetns(tp.gw, func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(overlayIP)})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := range 10 { // accepted: UDP 5000-5099, some longer than packet_length
+			if _, err := c.WriteToUDP(make([]byte, 20+50*i), &net.UDPAddr{IP: net.ParseIP(peerIP), Port: 5000 + i}); err != nil {
+				return err
+			}
+		}
+		for range 5 { // no rule matches: not mirrored
+			if _, err := c.WriteToUDP(make([]byte, 64), &net.UDPAddr{IP: net.ParseIP(peerIP), Port: 6000}); err != nil {
+				return err
+			}
+		}
+		// One SYN each (the dial gives up before the first retransmission).
+		for _, port := range []int{22, 80} {
+			d := net.Dialer{Timeout: 300 * time.Millisecond}
+			if conn, err := d.DialContext(context.Background(), "tcp4", net.JoinHostPort(peerIP, strconv.Itoa(port))); err == nil {
+				conn.Close()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three ICMP echo requests (accepted by rule 400).
+	err = inNetns(tp.gw, func() error {
+		c, err := net.ListenPacket("ip4:icmp", overlayIP)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for seq := range 3 {
+			echo := []byte{8, 0, 0, 0, 0x12, 0x34, 0, byte(seq), 'w', 'e', 'i', 'r'}
+			binary.BigEndian.PutUint16(echo[2:], ^uint16(foldSum(geneve.Checksum(0, echo))))
+			if _, err := c.WriteTo(echo, &net.IPAddr{IP: net.ParseIP(peerIP)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := sentCap.finish(); err != nil {
+		t.Fatal(err)
+	}
+	sendSignal(t, node, syscall.SIGTERM)
+	if err := node.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("weir: %v\n%s", err, node.stderr.String())
+	}
+
+	files, _ := filepath.Glob(filepath.Join(pcapDir, "*.pcap"))
+	if len(files) == 0 {
+		t.Fatalf("weir wrote no pcap in %s\n%s", pcapDir, node.stderr.String())
+	}
+	got := tsharkFrames(t, files...)
+	all := tsharkFrames(t, sentFile)
+	accepted := func(p string) bool {
+		if strings.HasPrefix(p, "udp/") {
+			port, _ := strconv.Atoi(p[4:])
+			return port >= 5000 && port <= 5099
+		}
+		return p == "tcp/80" || p == "icmp/8"
+	}
+	var want []frameInfo
+	kinds := map[string]int{}
+	for _, f := range all {
+		kinds[f.proto]++
+		if accepted(f.proto) {
+			want = append(want, frameInfo{len: f.len, capLen: min(f.len, snapLen), proto: f.proto})
+		}
+	}
+	t.Logf("kernel sent %d frames %v; weir recorded %d", len(all), kinds, len(got))
+	for _, k := range []string{"udp/5000", "udp/6000", "tcp/22", "tcp/80", "icmp/8"} {
+		if kinds[k] == 0 {
+			t.Errorf("the kernel sent no %s frame: the test did not exercise the filter", k)
+		}
+	}
+	key := func(fs []frameInfo) []string {
+		var s []string
+		for _, f := range fs {
+			s = append(s, fmt.Sprintf("%s len=%d cap=%d", f.proto, f.len, f.capLen))
+		}
+		sort.Strings(s)
+		return s
+	}
+	if g, w := strings.Join(key(got), "\n"), strings.Join(key(want), "\n"); g != w {
+		t.Errorf("weir's pcap differs from what the filter accepts:\ngot:\n%s\nwant:\n%s", g, w)
+	}
+	truncated := 0
+	for _, f := range got {
+		if f.capLen < f.len {
+			truncated++
+		}
+	}
+	if truncated == 0 {
+		t.Error("no recorded frame was cut to packet_length")
+	}
+}
