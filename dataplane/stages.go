@@ -89,6 +89,11 @@ func (InnerDecode) Process(w *Worker, b *Batch) {
 type Track struct {
 	Table  *flow.Table // GWLB and plain flows
 	Mirror *flow.Table // mirrored flows; may be nil when there is no mirror path
+	// MergeSessions keys mirrored flows by 5-tuple alone. With duplicate
+	// suppression on, a flow mirrored at both ends reaches weir through two sessions
+	// (its copies in one direction survive from one ENI, the other direction's from
+	// the other); keyed by session it would split in two.
+	MergeSessions bool
 }
 
 func (t *Track) Process(w *Worker, b *Batch) {
@@ -99,7 +104,11 @@ func (t *Track) Process(w *Worker, b *Batch) {
 		}
 		if s.Session != nil {
 			m := mirrorMeta(s)
-			s.Flow = t.Mirror.TrackMeta(mirrorScope(s), &s.Packet, s.Packet.Length, &m, b.Now)
+			scope := uint64(1 << 63)
+			if !t.MergeSessions {
+				scope = mirrorScope(s)
+			}
+			s.Flow = t.Mirror.TrackMeta(scope, &s.Packet, s.Packet.Length, &m, b.Now)
 			s.action = ActionAllow
 			continue
 		}

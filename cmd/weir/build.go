@@ -107,7 +107,7 @@ func newEngine(cfg *Config, log *slog.Logger) (_ *engine, err error) {
 		&dataplane.VXLANDecode{Sessions: e.sessions},
 		dataplane.InnerDecode{},
 		&dataplane.MirrorFilter{Dedupe: dedupe},
-		&dataplane.Track{Table: e.table, Mirror: e.mirror},
+		&dataplane.Track{Table: e.table, Mirror: e.mirror, MergeSessions: dedupe != nil},
 	}
 	if e.pcap != nil {
 		stages = append(stages, &dataplane.Record{PCAP: e.pcap})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -230,5 +231,116 @@ mirror:
 	}
 	if truncated == 0 {
 		t.Error("no recorded frame was cut to packet_length")
+	}
+}
+
+// TestE2EMirrorDuplicates: weir sim mirror mirrors every packet at both ends of its
+// flows (two ENIs, two VNIs, two outer sources). With dedupe on, weir keeps one copy
+// of each and counts the others; the EVE flow records carry the tunnel, the session
+// and the direction.
+func TestE2EMirrorDuplicates(t *testing.T) {
+	tp := newTopology(t)
+	// The two mirrored ENIs are addresses of the source namespace.
+	for _, a := range []string{"192.0.2.11", "192.0.2.12"} {
+		sh(t, "ip", "-n", tp.gw, "addr", "add", a+"/24", "dev", "veth-gw")
+	}
+	dir := t.TempDir()
+	node, nodeDir := startNodeIn(t, tp, `
+mirror:
+  listen: 0.0.0.0:4789
+  dedupe_window: 200ms
+  sessions:
+    - {vni: 101, name: web, eni_ip: 192.0.2.11, interface_id: eni-0000000000000web}
+    - {vni: 102, name: db, eni_ip: 192.0.2.12, interface_id: eni-00000000000000db}
+`, filepath.Join(dir, "pcap"))
+	sim := startIn(t, tp.gw, weirBinary(t), "sim", "mirror", "-target", nodeAddr+":4789",
+		"-eni", "192.0.2.11,02:00:00:00:00:11,101", "-eni", "192.0.2.12,02:00:00:00:00:12,102",
+		"-both-ends", "-flows", "40", "-packets", "6", "-rate", "2000", "-per-flow")
+	if err := sim.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("sim: %v\n%s", err, sim.stderr.String())
+	}
+	var rep struct {
+		Sent, Frames, Duplicates uint64
+		Flows                    []struct{ Packets uint64 }
+	}
+	if err := json.Unmarshal(sim.stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, sim.stdout.String())
+	}
+	if rep.Duplicates == 0 || rep.Sent != rep.Frames+rep.Duplicates {
+		t.Fatalf("sim report %+v: want duplicates", rep)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		m := scrape(t, tp.gw)
+		return m[`weir_mirror_received_packets_total{session="web"}`]+m[`weir_mirror_received_packets_total{session="db"}`] == float64(rep.Sent)
+	})
+	m := scrape(t, tp.gw)
+	dups := m[`weir_mirror_duplicates_total{session="web"}`] + m[`weir_mirror_duplicates_total{session="db"}`]
+	acc := m[`weir_mirror_accepted_packets_total{session="web"}`] + m[`weir_mirror_accepted_packets_total{session="db"}`]
+	if dups != float64(rep.Duplicates) || acc != float64(rep.Frames) {
+		t.Errorf("weir suppressed %v duplicates and accepted %v packets; the sim sent %d originals and %d duplicates", dups, acc, rep.Frames, rep.Duplicates)
+	}
+	if got := m[`weir_packets_total{action="duplicate",encap="vxlan"}`]; got != float64(rep.Duplicates) {
+		t.Errorf("weir_packets_total duplicate = %v, want %d", got, rep.Duplicates)
+	}
+
+	sendSignal(t, node, syscall.SIGTERM)
+	if err := node.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("weir: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(nodeDir, "eve.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flows int
+	var pkts uint64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev struct {
+			F      map[string]any `json:"flow"`
+			Tunnel map[string]any `json:"tunnel"`
+			Weir   map[string]any `json:"weir"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		flows++
+		pkts += uint64(ev.F["pkts_toserver"].(float64) + ev.F["pkts_toclient"].(float64))
+		if ev.Weir["encap"] != "vxlan" || ev.Tunnel["dest_port"] != float64(4789) {
+			t.Errorf("mirror flow record without its tunnel: %s", line)
+		}
+		if s := ev.Weir["session"]; s != "web" && s != "db" {
+			t.Errorf("session %v", s)
+		}
+		if d := ev.Weir["direction"]; d != "egress" && d != "ingress" {
+			t.Errorf("direction %v: with eni_ip set, every packet's direction is known", d)
+		}
+	}
+	// Each flow is seen once (the duplicates were dropped before the flow table)...
+	if flows != len(rep.Flows) || pkts != rep.Frames {
+		t.Errorf("EVE has %d flows with %d packets; the sim made %d flows of %d packets", flows, pkts, len(rep.Flows), rep.Frames)
+	}
+}
+
+// TestE2EFilterErrors: a filter file that is not valid is reported by check-config
+// (and by run) as FILE:LINE naming the rule.
+func TestE2EFilterErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := strings.Replace(kernelFilter, `"RuleNumber": 100, "RuleAction": "accept", "Protocol": 17`,
+		`"RuleNumber": 100, "RuleAction": "accept", "Protocol": 17, "SourcePortRange": {"FromPort": 9000, "ToPort": 80}`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "weir.yaml")
+	if err := os.WriteFile(cfg, []byte("mirror:\n  sessions:\n    - vni: 7\n      filter: bad.json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check-config", cfg}, {"run", "-config", cfg}} {
+		out, err := exec.Command(weirBinary(t), args...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("weir %s accepted a bad filter", args[0])
+		}
+		msg := string(out)
+		if !strings.HasPrefix(msg, cfg+":4: ") || !strings.Contains(msg, "rule 100") || !strings.Contains(msg, "9000") {
+			t.Errorf("weir %s: %q: want %s:4: ... naming egress rule 100 and its bad port range", args[0], msg, cfg)
+		}
 	}
 }
