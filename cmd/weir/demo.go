@@ -11,21 +11,68 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"weir/dataplane"
-	"weir/dataplane/policy"
 	"weir/geneve/gwlbsim"
+	"weir/vxlan/mirrorsim"
 )
 
-// The demo runs on loopback: the appliance on 127.0.0.1, the simulated GWLB on
-// 127.0.0.2 (all of 127/8 is local on Linux), both on the same port as in AWS.
+// The demo runs on loopback (all of 127/8 is local on Linux): the appliance on
+// 127.0.0.1, the simulated GWLB on 127.0.0.2 on the same port as in AWS, and two
+// mirrored ENIs, 127.0.0.3 (session "web") and 127.0.0.4 (session "db"), whose
+// flows with each other are mirrored at both ends.
 var (
 	demoAppliance = netip.MustParseAddr("127.0.0.1")
 	demoGWLB      = netip.MustParseAddr("127.0.0.2")
+	demoWeb       = netip.MustParseAddr("127.0.0.3")
+	demoDB        = netip.MustParseAddr("127.0.0.4")
 	demoDenied    = netip.MustParsePrefix("203.0.113.0/24")
 )
+
+// demoConfig is the demo's configuration, in the form a user would write it.
+const demoConfig = `
+gwlb:
+  listen: %[1]s
+  allowed_sources: [%[2]s/32]
+health: {listen: "127.0.0.1:0"}
+metrics: {listen: "127.0.0.1:0"}
+policy:
+  default: allow
+  rules:
+    - {action: drop, proto: tcp, dst_port: 23}
+    - {action: drop, src: %[3]s}
+mirror:
+  listen: %[4]s
+  dedupe_window: 200ms
+  sessions:
+    - vni: 101
+      name: web
+      eni_ip: %[5]s
+      interface_id: eni-0a1b2c3d4e5f60101
+      packet_length: 128
+      filter:
+        TrafficMirrorFilterId: tmf-0de0de0de0de0de01
+        EgressFilterRules:
+          - {RuleNumber: 100, RuleAction: reject, TrafficDirection: egress, Protocol: 6,
+             DestinationPortRange: {FromPort: 22, ToPort: 22},
+             SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 0.0.0.0/0}
+          - {RuleNumber: 200, RuleAction: accept, TrafficDirection: egress,
+             SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 0.0.0.0/0}
+        IngressFilterRules:
+          - {RuleNumber: 100, RuleAction: accept, TrafficDirection: ingress,
+             SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 0.0.0.0/0}
+    - vni: 102
+      name: db
+      eni_ip: %[6]s
+      interface_id: eni-0a1b2c3d4e5f60102
+outputs:
+  eve: %[7]s/eve.json
+  pcap: {dir: %[7]s/pcap}
+  flowlog: {path: %[7]s/flows.log, interval: 5s, account_id: "123456789012"}
+`
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -34,7 +81,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	port, err := demoPort()
+	port, err := demoPort(6081, demoAppliance, demoGWLB)
+	if err != nil {
+		return err
+	}
+	mport, err := demoPort(4789, demoAppliance)
 	if err != nil {
 		return err
 	}
@@ -42,16 +93,12 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := DefaultConfig()
-	cfg.GWLB.Listen = netip.AddrPortFrom(demoAppliance, port)
-	cfg.GWLB.AllowedSources = []netip.Prefix{netip.PrefixFrom(demoGWLB, 32)}
-	cfg.Health.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.Outputs.EVE = filepath.Join(dir, "eve.json")
-	cfg.Policy = policy.Policy{Default: policy.Allow, Rules: []policy.Rule{
-		{Action: policy.Drop, Proto: 6, DstPort: policy.PortRange{Lo: 23, Hi: 23}},
-		{Action: policy.Drop, Proto: policy.AnyProto, Src: demoDenied},
-	}}
+	text := fmt.Sprintf(demoConfig, netip.AddrPortFrom(demoAppliance, port), demoGWLB, demoDenied,
+		netip.AddrPortFrom(demoAppliance, mport), demoWeb, demoDB, dir)
+	cfg, err := ParseConfig("demo.yaml", []byte(text))
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	n, err := startNode(context.Background(), cfg, log)
@@ -59,17 +106,23 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("demo: starting the appliance: %w", err)
 	}
 	defer n.shutdown(0)
-	fmt.Fprintf(stdout, "weir demo: appliance %s (health and metrics on http://%s), simulated GWLB %s\n",
-		cfg.GWLB.Listen, n.healthAddr(), demoGWLB)
-	fmt.Fprintf(stdout, "reply path: %s\n", n.backend.Name())
-	fmt.Fprintf(stdout, "policy: drop tcp dst_port 23; drop src %s; default allow\n\n", demoDenied)
+	fmt.Fprintf(stdout, "weir demo: appliance %s, health and metrics on http://%s\n", demoAppliance, n.healthAddr())
+	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s\n",
+		demoGWLB, cfg.GWLB.Listen, demoDenied)
+	fmt.Fprintf(stdout, "          reply path: %s\n", n.backend.Name())
+	fmt.Fprintf(stdout, "  mirror: ENIs %s (web, VNI 101, filtered, cut to 128 bytes) and %s (db, VNI 102)\n", demoWeb, demoDB)
+	fmt.Fprintf(stdout, "          mirrored at both ends to %s; duplicates suppressed\n\n", cfg.Mirror.Listen)
 
-	// About 1,500 packets a second for the duration: a tenth of the flows come from
-	// the denied prefix, a sixth of the TCP and UDP flows go to port 23.
-	const rate = 1500
+	// About 1,500 GENEVE packets a second: a tenth of the flows come from the denied
+	// prefix, a sixth of the TCP and UDP flows go to port 23. About 400 mirrored
+	// frames a second, half of them the second copy.
+	const rate, perFlow, mirrorRate, mirrorPerFlow = 1500, 20, 400, 10
 	packets := int(duration.Seconds() * rate)
-	const perFlow = 20
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	start := time.Now()
+	var mu sync.Mutex
+	var mirrorSent uint64
 	simCfg := gwlbsim.Config{
 		Targets:        []gwlbsim.Target{{Addr: cfg.GWLB.Listen, HealthURL: "http://" + n.healthAddr() + "/healthz"}},
 		Local:          demoGWLB,
@@ -85,56 +138,111 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		ReplyTimeout:   time.Second,
 		Progress: func(r gwlbsim.Report) {
 			t := n.pipeline.Totals()
-			fmt.Fprintf(stdout, "[%4.1fs] sent %6d  returned %6d  dropped by policy %5d  malformed %d  flows active %4d  latency p50 %.0fµs\n",
-				time.Since(start).Seconds(), r.Sent, r.Returned,
-				t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
-				t.Packet(dataplane.EncapGeneve, dataplane.ActionMalformed),
-				n.table.Active(), r.LatencyUS.P50)
+			mu.Lock()
+			ms := mirrorSent
+			mu.Unlock()
+			fmt.Fprintf(stdout, "[%4.1fs] inline: sent %6d returned %6d dropped by policy %5d | mirror: sent %5d recorded %5d duplicates %4d filtered %3d | flows %4d\n",
+				time.Since(start).Seconds(), r.Sent, r.Returned, t.Packet(dataplane.EncapVXLAN, dataplane.ActionDrop)+t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
+				ms, t.Packet(dataplane.EncapVXLAN, dataplane.ActionAllow), t.Packet(dataplane.EncapVXLAN, dataplane.ActionDuplicate),
+				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.table.Active()+n.mirror.Active())
 		},
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	rep, err := gwlbsim.Run(ctx, simCfg)
-	if err != nil {
-		return fmt.Errorf("demo: simulator: %w", err)
+	mirrorCfg := mirrorsim.Config{
+		Target: cfg.Mirror.Listen,
+		ENIs: []mirrorsim.ENI{
+			{IP: demoWeb, MAC: net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x01}, VNI: 101},
+			{IP: demoDB, MAC: net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x02}, VNI: 102},
+		},
+		Flows:          max(int(duration.Seconds()*mirrorRate)/(2*mirrorPerFlow), 1),
+		PacketsPerFlow: mirrorPerFlow,
+		Rate:           mirrorRate,
+		BothEnds:       true,
+		Seed:           time.Now().UnixNano(),
+		Progress: func(r mirrorsim.Report) {
+			mu.Lock()
+			mirrorSent = r.Sent
+			mu.Unlock()
+		},
 	}
+	var mrep mirrorsim.Report
+	var merr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		mrep, merr = mirrorsim.Run(ctx, mirrorCfg)
+	}()
+	rep, err := gwlbsim.Run(ctx, simCfg)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("demo: GWLB simulator: %w", err)
+	}
+	if merr != nil {
+		return fmt.Errorf("demo: mirror simulator: %w", merr)
+	}
+	time.Sleep(100 * time.Millisecond) // the last mirrored frames are in flight
 	t := n.pipeline.Totals()
 	n.shutdown(0)
 	allowedFlows, deniedFlows := n.flowsEnded()
+	var web, db dataplane.SessionTotals
+	if len(t.Sessions) > 2 {
+		web, db = t.Sessions[1], t.Sessions[2]
+	}
+	pcaps, _ := filepath.Glob(filepath.Join(dir, "pcap", "*.pcap"))
 
 	fmt.Fprintf(stdout, "\nsummary\n")
-	fmt.Fprintf(stdout, "  packets sent by the GWLB       %d (%d jumbo, 8500-byte inner)\n", rep.Sent, rep.Jumbo)
-	fmt.Fprintf(stdout, "  returned byte-identical        %d\n", rep.Returned)
-	fmt.Fprintf(stdout, "  dropped by policy              %d (GWLB saw %d not returned)\n",
+	fmt.Fprintf(stdout, "  inline (GENEVE)\n")
+	fmt.Fprintf(stdout, "    packets sent by the GWLB     %d (%d jumbo, 8500-byte inner)\n", rep.Sent, rep.Jumbo)
+	fmt.Fprintf(stdout, "    returned byte-identical      %d\n", rep.Returned)
+	fmt.Fprintf(stdout, "    dropped by policy            %d (GWLB saw %d not returned)\n",
 		t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop), rep.Dropped)
-	fmt.Fprintf(stdout, "  returned but wrong             %d\n", rep.Mismatched)
+	fmt.Fprintf(stdout, "    returned but wrong           %d\n", rep.Mismatched)
+	fmt.Fprintf(stdout, "    latency µs p50/p90/p99       %.0f / %.0f / %.0f\n", rep.LatencyUS.P50, rep.LatencyUS.P90, rep.LatencyUS.P99)
+	fmt.Fprintf(stdout, "  mirror (VXLAN)\n")
+	fmt.Fprintf(stdout, "    frames sent by AWS (sim)     %d (%d of them second copies)\n", mrep.Sent, mrep.Duplicates)
+	fmt.Fprintf(stdout, "    session web                  received %d, recorded %d (%d cut to 128 bytes), filtered %d, duplicates %d\n",
+		web.Received, web.Accepted, web.Truncated, web.Rejected, web.Duplicates)
+	fmt.Fprintf(stdout, "    session db                   received %d, recorded %d, filtered %d, duplicates %d\n",
+		db.Received, db.Accepted, db.Rejected, db.Duplicates)
 	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied by policy\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
-	fmt.Fprintf(stdout, "  EVE flow records               %d in %s\n", n.eve.Written(), cfg.Outputs.EVE)
-	fmt.Fprintf(stdout, "  latency µs p50/p90/p99         %.0f / %.0f / %.0f\n", rep.LatencyUS.P50, rep.LatencyUS.P90, rep.LatencyUS.P99)
-	fmt.Fprintf(stdout, "  reply path                     %s\n", n.backend.Name())
+	fmt.Fprintf(stdout, "  outputs in %s\n", dir)
+	fmt.Fprintf(stdout, "    eve.json                     %d flow records (Suricata EVE)\n", n.eve.Written())
+	fmt.Fprintf(stdout, "    pcap/                        %d file(s) of mirrored frames (open with wireshark or tshark -r)\n", len(pcaps))
+	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.flowlog.Written())
 	if rep.Mismatched != 0 || rep.Returned == 0 {
 		return fmt.Errorf("demo: %d packets came back wrong, %d came back right", rep.Mismatched, rep.Returned)
+	}
+	if got := web.Received + db.Received; got != mrep.Sent {
+		return fmt.Errorf("demo: the mirror simulator sent %d frames, weir received %d", mrep.Sent, got)
 	}
 	return nil
 }
 
-// demoPort is 6081 when both loopback addresses have it free, else a free port.
-func demoPort() (uint16, error) {
-	if udpFree(demoAppliance, 6081) && udpFree(demoGWLB, 6081) {
-		return 6081, nil
+// demoPort is want when it is free on every address, else a port free on all.
+func demoPort(want uint16, addrs ...netip.Addr) (uint16, error) {
+	free := func(p uint16) bool {
+		for _, a := range addrs {
+			if !udpFree(a, p) {
+				return false
+			}
+		}
+		return true
+	}
+	if free(want) {
+		return want, nil
 	}
 	for range 20 {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: demoAppliance.AsSlice()})
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: addrs[0].AsSlice()})
 		if err != nil {
 			return 0, err
 		}
 		p := uint16(c.LocalAddr().(*net.UDPAddr).Port)
 		c.Close()
-		if udpFree(demoGWLB, p) {
+		if free(p) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("demo: no free UDP port on %s and %s", demoAppliance, demoGWLB)
+	return 0, fmt.Errorf("demo: no free UDP port on %v", addrs)
 }
 
 func udpFree(a netip.Addr, port uint16) bool {
