@@ -93,7 +93,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for e := Encap(0); e < NumEncaps; e++ {
+	// Plain traffic comes only from replayed captures, never from a listener.
+	for e := Encap(0); e < EncapNone; e++ {
 		for a := Action(0); a < NumActions; a++ {
 			counter(c.packets, t.Packets[e][a], e.String(), a.String())
 		}
@@ -106,7 +107,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for r := vxlan.Reason(1); r < vxlan.NumReasons; r++ {
 		counter(c.decodeErrors, t.VXLANErr[r], EncapVXLAN.String(), r.String())
 	}
-	for e := Encap(0); e < NumEncaps; e++ {
+	for e := Encap(0); e < EncapNone; e++ {
 		for r := packet.Reason(1); r < packet.NumReasons; r++ {
 			counter(c.decodeErrors, t.InnerErr[e][r], e.String(), "inner_"+r.String())
 		}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -42,8 +43,8 @@ func TestCollector(t *testing.T) {
 weir_packets_total{action="allow",encap="geneve"} 2
 weir_packets_total{action="drop",encap="geneve"} 2
 weir_packets_total{action="malformed",encap="geneve"} 2
-weir_packets_total{action="source_denied",encap="geneve"} 0
-# HELP weir_returned_total Packets sent back to the load balancer.
+` + zeroRows(`weir_packets_total{action="%s",encap="%s"} 0`,
+		[][2]string{{"allow", "geneve"}, {"drop", "geneve"}, {"malformed", "geneve"}}) + `# HELP weir_returned_total Packets sent back to the load balancer.
 # TYPE weir_returned_total counter
 weir_returned_total 2
 # HELP weir_flows_active Flows in the flow table.
@@ -80,4 +81,22 @@ weir_flows_ended_total{action="drop"} 2
 			}
 		}
 	}
+}
+
+// zeroRows lists every action and encapsulation the collector exports, but those
+// in except, with value 0.
+func zeroRows(format string, except [][2]string) string {
+	var b strings.Builder
+	for e := Encap(0); e < EncapNone; e++ {
+		for a := Action(0); a < NumActions; a++ {
+			skip := false
+			for _, x := range except {
+				skip = skip || (x[0] == a.String() && x[1] == e.String())
+			}
+			if !skip {
+				fmt.Fprintf(&b, format+"\n", a, e)
+			}
+		}
+	}
+	return b.String()
 }

@@ -440,7 +440,9 @@ type jsonPortRange struct {
 }
 
 // ParseFilterJSON reads the output of `aws ec2 describe-traffic-mirror-filters`
-// ({"TrafficMirrorFilters": [...]}), or one filter object of it, as is. name is the
+// ({"TrafficMirrorFilters": [...]}), or one filter object of it, or a document with
+// one filter under "TrafficMirrorFilter" (what create-traffic-mirror-filter and
+// modify-traffic-mirror-filter-network-services print), as is. name is the
 // file name for errors. When the document holds several filters, id selects one (an
 // empty id is then an error that lists the ids); when it holds one, a non-empty id
 // must be its id. Only the selected filter is validated.
@@ -482,6 +484,8 @@ func ParseFilterJSON(name string, data []byte, id string) (*Filter, error) {
 			}
 			raw = doc.TrafficMirrorFilters[i]
 		}
+	} else if one, ok := lookup(top, "TrafficMirrorFilter"); ok {
+		raw = one // what create-traffic-mirror-filter prints
 	} else {
 		_, in := lookup(top, "IngressFilterRules")
 		_, eg := lookup(top, "EgressFilterRules")
@@ -538,7 +542,7 @@ func ParseFilterJSON(name string, data []byte, id string) (*Filter, error) {
 			}
 			rules = append(rules, r)
 		}
-		// checkRules reports what ruleFromJSON left to it, and duplicates.
+		// checkRules finds duplicates and sorts.
 		*list.rules, errs = checkRules(f.ID, list.dir, rules, errs)
 	}
 	if err := joinErrors(errs); err != nil {
@@ -737,6 +741,12 @@ func findRuleLines(data, raw []byte) *ruleLines {
 		}
 		return o
 	}
+	lineAt, lineOff := 1, 0 // rules come in file order: count lines incrementally
+	lineOf := func(o int) int {
+		lineAt += bytes.Count(data[lineOff:base+o], []byte{'\n'})
+		lineOff = base + o
+		return lineAt
+	}
 	const (
 		inFilter = iota // the filter object: its rule lists are wanted
 		inList          // a rule list: its elements are the rules
@@ -771,7 +781,7 @@ func findRuleLines(data, raw []byte) *ruleLines {
 					return false
 				}
 				if role == inList {
-					*lines = append(*lines, 1+bytes.Count(data[:base+o], []byte{'\n'}))
+					*lines = append(*lines, lineOf(o))
 				}
 				if !walk(vt, inOther, nil) {
 					return false

@@ -385,6 +385,7 @@ func TestParseFilterJSONShapes(t *testing.T) {
 		{"filter object, its id", one, "tmf-1", "tmf-1", ""},
 		{"filter object, other id", one, "tmf-2", "", `x.json: holds filter "tmf-1", not tmf-2`},
 		{"rules only", `{"EgressFilterRules": []}`, "", "", ""},
+		{"create-traffic-mirror-filter output", `{"TrafficMirrorFilter": ` + one + `, "ClientToken": "abc"}`, "", "tmf-1", ""},
 		{"document of one", `{"TrafficMirrorFilters": [` + one + `]}`, "", "tmf-1", ""},
 		{"document of one, its id", `{"TrafficMirrorFilters": [` + one + `]}`, "tmf-1", "tmf-1", ""},
 		{"document of one, other id", `{"TrafficMirrorFilters": [` + one + `]}`, "tmf-9", "", "x.json: no filter tmf-9 (it holds tmf-1)"},
