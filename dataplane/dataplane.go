@@ -37,7 +37,7 @@ const (
 type Slot struct {
 	// Filled by the backend.
 	Buf   []byte       // the UDP payload, in the backend's memory
-	Outer geneve.Outer // outer addressing as received
+	Outer geneve.Outer // outer addressing as received (VXLAN inside GENEVE: the VXLAN datagram's, set by VXLANDecode)
 	Encap Encap
 
 	// Filled by the stages.

@@ -8,6 +8,7 @@ import (
 	"weir/dataplane/mirror"
 	"weir/dataplane/packet"
 	"weir/dataplane/pcapout"
+	"weir/geneve"
 	"weir/vxlan"
 )
 
@@ -69,13 +70,14 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 			continue
 		}
 		var dgram []byte
+		var outer geneve.Outer
 		switch s.Encap {
 		case EncapVXLAN:
 			dgram = s.Buf
 		case EncapGeneve:
 			// A mirror session whose target is a GWLB endpoint: the GENEVE inner
 			// packet is the mirror's own IPv4/UDP datagram to 4789.
-			if dgram = vxlanInGeneve(s.Inner); dgram == nil {
+			if dgram, outer = vxlanInGeneve(s.Inner); dgram == nil {
 				continue
 			}
 		default:
@@ -92,6 +94,12 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		if h.ReservedNonZero() {
 			w.local.vxlanReserved++
 		}
+		if s.Encap == EncapGeneve {
+			// The mirror's own addressing, from the mirrored ENI, is what tells
+			// direction and duplicates apart; the GWLB's is the same for every ENI.
+			// Mirrored traffic is never returned, so the reply needs no GWLB outer.
+			s.Outer = outer
+		}
 		s.VNI = h.VNI()
 		s.Frame = frame
 		s.Session = v.Sessions.Lookup(s.VNI)
@@ -105,20 +113,26 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 	}
 }
 
-// vxlanInGeneve returns the UDP payload of an IPv4/UDP packet to the VXLAN port, or nil.
-func vxlanInGeneve(ip []byte) []byte {
+// vxlanInGeneve returns the UDP payload of an IPv4/UDP packet to the VXLAN port and
+// the packet's addressing, or nil.
+func vxlanInGeneve(ip []byte) ([]byte, geneve.Outer) {
 	if len(ip) < 28 || ip[0]>>4 != 4 || ip[9] != 17 {
-		return nil
+		return nil, geneve.Outer{}
 	}
 	ihl := int(ip[0]&0x0f) * 4
 	if ihl < 20 || len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 {
-		return nil
+		return nil, geneve.Outer{}
 	}
 	udp := ip[ihl:]
 	if binary.BigEndian.Uint16(udp[2:4]) != vxlan.Port {
-		return nil
+		return nil, geneve.Outer{}
 	}
-	return udp[8:]
+	return udp[8:], geneve.Outer{
+		Src:     netip.AddrFrom4([4]byte(ip[12:16])),
+		Dst:     netip.AddrFrom4([4]byte(ip[16:20])),
+		SrcPort: binary.BigEndian.Uint16(udp[0:2]),
+		DstPort: vxlan.Port,
+	}
 }
 
 // MirrorFilter applies a session's rules: the direction of each packet relative to

@@ -411,7 +411,11 @@ func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPor
 		return ap
 	}
 	if v4only && !ap.Addr().Is4() {
-		p.fail(n, "%s: %s must be an IPv4 address: GWLB sends GENEVE over IPv4", where, ap.Addr())
+		why := "GWLB sends GENEVE over IPv4"
+		if where == "mirror.listen" {
+			why = "Traffic Mirroring sends VXLAN over IPv4"
+		}
+		p.fail(n, "%s: %s must be an IPv4 address: %s", where, ap.Addr(), why)
 	}
 	return ap
 }

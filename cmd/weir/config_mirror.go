@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,7 +162,7 @@ func (p *parser) filter(n, idNode *yaml.Node, where string) *mirror.Filter {
 	if idNode != nil {
 		id = p.str(idNode, where+".filter_id")
 	}
-	if n.Kind == yaml.ScalarNode {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && n.Value != "" {
 		path := n.Value
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(p.file), path)
@@ -172,44 +174,142 @@ func (p *parser) filter(n, idNode *yaml.Node, where string) *mirror.Filter {
 		}
 		return f
 	}
-	var v any
-	if err := n.Decode(&v); err != nil {
-		p.fail(n, "%s.filter: %v", where, err)
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, "%s.filter: expected the path of a filter file or a filter mapping", where)
 		return nil
 	}
-	data, err := json.Marshal(jsonable(v))
-	if err != nil {
-		p.fail(n, "%s.filter: %v", where, err)
+	data, bad, msg := filterJSON(n)
+	if bad != nil {
+		p.fail(bad, "%s.filter: %s", where, msg)
 		return nil
 	}
-	f, err := mirror.ParseFilterJSON(fmt.Sprintf("%s:%d", p.file, n.Line), data, id)
+	f, err := mirror.ParseFilterJSON(p.file, data, id)
 	if err != nil {
-		p.fail(n, "%s.filter: %v", where, strings.TrimPrefix(err.Error(), fmt.Sprintf("%s:%d: ", p.file, n.Line)))
+		// Errors name this file and, for a rule, its line (data keeps the lines).
+		line, first := n.Line, err
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+			first = j.Unwrap()[0]
+		}
+		var re *mirror.RuleError
+		if errors.As(first, &re) {
+			if rest, ok := strings.CutPrefix(re.Where, p.file+":"); ok {
+				num, _, _ := strings.Cut(rest, ":")
+				if l, e := strconv.Atoi(num); e == nil && l > 0 {
+					line = l
+				}
+			}
+		}
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("%s:%d: ", p.file, line)); ok {
+			msg = rest
+		} else {
+			msg = strings.TrimPrefix(msg, p.file+": ")
+		}
+		p.fail(&yaml.Node{Line: line}, "%s.filter: %s", where, msg)
 		return nil
 	}
 	return f
 }
 
-// jsonable turns what yaml.v3 decodes (map[string]any with any keys) into values
-// encoding/json accepts.
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = jsonable(e)
-		}
-		return x
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = jsonable(e)
-		}
-		return m
-	case []any:
-		for i, e := range x {
-			x[i] = jsonable(e)
-		}
-		return x
+// maxFilterJSON bounds the JSON an inline filter expands to (aliases repeat nodes).
+const maxFilterJSON = 16 << 20
+
+// filterJSON turns an inline filter into the JSON mirror.ParseFilterJSON reads, with
+// every value on the line it has in the config file, so that the lines the filter
+// parser reports are the config file's. It returns the node at fault and a message
+// when n cannot be written as JSON.
+func filterJSON(n *yaml.Node) (data []byte, bad *yaml.Node, msg string) {
+	e := &jsonLines{line: 1}
+	e.value(n)
+	return e.buf, e.bad, e.msg
+}
+
+type jsonLines struct {
+	buf  []byte
+	line int // the line the end of buf is on
+	bad  *yaml.Node
+	msg  string
+}
+
+func (e *jsonLines) fail(n *yaml.Node, format string, args ...any) {
+	if e.bad == nil {
+		e.bad, e.msg = n, fmt.Sprintf(format, args...)
 	}
-	return v
+}
+
+// to starts a new line until buf ends on line (never going back).
+func (e *jsonLines) to(line int) {
+	for ; e.line < line; e.line++ {
+		e.buf = append(e.buf, '\n')
+	}
+}
+
+func (e *jsonLines) value(n *yaml.Node) {
+	if e.bad != nil {
+		return
+	}
+	if len(e.buf) > maxFilterJSON {
+		e.fail(n, "too large")
+		return
+	}
+	e.to(n.Line)
+	switch n.Kind {
+	case yaml.AliasNode:
+		e.value(n.Alias)
+	case yaml.MappingNode:
+		e.buf = append(e.buf, '{')
+		seen := make(map[string]bool, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content) && e.bad == nil; i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			switch {
+			case k.Kind != yaml.ScalarNode:
+				e.fail(k, "a key must be a single value")
+				return
+			case k.ShortTag() == "!!merge":
+				e.fail(k, "merge keys (<<) are not supported in a filter")
+				return
+			case seen[k.Value]:
+				e.fail(k, "duplicate key %q", k.Value)
+				return
+			}
+			seen[k.Value] = true
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.to(k.Line)
+			e.buf, _ = appendJSON(e.buf, k.Value)
+			e.buf = append(e.buf, ':')
+			e.value(v)
+		}
+		e.buf = append(e.buf, '}')
+	case yaml.SequenceNode:
+		e.buf = append(e.buf, '[')
+		for i, item := range n.Content {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.value(item)
+		}
+		e.buf = append(e.buf, ']')
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			e.fail(n, "%v", err)
+			return
+		}
+		var err error
+		if e.buf, err = appendJSON(e.buf, v); err != nil {
+			e.fail(n, "%q cannot be written as JSON: %v", n.Value, err)
+		}
+	default:
+		e.fail(n, "unexpected YAML node")
+	}
+}
+
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return buf, err
+	}
+	return append(buf, b...), nil
 }

@@ -31,6 +31,8 @@ type Writer struct {
 	out     io.WriteCloser
 	bw      *bufio.Writer
 	log     *slog.Logger
+	mu      sync.RWMutex // Flow holds it shared, Close exclusively
+	closed  bool
 	names   atomic.Pointer[[]string]
 	written atomic.Uint64
 	dropped atomic.Uint64
@@ -77,12 +79,25 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-// Flow queues a flow record; it never blocks. r is copied.
+// Flow queues a flow record, r copied. It never blocks a packet worker: a record
+// emitted while tracking a packet is dropped and counted when the queue is full. A
+// record from housekeeping (r.Background: timeouts, intervals, the flush at stop)
+// waits for room instead, so none is lost at shutdown. After Close, records are
+// counted as dropped.
 func (w *Writer) Flow(r *flow.Record) {
-	select {
-	case w.q <- *r:
-	default:
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	switch {
+	case w.closed:
 		w.dropped.Add(1)
+	case r.Background:
+		w.q <- *r
+	default:
+		select {
+		case w.q <- *r:
+		default:
+			w.dropped.Add(1)
+		}
 	}
 }
 
@@ -106,7 +121,10 @@ func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 // after Close.
 func (w *Writer) Close() error {
 	w.once.Do(func() {
+		w.mu.Lock()
+		w.closed = true
 		close(w.q)
+		w.mu.Unlock()
 		<-w.done
 		if err := w.out.Close(); err != nil && w.err == nil {
 			w.err = err

@@ -498,3 +498,50 @@ func TestWriterWriteError(t *testing.T) {
 		t.Error("Close did not close the underlying writer")
 	}
 }
+
+// TestBackgroundRecordsWait: records from housekeeping (timeouts, the flush at stop)
+// wait for room in a full queue instead of being dropped.
+func TestBackgroundRecordsWait(t *testing.T) {
+	pr, pw := io.Pipe()
+	w := eve.New(pw, 1, nil)
+	const n = 200
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range n {
+			r := flow.Record{ID: uint64(i + 1), Proto: 6, Background: true}
+			w.Flow(&r)
+		}
+	}()
+	// Nothing is read for a while: the sender must be blocked, not dropping.
+	time.Sleep(100 * time.Millisecond)
+	if d := w.Dropped(); d != 0 {
+		t.Fatalf("%d background records dropped", d)
+	}
+	lines := make(chan int)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		k := 0
+		for sc.Scan() {
+			k++
+		}
+		lines <- k
+	}()
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("background sender still blocked with a reader")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if k := <-lines; k != n || w.Dropped() != 0 {
+		t.Errorf("%d lines written, %d dropped; want %d and 0", k, w.Dropped(), n)
+	}
+	r := flow.Record{ID: 1}
+	w.Flow(&r) // after Close: counted, no panic
+	if w.Dropped() != 1 {
+		t.Errorf("a record after Close was not counted as dropped")
+	}
+}

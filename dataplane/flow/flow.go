@@ -81,9 +81,14 @@ type Record struct {
 	Action                       policy.Action // ACL verdict decided at the first packet
 	Rule                         int           // index of the matching rule or policy.NoRule
 	AWS                          geneve.AWS    // newest GWLB options seen on the flow
-	Tunnel                       Tunnel        // outer addressing of the flow's first packet
-	Direction                    uint8         // mirror direction of the client's packets (Meta.Direction of the first packet)
-	Session                      uint16        // mirror session index of the first packet (0 = none)
+	// Background is set when Expire, Flush or Interval emitted the record, on a
+	// housekeeping goroutine: the receiver may wait for room in its queue rather than
+	// drop. Records emitted while tracking a packet (evictions, restarts) must not
+	// block the packet worker.
+	Background bool
+	Tunnel     Tunnel // outer addressing of the flow's first packet
+	Direction  uint8  // mirror direction of the client's packets (Meta.Direction of the first packet)
+	Session    uint16 // mirror session index of the first packet (0 = none)
 }
 
 // Encapsulations in Tunnel.Encap.

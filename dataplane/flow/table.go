@@ -627,21 +627,23 @@ func (s *shard) record(r *Record, e *entry) {
 	r.Session = e.session
 }
 
-// emit hands the shard's pending records to OnInterval and onEnd.
+// emit hands the shard's pending records to OnInterval and onEnd, from a packet
+// worker.
 func (t *Table) emit(s *shard) {
 	s.emitMu.Lock()
-	t.drain(s)
+	t.drain(s, false)
 	s.emitMu.Unlock()
 }
 
 // drain hands the shard's pending records to OnInterval and onEnd; s.emitMu must be
-// held, s.mu not.
-func (t *Table) drain(s *shard) {
+// held, s.mu not. background marks records emitted by Expire, Flush or Interval.
+func (t *Table) drain(s *shard, background bool) {
 	s.mu.Lock()
 	s.pending, s.emitting = s.emitting[:0], s.pending
 	s.mu.Unlock()
 	for i := range s.emitting {
 		p := &s.emitting[i]
+		p.rec.Background = background
 		if p.hasDelta {
 			t.onIval(&p.rec, &p.delta)
 		}
@@ -697,7 +699,7 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 				}
 			}
 			s.mu.Unlock()
-			t.drain(s)
+			t.drain(s, true)
 			if !more {
 				break
 			}
@@ -737,7 +739,7 @@ func (t *Table) Interval(now int64) int {
 			}
 			done := pos >= len(s.slab)
 			s.mu.Unlock()
-			t.drain(s)
+			t.drain(s, true)
 			if done {
 				break
 			}

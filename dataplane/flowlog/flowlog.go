@@ -169,10 +169,14 @@ func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
 		w.dropped.Add(lines)
 		return
 	}
-	select {
-	case w.q <- it:
-	default:
-		w.dropped.Add(lines)
+	if r.Background {
+		w.q <- it // housekeeping, not a packet worker: wait rather than lose the line
+	} else {
+		select {
+		case w.q <- it:
+		default:
+			w.dropped.Add(lines)
+		}
 	}
 	w.mu.RUnlock()
 }
