@@ -61,6 +61,20 @@ func (s *Sessions) List() []*Session { return s.list }
 // session. Mirrored packets are recorded, never returned.
 type VXLANDecode struct {
 	Sessions *Sessions
+	// MirrorEndpoints are the GWLB endpoints (their ENI ids as GENEVE option 1
+	// carries them) that are Traffic Mirroring targets. Only GENEVE from these is
+	// taken as mirror traffic; from any other endpoint a packet to UDP 4789 is
+	// someone's own VXLAN, inspected and returned like all inline traffic.
+	MirrorEndpoints []uint64
+}
+
+func (v *VXLANDecode) mirrorEndpoint(id uint64) bool {
+	for _, e := range v.MirrorEndpoints {
+		if e == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *VXLANDecode) Process(w *Worker, b *Batch) {
@@ -77,6 +91,10 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		case EncapGeneve:
 			// A mirror session whose target is a GWLB endpoint: the GENEVE inner
 			// packet is the mirror's own IPv4/UDP datagram to 4789.
+			if len(v.MirrorEndpoints) == 0 || s.Geneve.ProtocolType() != geneve.ProtoIPv4 ||
+				!v.mirrorEndpoint(s.AWS.EndpointID) {
+				continue
+			}
 			if dgram, outer = vxlanInGeneve(s.Inner); dgram == nil {
 				continue
 			}
@@ -122,6 +140,9 @@ func vxlanInGeneve(ip []byte) ([]byte, geneve.Outer) {
 	ihl := int(ip[0]&0x0f) * 4
 	if ihl < 20 || len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 {
 		return nil, geneve.Outer{}
+	}
+	if total := int(binary.BigEndian.Uint16(ip[2:4])); total >= ihl+8 && total < len(ip) {
+		ip = ip[:total]
 	}
 	udp := ip[ihl:]
 	if binary.BigEndian.Uint16(udp[2:4]) != vxlan.Port {
@@ -196,6 +217,7 @@ func ethernetPayload(f []byte) []byte {
 // their original length kept, to the pcap writer.
 type Record struct {
 	PCAP *pcapout.Writer
+	Wait bool // wait for room in the writer's queue (replay) instead of dropping
 }
 
 func (r *Record) Process(w *Worker, b *Batch) {
@@ -204,7 +226,11 @@ func (r *Record) Process(w *Worker, b *Batch) {
 		if s.done || s.Session == nil || s.CapLen == 0 {
 			continue
 		}
-		r.PCAP.Write(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+		if r.Wait {
+			r.PCAP.WriteWait(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+		} else {
+			r.PCAP.Write(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+		}
 	}
 }
 

@@ -217,7 +217,7 @@ func (r *mirrorRig) start(tb testing.TB, list ...*Session) {
 	}
 	r.p = NewPipeline(
 		&GeneveDecode{},
-		&VXLANDecode{Sessions: r.sessions},
+		&VXLANDecode{Sessions: r.sessions, MirrorEndpoints: []uint64{7}},
 		InnerDecode{},
 		&MirrorFilter{Dedupe: dd},
 		&Track{Table: r.table, Mirror: r.mirror, MergeSessions: r.merge},
@@ -664,6 +664,9 @@ func TestMirrorPipeline(t *testing.T) {
 				viaGWLB(t, eniA, 909, webOut),
 				{dgram: gwlbDatagram(tcpPacket(t, "10.9.0.1", "10.9.0.2", 1000, 80, 0), 7, 1), src: gwlb, encap: EncapGeneve},
 				{dgram: gwlbDatagram(ipPacket(t, layers.IPProtocolUDP, "10.9.0.1", "10.9.0.2", 1000, 4790, 64, 20), 7, 2), src: gwlb, encap: EncapGeneve},
+				// UDP to 4789 through an endpoint that is not a mirror target is a
+				// customer's own VXLAN: inline traffic, returned.
+				{dgram: gwlbDatagram(ipPacket(t, layers.IPProtocolUDP, "10.9.0.1", "10.9.0.2", 1000, 4789, 64, 20), 8, 3), src: gwlb, encap: EncapGeneve},
 			},
 			want: []mirrorWant{
 				{action: ActionAllow, session: "web", dir: mirror.DirEgress},
@@ -671,9 +674,10 @@ func TestMirrorPipeline(t *testing.T) {
 				{action: ActionNoSession},
 				{action: ActionAllow, verdict: VerdictReturn},
 				{action: ActionAllow, verdict: VerdictReturn},
+				{action: ActionAllow, verdict: VerdictReturn},
 			},
 			flows:  1,
-			inline: 2,
+			inline: 3,
 			check: func(t *testing.T, r *mirrorRig, b *Batch, tot Totals) {
 				if st := tot.Sessions[1]; st.Received != 2 || st.Accepted != 2 {
 					t.Errorf("session web: %+v, want 2 received and accepted", st)

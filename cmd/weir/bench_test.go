@@ -68,7 +68,7 @@ func BenchmarkLoopbackGWLB(b *testing.B) {
 	base := measure(dataplane.NewPipeline(returnAll{}))
 	cfg := DefaultConfig()
 	cfg.Mirror.Listen = netip.AddrPort{}
-	e, err := newEngine(cfg, log)
+	e, err := newEngine(cfg, log, false)
 	if err != nil {
 		b.Fatal(err)
 	}

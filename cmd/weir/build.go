@@ -31,10 +31,13 @@ type engine struct {
 	flowlog  *flowlog.Writer
 
 	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
+	offline                    bool
 }
 
-func newEngine(cfg *Config, log *slog.Logger) (_ *engine, err error) {
-	e := &engine{cfg: cfg, log: log}
+// newEngine builds the engine. offline (weir replay) makes every output wait for
+// room rather than drop: nothing is live, and nothing should be lost.
+func newEngine(cfg *Config, log *slog.Logger, offline bool) (_ *engine, err error) {
+	e := &engine{cfg: cfg, log: log, offline: offline}
 	defer func() {
 		if err != nil {
 			e.closeOutputs()
@@ -83,7 +86,10 @@ func newEngine(cfg *Config, log *slog.Logger) (_ *engine, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("outputs.flowlog: %w", err)
 		}
-		onInterval = e.flowlog.Record
+		onInterval = func(r *flow.Record, d *flow.Delta) {
+			r.Background = r.Background || e.offline
+			e.flowlog.Record(r, d)
+		}
 	}
 
 	tableCfg := flow.Config{
@@ -104,13 +110,13 @@ func newEngine(cfg *Config, log *slog.Logger) (_ *engine, err error) {
 	}
 	stages := []dataplane.Stage{
 		&dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources},
-		&dataplane.VXLANDecode{Sessions: e.sessions},
+		&dataplane.VXLANDecode{Sessions: e.sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints},
 		dataplane.InnerDecode{},
 		&dataplane.MirrorFilter{Dedupe: dedupe},
 		&dataplane.Track{Table: e.table, Mirror: e.mirror, MergeSessions: dedupe != nil},
 	}
 	if e.pcap != nil {
-		stages = append(stages, &dataplane.Record{PCAP: e.pcap})
+		stages = append(stages, &dataplane.Record{PCAP: e.pcap, Wait: offline})
 	}
 	e.pipeline = dataplane.NewPipeline(stages...)
 	e.pipeline.SetSessions(len(list))
@@ -133,6 +139,7 @@ func (e *engine) interfaceID(r *flow.Record) string {
 }
 
 func (e *engine) flowEnded(r *flow.Record) {
+	r.Background = r.Background || e.offline
 	if r.Action == policy.Drop {
 		e.flowsDropped.Add(1)
 	} else {

@@ -176,7 +176,9 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 				"other_timeout": func(n *yaml.Node) {
 					c.Flows.OtherTimeout = p.duration(n, "flows.other_timeout", time.Second, 6000*time.Second)
 				},
-				"closed_timeout": func(n *yaml.Node) { c.Flows.ClosedTimeout = p.duration(n, "flows.closed_timeout", 0, time.Hour) },
+				"closed_timeout": func(n *yaml.Node) {
+					c.Flows.ClosedTimeout = p.duration(n, "flows.closed_timeout", time.Second, time.Hour)
+				},
 			})
 		},
 		"policy": func(n *yaml.Node) {
@@ -226,7 +228,35 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if l, m := c.GWLB.Listen, c.Mirror.Listen; m.IsValid() && l.Port() == m.Port() &&
+		(l.Addr() == m.Addr() || l.Addr().IsUnspecified() || m.Addr().IsUnspecified()) {
+		line := 1
+		if n := findKey(root, "mirror", "listen"); n != nil {
+			line = n.Line
+		} else if n := findKey(root, "gwlb", "listen"); n != nil {
+			line = n.Line
+		}
+		return nil, &ConfigError{File: file, Line: line,
+			Msg: fmt.Sprintf("mirror.listen %s and gwlb.listen %s share a port: GENEVE and VXLAN need their own", m, l)}
+	}
 	return c, nil
+}
+
+// findKey returns the value node at path in a mapping tree, or nil.
+func findKey(n *yaml.Node, path ...string) *yaml.Node {
+	for _, k := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
 }
 
 // yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE: message.

@@ -21,7 +21,10 @@ type MirrorConfig struct {
 	Listen       netip.AddrPort // zero when turned off with listen: ""
 	DedupeWindow time.Duration  // 0 keeps the duplicates of packets mirrored at both ends
 	AmazonDNS    []netip.Addr   // Amazon DNS server addresses (add your VPC's base+2)
-	Sessions     []SessionConfig
+	// GWLBEndpoints are the GWLB endpoints (vpce-…) that are mirror targets: VXLAN
+	// inside GENEVE from them is mirror traffic.
+	GWLBEndpoints []uint64
+	Sessions      []SessionConfig
 }
 
 // SessionConfig is one mirror session, keyed by VNI (or the catch-all).
@@ -46,6 +49,22 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				return
 			}
 			m.Listen = p.addrPort(n, "mirror.listen", true)
+		},
+		"gwlb_endpoints": func(n *yaml.Node) {
+			m.GWLBEndpoints = nil
+			for _, item := range p.seq(n, "mirror.gwlb_endpoints") {
+				str, ok := p.scalar(item, "mirror.gwlb_endpoints")
+				if !ok {
+					return
+				}
+				hex, found := strings.CutPrefix(str, "vpce-")
+				id, err := strconv.ParseUint(hex, 16, 64)
+				if !found || err != nil || len(hex) > 17 {
+					p.fail(item, "mirror.gwlb_endpoints: %q is not a GWLB endpoint id like vpce-0123456789abcdef0", str)
+					return
+				}
+				m.GWLBEndpoints = append(m.GWLBEndpoints, id)
+			}
 		},
 		"dedupe_window": func(n *yaml.Node) { m.DedupeWindow = p.duration(n, "mirror.dedupe_window", 0, 10*time.Second) },
 		"amazon_dns": func(n *yaml.Node) {

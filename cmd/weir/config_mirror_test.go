@@ -582,3 +582,37 @@ func TestDemoConfigParses(t *testing.T) {
 		t.Errorf("demo sessions: %+v", s)
 	}
 }
+
+func TestMirrorGWLBEndpointsAndPorts(t *testing.T) {
+	c, err := ParseConfig("test.yaml", []byte("mirror:\n  gwlb_endpoints: [vpce-0123456789abcdef0, vpce-1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{0x0123456789abcdef0, 1}; len(c.Mirror.GWLBEndpoints) != 2 ||
+		c.Mirror.GWLBEndpoints[0] != want[0] || c.Mirror.GWLBEndpoints[1] != want[1] {
+		t.Errorf("gwlb_endpoints = %x, want %x", c.Mirror.GWLBEndpoints, want)
+	}
+	for _, tc := range []struct {
+		name, data string
+		line       int
+		want       string
+	}{
+		{"not vpce", "mirror:\n  gwlb_endpoints: [eni-0123]\n", 2, "mirror.gwlb_endpoints"},
+		{"too long", "mirror:\n  gwlb_endpoints: [vpce-0123456789abcdef01]\n", 2, "mirror.gwlb_endpoints"},
+		{"same port", "gwlb:\n  listen: 0.0.0.0:7000\nmirror:\n  listen: 10.0.0.1:7000\n", 4, "share a port"},
+		{"same port, mirror default", "gwlb:\n  listen: 0.0.0.0:4789\n", 2, "share a port"},
+		{"closed timeout zero", "flows:\n  closed_timeout: 0s\n", 2, "flows.closed_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("test.yaml", []byte(tc.data))
+			ce := asConfigError(t, err)
+			if ce.Line != tc.line || !strings.Contains(ce.Msg, tc.want) {
+				t.Errorf("%v: want line %d mentioning %q", err, tc.line, tc.want)
+			}
+		})
+	}
+	// Different ports, or different specific addresses, are fine.
+	if _, err := ParseConfig("test.yaml", []byte("gwlb:\n  listen: 10.0.0.1:7000\nmirror:\n  listen: 10.0.0.2:7000\n")); err != nil {
+		t.Error(err)
+	}
+}

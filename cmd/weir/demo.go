@@ -105,7 +105,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo: starting the appliance: %w", err)
 	}
-	defer n.shutdown(0)
+	defer n.shutdown(0, nil)
 	fmt.Fprintf(stdout, "weir demo: appliance %s, health and metrics on http://%s\n", demoAppliance, n.healthAddr())
 	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s\n",
 		demoGWLB, cfg.GWLB.Listen, demoDenied)
@@ -182,7 +182,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	time.Sleep(100 * time.Millisecond) // the last mirrored frames are in flight
 	t := n.pipeline.Totals()
-	n.shutdown(0)
+	n.shutdown(0, nil)
 	allowedFlows, deniedFlows := n.flowsEnded()
 	var web, db dataplane.SessionTotals
 	if len(t.Sessions) > 2 {

@@ -133,25 +133,27 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 	}
 	log := newLogger(cfg, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	n, err := startNode(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}
 	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
-		"gwlb", cfg.GWLB.Listen.String(), "health", n.healthAddr(), "metrics", n.metricsAddr())
+		"gwlb", cfg.GWLB.Listen.String(), "mirror", cfg.Mirror.Listen.String(),
+		"health", n.healthAddr(), "metrics", n.metricsAddr())
 	select {
-	case <-ctx.Done():
-		log.Info("stopping: health now fails; forwarding continues for the drain delay",
-			"drain_delay", cfg.Health.DrainDelay.String())
+	case sig := <-sigs:
+		log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
+			"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())
 	case err := <-n.failed:
 		log.Error("dataplane failed", "err", err)
-		n.shutdown(0)
+		n.shutdown(0, nil)
 		return err
 	}
-	stop()
-	n.shutdown(cfg.Health.DrainDelay)
+	// A second signal ends the drain early; the flows are still written out.
+	n.shutdown(cfg.Health.DrainDelay, sigs)
 	log.Info("stopped")
 	return nil
 }

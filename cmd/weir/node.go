@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ type node struct {
 // listener is bound before it returns, so a bad address fails here.
 func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err error) {
 	n := &node{failed: make(chan error, 1)}
-	if n.engine, err = newEngine(cfg, log); err != nil {
+	if n.engine, err = newEngine(cfg, log, false); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -160,11 +161,17 @@ func (n *node) metricsAddr() string {
 // shutdown drains: health fails at once while packets keep flowing for drainDelay,
 // so the load balancer moves new flows away first; then the dataplane stops, every
 // flow is written out, and the listeners close.
-func (n *node) shutdown(drainDelay time.Duration) {
+func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 	n.once.Do(func() {
 		n.state.Drain()
 		if drainDelay > 0 {
-			time.Sleep(drainDelay)
+			t := time.NewTimer(drainDelay)
+			select {
+			case <-t.C:
+			case sig := <-skip:
+				n.log.Info("drain cut short", "signal", sig.String())
+			}
+			t.Stop()
 		}
 		n.cancel()
 		n.wg.Wait()

@@ -44,7 +44,11 @@ type replaySummary struct {
 	Unreadable   uint64                    `json:"unreadable"`    // frames not even an outer header could be read from
 	Sessions     map[string]sessionSummary `json:"sessions,omitempty"`
 	EVE          string                    `json:"eve"`
-	ElapsedS     float64                   `json:"elapsed_s"`
+	// Records the outputs could not take (a full queue): replay fails when any is lost.
+	EVEDropped     uint64  `json:"eve_dropped"`
+	FlowLogDropped uint64  `json:"flowlog_dropped"`
+	PCAPDropped    uint64  `json:"pcap_dropped"`
+	ElapsedS       float64 `json:"elapsed_s"`
 }
 
 type sessionSummary struct {
@@ -85,7 +89,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		cfg.Outputs.FlowLog.Path = *flowLog
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := newEngine(cfg, log)
+	e, err := newEngine(cfg, log, true)
 	if err != nil {
 		return err
 	}
@@ -105,9 +109,23 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	sum := r.summary(fs.Args(), *evePath)
 	sum.ElapsedS = time.Since(start).Seconds()
+	sum.EVEDropped = e.eve.Dropped()
+	if e.flowlog != nil {
+		sum.FlowLogDropped = e.flowlog.Dropped()
+	}
+	if e.pcap != nil {
+		sum.PCAPDropped = e.pcap.Dropped()
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(sum)
+	if err := enc.Encode(sum); err != nil {
+		return err
+	}
+	if sum.EVEDropped+sum.FlowLogDropped+sum.PCAPDropped != 0 {
+		return fmt.Errorf("replay: outputs lost records (eve %d, flow log %d, pcap %d)",
+			sum.EVEDropped, sum.FlowLogDropped, sum.PCAPDropped)
+	}
+	return nil
 }
 
 func isTerminalWriter(w io.Writer) bool {
@@ -136,14 +154,15 @@ type packetSource interface {
 }
 
 type captureInfo struct {
-	ts time.Time
+	ts   time.Time
+	link layers.LinkType // this packet's link type (pcapng files may mix them)
 }
 
 type pcapSource struct{ r *pcapgo.Reader }
 
 func (s pcapSource) ReadPacketData() ([]byte, captureInfo, error) {
 	d, ci, err := s.r.ReadPacketData()
-	return d, captureInfo{ci.Timestamp}, err
+	return d, captureInfo{ci.Timestamp, s.r.LinkType()}, err
 }
 func (s pcapSource) LinkType() layers.LinkType { return s.r.LinkType() }
 
@@ -151,7 +170,13 @@ type ngSource struct{ r *pcapgo.NgReader }
 
 func (s ngSource) ReadPacketData() ([]byte, captureInfo, error) {
 	d, ci, err := s.r.ReadPacketData()
-	return d, captureInfo{ci.Timestamp}, err
+	link := s.r.LinkType()
+	if len(ci.AncillaryData) > 0 {
+		if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			link = l
+		}
+	}
+	return d, captureInfo{ci.Timestamp, link}, err
 }
 func (s ngSource) LinkType() layers.LinkType { return s.r.LinkType() }
 
@@ -185,7 +210,7 @@ func (r *replayer) file(path string) error {
 	}
 	var src packetSource
 	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -197,7 +222,6 @@ func (r *replayer) file(path string) error {
 		}
 		src = pcapSource{pr}
 	}
-	link := src.LinkType()
 	lastShown := time.Now()
 	for n := 0; ; n++ {
 		data, ci, err := src.ReadPacketData()
@@ -207,7 +231,7 @@ func (r *replayer) file(path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: packet %d: %w", path, n+1, err)
 		}
-		r.packet(link, data, ci.ts.UnixNano())
+		r.packet(ci.link, data, ci.ts.UnixNano())
 		if r.progress && n%4096 == 0 && time.Since(lastShown) > 200*time.Millisecond {
 			lastShown = time.Now()
 			fmt.Fprintf(r.stderr, "\r%s: %d packets, %d%%", path, n+1, 100*cr.n/max(st.Size(), 1))
@@ -243,7 +267,9 @@ func (r *replayer) packet(link layers.LinkType, data []byte, ts int64) {
 	}
 	if ts >= r.nextIntvl {
 		r.e.interval(ts)
-		r.nextIntvl += int64(r.e.cfg.Outputs.FlowLog.Interval)
+		// Realign after a gap in the capture: one walk, not one per interval missed.
+		iv := int64(r.e.cfg.Outputs.FlowLog.Interval)
+		r.nextIntvl = ts + iv - (ts-r.nextIntvl)%iv
 	}
 }
 
@@ -264,6 +290,18 @@ func classify(s *dataplane.Slot, link layers.LinkType, data []byte) bool {
 		if t := binary.BigEndian.Uint16(data[14:16]); t == 0x0800 || t == 0x86dd {
 			ip = data[16:]
 		}
+	case layers.LinkTypeLinuxSLL2: // what tcpdump -i any writes now
+		if len(data) < 20 {
+			return false
+		}
+		if t := binary.BigEndian.Uint16(data[0:2]); t == 0x0800 || t == 0x86dd {
+			ip = data[20:]
+		}
+	case layers.LinkTypeNull, layers.LinkTypeLoop: // BSD loopback: a 4-byte family
+		if len(data) < 4 {
+			return false
+		}
+		ip = data[4:]
 	default:
 		return false
 	}

@@ -3,14 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // peerDir holds third-party captures (see PROVENANCE.md there), one of them a real
@@ -34,9 +39,9 @@ type convKey struct {
 
 // conv is one flow's packet counts, oriented by its first packet.
 type conv struct {
-	client                 string
-	toServer, toClient     int
-	vxlan, geneve, plainly bool
+	client             string
+	toServer, toClient int
+	vxlan, geneve      bool
 }
 
 func makeConvKey(proto, src, dst string) (convKey, bool) {
@@ -238,4 +243,64 @@ func TestReplayVXLANReservedBits(t *testing.T) {
 	}
 }
 
-var _ = netip.Addr{}
+// TestReplayLosesNoRecord replays 100,000 one-packet flows through a table of 1,000
+// (so most records come from evictions, on the packet path) with a flow log: every
+// flow must reach the EVE log and the flow log, none dropped for a full queue.
+func TestReplayLosesNoRecord(t *testing.T) {
+	dir := t.TempDir()
+	capFile := filepath.Join(dir, "many.pcap")
+	f, err := os.Create(capFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	const flows = 100000
+	frame := make([]byte, 14+28)
+	frame[12], frame[13] = 0x08, 0x00
+	ip := frame[14:]
+	ip[0], ip[2], ip[3], ip[8], ip[9] = 0x45, 0, 28, 64, 17
+	copy(ip[12:16], []byte{10, 0, 0, 1})
+	copy(ip[16:20], []byte{10, 1, 0, 1})
+	ip[24], ip[25] = 0, 8
+	ts := time.Unix(1_700_000_000, 0)
+	for i := range flows {
+		binary.BigEndian.PutUint16(ip[20:22], uint16(1024+i%60000))
+		binary.BigEndian.PutUint16(ip[22:24], uint16(1+i/60000))
+		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Microsecond), CaptureLength: len(frame), Length: len(frame)}
+		if err := w.WritePacket(ci, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	// A table of 1,000 ends most flows by eviction, on the packet path; one of
+	// 200,000 ends them all at once in the flush at the end.
+	for _, max := range []int{1000, 200000} {
+		t.Run(fmt.Sprint("max=", max), func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "weir.yaml")
+			if err := os.WriteFile(cfg, []byte(fmt.Sprintf("flows: {max: %d}\nmirror: {listen: \"\"}\n", max)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := t.TempDir()
+			eve, flog := filepath.Join(out, "eve.json"), filepath.Join(out, "flows.log")
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"replay", "-config", cfg, "-eve", eve, "-flowlog", flog, capFile}, &stdout, &stderr); code != 0 {
+				t.Fatalf("replay exit %d: %s\n%s", code, stderr.String(), stdout.String())
+			}
+			for _, c := range []struct {
+				path string
+				want int
+			}{{eve, flows}, {flog, flows + 1 /* header */}} {
+				data, err := os.ReadFile(c.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := bytes.Count(data, []byte("\n")); n != c.want {
+					t.Errorf("%s has %d lines, want %d", filepath.Base(c.path), n, c.want)
+				}
+			}
+		})
+	}
+}

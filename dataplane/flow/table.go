@@ -369,6 +369,13 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 // flow is known and live.
 func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int64) (Result, bool) {
 	q := &p.Quote
+	// An error about a packet goes back to that packet's sender. One addressed to
+	// anyone else is not part of the flow it quotes, and must not borrow its verdict
+	// (a host behind a drop rule could otherwise send ICMP anywhere by quoting an
+	// allowed flow).
+	if p.Dst != q.Src {
+		return Result{}, false
+	}
 	k, qSrcIsLo := keyOf(scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]

@@ -202,7 +202,7 @@ func TestBothDirectionsShareEntry(t *testing.T) {
 		TCPFlagsToServer: packet.TCPSyn | packet.TCPAck | packet.TCPPsh,
 		TCPFlagsToClient: packet.TCPSyn | packet.TCPAck | packet.TCPPsh,
 		Action:           policy.Allow, Rule: policy.NoRule,
-		Background:       true, // emitted by Flush
+		Background: true, // emitted by Flush
 	}
 	if !got.Start.Equal(want.Start) || !got.End.Equal(want.End) {
 		t.Errorf("start/end = %v/%v, want %v/%v", got.Start, got.End, want.Start, want.End)
@@ -1078,4 +1078,22 @@ func ExampleTable() {
 	// drop
 	// drop
 	// 10.0.0.1 50000 -> 10.0.0.200 23 established shutdown drop 1 1
+}
+
+// TestICMPErrorNotToSender: an ICMP error addressed to anyone but the quoted
+// packet's sender does not borrow the quoted flow's verdict; policy decides it.
+func TestICMPErrorNotToSender(t *testing.T) {
+	pol := &policy.Policy{Default: policy.Drop, Rules: []policy.Rule{
+		{Action: policy.Allow, Proto: int(packet.ProtoTCP), DstPort: policy.PortRange{Lo: 443, Hi: 443}},
+	}}
+	tb := NewTable(Config{MaxFlows: 1024}, pol, nil)
+	syn := tcp(client, 40000, server, 443, packet.TCPSyn)
+	f := tb.Track(0, syn, 60, nil, 1)
+	if f.Action != policy.Allow {
+		t.Fatalf("flow: %+v", f)
+	}
+	r := tb.Track(0, unreachable(server, router, syn), 88, nil, 2)
+	if !r.Created || r.FlowID == f.FlowID || r.Action != policy.Drop {
+		t.Errorf("error to a third party quoting an allowed flow: %+v, want a new flow dropped by policy", r)
+	}
 }

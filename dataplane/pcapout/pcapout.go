@@ -245,16 +245,31 @@ func (c *Config) fill() error {
 // allocates. It returns false, counting a drop, if the queue is full or the Writer
 // is closed.
 func (w *Writer) Write(ts int64, data []byte, origLen int, tag int) bool {
+	return w.write(ts, data, origLen, tag, false)
+}
+
+// WriteWait is Write that waits for a free slot instead of dropping: for replaying
+// captures, where nothing is live and nothing should be lost. It returns false only
+// after Close.
+func (w *Writer) WriteWait(ts int64, data []byte, origLen int, tag int) bool {
+	return w.write(ts, data, origLen, tag, true)
+}
+
+func (w *Writer) write(ts int64, data []byte, origLen int, tag int, wait bool) bool {
 	if w.closed.Load() {
 		w.drop(tag, 1)
 		return false
 	}
 	var i int32
-	select {
-	case i = <-w.free:
-	default:
-		w.drop(tag, 1)
-		return false
+	if wait {
+		i = <-w.free
+	} else {
+		select {
+		case i = <-w.free:
+		default:
+			w.drop(tag, 1)
+			return false
+		}
 	}
 	off := int(i) * w.slot
 	n := copy(w.buf[off:off+w.slot], data)

@@ -439,8 +439,8 @@ func (wk *worker) send() {
 	wk.w.CountSent(sent, failed)
 }
 
-// sendUDP is the unprivileged reply path: a UDP socket bound to appliance:P sends to
-// GWLB:port, one datagram a syscall.
+// sendUDP is the unprivileged reply path: a UDP socket bound to appliance:P and
+// connected to GWLB:port sends each reply, one datagram a syscall.
 func (wk *worker) sendUDP() {
 	b := wk.batch
 	sent, failed := 0, 0
@@ -449,9 +449,9 @@ func (wk *worker) sendUDP() {
 		if s.Verdict != dataplane.VerdictReturn {
 			continue
 		}
-		fd, err := wk.ports.get(s.Outer.Dst, s.Outer.SrcPort)
+		fd, err := wk.ports.get(netip.AddrPortFrom(s.Outer.Dst, s.Outer.SrcPort), netip.AddrPortFrom(s.Outer.Src, s.Outer.DstPort))
 		if err == nil {
-			err = unix.Sendto(fd, s.Buf, 0, &unix.SockaddrInet4{Port: int(s.Outer.DstPort), Addr: s.Outer.Src.As4()})
+			_, err = unix.Write(fd, s.Buf)
 		}
 		if err != nil {
 			failed++
