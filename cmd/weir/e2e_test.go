@@ -44,7 +44,7 @@ dataplane:
   workers: 2
 health:
   listen: %s:8080
-  drain_delay: 2s
+  drain_delay: 3s
 metrics:
   listen: %s:9090
 outputs:
@@ -129,7 +129,8 @@ func TestE2EInline(t *testing.T) {
 	sim := startIn(t, tp.gw, weirBinary(t), "sim", "gwlb",
 		"-target", nodeAddr+":6081,http://"+nodeAddr+":8080/healthz",
 		"-local", gwlbAddr, "-flows", "1000", "-packets", "6", "-rate", "20000",
-		"-jumbo-every", "25", "-denied-source", "203.0.113.0/24", "-per-flow", "-seed", "7")
+		"-jumbo-every", "25", "-denied-source", "203.0.113.0/24", "-per-flow", "-seed", "7",
+		"-reply-timeout", "5s")
 	if err := sim.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("sim: %v\n%s", err, sim.stderr.String())
 	}
@@ -480,7 +481,7 @@ func TestE2EDrain(t *testing.T) {
 
 	start := time.Now()
 	sendSignal(t, node, syscall.SIGTERM)
-	waitFor(t, time.Second, func() bool {
+	waitFor(t, 1500*time.Millisecond, func() bool {
 		code, _, err := get(tp.gw, "http://"+nodeAddr+":8080/healthz")
 		return err == nil && code == 503
 	})
@@ -494,8 +495,8 @@ func TestE2EDrain(t *testing.T) {
 	if err := node.wait(t, 15*time.Second); err != nil {
 		t.Fatalf("weir exit: %v\n%s", err, node.stderr.String())
 	}
-	if d := time.Since(start); d < 2*time.Second {
-		t.Errorf("weir exited %s after SIGTERM, before its 2s drain delay", d)
+	if d := time.Since(start); d < 3*time.Second {
+		t.Errorf("weir exited %s after SIGTERM, before its 3s drain delay", d)
 	}
 	eve, err := os.ReadFile(filepath.Join(dir, "eve.json"))
 	if err != nil {
@@ -503,5 +504,39 @@ func TestE2EDrain(t *testing.T) {
 	}
 	if !regexp.MustCompile(`"event_type":"flow".*"src_ip":"10.0.0.9","src_port":4000`).Match(eve) {
 		t.Errorf("EVE lacks the flow record after shutdown:\n%s", eve)
+	}
+}
+
+// TestE2EDrainCutShort: a second SIGTERM during the drain ends it at once, and weir
+// still writes its flows out and exits 0.
+func TestE2EDrainCutShort(t *testing.T) {
+	tp := newTopology(t)
+	node, dir := startNodeIn(t, tp, "")
+	send, recv := gwlbSocket(t, tp)
+	pkt := geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 1, FlowCookie: 2})
+	pkt = append(pkt, innerUDP4("10.0.0.7", "10.1.0.7", 4007, 53, 8)...)
+	if _, err := send.WriteToUDP(pkt, nodeGeneve); err != nil {
+		t.Fatal(err)
+	}
+	recv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := recv.ReadFromUDP(make([]byte, 2048)); err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	start := time.Now()
+	sendSignal(t, node, syscall.SIGTERM)
+	waitFor(t, 1500*time.Millisecond, func() bool {
+		code, _, err := get(tp.gw, "http://"+nodeAddr+":8080/healthz")
+		return err == nil && code == 503
+	})
+	sendSignal(t, node, syscall.SIGTERM)
+	if err := node.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("weir exit: %v\n%s", err, node.stderr.String())
+	}
+	if d := time.Since(start); d >= 3*time.Second {
+		t.Errorf("weir took %s to stop after the second signal; the drain was not cut short", d)
+	}
+	eve, err := os.ReadFile(filepath.Join(dir, "eve.json"))
+	if err != nil || !bytes.Contains(eve, []byte(`"src_ip":"10.0.0.7","src_port":4007`)) {
+		t.Errorf("EVE lacks the flow after a cut-short drain (%v):\n%s", err, eve)
 	}
 }

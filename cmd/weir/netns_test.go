@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,29 @@ const (
 	gwlbAddr = "192.0.2.1"
 	nodeAddr = "192.0.2.2"
 )
+
+// TestMain removes what an earlier, killed run of these tests left behind (its
+// namespaces carry its pid), and the binary this run built.
+func TestMain(m *testing.M) {
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			name, _, _ := strings.Cut(line, " ")
+			rest, ok := strings.CutPrefix(name, "weir-gw-")
+			if !ok {
+				rest, ok = strings.CutPrefix(name, "weir-node-")
+			}
+			pid, _, _ := strings.Cut(rest, "-")
+			if n, err := strconv.Atoi(pid); ok && err == nil && syscall.Kill(n, 0) != nil {
+				exec.Command("ip", "netns", "del", name).Run()
+			}
+		}
+	}
+	code := m.Run()
+	if weirBin != "" {
+		os.RemoveAll(filepath.Dir(weirBin))
+	}
+	os.Exit(code)
+}
 
 // requireNetns skips unless the test can create network namespaces.
 func requireNetns(t *testing.T) {
@@ -85,7 +109,7 @@ func sh(t *testing.T, args ...string) {
 func newTopology(t *testing.T) *topology {
 	t.Helper()
 	requireNetns(t)
-	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, time.Now().UnixNano()%100000)
+	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 	tp := &topology{gw: "weir-gw-" + id, node: "weir-node-" + id, gwIf: "veth-gw"}
 	t.Cleanup(func() {
 		exec.Command("ip", "netns", "del", tp.gw).Run()
@@ -135,6 +159,9 @@ func startIn(t *testing.T, ns string, args ...string) *process {
 	t.Helper()
 	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	// If the test binary dies (a -timeout panic), take the process with it; the
+	// setting survives ip's exec of the command.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
