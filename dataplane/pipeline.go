@@ -21,11 +21,12 @@ const (
 	ActionDuplicate                  // the second copy of a packet mirrored at both ends
 	ActionNoSession                  // mirrored traffic of a VNI no session takes
 	ActionNotIP                      // mirrored frames that carry no IP packet (ARP, ...)
+	ActionFragment                   // a later fragment whose first fragment was not seen
 	NumActions
 )
 
 func (a Action) String() string {
-	return [...]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate", "no_session", "not_ip"}[a]
+	return [...]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate", "no_session", "not_ip", "fragment_unmatched"}[a]
 }
 
 // Pipeline is the ordered list of stages every batch goes through.

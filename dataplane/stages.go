@@ -89,6 +89,9 @@ func (InnerDecode) Process(w *Worker, b *Batch) {
 type Track struct {
 	Table  *flow.Table // GWLB and plain flows
 	Mirror *flow.Table // mirrored flows; may be nil when there is no mirror path
+	// Fragments gives the later fragments of an inline packet its first fragment's
+	// verdict; nil judges them as flows of their own.
+	Fragments *Fragments
 	// MergeSessions keys mirrored flows by 5-tuple alone. With duplicate
 	// suppression on, a flow mirrored at both ends reaches weir through two sessions
 	// (its copies in one direction survive from one ENI, the other direction's from
@@ -112,6 +115,21 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			s.action = ActionAllow
 			continue
 		}
+		if s.Packet.Fragment && t.Fragments != nil {
+			// No ports to find a flow by: the first fragment decided.
+			switch allow, ok := t.Fragments.Get(s.AWS.EndpointID, &s.Packet, b.Now); {
+			case !ok:
+				s.drop(ActionFragment)
+			case !allow:
+				s.drop(ActionDrop)
+			default:
+				s.action = ActionAllow
+				if s.Encap == EncapGeneve {
+					s.Verdict = VerdictReturn
+				}
+			}
+			continue
+		}
 		m := flow.Meta{}
 		length := len(s.Inner)
 		if s.Encap == EncapGeneve {
@@ -122,6 +140,9 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			length = s.Packet.Length
 		}
 		s.Flow = t.Table.TrackMeta(s.AWS.EndpointID, &s.Packet, length, &m, b.Now)
+		if s.Packet.FirstFragment && t.Fragments != nil {
+			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, b.Now)
+		}
 		if s.Flow.Action == policy.Drop {
 			s.drop(ActionDrop)
 			continue

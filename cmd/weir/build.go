@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"weir/dataplane"
 	"weir/dataplane/eve"
@@ -113,7 +114,8 @@ func newEngine(cfg *Config, log *slog.Logger, offline bool) (_ *engine, err erro
 		&dataplane.VXLANDecode{Sessions: e.sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints},
 		dataplane.InnerDecode{},
 		&dataplane.MirrorFilter{Dedupe: dedupe},
-		&dataplane.Track{Table: e.table, Mirror: e.mirror, MergeSessions: dedupe != nil},
+		&dataplane.Track{Table: e.table, Mirror: e.mirror, MergeSessions: dedupe != nil,
+			Fragments: dataplane.NewFragments(1<<16, 30*time.Second)},
 	}
 	if e.pcap != nil {
 		stages = append(stages, &dataplane.Record{PCAP: e.pcap, Wait: offline})

@@ -99,9 +99,13 @@ func (p *Packet) decodeIPv4(b []byte) error {
 		return ReasonIPv4Length
 	}
 	p.Length = tl
-	if ip.FragmentOffset() != 0 {
-		p.Fragment = true
-		return nil
+	if off := ip.FragmentOffset(); off != 0 || ip.More() {
+		p.FragmentID = uint32(ip.ID())
+		if off != 0 {
+			p.Fragment = true
+			return nil
+		}
+		p.FirstFragment = true
 	}
 	return p.decodeTransport(b[hl:tl])
 }
@@ -119,40 +123,45 @@ func (p *Packet) decodeIPv6(b []byte) error {
 		return ReasonIPv6Length
 	}
 	p.Length = n
-	proto, payload, frag, ok := walkIPv6(ip.NextHeader(), b[IPv6MinimumSize:n])
+	proto, payload, fh, ok := walkIPv6(ip.NextHeader(), b[IPv6MinimumSize:n])
 	p.Proto = proto
 	if !ok {
 		return ReasonExtHeader
 	}
-	if frag {
-		p.Fragment = true
-		return nil
+	if fh != nil && (fh.FragmentOffset() != 0 || fh.More()) {
+		p.FragmentID = fh.ID()
+		if fh.FragmentOffset() != 0 {
+			p.Fragment = true
+			return nil
+		}
+		p.FirstFragment = true
 	}
 	return p.decodeTransport(payload)
 }
 
 // walkIPv6 follows the IPv6 extension header chain that starts with protocol next
 // at b. It returns the protocol after the last extension header (or the one the
-// last header named, if it failed), the bytes from that header on, and whether the
-// packet is a non-first fragment, in which case the walk stops at the fragment
-// header and payload is nil. ok is false if a header is truncated or there are
-// more than MaxExtHeaders.
-func walkIPv6(next uint8, b []byte) (proto uint8, payload []byte, frag, ok bool) {
+// last header named, if it failed), the bytes from that header on, and the fragment
+// header if there is one. For a non-first fragment the walk stops at the fragment
+// header and payload is nil. ok is false if a header is truncated or there are more
+// than MaxExtHeaders.
+func walkIPv6(next uint8, b []byte) (proto uint8, payload []byte, frag IPv6Fragment, ok bool) {
 	for n := 0; ; n++ {
 		switch next {
 		case ProtoHopByHop, ProtoRouting, ProtoFragment, ProtoDestination, ProtoAH:
 		default:
-			return next, b, false, true
+			return next, b, frag, true
 		}
 		// All of these are at least 8 bytes long.
 		if n == MaxExtHeaders || len(b) < IPv6ExtMinimumSize {
-			return next, nil, false, false
+			return next, nil, nil, false
 		}
 		var l int
 		switch next {
 		case ProtoFragment:
-			if IPv6Fragment(b).FragmentOffset() != 0 {
-				return IPv6Fragment(b).NextHeader(), nil, true, true
+			frag = IPv6Fragment(b[:IPv6FragmentSize])
+			if frag.FragmentOffset() != 0 {
+				return frag.NextHeader(), nil, frag, true
 			}
 			l = IPv6FragmentSize
 		case ProtoAH:
@@ -161,7 +170,7 @@ func walkIPv6(next uint8, b []byte) (proto uint8, payload []byte, frag, ok bool)
 			l = IPv6Ext(b).Length()
 		}
 		if l > len(b) {
-			return next, nil, false, false
+			return next, nil, nil, false
 		}
 		// Every extension header starts with its next header byte.
 		next, b = b[0], b[l:]
@@ -261,11 +270,13 @@ func (q *Quote) decode(family uint8, b []byte) {
 			return
 		}
 		var ok bool
+		var fh IPv6Fragment
 		ipHdr = b
-		proto, b, frag, ok = walkIPv6(IPv6(b).NextHeader(), b[IPv6MinimumSize:])
+		proto, b, fh, ok = walkIPv6(IPv6(b).NextHeader(), b[IPv6MinimumSize:])
 		if !ok {
 			return
 		}
+		frag = fh != nil && fh.FragmentOffset() != 0
 	}
 	var sport, dport uint16
 	if !frag { // a non-first fragment has no ports

@@ -96,17 +96,18 @@ func decodeCases(tb testing.TB) []decodeCase {
 	first := v4(layers.IPProtocolUDP)
 	first.Flags = layers.IPv4MoreFragments
 	add("v4 first fragment", serialize(tb, first, udp(4500, 4500), payload(100)),
-		Packet{Family: 4, Proto: ProtoUDP, Src: src4, Dst: dst4, SrcPort: 4500, DstPort: 4500, Length: 128})
+		Packet{Family: 4, Proto: ProtoUDP, Src: src4, Dst: dst4, SrcPort: 4500, DstPort: 4500, Length: 128,
+			FragmentID: 0x1234, FirstFragment: true})
 	later := v4(layers.IPProtocolUDP)
 	later.Flags = layers.IPv4MoreFragments
 	later.FragOffset = 185 // 1480 bytes
 	add("v4 middle fragment", serialize(tb, later, payload(64)),
-		Packet{Family: 4, Proto: ProtoUDP, Src: src4, Dst: dst4, Length: 84, Fragment: true})
+		Packet{Family: 4, Proto: ProtoUDP, Src: src4, Dst: dst4, Length: 84, Fragment: true, FragmentID: 0x1234})
 	last := v4(layers.IPProtocolTCP)
 	last.FragOffset = 1
 	// A last fragment whose payload happens to look like a TCP header: no ports.
 	add("v4 last fragment", serialize(tb, last, tcp(7, 8, TCPSyn)),
-		Packet{Family: 4, Proto: ProtoTCP, Src: src4, Dst: dst4, Length: 40, Fragment: true})
+		Packet{Family: 4, Proto: ProtoTCP, Src: src4, Dst: dst4, Length: 40, Fragment: true, FragmentID: 0x1234})
 
 	// ICMP.
 	add("v4 icmp echo request", serialize(tb, v4(layers.IPProtocolICMPv4), icmp4(8, 0, 0x4242, 1), payload(56)),
@@ -209,15 +210,19 @@ func decodeCases(tb testing.TB) []decodeCase {
 		udp6(9, 10, 56))
 	add("v6 first fragment, udp",
 		serialize(tb, v6(layers.IPProtocolIPv6Fragment), frag6(layers.IPProtocolUDP, 0, true), udp(4789, 4789), payload(40)),
-		udp6(4789, 4789, 40+8+8+40))
+		func() Packet {
+			p := udp6(4789, 4789, 40+8+8+40)
+			p.FragmentID, p.FirstFragment = 0xabcdef, true
+			return p
+		}())
 	add("v6 non-first fragment",
 		serialize(tb, v6(layers.IPProtocolIPv6Fragment), frag6(layers.IPProtocolUDP, 181, false), payload(16)),
-		Packet{Family: 6, Proto: ProtoUDP, Src: src6, Dst: dst6, Length: 64, Fragment: true})
+		Packet{Family: 6, Proto: ProtoUDP, Src: src6, Dst: dst6, Length: 64, Fragment: true, FragmentID: 0xabcdef})
 	hop = v6(layers.IPProtocolIPv6HopByHop)
 	hop.HopByHop = hbh(layers.IPProtocolIPv6Fragment)
 	add("v6 hop-by-hop, non-first fragment",
 		serialize(tb, hop, frag6(layers.IPProtocolTCP, 8, true), tcp(1, 2, 0)),
-		Packet{Family: 6, Proto: ProtoTCP, Src: src6, Dst: dst6, Length: 40 + 8 + 8 + 20, Fragment: true})
+		Packet{Family: 6, Proto: ProtoTCP, Src: src6, Dst: dst6, Length: 40 + 8 + 8 + 20, Fragment: true, FragmentID: 0xabcdef})
 	add("v6 routing, tcp",
 		serialize(tb, v6(layers.IPProtocolIPv6Routing), gopacket.Payload{6, 2, 0, 1, 0, 0, 0, 0},
 			gopacket.Payload(dst6.AsSlice()), gopacket.Payload(tcpBytes6(tb, 3, 4, TCPSyn))),

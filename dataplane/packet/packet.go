@@ -38,6 +38,12 @@ type Packet struct {
 	// payload length. Bytes the link added after it (padding) are not counted.
 	Length   int
 	Fragment bool // a non-first fragment: no transport header to read, ports are 0
+	// FragmentID identifies the packet a fragment belongs to (the IPv4
+	// Identification or the IPv6 fragment header's), and FirstFragment marks the
+	// first fragment of a fragmented packet (offset 0, more to come): it carries the
+	// ports, the later fragments (Fragment) do not.
+	FragmentID    uint32
+	FirstFragment bool
 	// Quote holds the packet quoted by an ICMP or ICMPv6 error (destination
 	// unreachable, time exceeded, parameter problem, packet too big), in the direction
 	// it was originally sent, so that the error counts against that flow.
