@@ -46,7 +46,7 @@ func TestFragmentsFollowFirst(t *testing.T) {
 	telnet := innerTCP(t, "10.0.0.1", "10.1.0.1", 1000, 23, packet.TCPSyn, 40)
 	web := innerTCP(t, "10.0.0.1", "10.1.0.1", 1001, 80, packet.TCPSyn, 40)
 	load(b, [][]byte{
-		gwlbDatagram(fragment4(telnet, 7, 0, true), 1, 1),  // first: dropped by the port rule
+		gwlbDatagram(fragment4(telnet, 7, 0, true), 1, 1),   // first: dropped by the port rule
 		gwlbDatagram(fragment4(telnet, 7, 24, false), 1, 1), // later: must be dropped too
 		gwlbDatagram(fragment4(web, 8, 0, true), 1, 2),      // first: allowed
 		gwlbDatagram(fragment4(web, 8, 24, false), 1, 2),    // later: returned

@@ -42,6 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weir/dataplane/packet"
+	"weir/dataplane/packet/synth"
 	"weir/geneve"
 )
 
@@ -317,12 +319,13 @@ type runner struct {
 	cfg     Config
 	rng     *rand.Rand // sender only
 	fill    []byte
+	payload []byte // scratch for a packet's transport payload, sender only
 	socks   []*net.UDPConn
 	ports   []uint16
 	ln      *net.UDPConn
 	targets []*target
 	eps     []geneve.AWS // endpoint and attachment ids
-	active  map[tupleKey]bool
+	active  map[synth.Tuple]bool
 	pool    sync.Pool
 	healthy []int  // scratch for pick
 	seq     uint64 // next sequence number, sender only
@@ -357,7 +360,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg:     cfg,
 		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6777_6c62_7369_6d31)),
 		latRng:  rand.New(rand.NewPCG(uint64(cfg.Seed), 2)),
-		active:  map[tupleKey]bool{},
+		active:  map[synth.Tuple]bool{},
 		pending: map[uint64]pend{},
 		reasons: map[string]uint64{},
 	}
@@ -367,6 +370,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for i := range r.fill {
 		r.fill[i] = byte(r.rng.Uint32())
 	}
+	r.payload = make([]byte, JumboLen)
 	// Sequence numbers start at a time-derived value so that a late return from an
 	// earlier run cannot match a packet of this one.
 	r.seqBase = uint64(time.Now().UnixNano())
@@ -493,60 +497,43 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 func (r *runner) newFlow(idx int) *flow {
 	cfg := &r.cfg
 	rng := r.rng
-	f := &flow{idx: idx, packets: cfg.PacketsPerFlow, target: -1}
+	f := &flow{Conversation: synth.Conversation{Packets: cfg.PacketsPerFlow}, idx: idx, target: -1}
 	for try := 0; ; try++ {
 		proto := cfg.Protos[rng.IntN(len(cfg.Protos))]
 		f.denied = len(cfg.DeniedSources) > 0 && idx%10 == 0
 		if f.denied {
 			p := cfg.DeniedSources[rng.IntN(len(cfg.DeniedSources))]
-			f.cli = randAddrIn(rng, p)
-			f.v6 = f.cli.Is6()
+			f.Client = randAddrIn(rng, p)
+			f.V6 = f.Client.Is6()
 		} else {
-			f.v6 = rng.Float64() < cfg.IPv6Share
-			if f.v6 {
-				f.cli = randAddrIn(rng, clientNet6)
+			f.V6 = rng.Float64() < cfg.IPv6Share
+			if f.V6 {
+				f.Client = randAddrIn(rng, clientNet6)
 			} else {
-				f.cli = randAddrIn(rng, clientNet4)
+				f.Client = randAddrIn(rng, clientNet4)
 			}
 		}
-		if f.v6 {
-			f.srv = randAddrIn(rng, serverNet6)
+		if f.V6 {
+			f.Server = randAddrIn(rng, serverNet6)
 		} else {
-			f.srv = randAddrIn(rng, serverNet4)
+			f.Server = randAddrIn(rng, serverNet4)
 		}
-		f.cport = uint16(32768 + rng.IntN(61000-32768))
-		f.sport = 0
-		switch proto {
-		case "tcp":
-			f.proto = protoTCP
-		case "udp":
-			f.proto = protoUDP
-		default:
-			f.proto = protoICMP
-			if f.v6 {
-				f.proto = protoICMPv6
-			}
-		}
-		if f.proto == protoTCP || f.proto == protoUDP {
-			f.sport = cfg.Ports[rng.IntN(len(cfg.Ports))]
-		}
-		if !r.active[f.key()] || try >= 100 {
+		f.PickTransport(rng, proto, cfg.Ports)
+		if !r.active[f.Tuple()] || try >= 100 {
 			break
 		}
 	}
-	r.active[f.key()] = true
+	r.active[f.Tuple()] = true
 	ep := r.eps[rng.IntN(len(r.eps))]
 	f.aws = geneve.AWS{EndpointID: ep.EndpointID, AttachmentID: ep.AttachmentID, FlowCookie: rng.Uint32()}
 	proto := geneve.ProtoIPv4
-	if f.v6 {
+	if f.V6 {
 		proto = geneve.ProtoIPv6
 	}
 	f.hdr = geneve.AppendAWSHeader(nil, proto, f.aws)
 	f.sock = idx % len(r.socks)
-	f.hash = tupleHash(f.proto, f.cli, f.srv, f.cport, f.sport)
-	f.cseq, f.sseq = rng.Uint32(), rng.Uint32()
-	f.cid, f.sid = uint16(rng.Uint32()), uint16(rng.Uint32())
-	f.clabel, f.slabel = rng.Uint32()&0xfffff, rng.Uint32()&0xfffff
+	f.hash = tupleHash(f.Proto, f.Client, f.Server, f.ClientPort, f.ServerPort)
+	f.RandomizeState(rng)
 	if r.cfg.PerFlow {
 		r.mu.Lock()
 		r.flows = append(r.flows, f)
@@ -557,17 +544,16 @@ func (r *runner) newFlow(idx int) *flow {
 
 // payloadLen picks the transport payload length of the next packet of f.
 func (r *runner) payloadLen(f *flow) int {
-	c2s := f.next%2 == 0
-	switch f.proto {
-	case protoTCP:
-		if f.next < 2 || f.next == f.packets-1 {
+	switch f.Proto {
+	case packet.ProtoTCP:
+		if f.TCPFlags()&(packet.TCPSyn|packet.TCPFin) != 0 {
 			return minPayload
 		}
-		if c2s {
+		if f.FromClient() {
 			return minPayload + r.rng.IntN(200)
 		}
 		return minPayload + r.rng.IntN(1200)
-	case protoUDP:
+	case packet.ProtoUDP:
 		return minPayload + r.rng.IntN(500)
 	default:
 		return 56 // like ping
@@ -611,10 +597,10 @@ func (r *runner) send(ctx context.Context) {
 		k++
 		f := active[i]
 		r.sendOne(ctx, f, cfg.JumboEvery > 0 && k%uint64(cfg.JumboEvery) == 0)
-		if f.next < f.packets {
+		if !f.Done() {
 			i++
 		} else {
-			delete(r.active, f.key())
+			delete(r.active, f.Tuple())
 			if made < cfg.Flows {
 				active[i] = r.newFlow(made)
 				made++
@@ -660,7 +646,7 @@ func (r *runner) pick(f *flow) int {
 func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 	ti := r.pick(f)
 	if ti < 0 {
-		f.next++ // GWLB drops it; keep the flow's packet count
+		f.Skip() // GWLB drops it; keep the flow's packet count
 		r.mu.Lock()
 		r.rep.Unhealthy++
 		r.mu.Unlock()
@@ -677,7 +663,7 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 
 	seq := r.seq
 	r.seq++
-	buf = f.appendPacket(buf, seq, plen, jumbo, r.fill)
+	buf = f.appendPacket(buf, seq, plen, jumbo, r.fill, r.payload)
 	if bp != nil {
 		*bp = buf
 	}
@@ -910,7 +896,7 @@ func (r *runner) snapshot(flows bool) Report {
 			break
 		}
 		fr := FlowReport{
-			Proto: f.protoName(), Src: f.cli, Dst: f.srv, SrcPort: f.cport, DstPort: f.sport,
+			Proto: f.ProtoName(), Src: f.Client, Dst: f.Server, SrcPort: f.ClientPort, DstPort: f.ServerPort,
 			Endpoint: f.aws.EndpointID, Attachment: f.aws.AttachmentID, Cookie: f.aws.FlowCookie,
 			SourcePort: r.ports[f.sock], Denied: f.denied,
 			Sent: f.sent, Returned: f.returned, Dropped: f.dropped, Mismatched: f.mismatched,

@@ -45,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"weir/dataplane/packet/synth"
 	"weir/vxlan"
 )
 
@@ -249,52 +250,25 @@ type eni struct {
 }
 
 // flow is one synthetic conversation. The sender goroutine owns the packet-building
-// state; frames is guarded by runner.mu.
+// state (the Conversation); frames is guarded by runner.mu.
 type flow struct {
-	proto          uint8 // protoTCP, protoUDP, protoICMP or protoICMPv6
-	v6             bool
-	cli, srv       netip.Addr
-	cport, sport   uint16 // sport 0 for ICMP; cport is the echo identifier
+	synth.Conversation // 5-tuple, packet count, TCP and IP state
+
 	cliENI, srvENI *eni   // nil for a peer
 	port           uint16 // hashed outer source port
-	packets, next  int
-
-	cseq, sseq     uint32
-	cid, sid       uint16
-	clabel, slabel uint32
 
 	frames uint64
 }
 
-type tupleKey struct {
-	proto    uint8
-	cli, srv netip.Addr
-	cp, sp   uint16
-}
-
-func (f *flow) key() tupleKey { return tupleKey{f.proto, f.cli, f.srv, f.cport, f.sport} }
-
-func (f *flow) protoName() string {
-	switch f.proto {
-	case protoTCP:
-		return "tcp"
-	case protoUDP:
-		return "udp"
-	case protoICMP:
-		return "icmp"
-	default:
-		return "icmpv6"
-	}
-}
-
 type runner struct {
-	cfg    Config
-	target netip.AddrPort
-	rng    *rand.Rand // sender only
-	fill   []byte
-	enis   []*eni
-	socks  *sockCache
-	active map[tupleKey]bool
+	cfg     Config
+	target  netip.AddrPort
+	rng     *rand.Rand // sender only
+	fill    []byte
+	payload []byte // scratch for a packet's transport payload, sender only
+	enis    []*eni
+	socks   *sockCache
+	active  map[synth.Tuple]bool
 
 	// pacing, sender only
 	interval time.Duration
@@ -323,7 +297,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg:    cfg,
 		target: cfg.Target,
 		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6d69_7272_6f72_7369)),
-		active: map[tupleKey]bool{},
+		active: map[synth.Tuple]bool{},
 	}
 	vniRng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x766e_69))
 	for _, c := range cfg.ENIs {
@@ -361,6 +335,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for i := range r.fill {
 		r.fill[i] = byte(r.rng.Uint32())
 	}
+	r.payload = make([]byte, 2048) // payloadLen is at most 2*SeqLen+1199
 	r.socks = newSockCache(maxSockets, cfg.Target.Port())
 	defer r.socks.close()
 	if cfg.Rate > 0 {
@@ -475,61 +450,44 @@ func (r *runner) newFlow(idx int) *flow {
 	cfg := &r.cfg
 	rng := r.rng
 	n := len(r.enis)
-	f := &flow{packets: cfg.PacketsPerFlow}
+	f := &flow{Conversation: synth.Conversation{Packets: cfg.PacketsPerFlow}}
 	for try := 0; ; try++ {
 		collides := false // the peer is an ENI address
 		proto := cfg.Protos[rng.IntN(len(cfg.Protos))]
-		f.v6 = rng.Float64() < cfg.IPv6Share
+		f.V6 = rng.Float64() < cfg.IPv6Share
 		if cfg.BothEnds {
 			a := idx % n
 			b := (a + 1 + (idx/n)%(n-1)) % n
 			f.cliENI, f.srvENI = r.enis[a], r.enis[b]
-			f.cli, f.srv = f.cliENI.addr(f.v6), f.srvENI.addr(f.v6)
+			f.Client, f.Server = f.cliENI.addr(f.V6), f.srvENI.addr(f.V6)
 		} else {
 			e := r.enis[idx%n]
 			var peer netip.Addr
-			if f.v6 {
-				peer = randAddrIn(rng, peerNet6)
+			if f.V6 {
+				peer = synth.RandomAddr(rng, peerNet6)
 			} else {
-				peer = randAddrIn(rng, peerNet4)
+				peer = synth.RandomAddr(rng, peerNet4)
 			}
 			collides = r.isENI(peer)
 			f.cliENI, f.srvENI = nil, nil
 			if (idx/n)%2 == 0 { // the ENI connects out
-				f.cliENI, f.cli, f.srv = e, e.addr(f.v6), peer
+				f.cliENI, f.Client, f.Server = e, e.addr(f.V6), peer
 			} else { // a peer connects in
-				f.srvENI, f.cli, f.srv = e, peer, e.addr(f.v6)
+				f.srvENI, f.Client, f.Server = e, peer, e.addr(f.V6)
 			}
 		}
-		f.cport = uint16(32768 + rng.IntN(61000-32768))
-		f.sport = 0
-		switch proto {
-		case "tcp":
-			f.proto = protoTCP
-		case "udp":
-			f.proto = protoUDP
-		default:
-			f.proto = protoICMP
-			if f.v6 {
-				f.proto = protoICMPv6
-			}
-		}
-		if f.proto == protoTCP || f.proto == protoUDP {
-			f.sport = cfg.Ports[rng.IntN(len(cfg.Ports))]
-		}
-		if !r.active[f.key()] && !collides || try >= 100 {
+		f.PickTransport(rng, proto, cfg.Ports)
+		if !r.active[f.Tuple()] && !collides || try >= 100 {
 			break
 		}
 	}
-	r.active[f.key()] = true
-	if f.proto == protoTCP || f.proto == protoUDP {
-		f.port = hashPort(tupleHash(f.proto, f.cli, f.cport, f.srv, f.sport))
+	r.active[f.Tuple()] = true
+	if f.Proto == protoTCP || f.Proto == protoUDP {
+		f.port = hashPort(tupleHash(f.Proto, f.Client, f.ClientPort, f.Server, f.ServerPort))
 	} else {
-		f.port = hashPort(tupleHash(f.proto, f.cli, 0, f.srv, 0))
+		f.port = hashPort(tupleHash(f.Proto, f.Client, 0, f.Server, 0))
 	}
-	f.cseq, f.sseq = rng.Uint32(), rng.Uint32()
-	f.cid, f.sid = uint16(rng.Uint32()), uint16(rng.Uint32())
-	f.clabel, f.slabel = rng.Uint32()&0xfffff, rng.Uint32()&0xfffff
+	f.RandomizeState(rng)
 	r.mu.Lock()
 	r.flows = append(r.flows, f)
 	r.mu.Unlock()
@@ -556,9 +514,9 @@ func (e *eni) addr(v6 bool) netip.Addr {
 
 // payloadLen picks the transport payload length of the next packet of f.
 func (r *runner) payloadLen(f *flow) int {
-	switch f.proto {
+	switch f.Proto {
 	case protoTCP:
-		if f.next%2 == 0 {
+		if f.FromClient() {
 			return 2*SeqLen + r.rng.IntN(200)
 		}
 		return 2*SeqLen + r.rng.IntN(1200)
@@ -585,16 +543,15 @@ func (r *runner) synthetic(ctx context.Context) {
 			return
 		}
 		f := active[i]
-		c2s := f.next%2 == 0
 		from, to := f.cliENI, f.srvENI
-		if !c2s {
+		if !f.FromClient() {
 			from, to = to, from
 		}
 		etherType := etherTypeIPv4
-		if f.v6 {
+		if f.V6 {
 			etherType = etherTypeIPv6
 		}
-		buf = f.appendPacket(buf[:prefixLen], seq, r.payloadLen(f), r.fill)
+		buf = f.appendPacket(buf[:prefixLen], seq, r.payloadLen(f), r.fill, r.payload)
 		seq++
 		r.mu.Lock()
 		r.rep.Frames++
@@ -618,10 +575,10 @@ func (r *runner) synthetic(ctx context.Context) {
 			r.send(to, f.port, buf, false, dup)
 		}
 
-		if f.next < f.packets {
+		if !f.Done() {
 			i++
 		} else {
-			delete(r.active, f.key())
+			delete(r.active, f.Tuple())
 			if made < cfg.Flows {
 				active[i] = r.newFlow(made)
 				made++
@@ -707,7 +664,7 @@ func (r *runner) snapshot(flows bool) Report {
 	if flows {
 		for _, f := range r.flows {
 			fr := FlowReport{
-				Proto: f.protoName(), Src: f.cli, Dst: f.srv, SrcPort: f.cport, DstPort: f.sport,
+				Proto: f.ProtoName(), Src: f.Client, Dst: f.Server, SrcPort: f.ClientPort, DstPort: f.ServerPort,
 				Packets: f.frames,
 			}
 			if f.cliENI != nil {
@@ -727,33 +684,4 @@ func (r *runner) snapshot(flows bool) Report {
 		}
 	}
 	return rep
-}
-
-// randAddrIn returns a random address inside p (whose host part has at least two
-// bits), avoiding the all-zeros and all-ones host parts.
-func randAddrIn(rng *rand.Rand, p netip.Prefix) netip.Addr {
-	p = p.Masked()
-	base := p.Addr().AsSlice()
-	bits := p.Bits()
-	for {
-		b := make([]byte, len(base))
-		allZero, allOne := true, true
-		for i := range b {
-			keep := 0 // prefix bits in this byte
-			switch {
-			case (i+1)*8 <= bits:
-				keep = 8
-			case i*8 < bits:
-				keep = bits - i*8
-			}
-			mask := ^(byte(0xff) >> keep)
-			b[i] = base[i]&mask | byte(rng.Uint32())&^mask
-			allZero = allZero && b[i]&^mask == 0
-			allOne = allOne && b[i]&^mask == ^mask
-		}
-		if !allZero && !allOne {
-			a, _ := netip.AddrFromSlice(b)
-			return a
-		}
-	}
 }
