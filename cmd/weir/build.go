@@ -103,7 +103,11 @@ func newEngine(cfg *Config, log *slog.Logger, offline bool) (_ *engine, err erro
 	}
 	pol := cfg.Policy
 	e.table = flow.NewTable(tableCfg, &pol, e.flowEnded)
-	e.mirror = flow.NewTable(tableCfg, nil, e.flowEnded)
+	mirrorCfg := tableCfg
+	if !offline && !cfg.Mirror.Listen.IsValid() && len(cfg.Mirror.GWLBEndpoints) == 0 {
+		mirrorCfg.MaxFlows = 1 // no mirrored traffic can arrive: reserve nothing for it
+	}
+	e.mirror = flow.NewTable(mirrorCfg, nil, e.flowEnded)
 
 	var dedupe *mirror.Dedupe
 	if cfg.Mirror.DedupeWindow > 0 {

@@ -285,6 +285,9 @@ func TestSkip(t *testing.T) {
 
 // TestAppendNoAlloc checks that appending into a buffer with room does not allocate.
 func TestAppendNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector adds allocations; run without -race")
+	}
 	pl := payload(1, 1000)
 	buf := make([]byte, 0, 2048)
 	for _, tc := range cases {
