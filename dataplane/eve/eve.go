@@ -6,18 +6,17 @@
 package eve
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"weir/dataplane/flow"
+	"weir/dataplane/lines"
 	"weir/dataplane/packet"
 	"weir/geneve"
 )
@@ -27,79 +26,44 @@ const TimeFormat = "2006-01-02T15:04:05.000000-0700"
 
 // Writer appends EVE records to a file.
 type Writer struct {
-	q       chan flow.Record
-	out     io.WriteCloser
-	bw      *bufio.Writer
-	log     *slog.Logger
-	mu      sync.RWMutex // Flow holds it shared, Close exclusively
-	closed  bool
-	names   atomic.Pointer[[]string]
-	written atomic.Uint64
-	dropped atomic.Uint64
-	done    chan struct{}
-	once    sync.Once
-	err     error
+	*lines.Writer[flow.Record]
+	names atomic.Pointer[[]string]
 }
 
 // Open opens (appending, creating) the EVE log at path; "-" writes to stdout.
 func Open(path string, queue int, log *slog.Logger) (*Writer, error) {
-	var out io.WriteCloser
 	if path == "-" {
-		out = nopCloser{os.Stdout}
-	} else {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("eve: %w", err)
-		}
-		out = f
+		return newWriter(os.Stdout, nil, queue, log), nil
 	}
-	return New(out, queue, log), nil
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("eve: %w", err)
+	}
+	return newWriter(f, f, queue, log), nil
 }
 
 // New writes EVE records to out; Close closes out.
 func New(out io.WriteCloser, queue int, log *slog.Logger) *Writer {
+	return newWriter(out, out, queue, log)
+}
+
+func newWriter(out io.Writer, closer io.Closer, queue int, log *slog.Logger) *Writer {
 	if queue <= 0 {
 		queue = 65536
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	w := &Writer{
-		q:    make(chan flow.Record, queue),
-		out:  out,
-		bw:   bufio.NewWriterSize(out, 256<<10),
-		log:  log,
-		done: make(chan struct{}),
-	}
-	go w.loop()
+	w := &Writer{}
+	w.Writer = lines.New(out, closer, queue, "", func(b []byte, r *flow.Record) ([]byte, int) {
+		return append(AppendFlowNamed(b, r, w.sessionNames()), '\n'), 1
+	}, "eve", log)
 	return w
 }
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
 
 // Flow queues a flow record, r copied. It never blocks a packet worker: a record
 // emitted while tracking a packet is dropped and counted when the queue is full. A
 // record from housekeeping (r.Background: timeouts, intervals, the flush at stop)
 // waits for room instead, so none is lost at shutdown. After Close, records are
 // counted as dropped.
-func (w *Writer) Flow(r *flow.Record) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	switch {
-	case w.closed:
-		w.dropped.Add(1)
-	case r.Background:
-		w.q <- *r
-	default:
-		select {
-		case w.q <- *r:
-		default:
-			w.dropped.Add(1)
-		}
-	}
-}
+func (w *Writer) Flow(r *flow.Record) { w.Put(r, 1, r.Background) }
 
 // SetSessionNames names mirror sessions by index (Record.Session) for weir.session.
 func (w *Writer) SetSessionNames(names []string) { w.names.Store(&names) }
@@ -109,66 +73,6 @@ func (w *Writer) sessionNames() []string {
 		return *p
 	}
 	return nil
-}
-
-// Written is how many records were written.
-func (w *Writer) Written() uint64 { return w.written.Load() }
-
-// Dropped is how many records were lost to a full queue.
-func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
-
-// Close writes what is queued, flushes and closes the file. Flow must not be called
-// after Close.
-func (w *Writer) Close() error {
-	w.once.Do(func() {
-		w.mu.Lock()
-		w.closed = true
-		close(w.q)
-		w.mu.Unlock()
-		<-w.done
-		if err := w.out.Close(); err != nil && w.err == nil {
-			w.err = err
-		}
-	})
-	return w.err
-}
-
-func (w *Writer) loop() {
-	defer close(w.done)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	line := make([]byte, 0, 1024)
-	for {
-		select {
-		case r, ok := <-w.q:
-			if !ok {
-				w.flush()
-				return
-			}
-			line = AppendFlowNamed(line[:0], &r, w.sessionNames())
-			line = append(line, '\n')
-			if _, err := w.bw.Write(line); err != nil {
-				w.fail(err)
-			} else {
-				w.written.Add(1)
-			}
-		case <-tick.C:
-			w.flush()
-		}
-	}
-}
-
-func (w *Writer) flush() {
-	if err := w.bw.Flush(); err != nil {
-		w.fail(err)
-	}
-}
-
-func (w *Writer) fail(err error) {
-	if w.err == nil {
-		w.err = err
-		w.log.Error("eve write failed", "err", err)
-	}
 }
 
 // ProtoName is the protocol name Suricata writes in "proto".

@@ -12,7 +12,6 @@
 package flowlog
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -20,11 +19,10 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"weir/dataplane/flow"
+	"weir/dataplane/lines"
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
 )
@@ -49,22 +47,9 @@ type Config struct {
 
 // Writer appends flow log lines to a file.
 type Writer struct {
-	q       chan item
-	out     io.Writer
-	closer  io.Closer // nil for stdout
-	bw      *bufio.Writer
-	log     *slog.Logger
+	*lines.Writer[item]
 	account string
 	iface   func(*flow.Record) string
-	written atomic.Uint64
-	dropped atomic.Uint64
-
-	mu     sync.RWMutex // Record holds it shared, Close exclusively
-	closed bool
-
-	done chan struct{}
-	once sync.Once
-	err  error // first write error; owned by the writer goroutine until done
 }
 
 // item is what Record copies of a record: both directions of one interval.
@@ -112,41 +97,42 @@ func newWriter(out io.Writer, closer io.Closer, header bool, cfg Config) *Writer
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultQueue
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	w := &Writer{
-		q:       make(chan item, cfg.Queue),
-		out:     out,
-		closer:  closer,
-		bw:      bufio.NewWriterSize(out, 256<<10),
-		log:     cfg.Logger,
-		account: cfg.AccountID,
-		iface:   cfg.InterfaceID,
-		done:    make(chan struct{}),
-	}
+	w := &Writer{account: cfg.AccountID, iface: cfg.InterfaceID}
 	if w.account == "" {
 		w.account = "-"
 	}
+	prefix := ""
 	if header {
-		w.bw.WriteString(Header + "\n") // a bufio.Writer reports write errors at Flush
+		prefix = Header + "\n"
 	}
-	go w.loop()
+	w.Writer = lines.New(out, closer, cfg.Queue, prefix, w.format, "flow log", cfg.Logger)
 	return w
+}
+
+// format writes the line of each direction with packets.
+func (w *Writer) format(b []byte, it *item) ([]byte, int) {
+	n := 0
+	for dir := range 2 {
+		if it.pkts[dir] != 0 {
+			b = append(it.append(b, w.account, dir), '\n')
+			n++
+		}
+	}
+	return b, n
 }
 
 // Record queues the lines of r's traffic in interval d, one per direction with
 // packets; it never blocks. What it needs of r and d is copied. When the queue is
 // full, or the Writer closed, the lines are counted as dropped.
 func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
-	lines := uint64(0)
+	n := uint64(0)
 	if d.PktsToServer != 0 {
-		lines++
+		n++
 	}
 	if d.PktsToClient != 0 {
-		lines++
+		n++
 	}
-	if lines == 0 {
+	if n == 0 {
 		return
 	}
 	it := item{
@@ -163,22 +149,8 @@ func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
 	if it.iface == "" {
 		it.iface = "-"
 	}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		w.dropped.Add(lines)
-		return
-	}
-	if r.Background {
-		w.q <- it // housekeeping, not a packet worker: wait rather than lose the line
-	} else {
-		select {
-		case w.q <- it:
-		default:
-			w.dropped.Add(lines)
-		}
-	}
-	w.mu.RUnlock()
+	// From housekeeping (r.Background), wait rather than lose the lines.
+	w.Put(&it, n, r.Background)
 }
 
 func unix(t time.Time) int64 {
@@ -186,73 +158,6 @@ func unix(t time.Time) int64 {
 		return 0
 	}
 	return t.Unix()
-}
-
-// Written is how many lines were written (the header not counted).
-func (w *Writer) Written() uint64 { return w.written.Load() }
-
-// Dropped is how many lines were lost to a full queue (or queued after Close).
-func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
-
-// Close writes what is queued, flushes and closes the file (not stdout), and
-// returns the first write error, if any. Record after Close only counts drops.
-func (w *Writer) Close() error {
-	w.once.Do(func() {
-		w.mu.Lock()
-		w.closed = true
-		close(w.q)
-		w.mu.Unlock()
-		<-w.done
-		if w.closer != nil {
-			if err := w.closer.Close(); err != nil && w.err == nil {
-				w.err = err
-			}
-		}
-	})
-	return w.err
-}
-
-func (w *Writer) loop() {
-	defer close(w.done)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	line := make([]byte, 0, 512)
-	for {
-		select {
-		case it, ok := <-w.q:
-			if !ok {
-				w.flush()
-				return
-			}
-			for dir := range 2 {
-				if it.pkts[dir] == 0 {
-					continue
-				}
-				line = it.append(line[:0], w.account, dir)
-				line = append(line, '\n')
-				if _, err := w.bw.Write(line); err != nil {
-					w.fail(err)
-				} else {
-					w.written.Add(1)
-				}
-			}
-		case <-tick.C:
-			w.flush()
-		}
-	}
-}
-
-func (w *Writer) flush() {
-	if err := w.bw.Flush(); err != nil {
-		w.fail(err)
-	}
-}
-
-func (w *Writer) fail(err error) {
-	if w.err == nil {
-		w.err = err
-		w.log.Error("flow log write failed", "err", err)
-	}
 }
 
 // append appends the line of direction dir (0 client to server, 1 back).
