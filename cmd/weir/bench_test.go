@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"weir/config"
+	"weir/dataplane/engine"
 
 	"weir/dataplane"
 	"weir/dataplane/socket"
-	"weir/geneve/gwlbsim"
+	gwlbsim "weir/sim/gwlb"
 )
 
 // returnAll is the baseline pipeline: it returns every datagram untouched, so a run
@@ -66,17 +68,17 @@ func BenchmarkLoopbackGWLB(b *testing.B) {
 	}
 
 	base := measure(dataplane.NewPipeline(returnAll{}))
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Mirror.Listen = netip.AddrPort{}
-	e, err := newEngine(cfg, log, false)
+	e, err := engine.New(cfg, log, false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	full := measure(e.pipeline)
+	full := measure(e.Pipeline)
 	b.StopTimer()
-	e.flush(time.Now().UnixNano())
-	e.closeOutputs()
+	e.Flush(time.Now().UnixNano())
+	e.CloseOutputs()
 
 	b.ReportMetric(full.PPS, "pps")
 	b.ReportMetric(base.PPS, "baseline-pps")

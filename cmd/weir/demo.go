@@ -14,10 +14,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"weir/config"
 
 	"weir/dataplane"
-	"weir/geneve/gwlbsim"
-	"weir/vxlan/mirrorsim"
+	gwlbsim "weir/sim/gwlb"
+	mirrorsim "weir/sim/mirror"
 )
 
 // The demo runs on loopback (all of 127/8 is local on Linux): the appliance on
@@ -95,7 +96,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	text := fmt.Sprintf(demoConfig, netip.AddrPortFrom(demoAppliance, port), demoGWLB, demoDenied,
 		netip.AddrPortFrom(demoAppliance, mport), demoWeb, demoDB, dir)
-	cfg, err := ParseConfig("demo.yaml", []byte(text))
+	cfg, err := config.Parse("demo.yaml", []byte(text))
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -137,14 +138,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		Seed:           time.Now().UnixNano(),
 		ReplyTimeout:   time.Second,
 		Progress: func(r gwlbsim.Report) {
-			t := n.pipeline.Totals()
+			t := n.Pipeline.Totals()
 			mu.Lock()
 			ms := mirrorSent
 			mu.Unlock()
 			fmt.Fprintf(stdout, "[%4.1fs] inline: sent %6d returned %6d dropped by policy %5d | mirror: sent %5d recorded %5d duplicates %4d filtered %3d | flows %4d\n",
 				time.Since(start).Seconds(), r.Sent, r.Returned, t.Packet(dataplane.EncapVXLAN, dataplane.ActionDrop)+t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
 				ms, t.Packet(dataplane.EncapVXLAN, dataplane.ActionAllow), t.Packet(dataplane.EncapVXLAN, dataplane.ActionDuplicate),
-				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.table.Active()+n.mirror.Active())
+				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.Table.Active()+n.Mirror.Active())
 		},
 	}
 	mirrorCfg := mirrorsim.Config{
@@ -181,9 +182,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("demo: mirror simulator: %w", merr)
 	}
 	time.Sleep(100 * time.Millisecond) // the last mirrored frames are in flight
-	t := n.pipeline.Totals()
+	t := n.Pipeline.Totals()
 	n.shutdown(0, nil)
-	allowedFlows, deniedFlows := n.flowsEnded()
+	allowedFlows, deniedFlows := n.FlowsEnded()
 	var web, db dataplane.SessionTotals
 	if len(t.Sessions) > 2 {
 		web, db = t.Sessions[1], t.Sessions[2]
@@ -206,9 +207,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		db.Received, db.Accepted, db.Rejected, db.Duplicates)
 	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied by policy\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
 	fmt.Fprintf(stdout, "  outputs in %s\n", dir)
-	fmt.Fprintf(stdout, "    eve.json                     %d flow records (Suricata EVE)\n", n.eve.Written())
+	fmt.Fprintf(stdout, "    eve.json                     %d flow records (Suricata EVE)\n", n.EVE.Written())
 	fmt.Fprintf(stdout, "    pcap/                        %d file(s) of mirrored frames (open with wireshark or tshark -r)\n", len(pcaps))
-	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.flowlog.Written())
+	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.FlowLog.Written())
 	if rep.Mismatched != 0 || rep.Returned == 0 {
 		return fmt.Errorf("demo: %d packets came back wrong, %d came back right", rep.Mismatched, rep.Returned)
 	}

@@ -17,11 +17,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"weir/config"
 
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
 	"weir/geneve"
-	"weir/geneve/gwlbsim"
+	gwlbsim "weir/sim/gwlb"
 )
 
 const e2ePolicy = `
@@ -71,7 +72,7 @@ func pcapLine(dir []string) string {
 // e2eDecide is the expected verdict of a simulated flow under e2ePolicy.
 func e2eDecide(t *testing.T, f gwlbsim.FlowReport) policy.Action {
 	t.Helper()
-	c, err := ParseConfig("policy.yaml", []byte(e2ePolicy))
+	c, err := config.Parse("policy.yaml", []byte(e2ePolicy))
 	if err != nil {
 		t.Fatal(err)
 	}

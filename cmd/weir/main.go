@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"weir/config"
 
 	"golang.org/x/sys/unix"
 )
@@ -108,7 +109,7 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return usageError{errors.New("usage: weir check-config FILE")}
 	}
-	if _, err := LoadConfig(args[0]); err != nil {
+	if _, err := config.Load(args[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", args[0])
@@ -125,10 +126,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	if *path != "" {
 		var err error
-		if cfg, err = LoadConfig(*path); err != nil {
+		if cfg, err = config.Load(*path); err != nil {
 			return err
 		}
 	}
@@ -159,7 +160,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 }
 
 // newLogger logs JSON unless stderr is a terminal (or log.format says otherwise).
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}

@@ -27,7 +27,7 @@ func writeConfig(t *testing.T, name, data string) string {
 
 func TestRunCheckConfigValid(t *testing.T) {
 	for name, data := range map[string]string{
-		"full.yaml":  fullConfig,
+		"full.yaml":  readFile(t, "../../config/testdata/full.yaml"),
 		"empty.yaml": "",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -152,4 +152,13 @@ func TestRunWithBadConfig(t *testing.T) {
 	if want := path + ":2: "; !strings.HasPrefix(errs, want) {
 		t.Errorf("stderr = %q, want it to start with %q", errs, want)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+	"weir/config"
+	"weir/dataplane/engine"
 
 	"weir/dataplane"
 	"weir/dataplane/socket"
@@ -17,7 +19,7 @@ import (
 // node is one running appliance: the engine fed by the socket backend, with health
 // and metrics.
 type node struct {
-	*engine
+	*engine.Engine
 	state   health.State
 	backend *socket.Backend
 	servers []*health.Server
@@ -32,9 +34,9 @@ type node struct {
 
 // startNode opens everything the configuration asks for and starts forwarding. Every
 // listener is bound before it returns, so a bad address fails here.
-func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err error) {
+func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *node, err error) {
 	n := &node{failed: make(chan error, 1)}
-	if n.engine, err = newEngine(cfg, log, false); err != nil {
+	if n.Engine, err = engine.New(cfg, log, false); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -42,7 +44,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 			for _, s := range n.servers {
 				_ = s.Close()
 			}
-			n.closeOutputs()
+			n.CloseOutputs()
 		}
 	}()
 	listeners := []socket.Listener{{Addr: cfg.GWLB.Listen, Encap: dataplane.EncapGeneve}}
@@ -53,7 +55,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 		Listeners: listeners,
 		Workers:   cfg.Dataplane.Workers,
 		Batch:     cfg.Dataplane.Batch,
-		Reply:     cfg.GWLB.Reply,
+		Reply:     socket.ReplyMode(cfg.GWLB.Reply),
 		Logger:    log,
 	})
 	if err != nil {
@@ -61,7 +63,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 	}
 
 	reg := health.NewRegistry()
-	reg.MustRegister(dataplane.NewCollector(n.pipeline, n.gauges()))
+	reg.MustRegister(dataplane.NewCollector(n.Pipeline, n.Gauges()))
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
 	mmux := http.NewServeMux()
@@ -93,7 +95,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		err := n.backend.Run(ctx, n.pipeline, func() {
+		err := n.backend.Run(ctx, n.Pipeline, func() {
 			n.state.SetDataplaneUp(true)
 			close(ready)
 		})
@@ -104,7 +106,7 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.housekeep(ctx)
+		n.Housekeep(ctx)
 	}()
 	select {
 	case <-ready:
@@ -117,31 +119,12 @@ func startNode(ctx context.Context, cfg *Config, log *slog.Logger) (_ *node, err
 }
 
 func (n *node) serve(addr string, h http.Handler) (*health.Server, error) {
-	s, err := health.Serve(addr, h, n.log)
+	s, err := health.Serve(addr, h, n.Log)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	n.servers = append(n.servers, s)
 	return s, nil
-}
-
-// housekeep ends idle flows once a second and writes flow-log records each interval.
-func (n *node) housekeep(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	next := time.Now().Add(n.cfg.Outputs.FlowLog.Interval)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n.expire(now.UnixNano())
-			if !now.Before(next) {
-				n.interval(now.UnixNano())
-				next = next.Add(n.cfg.Outputs.FlowLog.Interval)
-			}
-		}
-	}
 }
 
 func (n *node) healthAddr() string {
@@ -169,19 +152,19 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 			select {
 			case <-t.C:
 			case sig := <-skip:
-				n.log.Info("drain cut short", "signal", sig.String())
+				n.Log.Info("drain cut short", "signal", sig.String())
 			}
 			t.Stop()
 		}
 		n.cancel()
 		n.wg.Wait()
-		ended := n.flush(time.Now().UnixNano())
-		n.log.Info("flows flushed", "flows", ended)
+		ended := n.Flush(time.Now().UnixNano())
+		n.Log.Info("flows flushed", "flows", ended)
 		for _, s := range n.servers {
 			_ = s.Close()
 		}
-		if err := n.closeOutputs(); err != nil {
-			n.log.Error("closing outputs", "err", err)
+		if err := n.CloseOutputs(); err != nil {
+			n.Log.Error("closing outputs", "err", err)
 		}
 	})
 }

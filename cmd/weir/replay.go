@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+	"weir/config"
+	"weir/dataplane/engine"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -74,10 +76,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usageError{errors.New("need -eve OUT.json and at least one capture file")}
 	}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = LoadConfig(*cfgPath); err != nil {
+		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
 	}
@@ -89,32 +91,32 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		cfg.Outputs.FlowLog.Path = *flowLog
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := newEngine(cfg, log, true)
+	e, err := engine.New(cfg, log, true)
 	if err != nil {
 		return err
 	}
-	r := &replayer{e: e, w: e.pipeline.NewWorker(), b: dataplane.NewBatch(1), progress: isTerminalWriter(stderr), stderr: stderr}
+	r := &replayer{e: e, w: e.Pipeline.NewWorker(), b: dataplane.NewBatch(1), progress: isTerminalWriter(stderr), stderr: stderr}
 	start := time.Now()
 	for _, path := range fs.Args() {
 		if err := r.file(path); err != nil {
-			e.flush(r.last)
-			e.closeOutputs()
+			e.Flush(r.last)
+			e.CloseOutputs()
 			return err
 		}
 	}
-	e.interval(r.last + 1)
-	e.flush(r.last)
-	if err := e.closeOutputs(); err != nil {
+	e.Interval(r.last + 1)
+	e.Flush(r.last)
+	if err := e.CloseOutputs(); err != nil {
 		return err
 	}
 	sum := r.summary(fs.Args(), *evePath)
 	sum.ElapsedS = time.Since(start).Seconds()
-	sum.EVEDropped = e.eve.Dropped()
-	if e.flowlog != nil {
-		sum.FlowLogDropped = e.flowlog.Dropped()
+	sum.EVEDropped = e.EVE.Dropped()
+	if e.FlowLog != nil {
+		sum.FlowLogDropped = e.FlowLog.Dropped()
 	}
-	if e.pcap != nil {
-		sum.PCAPDropped = e.pcap.Dropped()
+	if e.PCAP != nil {
+		sum.PCAPDropped = e.PCAP.Dropped()
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -136,7 +138,7 @@ func isTerminalWriter(w io.Writer) bool {
 // replayer feeds capture frames to the pipeline one at a time, so that each packet
 // carries its own capture time.
 type replayer struct {
-	e          *engine
+	e          *engine.Engine
 	w          *dataplane.Worker
 	b          *dataplane.Batch
 	last       int64 // newest capture time seen, unix ns
@@ -259,16 +261,16 @@ func (r *replayer) packet(link layers.LinkType, data []byte, ts int64) {
 	// Time in a capture moves as its packets say.
 	if r.nextExpire == 0 {
 		r.nextExpire = ts + int64(time.Second)
-		r.nextIntvl = ts + int64(r.e.cfg.Outputs.FlowLog.Interval)
+		r.nextIntvl = ts + int64(r.e.Config.Outputs.FlowLog.Interval)
 	}
 	if ts >= r.nextExpire {
-		r.e.expire(ts)
+		r.e.Expire(ts)
 		r.nextExpire = ts + int64(time.Second)
 	}
 	if ts >= r.nextIntvl {
-		r.e.interval(ts)
+		r.e.Interval(ts)
 		// Realign after a gap in the capture: one walk, not one per interval missed.
-		iv := int64(r.e.cfg.Outputs.FlowLog.Interval)
+		iv := int64(r.e.Config.Outputs.FlowLog.Interval)
 		r.nextIntvl = ts + iv - (ts-r.nextIntvl)%iv
 	}
 }
@@ -380,7 +382,7 @@ func outerUDP(ip []byte) (src, dst netip.Addr, sport, dport uint16, payload []by
 }
 
 func (r *replayer) summary(files []string, eve string) replaySummary {
-	t := r.e.pipeline.Totals()
+	t := r.e.Pipeline.Totals()
 	sum := replaySummary{
 		Files: files, EVE: eve, Unreadable: r.unreadable,
 		Packets: map[string]uint64{}, Actions: map[string]uint64{}, DecodeErrors: map[string]uint64{},
@@ -409,7 +411,7 @@ func (r *replayer) summary(files []string, eve string) replaySummary {
 			sum.DecodeErrors["vxlan/"+vxlan.Reason(rsn).String()] = v
 		}
 	}
-	for _, s := range r.e.sessions.List() {
+	for _, s := range r.e.Sessions.List() {
 		if int(s.Index) < len(t.Sessions) {
 			st := t.Sessions[s.Index]
 			if st.Received != 0 {
@@ -417,7 +419,7 @@ func (r *replayer) summary(files []string, eve string) replaySummary {
 			}
 		}
 	}
-	a, d := r.e.flowsEnded()
+	a, d := r.e.FlowsEnded()
 	sum.Flows = a + d
 	return sum
 }

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"weir/geneve/gwlbsim"
-	"weir/vxlan/mirrorsim"
+	gwlbsim "weir/sim/gwlb"
+	mirrorsim "weir/sim/mirror"
 )
 
 func cmdSim(args []string, stdout, stderr io.Writer) error {

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -15,7 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"weir/dataplane/policy"
-	"weir/dataplane/socket"
 )
 
 // Config is weir's configuration file. Keys and defaults are documented in README.md;
@@ -24,7 +23,7 @@ type Config struct {
 	GWLB struct {
 		Listen         netip.AddrPort
 		AllowedSources []netip.Prefix
-		Reply          socket.ReplyMode
+		Reply          string // auto | raw | udp
 	}
 	Dataplane struct {
 		Workers int
@@ -67,10 +66,10 @@ type Config struct {
 }
 
 // DefaultConfig is the configuration of an empty file.
-func DefaultConfig() *Config {
+func Default() *Config {
 	c := &Config{}
 	c.GWLB.Listen = netip.MustParseAddrPort("0.0.0.0:6081")
-	c.GWLB.Reply = socket.ReplyAuto
+	c.GWLB.Reply = "auto"
 	c.Dataplane.Batch = 64
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
@@ -92,28 +91,28 @@ func DefaultConfig() *Config {
 	return c
 }
 
-// ConfigError is a configuration problem at a line of a file.
-type ConfigError struct {
+// Error is a configuration problem at a line of a file.
+type Error struct {
 	File string
 	Line int
 	Msg  string
 }
 
-func (e *ConfigError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
 // LoadConfig reads and validates a configuration file.
-func LoadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(path, data)
+	return Parse(path, data)
 }
 
 // ParseConfig validates data, naming file in errors. Unknown keys and bad values are
 // errors with the line they are on.
-func ParseConfig(file string, data []byte) (*Config, error) {
-	c := DefaultConfig()
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -124,7 +123,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, &ConfigError{File: file, Line: extra.Line, Msg: "a second YAML document: the configuration is one document"}
+		return nil, &Error{File: file, Line: extra.Line, Msg: "a second YAML document: the configuration is one document"}
 	} else if !errors.Is(err, io.EOF) {
 		return nil, yamlError(file, err)
 	}
@@ -146,7 +145,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 					}
 				},
 				"reply": func(n *yaml.Node) {
-					c.GWLB.Reply = socket.ReplyMode(p.oneOf(n, "gwlb.reply", "auto", "raw", "udp"))
+					c.GWLB.Reply = p.oneOf(n, "gwlb.reply", "auto", "raw", "udp")
 				},
 			})
 		},
@@ -236,7 +235,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		} else if n := findKey(root, "gwlb", "listen"); n != nil {
 			line = n.Line
 		}
-		return nil, &ConfigError{File: file, Line: line,
+		return nil, &Error{File: file, Line: line,
 			Msg: fmt.Sprintf("mirror.listen %s and gwlb.listen %s share a port: GENEVE and VXLAN need their own", m, l)}
 	}
 	return c, nil
@@ -270,7 +269,7 @@ func yamlError(file string, err error) error {
 			}
 		}
 	}
-	return &ConfigError{File: file, Line: line, Msg: msg}
+	return &Error{File: file, Line: line, Msg: msg}
 }
 
 // parser walks the YAML tree, keeping the first error.
@@ -281,7 +280,7 @@ type parser struct {
 
 func (p *parser) fail(n *yaml.Node, format string, args ...any) {
 	if p.err == nil {
-		p.err = &ConfigError{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+		p.err = &Error{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
 	}
 }
 

@@ -1,4 +1,4 @@
-package gwlbsim
+package gwlb
 
 import (
 	"encoding/binary"
@@ -8,8 +8,8 @@ import (
 	"net/netip"
 
 	"weir/dataplane/packet"
-	"weir/dataplane/packet/synth"
 	"weir/geneve"
+	"weir/sim/synth"
 )
 
 // JumboLen is the total length of the inner IP packet of a jumbo packet (see

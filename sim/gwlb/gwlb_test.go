@@ -1,4 +1,4 @@
-package gwlbsim
+package gwlb
 
 import (
 	"bytes"

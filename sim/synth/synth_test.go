@@ -12,7 +12,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"weir/dataplane/packet"
-	"weir/dataplane/packet/synth"
+	"weir/sim/synth"
 )
 
 // conversation returns a conversation of n packets of the given protocol and family

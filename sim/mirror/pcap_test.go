@@ -1,4 +1,4 @@
-package mirrorsim
+package mirror
 
 import (
 	"errors"

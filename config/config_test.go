@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"weir/dataplane/policy"
-	"weir/dataplane/socket"
 )
 
 func TestParseConfigDefaults(t *testing.T) {
@@ -24,7 +23,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		"null sections": "gwlb:\nhealth:\nflows:\npolicy:\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := ParseConfig("test.yaml", []byte(data))
+			c, err := Parse("test.yaml", []byte(data))
 			if err != nil {
 				t.Fatalf("ParseConfig: %v", err)
 			}
@@ -40,7 +39,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			if c.Flows.OtherTimeout != 120*time.Second {
 				t.Errorf("flows.other_timeout = %v, want 120s", c.Flows.OtherTimeout)
 			}
-			if c.GWLB.Reply != socket.ReplyAuto {
+			if c.GWLB.Reply != "auto" {
 				t.Errorf("gwlb.reply = %q, want auto", c.GWLB.Reply)
 			}
 			if c.Policy.Default != policy.Allow || len(c.Policy.Rules) != 0 {
@@ -49,63 +48,26 @@ func TestParseConfigDefaults(t *testing.T) {
 			if c.Outputs.EVE != "" {
 				t.Errorf("outputs.eve = %q, want empty", c.Outputs.EVE)
 			}
-			if !reflect.DeepEqual(c, DefaultConfig()) {
-				t.Errorf("config of %q differs from DefaultConfig():\n got %+v\nwant %+v", data, c, DefaultConfig())
+			if !reflect.DeepEqual(c, Default()) {
+				t.Errorf("config of %q differs from Default():\n got %+v\nwant %+v", data, c, Default())
 			}
 		})
 	}
 }
 
-const fullConfig = `# every key weir knows
-gwlb:
-  listen: 10.0.0.5:6081
-  allowed_sources: [10.0.0.0/16, 192.168.1.7, "fd00::/8"]
-  reply: udp
-dataplane:
-  workers: 4
-  batch: 128
-health:
-  listen: 127.0.0.1:8081
-  drain_delay: 10s
-metrics:
-  listen: ":9100"
-flows:
-  max: 1000
-  tcp_timeout: 6000s
-  other_timeout: 60s
-  closed_timeout: 2s
-policy:
-  default: drop
-  rules:
-    - action: allow
-      proto: tcp
-      src: 10.0.0.0/8
-      dst: 192.168.0.0/16
-      dst_port: 443
-    - action: drop
-      proto: 17
-      src_port: 1000-2000
-      dst_port: 53
-    - action: allow
-      proto: ICMPv6
-      src: fd00::/8
-      dst: "2001:db8::1"
-    - action: allow
-      proto: icmp
-    - action: drop
-      proto: any
-      dst: 0.0.0.0/0
-    - action: allow
-      proto: 47
-outputs:
-  eve: /var/log/weir/eve.json
-log:
-  level: debug
-  format: json
-`
+// fullConfig sets every key weir knows; cmd/weir checks it with check-config too.
+var fullConfig = mustRead("testdata/full.yaml")
+
+func mustRead(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func TestParseConfigFull(t *testing.T) {
-	c, err := ParseConfig("test.yaml", []byte(fullConfig))
+	c, err := Parse("test.yaml", []byte(fullConfig))
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
@@ -121,7 +83,7 @@ func TestParseConfigFull(t *testing.T) {
 		netip.MustParsePrefix("192.168.1.7/32"),
 		netip.MustParsePrefix("fd00::/8"),
 	})
-	check("gwlb.reply", c.GWLB.Reply, socket.ReplyUDP)
+	check("gwlb.reply", c.GWLB.Reply, "udp")
 	check("dataplane.workers", c.Dataplane.Workers, 4)
 	check("dataplane.batch", c.Dataplane.Batch, 128)
 	check("health.listen", c.Health.Listen, "127.0.0.1:8081")
@@ -190,18 +152,18 @@ func TestParseConfigValues(t *testing.T) {
 		{"empty rule list", "policy:\n  rules: []\n", func(c *Config) bool { return len(c.Policy.Rules) == 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ParseConfig("test.yaml", []byte(tc.data))
+			c, err := Parse("test.yaml", []byte(tc.data))
 			if err != nil {
-				t.Fatalf("ParseConfig(%q): %v", tc.data, err)
+				t.Fatalf("Parse(%q): %v", tc.data, err)
 			}
 			if !tc.check(c) {
-				t.Errorf("ParseConfig(%q) = %+v: wrong value", tc.data, c)
+				t.Errorf("Parse(%q) = %+v: wrong value", tc.data, c)
 			}
 		})
 	}
 }
 
-func TestParseConfigErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		data string
@@ -313,7 +275,7 @@ func TestParseConfigYAMLSyntaxErrors(t *testing.T) {
 		{"unknown anchor", "log: &l\n  level: info\nhealth: *h\n", 0, "unknown anchor 'h' referenced"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig("test.yaml", []byte(tc.data))
+			_, err := Parse("test.yaml", []byte(tc.data))
 			ce := asConfigError(t, err)
 			if ce.File != "test.yaml" || ce.Line < 1 || (tc.line != 0 && ce.Line != tc.line) {
 				t.Errorf("error %q: got %s:%d, want test.yaml:%d", err, ce.File, ce.Line, tc.line)
@@ -328,15 +290,15 @@ func TestParseConfigYAMLSyntaxErrors(t *testing.T) {
 	}
 }
 
-func TestLoadConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	if err := os.WriteFile(good, []byte(fullConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadConfig(good)
+	c, err := Load(good)
 	if err != nil {
-		t.Fatalf("LoadConfig(%s): %v", good, err)
+		t.Fatalf("Load(%s): %v", good, err)
 	}
 	if c.Outputs.EVE != "/var/log/weir/eve.json" {
 		t.Errorf("outputs.eve = %q", c.Outputs.EVE)
@@ -346,7 +308,7 @@ func TestLoadConfig(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("log:\n  level: loud\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = LoadConfig(bad)
+	_, err = Load(bad)
 	ce := asConfigError(t, err)
 	if ce.File != bad || ce.Line != 2 {
 		t.Errorf("error %q: want file %s line 2", err, bad)
@@ -355,26 +317,26 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 
-	_, err = LoadConfig(filepath.Join(dir, "missing.yaml"))
+	_, err = Load(filepath.Join(dir, "missing.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadConfig(missing) = %v, want a not-exist error", err)
+		t.Errorf("Load(missing) = %v, want a not-exist error", err)
 	}
 }
 
-func TestConfigErrorFormat(t *testing.T) {
-	e := &ConfigError{File: "a/b.yaml", Line: 12, Msg: "log.level: bad"}
+func TestErrorFormat(t *testing.T) {
+	e := &Error{File: "a/b.yaml", Line: 12, Msg: "log.level: bad"}
 	if got, want := e.Error(), "a/b.yaml:12: log.level: bad"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
 
-// checkConfigError parses data and wants a *ConfigError at line whose message
+// checkConfigError parses data and wants a *Error at line whose message
 // contains every string in want.
 func checkConfigError(t *testing.T, data string, line int, want ...string) {
 	t.Helper()
-	c, err := ParseConfig("test.yaml", []byte(data))
+	c, err := Parse("test.yaml", []byte(data))
 	if err == nil {
-		t.Fatalf("ParseConfig(%q) = %+v, want an error", data, c)
+		t.Fatalf("Parse(%q) = %+v, want an error", data, c)
 	}
 	if c != nil {
 		t.Errorf("ParseConfig returned a config with its error %v", err)
@@ -397,11 +359,11 @@ func checkConfigError(t *testing.T, data string, line int, want ...string) {
 	}
 }
 
-func asConfigError(t *testing.T, err error) *ConfigError {
+func asConfigError(t *testing.T, err error) *Error {
 	t.Helper()
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not a *ConfigError", err, err)
+		t.Fatalf("error %v (%T) is not a *Error", err, err)
 	}
 	return ce
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -153,7 +153,7 @@ func TestParseConfigMirrorFull(t *testing.T) {
 	path := writeMirrorConfig(t)
 	// Run from elsewhere: relative filter paths are relative to the config file.
 	t.Chdir(t.TempDir())
-	c, err := LoadConfig(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}
@@ -271,7 +271,7 @@ func TestParseConfigMirrorDefaults(t *testing.T) {
 		"sessions absent": "mirror:\n  amazon_dns: [169.254.169.253, \"fd00:ec2::253\"]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := ParseConfig("test.yaml", []byte(data))
+			c, err := Parse("test.yaml", []byte(data))
 			if err != nil {
 				t.Fatalf("ParseConfig: %v", err)
 			}
@@ -340,12 +340,12 @@ func TestParseConfigMirrorValues(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := ParseConfig("test.yaml", []byte(tc.data))
+			c, err := Parse("test.yaml", []byte(tc.data))
 			if err != nil {
-				t.Fatalf("ParseConfig(%q): %v", tc.data, err)
+				t.Fatalf("Parse(%q): %v", tc.data, err)
 			}
 			if !tc.check(c) {
-				t.Errorf("ParseConfig(%q): wrong value: mirror %+v outputs %+v", tc.data, c.Mirror, c.Outputs)
+				t.Errorf("Parse(%q): wrong value: mirror %+v outputs %+v", tc.data, c.Mirror, c.Outputs)
 			}
 		})
 	}
@@ -483,7 +483,7 @@ func TestParseConfigMirrorFilterErrorLines(t *testing.T) {
             SourceCidrBlock: 0.0.0.0/0
             DestinationCidrBlock: 0.0.0.0/0
 `
-	_, err := ParseConfig("test.yaml", []byte(data))
+	_, err := Parse("test.yaml", []byte(data))
 	ce := asConfigError(t, err)
 	if ce.Line != 10 {
 		t.Errorf("error %q at line %d, want 10 (the first bad rule)", err, ce.Line)
@@ -541,7 +541,7 @@ func TestLoadConfigMirrorFilterFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write("weir.yaml", tc.config)
-			c, err := LoadConfig(path)
+			c, err := Load(path)
 			if tc.line == 0 {
 				if err != nil {
 					t.Fatalf("LoadConfig: %v", err)
@@ -567,24 +567,8 @@ func TestLoadConfigMirrorFilterFiles(t *testing.T) {
 	}
 }
 
-// TestDemoConfigParses: the demo's configuration, with its inline filter written as
-// a user would (flow mappings over several lines), is valid.
-func TestDemoConfigParses(t *testing.T) {
-	data := fmt.Sprintf(demoConfig, "127.0.0.1:6081", "127.0.0.2", demoDenied, "127.0.0.1:4789",
-		"127.0.0.3", "127.0.0.4", t.TempDir())
-	c, err := ParseConfig("demo.yaml", []byte(data))
-	if err != nil {
-		t.Fatalf("demo config: %v", err)
-	}
-	s := c.Mirror.Sessions
-	if len(s) != 2 || s[0].Filter == nil || len(s[0].Filter.Egress) != 2 || len(s[0].Filter.Ingress) != 1 ||
-		s[0].PacketLength != 128 || s[1].Filter != nil {
-		t.Errorf("demo sessions: %+v", s)
-	}
-}
-
 func TestMirrorGWLBEndpointsAndPorts(t *testing.T) {
-	c, err := ParseConfig("test.yaml", []byte("mirror:\n  gwlb_endpoints: [vpce-0123456789abcdef0, vpce-1]\n"))
+	c, err := Parse("test.yaml", []byte("mirror:\n  gwlb_endpoints: [vpce-0123456789abcdef0, vpce-1]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +588,7 @@ func TestMirrorGWLBEndpointsAndPorts(t *testing.T) {
 		{"closed timeout zero", "flows:\n  closed_timeout: 0s\n", 2, "flows.closed_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig("test.yaml", []byte(tc.data))
+			_, err := Parse("test.yaml", []byte(tc.data))
 			ce := asConfigError(t, err)
 			if ce.Line != tc.line || !strings.Contains(ce.Msg, tc.want) {
 				t.Errorf("%v: want line %d mentioning %q", err, tc.line, tc.want)
@@ -612,7 +596,7 @@ func TestMirrorGWLBEndpointsAndPorts(t *testing.T) {
 		})
 	}
 	// Different ports, or different specific addresses, are fine.
-	if _, err := ParseConfig("test.yaml", []byte("gwlb:\n  listen: 10.0.0.1:7000\nmirror:\n  listen: 10.0.0.2:7000\n")); err != nil {
+	if _, err := Parse("test.yaml", []byte("gwlb:\n  listen: 10.0.0.1:7000\nmirror:\n  listen: 10.0.0.2:7000\n")); err != nil {
 		t.Error(err)
 	}
 }

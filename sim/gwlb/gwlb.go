@@ -1,4 +1,4 @@
-// Package gwlbsim simulates an AWS Gateway Load Balancer in front of weir targets.
+// Package gwlb simulates an AWS Gateway Load Balancer in front of weir targets.
 //
 // Run sends synthetic traffic to the targets as GWLB does: IPv4 (or IPv6) UDP
 // datagrams to the target's GENEVE port, from the GWLB's address (Config.Local) and an
@@ -26,7 +26,7 @@
 //   - The outer packets are IPv4 like GWLB's (IPv6 works if Local and the targets are
 //     IPv6). Jumbo packets need an MTU of at least JumboLen+60 on the path (GWLB
 //     requires 8500-byte inner packets; loopback's MTU is 65536).
-package gwlbsim
+package gwlb
 
 import (
 	"bytes"
@@ -43,8 +43,8 @@ import (
 	"time"
 
 	"weir/dataplane/packet"
-	"weir/dataplane/packet/synth"
 	"weir/geneve"
+	"weir/sim/synth"
 )
 
 // Target is one appliance behind the simulated GWLB.

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 
 	"weir/dataplane/packet"
-	"weir/geneve"
 )
 
 // Conversation is one synthetic conversation between a client (the initiator) and a
@@ -199,7 +198,7 @@ func (c *Conversation) AppendNext(dst, payload []byte) []byte {
 		s, d := src.As4(), dstA.As4()
 		copy(ip[12:16], s[:])
 		copy(ip[16:20], d[:])
-		binary.BigEndian.PutUint16(ip[10:], ^fold(geneve.Checksum(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], packet.FoldChecksum(packet.Checksum(0, ip)))
 	}
 
 	// Transport header.
@@ -256,7 +255,7 @@ func (c *Conversation) AppendNext(dst, payload []byte) []byte {
 		binary.BigEndian.PutUint16(l4[6:], uint16(i/2+1)) // sequence
 		var sum uint16
 		if c.Proto == packet.ProtoICMP {
-			sum = ^fold(geneve.Checksum(0, seg))
+			sum = packet.FoldChecksum(packet.Checksum(0, seg))
 		} else {
 			sum = L4Checksum(src, dstA, packet.ProtoICMPv6, seg)
 		}
@@ -273,25 +272,17 @@ func L4Checksum(src, dst netip.Addr, proto uint8, seg []byte) uint16 {
 	var sum uint32
 	if src.Is4() {
 		s, d := src.As4(), dst.As4()
-		sum = geneve.Checksum(sum, s[:])
-		sum = geneve.Checksum(sum, d[:])
+		sum = packet.Checksum(sum, s[:])
+		sum = packet.Checksum(sum, d[:])
 	} else {
 		s, d := src.As16(), dst.As16()
-		sum = geneve.Checksum(sum, s[:])
-		sum = geneve.Checksum(sum, d[:])
+		sum = packet.Checksum(sum, s[:])
+		sum = packet.Checksum(sum, d[:])
 	}
 	n := uint32(len(seg))
 	sum += uint32(proto) + n&0xffff + n>>16
-	sum = geneve.Checksum(sum, seg)
-	return ^fold(sum)
-}
-
-// fold folds a one's-complement sum to 16 bits.
-func fold(s uint32) uint16 {
-	for s>>16 != 0 {
-		s = (s & 0xffff) + (s >> 16)
-	}
-	return uint16(s)
+	sum = packet.Checksum(sum, seg)
+	return packet.FoldChecksum(sum)
 }
 
 // RandomAddr returns a random address inside p, avoiding the all-zeros and all-ones

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package mirrorsim
+package mirror
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-// Package mirrorsim simulates AWS VPC Traffic Mirroring towards weir.
+// Package mirror simulates AWS VPC Traffic Mirroring towards weir.
 //
 // Run sends mirrored packets as AWS does: each one is an IPv4 UDP datagram to
 // Config.Target (weir's mirror listener, port 4789) from the mirrored ENI's primary
@@ -31,7 +31,7 @@
 // the ENI address can receive datagrams addressed to that address and port, so do not
 // use as ENI address the address of a service that listens in 0xff80-0xffff with
 // SO_REUSEPORT.
-package mirrorsim
+package mirror
 
 import (
 	"context"
@@ -45,7 +45,7 @@ import (
 	"sync"
 	"time"
 
-	"weir/dataplane/packet/synth"
+	"weir/sim/synth"
 	"weir/vxlan"
 )
 

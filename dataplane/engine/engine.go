@@ -1,0 +1,241 @@
+// Package engine assembles the dataplane a configuration describes, without its
+// packet I/O: the pipeline of stages, the flow tables and the outputs. weir run feeds
+// it from the socket backend, weir replay from capture files, and the demo and bench
+// harness from loopback.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+	"weir/config"
+
+	"weir/dataplane"
+	"weir/dataplane/eve"
+	"weir/dataplane/flow"
+	"weir/dataplane/flowlog"
+	"weir/dataplane/mirror"
+	"weir/dataplane/pcapout"
+	"weir/dataplane/policy"
+)
+
+// Engine is the dataplane a configuration describes, without its packet I/O: the
+// pipeline, the flow tables and the outputs. `weir run` feeds it from sockets,
+// `weir replay` from capture files.
+type Engine struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	Pipeline *dataplane.Pipeline
+	Table    *flow.Table // GWLB and plain flows, with policy
+	Mirror   *flow.Table // mirrored flows
+	Sessions *dataplane.Sessions
+	EVE      *eve.Writer     // nil without outputs.eve
+	PCAP     *pcapout.Writer // nil without outputs.pcap.dir
+	FlowLog  *flowlog.Writer // nil without outputs.flowlog.path
+
+	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
+	offline                    bool
+}
+
+// New builds the engine. offline (weir replay) makes every output wait for
+// room rather than drop: nothing is live, and nothing should be lost.
+func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err error) {
+	e := &Engine{Config: cfg, Log: log, offline: offline}
+	defer func() {
+		if err != nil {
+			e.CloseOutputs()
+		}
+	}()
+	var list []*dataplane.Session
+	for i, sc := range cfg.Mirror.Sessions {
+		list = append(list, &dataplane.Session{
+			Index: uint16(i + 1), Name: sc.Name, VNI: sc.VNI, CatchAll: sc.CatchAll,
+			PacketLength: sc.PacketLength, Filter: sc.Filter, AmazonDNS: cfg.Mirror.AmazonDNS,
+			Directions:  mirror.NewDirections(sc.ENIMAC, sc.ENIIP, 1024),
+			InterfaceID: sc.InterfaceID,
+		})
+	}
+	if len(list) == 0 {
+		// No sessions configured: mirror every VNI, unfiltered.
+		list = append(list, &dataplane.Session{Index: 1, Name: "default", CatchAll: true,
+			AmazonDNS: cfg.Mirror.AmazonDNS, Directions: mirror.NewDirections(nil, netip.Addr{}, 1024)})
+	}
+	e.Sessions = dataplane.NewSessions(list)
+
+	if cfg.Outputs.EVE != "" {
+		if e.EVE, err = eve.Open(cfg.Outputs.EVE, 0, log); err != nil {
+			return nil, err
+		}
+		names := make([]string, len(list)+1)
+		for _, s := range list {
+			names[s.Index] = s.Name
+		}
+		e.EVE.SetSessionNames(names)
+	}
+	if cfg.Outputs.PCAP.Dir != "" {
+		pc := cfg.Outputs.PCAP
+		e.PCAP, err = pcapout.New(pcapout.Config{Dir: pc.Dir, MaxFileBytes: pc.MaxFileSize,
+			MaxFileAge: pc.MaxFileAge, MaxTotalBytes: pc.MaxTotalSize, Queue: pc.Queue, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("outputs.pcap: %w", err)
+		}
+	}
+	var onInterval func(*flow.Record, *flow.Delta)
+	if cfg.Outputs.FlowLog.Path != "" {
+		e.FlowLog, err = flowlog.Open(flowlog.Config{
+			Path: cfg.Outputs.FlowLog.Path, AccountID: cfg.Outputs.FlowLog.AccountID,
+			InterfaceID: e.interfaceID, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("outputs.flowlog: %w", err)
+		}
+		onInterval = func(r *flow.Record, d *flow.Delta) {
+			r.Background = r.Background || e.offline
+			e.FlowLog.Record(r, d)
+		}
+	}
+
+	tableCfg := flow.Config{
+		MaxFlows:      cfg.Flows.Max,
+		TCPTimeout:    cfg.Flows.TCPTimeout,
+		OtherTimeout:  cfg.Flows.OtherTimeout,
+		ClosedTimeout: cfg.Flows.ClosedTimeout,
+		Logger:        log,
+		OnInterval:    onInterval,
+	}
+	pol := cfg.Policy
+	e.Table = flow.NewTable(tableCfg, &pol, e.flowEnded)
+	mirrorCfg := tableCfg
+	if !offline && !cfg.Mirror.Listen.IsValid() && len(cfg.Mirror.GWLBEndpoints) == 0 {
+		mirrorCfg.MaxFlows = 1 // no mirrored traffic can arrive: reserve nothing for it
+	}
+	e.Mirror = flow.NewTable(mirrorCfg, nil, e.flowEnded)
+
+	var dedupe *mirror.Dedupe
+	if cfg.Mirror.DedupeWindow > 0 {
+		dedupe = mirror.NewDedupe(cfg.Mirror.DedupeWindow, 1<<16)
+	}
+	stages := []dataplane.Stage{
+		&dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources},
+		&dataplane.VXLANDecode{Sessions: e.Sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints},
+		dataplane.InnerDecode{},
+		&dataplane.MirrorFilter{Dedupe: dedupe},
+		&dataplane.Track{Table: e.Table, Mirror: e.Mirror, MergeSessions: dedupe != nil,
+			Fragments: dataplane.NewFragments(1<<16, 30*time.Second)},
+	}
+	if e.PCAP != nil {
+		stages = append(stages, &dataplane.Record{PCAP: e.PCAP, Wait: offline})
+	}
+	e.Pipeline = dataplane.NewPipeline(stages...)
+	e.Pipeline.SetSessions(len(list))
+	return e, nil
+}
+
+// interfaceID names the interface of a flow for flow logs: the mirror session's ENI,
+// or the GWLB endpoint of an inline flow.
+func (e *Engine) interfaceID(r *flow.Record) string {
+	if r.Session != 0 {
+		if l := e.Sessions.List(); int(r.Session) <= len(l) {
+			return l[r.Session-1].InterfaceID
+		}
+		return ""
+	}
+	if r.AWS.EndpointID != 0 {
+		return eve.EndpointID(r.AWS.EndpointID)
+	}
+	return ""
+}
+
+func (e *Engine) flowEnded(r *flow.Record) {
+	r.Background = r.Background || e.offline
+	if r.Action == policy.Drop {
+		e.flowsDropped.Add(1)
+	} else {
+		e.flowsAllowed.Add(1)
+	}
+	if e.EVE != nil {
+		e.EVE.Flow(r)
+	}
+}
+
+// FlowsEnded is how many flows have ended, by verdict.
+func (e *Engine) FlowsEnded() (allowed, dropped uint64) {
+	return e.flowsAllowed.Load(), e.flowsDropped.Load()
+}
+
+// Gauges are the engine's values for the metrics collector.
+func (e *Engine) Gauges() dataplane.Gauges {
+	g := dataplane.Gauges{
+		FlowsActive:  func() int { return e.Table.Active() + e.Mirror.Active() },
+		FlowsEvicted: func() uint64 { return e.Table.Evicted() + e.Mirror.Evicted() },
+		FlowsEnded:   e.FlowsEnded,
+		Sessions:     e.Sessions.List(),
+	}
+	if e.EVE != nil {
+		g.EVEWritten, g.EVEDropped = e.EVE.Written, e.EVE.Dropped
+	}
+	if e.PCAP != nil {
+		g.PCAPDropped = e.PCAP.DroppedByTag
+	}
+	return g
+}
+
+// Expire ends idle flows.
+func (e *Engine) Expire(now int64) {
+	e.Table.Expire(now)
+	e.Mirror.Expire(now)
+}
+
+// Interval emits flow-log records of every flow with traffic since the last one.
+func (e *Engine) Interval(now int64) {
+	if e.FlowLog == nil {
+		return
+	}
+	e.Table.Interval(now)
+	e.Mirror.Interval(now)
+}
+
+// Flush ends every flow; their records go to the outputs.
+func (e *Engine) Flush(now int64) int {
+	n := e.Table.Flush(now) + e.Mirror.Flush(now)
+	return n
+}
+
+// CloseOutputs writes what the outputs hold and closes them.
+func (e *Engine) CloseOutputs() error {
+	var errs []error
+	if e.EVE != nil {
+		errs = append(errs, e.EVE.Close())
+	}
+	if e.PCAP != nil {
+		errs = append(errs, e.PCAP.Close())
+	}
+	if e.FlowLog != nil {
+		errs = append(errs, e.FlowLog.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Housekeep ends idle flows once a second and writes flow-log records each
+// interval, on the wall clock, until ctx ends.
+func (e *Engine) Housekeep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	next := time.Now().Add(e.Config.Outputs.FlowLog.Interval)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			e.Expire(now.UnixNano())
+			if !now.Before(next) {
+				e.Interval(now.UnixNano())
+				next = next.Add(e.Config.Outputs.FlowLog.Interval)
+			}
+		}
+	}
+}
