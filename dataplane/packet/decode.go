@@ -191,16 +191,19 @@ func (p *Packet) decodeTransport(b []byte) error {
 		p.SrcPort = t.SourcePort()
 		p.DstPort = t.DestinationPort()
 		p.TCPFlags = t.Flags()
+		p.Payload = nonEmpty(b[t.DataOffset():])
 	case ProtoUDP:
 		if len(b) < UDPMinimumSize {
 			return ReasonUDPHeader
 		}
 		u := UDP(b)
-		if l := int(u.Length()); l < UDPMinimumSize || l > len(b) {
+		l := int(u.Length())
+		if l < UDPMinimumSize || l > len(b) {
 			return ReasonUDPHeader
 		}
 		p.SrcPort = u.SourcePort()
 		p.DstPort = u.DestinationPort()
+		p.Payload = nonEmpty(b[UDPMinimumSize:l])
 	case ProtoICMP, ProtoICMPv6:
 		if len(b) < ICMPMinimumSize {
 			return ReasonICMPHeader
@@ -208,6 +211,9 @@ func (p *Packet) decodeTransport(b []byte) error {
 		m := ICMP(b)
 		p.ICMPType = m.Type()
 		p.ICMPCode = m.Code()
+		if len(b) > ICMPEchoSize {
+			p.Payload = b[ICMPEchoSize:]
+		}
 		switch {
 		case isEcho(p.Proto, m.Type()):
 			if len(b) < ICMPEchoSize {
@@ -305,4 +311,12 @@ func (q *Quote) decode(family uint8, b []byte) {
 		q.Src, q.Dst = IPv6(ipHdr).SourceAddress(), IPv6(ipHdr).DestinationAddress()
 	}
 	q.Valid, q.Proto, q.SrcPort, q.DstPort = true, proto, sport, dport
+}
+
+// nonEmpty is b, or nil when b is empty, so that "no payload" has one form.
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

@@ -1,9 +1,11 @@
 package packet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -309,7 +311,7 @@ func TestDecode(t *testing.T) {
 			if err := p.Decode(c.b); err != nil {
 				t.Fatalf("Decode: %v\n% x", err, c.b)
 			}
-			if p != c.want {
+			if !sameHeaders(p, c.want) {
 				t.Errorf("Decode:\n got %+v\nwant %+v", p, c.want)
 			}
 			// The same packet behind Ethernet, with and without VLAN tags.
@@ -322,12 +324,63 @@ func TestDecode(t *testing.T) {
 				if err := q.DecodeEthernet(ether(typ, c.b, tags...)); err != nil {
 					t.Fatalf("DecodeEthernet (tags %x): %v", tags, err)
 				}
-				if q != c.want {
+				if !sameHeaders(q, c.want) || !bytes.Equal(q.Payload, p.Payload) {
 					t.Errorf("DecodeEthernet (tags %x):\n got %+v\nwant %+v", tags, q, c.want)
 				}
 			}
 		})
 	}
+}
+
+// sameHeaders compares every field but Payload (which TestDecodePayload checks).
+func sameHeaders(a, b Packet) bool {
+	a.Payload, b.Payload = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+func TestDecodePayload(t *testing.T) {
+	data := payload(37)
+	opts := tcp(1, 2, TCPAck|TCPPsh)
+	opts.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{5, 0xb4}}}
+	echoData := []byte("ping payload")
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want []byte
+	}{
+		{"tcp data", serialize(t, v4(layers.IPProtocolTCP), tcp(1, 2, TCPAck|TCPPsh), data), data},
+		{"tcp options then data", serialize(t, v4(layers.IPProtocolTCP), opts, data), data},
+		{"tcp no data", serialize(t, v4(layers.IPProtocolTCP), tcp(1, 2, TCPSyn)), nil},
+		{"tcp ipv6 after ext header", serialize(t, v6(layers.IPProtocolIPv6HopByHop), hbh(layers.IPProtocolTCP), tcp(1, 2, TCPAck), data), data},
+		{"udp", serialize(t, v4(layers.IPProtocolUDP), udp(1, 2), data), data},
+		{"udp cut to its length, padding not payload", append(serialize(t, v4(layers.IPProtocolUDP), udp(1, 2), data), 0, 0, 0), data},
+		{"udp empty", serialize(t, v6(layers.IPProtocolUDP), udp(1, 2)), nil},
+		{"icmp echo data", serialize(t, v4(layers.IPProtocolICMPv4), icmp4(8, 0, 7, 1), gopacket.Payload(echoData)), echoData},
+		{"icmp echo empty", serialize(t, v4(layers.IPProtocolICMPv4), icmp4(8, 0, 7, 1)), nil},
+		{"first fragment", serialize(t, &layers.IPv4{Version: 4, TTL: 64, Id: 9, Flags: layers.IPv4MoreFragments, Protocol: layers.IPProtocolUDP, SrcIP: ip(src4), DstIP: ip(dst4)}, udp(1, 2), data), data},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var p Packet
+			if err := p.Decode(c.b); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(p.Payload, c.want) || (c.want == nil) != (p.Payload == nil) {
+				t.Fatalf("Payload = % x, want % x", p.Payload, c.want)
+			}
+			// In place: the payload is a window of the decoded buffer, not a copy.
+			if p.Payload != nil && &p.Payload[0] != &c.b[len(c.b)-len(p.Payload)-trailer(c.name)] {
+				t.Error("Payload is not within the decoded buffer")
+			}
+		})
+	}
+}
+
+// trailer is the padding a case adds after the packet.
+func trailer(name string) int {
+	if strings.Contains(name, "padding") {
+		return 3
+	}
+	return 0
 }
 
 // mutate returns a copy of b changed by f.
@@ -473,7 +526,7 @@ func TestDecodeErrorKeepsOuterFields(t *testing.T) {
 		t.Fatalf("Decode = %v", err)
 	}
 	want := Packet{Family: 4, Proto: ProtoTCP, Src: src4, Dst: dst4, Length: 40}
-	if p != want {
+	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got %+v, want %+v", p, want)
 	}
 }

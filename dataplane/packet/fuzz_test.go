@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -87,11 +88,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("Decode changed its input")
 		}
 		checkDecoded(t, len(b), &p, err)
+		// The payload is a window at the end side of the input, never past it.
+		if n := len(p.Payload); n > 0 {
+			off := cap(b) - cap(p.Payload)
+			if off < 0 || off+n > len(b) || &b[off] != &p.Payload[0] {
+				t.Fatalf("Payload (%d bytes) is not within the input", n)
+			}
+		}
 
 		// Decoding again, into a used Packet, gives the same.
 		q := p
 		q.Quote.Src = src4
-		if err2 := q.Decode(b); err2 != err || q != p {
+		if err2 := q.Decode(b); err2 != err || !reflect.DeepEqual(q, p) {
 			t.Fatalf("second Decode: %v %+v, first %v %+v", err2, q, err, p)
 		}
 		// So does the packet behind an Ethernet header of its EtherType.
@@ -101,7 +109,7 @@ func FuzzDecode(f *testing.F) {
 				typ = EtherTypeIPv6
 			}
 			var e Packet
-			if err2 := e.DecodeEthernet(ether(typ, b, EtherTypeVLAN)); err2 != err || e != p {
+			if err2 := e.DecodeEthernet(ether(typ, b, EtherTypeVLAN)); err2 != err || !sameHeaders(e, p) || !bytes.Equal(e.Payload, p.Payload) {
 				t.Fatalf("DecodeEthernet: %v %+v, Decode %v %+v", err2, e, err, p)
 			}
 		}
@@ -114,7 +122,7 @@ func FuzzDecodeEthernet(f *testing.F) {
 		err := p.DecodeEthernet(b)
 		checkDecoded(t, max(len(b)-EthernetMinimumSize, 0), &p, err)
 		if err == ReasonNotIP || err == ReasonEthernetHeader {
-			if p != (Packet{}) {
+			if !reflect.DeepEqual(p, Packet{}) {
 				t.Fatalf("%v with fields set: %+v", err, p)
 			}
 		}

@@ -48,6 +48,13 @@ type Packet struct {
 	// unreachable, time exceeded, parameter problem, packet too big), in the direction
 	// it was originally sent, so that the error counts against that flow.
 	Quote Quote
+	// Payload is the transport payload, within the decoded buffer (no copy): the
+	// TCP segment's data after its options, the UDP datagram's data (cut to the UDP
+	// length), or an ICMP/ICMPv6 message's body after its first 8 bytes (after the
+	// identifier and sequence of an echo, the quoted packet of an error). Nil for
+	// fragments after the first, other protocols, and bodiless messages. It is what
+	// detection matches content against.
+	Payload []byte
 }
 
 // Quote is the addressing of the packet inside an ICMP error. Valid is false, and
