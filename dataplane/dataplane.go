@@ -59,12 +59,24 @@ type Slot struct {
 	done   bool   // a stage settled the verdict; later stages skip the slot
 }
 
-// drop settles a slot as dropped, counted as a.
-func (s *Slot) drop(a Action) { s.Verdict, s.action, s.done = VerdictDrop, a, true }
+// Settled reports whether a stage has settled the slot's verdict. Later stages skip
+// settled slots.
+func (s *Slot) Settled() bool { return s.done }
+
+// Drop settles the slot as dropped, counted under a (a built-in action or one from
+// RegisterAction).
+func (s *Slot) Drop(a Action) { s.Verdict, s.action, s.done = VerdictDrop, a, true }
+
+// Settle settles the slot with verdict v, counted under a: no later stage changes
+// it.
+func (s *Slot) Settle(v Verdict, a Action) { s.Verdict, s.action, s.done = v, a, true }
+
+// Action is what the slot is counted as so far.
+func (s *Slot) Action() Action { return s.action }
 
 // DropMalformed lets a backend settle a datagram it could not receive whole (larger
 // than its buffer) before the stages see it.
-func (s *Slot) DropMalformed() { s.drop(ActionMalformed) }
+func (s *Slot) DropMalformed() { s.Drop(ActionMalformed) }
 
 // Batch is a batch of datagrams received together. The backend sizes Slots once and
 // reuses them; N says how many are in use.
@@ -84,10 +96,19 @@ func (s *Slot) Reset() {
 }
 
 // Stage is one step of the pipeline, applied to a whole batch. A stage skips slots
-// that an earlier stage settled. Stages are shared by all workers: per-worker state
-// lives in the Worker passed in.
+// that an earlier stage settled (Slot.Settled). Stages are shared by all workers:
+// per-worker state lives in the Worker passed in (see WorkerStage).
 type Stage interface {
 	Process(w *Worker, b *Batch)
+}
+
+// WorkerStage is a Stage with state of its own in each worker (scratch buffers,
+// counters summed at scrape time): NewWorkerState makes one worker's, and the stage
+// finds it with Worker.StageState while it processes a batch. Nothing is shared
+// between workers, so the state needs no locks.
+type WorkerStage interface {
+	Stage
+	NewWorkerState() any
 }
 
 // Backend moves datagrams between the network and the pipeline.

@@ -95,7 +95,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Plain traffic comes only from replayed captures, never from a listener.
 	for e := Encap(0); e < EncapNone; e++ {
-		for a := Action(0); a < NumActions; a++ {
+		for a := Action(0); a < NumActions(); a++ {
 			counter(c.packets, t.Packets[e][a], e.String(), a.String())
 		}
 		counter(c.bytes, t.Bytes[e], e.String())

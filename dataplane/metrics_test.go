@@ -88,7 +88,7 @@ weir_flows_ended_total{action="drop"} 2
 func zeroRows(format string, except [][2]string) string {
 	var b strings.Builder
 	for e := Encap(0); e < EncapNone; e++ {
-		for a := Action(0); a < NumActions; a++ {
+		for a := Action(0); a < NumActions(); a++ {
 			skip := false
 			for _, x := range except {
 				skip = skip || (x[0] == a.String() && x[1] == e.String())

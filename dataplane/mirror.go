@@ -106,7 +106,7 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 			if r, ok := err.(vxlan.Reason); ok {
 				w.local.vxlanErr[r]++
 			}
-			s.drop(ActionMalformed)
+			s.Drop(ActionMalformed)
 			continue
 		}
 		if h.ReservedNonZero() {
@@ -122,7 +122,7 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		s.Frame = frame
 		s.Session = v.Sessions.Lookup(s.VNI)
 		if s.Session == nil {
-			s.drop(ActionNoSession)
+			s.Drop(ActionNoSession)
 			continue
 		}
 		st := &w.sess[s.Session.Index]
@@ -178,13 +178,13 @@ func (m *MirrorFilter) Process(w *Worker, b *Batch) {
 		if m.Dedupe != nil {
 			if ip := ethernetPayload(s.Frame); ip != nil && m.Dedupe.Seen(ip, s.Outer.Src, b.Now) {
 				st.duplicates++
-				s.drop(ActionDuplicate)
+				s.Drop(ActionDuplicate)
 				continue
 			}
 		}
 		if x.Filter != nil && !x.Filter.Mirrored(&s.Packet, s.Direction, x.AmazonDNS) {
 			st.rejected++
-			s.drop(ActionFiltered)
+			s.Drop(ActionFiltered)
 			continue
 		}
 		s.CapLen = len(s.Frame)

@@ -785,7 +785,7 @@ func TestMirrorPipeline(t *testing.T) {
 				}
 			}
 			for e := range NumEncaps {
-				for a := range NumActions {
+				for a := range NumActions() {
 					if got, want := tot.Packet(e, a), wantPackets[e][a]; got != want {
 						t.Errorf("packets %s/%s = %d, want %d", e, a, got, want)
 					}

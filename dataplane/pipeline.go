@@ -9,7 +9,9 @@ import (
 	"weir/vxlan"
 )
 
-// Action is the outcome a datagram is counted under in weir_packets_total.
+// Action is the outcome a datagram is counted under in weir_packets_total. The
+// built-in actions are below; a stage in another package registers its own
+// (RegisterAction), so that, say, a detection stage counts its drops as "ips_drop".
 type Action uint8
 
 const (
@@ -22,11 +24,53 @@ const (
 	ActionNoSession                  // mirrored traffic of a VNI no session takes
 	ActionNotIP                      // mirrored frames that carry no IP packet (ARP, ...)
 	ActionFragment                   // a later fragment whose first fragment was not seen
-	NumActions
+	ActionMidstream                  // a TCP packet of no known flow, without SYN, under flows.midstream: drop
+	numBuiltinActions
 )
 
+// MaxActions bounds the actions, built-in and registered: the per-worker counters
+// are fixed arrays, so that counting a packet is an index, never a map.
+const MaxActions = 32
+
+var actions = struct {
+	sync.Mutex
+	names [MaxActions]string
+	n     atomic.Uint32
+}{names: [MaxActions]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate",
+	"no_session", "not_ip", "fragment_unmatched", "midstream"}}
+
+func init() { actions.n.Store(uint32(numBuiltinActions)) }
+
+// RegisterAction adds an action named name (a metric label value: lower case and
+// underscores) and returns it; registering a name again returns the same action.
+// Call it from a package's init or before building a pipeline. It panics when
+// MaxActions are taken.
+func RegisterAction(name string) Action {
+	actions.Lock()
+	defer actions.Unlock()
+	n := Action(actions.n.Load())
+	for a := range n {
+		if actions.names[a] == name {
+			return a
+		}
+	}
+	if n == MaxActions {
+		panic("dataplane: too many actions registered")
+	}
+	actions.names[n] = name
+	actions.n.Store(uint32(n + 1))
+	return n
+}
+
+// NumActions is the number of actions, built-in and registered: they are
+// 0..NumActions()-1.
+func NumActions() Action { return Action(actions.n.Load()) }
+
 func (a Action) String() string {
-	return [...]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate", "no_session", "not_ip", "fragment_unmatched"}[a]
+	if a >= NumActions() {
+		return "unknown"
+	}
+	return actions.names[a]
 }
 
 // Pipeline is the ordered list of stages every batch goes through.
@@ -52,7 +96,13 @@ func (p *Pipeline) NewWorker() *Worker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w := &Worker{ID: len(p.workers), pipeline: p,
-		sess: make([]sessionTally, p.sessions+1), sessC: make([]sessionCounters, p.sessions+1)}
+		sess: make([]sessionTally, p.sessions+1), sessC: make([]sessionCounters, p.sessions+1),
+		stageState: make([]any, len(p.stages))}
+	for i, s := range p.stages {
+		if ws, ok := s.(WorkerStage); ok {
+			w.stageState[i] = ws.NewWorkerState()
+		}
+	}
 	p.workers = append(p.workers, w)
 	return w
 }
@@ -66,8 +116,11 @@ type Worker struct {
 
 	local    tally
 	counters counters
-	sess     []sessionTally    // per mirror session, indexed by Session.Index
-	sessC    []sessionCounters // published
+
+	stageState []any             // per stage, from WorkerStage.NewWorkerState; nil for others
+	stage      int               // the stage running now
+	sess       []sessionTally    // per mirror session, indexed by Session.Index
+	sessC      []sessionCounters // published
 }
 
 // sessionTally counts one mirror session's packets during a batch.
@@ -86,7 +139,7 @@ type SessionTotals struct {
 
 // tally is a worker's per-batch count, plain integers.
 type tally struct {
-	packets       [NumEncaps][NumActions]uint64
+	packets       [NumEncaps][MaxActions]uint64
 	bytes         [NumEncaps]uint64
 	geneveErr     [geneve.NumReasons]uint64
 	vxlanErr      [vxlan.NumReasons]uint64
@@ -99,7 +152,7 @@ type tally struct {
 
 // counters is a worker's published count; read by scrapes at any time.
 type counters struct {
-	packets       [NumEncaps][NumActions]atomic.Uint64
+	packets       [NumEncaps][MaxActions]atomic.Uint64
 	bytes         [NumEncaps]atomic.Uint64
 	geneveErr     [geneve.NumReasons]atomic.Uint64
 	vxlanErr      [vxlan.NumReasons]atomic.Uint64
@@ -112,7 +165,8 @@ type counters struct {
 
 // Process runs every stage over the batch, then counts each slot's outcome.
 func (w *Worker) Process(b *Batch) {
-	for _, s := range w.pipeline.stages {
+	for i, s := range w.pipeline.stages {
+		w.stage = i
 		s.Process(w, b)
 	}
 	t := &w.local
@@ -123,6 +177,27 @@ func (w *Worker) Process(b *Batch) {
 	}
 	t.dirty = true
 	w.publish()
+}
+
+// StageState is the running stage's state in this worker (from its
+// NewWorkerState), or nil for a stage that keeps none.
+func (w *Worker) StageState() any { return w.stageState[w.stage] }
+
+// StageStates returns stage's state in every worker, for summing per-worker
+// counters at scrape time (which must then be atomics the stage publishes to).
+func (p *Pipeline) StageStates(stage Stage) []any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []any
+	for i, s := range p.stages {
+		if s != stage {
+			continue
+		}
+		for _, w := range p.workers {
+			out = append(out, w.stageState[i])
+		}
+	}
+	return out
 }
 
 // CountSent records the outcome of sending replies: n sent, failed not sent.
@@ -193,7 +268,7 @@ func (w *Worker) publish() {
 
 // Totals is a snapshot of all workers' counters.
 type Totals struct {
-	Packets       [NumEncaps][NumActions]uint64
+	Packets       [NumEncaps][MaxActions]uint64
 	Bytes         [NumEncaps]uint64
 	GeneveErr     [geneve.NumReasons]uint64
 	VXLANErr      [vxlan.NumReasons]uint64

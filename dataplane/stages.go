@@ -23,7 +23,7 @@ func (g *GeneveDecode) Process(w *Worker, b *Batch) {
 			continue
 		}
 		if !g.allowed(s.Outer.Src) {
-			s.drop(ActionSourceDenied)
+			s.Drop(ActionSourceDenied)
 			continue
 		}
 		h, inner, aws, err := geneve.Decode(s.Buf)
@@ -31,7 +31,7 @@ func (g *GeneveDecode) Process(w *Worker, b *Batch) {
 			if r, ok := err.(geneve.Reason); ok {
 				w.local.geneveErr[r]++
 			}
-			s.drop(ActionMalformed)
+			s.Drop(ActionMalformed)
 			continue
 		}
 		s.Geneve, s.Inner, s.AWS = h, inner, aws
@@ -73,11 +73,11 @@ func (InnerDecode) Process(w *Worker, b *Batch) {
 		if err != nil {
 			r, _ := err.(packet.Reason)
 			if r == packet.ReasonNotIP {
-				s.drop(ActionNotIP)
+				s.Drop(ActionNotIP)
 				continue
 			}
 			w.local.innerErr[s.Encap][r]++
-			s.drop(ActionMalformed)
+			s.Drop(ActionMalformed)
 		}
 	}
 }
@@ -119,9 +119,9 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			// No ports to find a flow by: the first fragment decided.
 			switch allow, ok := t.Fragments.Get(s.AWS.EndpointID, &s.Packet, b.Now); {
 			case !ok:
-				s.drop(ActionFragment)
+				s.Drop(ActionFragment)
 			case !allow:
-				s.drop(ActionDrop)
+				s.Drop(ActionDrop)
 			default:
 				s.action = ActionAllow
 				if s.Encap == EncapGeneve {
@@ -144,7 +144,7 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, b.Now)
 		}
 		if s.Flow.Action == policy.Drop {
-			s.drop(ActionDrop)
+			s.Drop(ActionDrop)
 			continue
 		}
 		s.action = ActionAllow

@@ -389,7 +389,7 @@ func (r *replayer) summary(files []string, eve string) replaySummary {
 		Sessions: map[string]sessionSummary{},
 	}
 	for e := dataplane.Encap(0); e < dataplane.NumEncaps; e++ {
-		for a := dataplane.Action(0); a < dataplane.NumActions; a++ {
+		for a := dataplane.Action(0); a < dataplane.NumActions(); a++ {
 			if v := t.Packet(e, a); v != 0 {
 				sum.Packets[e.String()] += v
 				sum.Actions[a.String()] += v
