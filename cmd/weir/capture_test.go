@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ type packetCapture struct {
 	fd   int
 	f    *os.File
 	w    *pcapgo.Writer
-	n    int
+	n    atomic.Int64
 	err  error
 	done chan struct{}
 	mu   sync.Mutex
@@ -104,9 +105,12 @@ func (c *packetCapture) loop() {
 			c.err = err
 			return
 		}
-		c.n++
+		c.n.Add(1)
 	}
 }
+
+// count is how many frames have been written so far.
+func (c *packetCapture) count() int { return int(c.n.Load()) }
 
 // finish drains what has arrived, closes the file and returns the frames written.
 func (c *packetCapture) finish() (int, error) {
@@ -121,7 +125,7 @@ func (c *packetCapture) finish() (int, error) {
 			c.err = err
 		}
 	}
-	return c.n, c.err
+	return int(c.n.Load()), c.err
 }
 
 func htons(v uint16) uint16 { return v>>8 | v<<8 }

@@ -176,7 +176,12 @@ mirror:
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Wait until every frame the kernel sent (20 of ours, and whatever else it sends on
+	// the device) is captured and has reached weir, rather than for a fixed time.
+	waitFor(t, 5*time.Second, func() bool { return sentCap.count() >= 20 })
+	waitFor(t, 5*time.Second, func() bool {
+		return scrape(t, tp.node)[`weir_mirror_received_packets_total{session="kernel"}`] >= float64(sentCap.count())
+	})
 	if _, err := sentCap.finish(); err != nil {
 		t.Fatal(err)
 	}

@@ -517,8 +517,17 @@ func TestWrongSourcePort(t *testing.T) {
 }
 
 func healthServer(t *testing.T, code *atomic.Int32) string {
+	return countingHealthServer(t, code, new(atomic.Int32))
+}
+
+// countingHealthServer is healthServer that also counts the failing answers it gave.
+func countingHealthServer(t *testing.T, code *atomic.Int32, failed *atomic.Int32) string {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(int(code.Load()))
+		c := code.Load()
+		w.WriteHeader(int(c))
+		if c >= 400 {
+			failed.Add(1)
+		}
 	}))
 	t.Cleanup(s.Close)
 	return s.URL + "/healthz"
@@ -554,13 +563,21 @@ func TestUnhealthyTargetGetsNoTraffic(t *testing.T) {
 
 func TestSpreadAndFailover(t *testing.T) {
 	port := freePort(t)
-	var bCode atomic.Int32
+	var bCode, bFailed atomic.Int32
 	bCode.Store(200)
 	var got atomic.Int64
 	a := startEcho(t, "127.0.0.1", port, false, nil)
 	b := startEcho(t, "127.0.0.3", port, false, func(p []byte) []byte {
 		if got.Add(1) == 150 {
+			// b turns unhealthy, and holds this reply until the simulator has
+			// processed UnhealthyThreshold (2) failed checks: it asks a third time
+			// only after acting on the second. Waiting on that, not on a clock, keeps
+			// the test independent of how busy the machine is.
 			bCode.Store(503)
+			deadline := time.Now().Add(5 * time.Second)
+			for bFailed.Load() < 3 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		return p
 	})
@@ -569,7 +586,7 @@ func TestSpreadAndFailover(t *testing.T) {
 	rep := run(t, Config{
 		Targets: []Target{
 			{Addr: a.addr, HealthURL: healthServer(t, &okCode)},
-			{Addr: b.addr, HealthURL: healthServer(t, &bCode)},
+			{Addr: b.addr, HealthURL: countingHealthServer(t, &bCode, &bFailed)},
 		},
 		Local:          gwlbAddr,
 		ListenPort:     port,

@@ -59,6 +59,13 @@ func startReceiver(t *testing.T) *receiver {
 	return r
 }
 
+// count is how many datagrams have arrived.
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
 // wait returns what arrived once n datagrams have (or after 3 s), after a short
 // grace period in which any excess would show.
 func (r *receiver) wait(t *testing.T, n uint64) []datagram {
