@@ -1,3 +1,6 @@
+// Package config is weir's configuration model and its YAML loader: every key, its
+// default and its bounds, with errors reported as FILE:LINE: message. It imports no
+// backend and starts nothing; cmd/weir wires what it describes.
 package config
 
 import (

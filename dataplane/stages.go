@@ -106,6 +106,10 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			continue
 		}
 		if s.Session != nil {
+			if t.Mirror == nil { // no mirror path configured; VXLANDecode never gets here then
+				s.Drop(ActionNoSession)
+				continue
+			}
 			m := mirrorMeta(s)
 			scope := uint64(1 << 63)
 			if !t.MergeSessions {

@@ -145,7 +145,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "[%4.1fs] inline: sent %6d returned %6d dropped by policy %5d | mirror: sent %5d recorded %5d duplicates %4d filtered %3d | flows %4d\n",
 				time.Since(start).Seconds(), r.Sent, r.Returned, t.Packet(dataplane.EncapVXLAN, dataplane.ActionDrop)+t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
 				ms, t.Packet(dataplane.EncapVXLAN, dataplane.ActionAllow), t.Packet(dataplane.EncapVXLAN, dataplane.ActionDuplicate),
-				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.Table.Active()+n.Mirror.Active())
+				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.FlowsActive())
 		},
 	}
 	mirrorCfg := mirrorsim.Config{

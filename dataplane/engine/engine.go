@@ -31,12 +31,13 @@ type Engine struct {
 	Log      *slog.Logger
 	Pipeline *dataplane.Pipeline
 	Table    *flow.Table // GWLB and plain flows, with policy
-	Mirror   *flow.Table // mirrored flows
+	Mirror   *flow.Table // mirrored flows; nil when no mirrored traffic can arrive
 	Sessions *dataplane.Sessions
 	EVE      *eve.Writer     // nil without outputs.eve
 	PCAP     *pcapout.Writer // nil without outputs.pcap.dir
 	FlowLog  *flowlog.Writer // nil without outputs.flowlog.path
 
+	tables                     []*flow.Table // Table, and Mirror when there is one
 	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
 	offline                    bool
 }
@@ -109,11 +110,12 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	}
 	pol := cfg.Policy
 	e.Table = flow.NewTable(tableCfg, &pol, e.flowEnded)
-	mirrorCfg := tableCfg
-	if !offline && !cfg.Mirror.Listen.IsValid() && len(cfg.Mirror.GWLBEndpoints) == 0 {
-		mirrorCfg.MaxFlows = 1 // no mirrored traffic can arrive: reserve nothing for it
+	e.tables = []*flow.Table{e.Table}
+	if offline || cfg.Mirror.Listen.IsValid() || len(cfg.Mirror.GWLBEndpoints) != 0 {
+		// Only when mirrored traffic can arrive: a path that is off costs no memory.
+		e.Mirror = flow.NewTable(tableCfg, nil, e.flowEnded)
+		e.tables = append(e.tables, e.Mirror)
 	}
-	e.Mirror = flow.NewTable(mirrorCfg, nil, e.flowEnded)
 
 	var dedupe *mirror.Dedupe
 	if cfg.Mirror.DedupeWindow > 0 {
@@ -170,8 +172,8 @@ func (e *Engine) FlowsEnded() (allowed, dropped uint64) {
 // Gauges are the engine's values for the metrics collector.
 func (e *Engine) Gauges() dataplane.Gauges {
 	g := dataplane.Gauges{
-		FlowsActive:  func() int { return e.Table.Active() + e.Mirror.Active() },
-		FlowsEvicted: func() uint64 { return e.Table.Evicted() + e.Mirror.Evicted() },
+		FlowsActive:  e.FlowsActive,
+		FlowsEvicted: e.FlowsEvicted,
 		FlowsEnded:   e.FlowsEnded,
 		Sessions:     e.Sessions.List(),
 	}
@@ -184,10 +186,29 @@ func (e *Engine) Gauges() dataplane.Gauges {
 	return g
 }
 
+// FlowsActive is the number of flows in the tables.
+func (e *Engine) FlowsActive() int {
+	n := 0
+	for _, t := range e.tables {
+		n += t.Active()
+	}
+	return n
+}
+
+// FlowsEvicted is how many flows were evicted from full tables.
+func (e *Engine) FlowsEvicted() uint64 {
+	var n uint64
+	for _, t := range e.tables {
+		n += t.Evicted()
+	}
+	return n
+}
+
 // Expire ends idle flows.
 func (e *Engine) Expire(now int64) {
-	e.Table.Expire(now)
-	e.Mirror.Expire(now)
+	for _, t := range e.tables {
+		t.Expire(now)
+	}
 }
 
 // Interval emits flow-log records of every flow with traffic since the last one.
@@ -195,13 +216,17 @@ func (e *Engine) Interval(now int64) {
 	if e.FlowLog == nil {
 		return
 	}
-	e.Table.Interval(now)
-	e.Mirror.Interval(now)
+	for _, t := range e.tables {
+		t.Interval(now)
+	}
 }
 
 // Flush ends every flow; their records go to the outputs.
 func (e *Engine) Flush(now int64) int {
-	n := e.Table.Flush(now) + e.Mirror.Flush(now)
+	n := 0
+	for _, t := range e.tables {
+		n += t.Flush(now)
+	}
 	return n
 }
 
