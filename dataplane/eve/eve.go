@@ -52,9 +52,10 @@ func newWriter(out io.Writer, closer io.Closer, queue int, log *slog.Logger) *Wr
 		queue = 65536
 	}
 	w := &Writer{}
-	w.Writer = lines.New(out, closer, queue, "", func(b []byte, r *flow.Record) ([]byte, int) {
-		return append(AppendFlowNamed(b, r, w.sessionNames()), '\n'), 1
-	}, "eve", log)
+	w.Writer = lines.New(lines.Config[flow.Record]{Out: out, Closer: closer, Queue: queue,
+		Format: func(b []byte, r *flow.Record) ([]byte, int) {
+			return append(AppendFlowNamed(b, r, w.sessionNames()), '\n'), 1
+		}, What: "eve", Log: log})
 	return w
 }
 
