@@ -176,7 +176,11 @@ func (e *Engine) Gauges() dataplane.Gauges {
 		Sessions:     e.Sessions.List(),
 	}
 	if e.EVE != nil {
-		g.EVEWritten, g.EVEDropped = e.EVE.Written, e.EVE.Dropped
+		for t := eve.EventType(0); t < eve.NumEventTypes; t++ {
+			g.EVEEventTypes = append(g.EVEEventTypes, t.String())
+		}
+		g.EVEWritten = func(i int) uint64 { return e.EVE.WrittenOf(eve.EventType(i)) }
+		g.EVEDropped = func(i int) uint64 { return e.EVE.DroppedOf(eve.EventType(i)) }
 	}
 	if e.PCAP != nil {
 		g.PCAPDropped = e.PCAP.DroppedByTag

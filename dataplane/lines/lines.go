@@ -98,6 +98,13 @@ func (w *Writer[T]) classOf(v *T) *counts {
 // returns at once: a packet worker never waits on the disk. After Close, they are
 // counted as dropped.
 func (w *Writer[T]) Put(v *T, weight uint64, wait bool) bool {
+	return w.PutClass(v, 0, weight, wait)
+}
+
+// PutClass is Put for a value of the given class, which must be what Config.Class
+// says of v. (The caller says it, rather than Put asking Class, so that v does not
+// escape to the heap through the call.)
+func (w *Writer[T]) PutClass(v *T, class int, weight uint64, wait bool) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	switch {
@@ -112,7 +119,7 @@ func (w *Writer[T]) Put(v *T, weight uint64, wait bool) bool {
 		default:
 		}
 	}
-	w.classOf(v).dropped.Add(weight)
+	w.counts[class].dropped.Add(weight)
 	return false
 }
 
@@ -172,19 +179,21 @@ func (w *Writer[T]) loop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	line := make([]byte, 0, 1024)
+	v := new(T) // one for all values: format and class keep no pointer to it
+	var ok bool
 	for {
 		select {
-		case v, ok := <-w.q:
+		case *v, ok = <-w.q:
 			if !ok {
 				w.flush()
 				return
 			}
 			var n int
-			line, n = w.format(line[:0], &v)
+			line, n = w.format(line[:0], v)
 			if _, err := w.bw.Write(line); err != nil {
 				w.fail(err)
 			} else {
-				w.classOf(&v).written.Add(uint64(n))
+				w.classOf(v).written.Add(uint64(n))
 			}
 		case <-tick.C:
 			w.flush()

@@ -79,7 +79,7 @@ func TestClasses(t *testing.T) {
 	w := New(Config[int]{Out: &out, Queue: 8, Format: twoLines, What: "test",
 		Classes: 3, Class: func(v *int) int { return *v % 3 }})
 	for _, v := range []int{1, 2, 4, 5, 7} {
-		if !w.Put(&v, 2, true) {
+		if !w.PutClass(&v, v%3, 2, true) {
 			t.Fatalf("Put(%d) not queued", v)
 		}
 	}
@@ -87,13 +87,14 @@ func TestClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := 3
-	w.Put(&v, 2, false) // after Close: dropped, class 0
-	for class, want := range [3][2]uint64{{0, 2}, {6, 0}, {4, 0}} {
+	w.PutClass(&v, 0, 2, false) // after Close: dropped
+	w.Put(&v, 2, false)         // class 0 too
+	for class, want := range [3][2]uint64{{0, 4}, {6, 0}, {4, 0}} {
 		if got := [2]uint64{w.WrittenClass(class), w.DroppedClass(class)}; got != want {
 			t.Errorf("class %d: written, dropped = %v, want %v", class, got, want)
 		}
 	}
-	if w.Written() != 10 || w.Dropped() != 2 || w.WrittenClass(3) != 0 || w.DroppedClass(-1) != 0 {
+	if w.Written() != 10 || w.Dropped() != 4 || w.WrittenClass(3) != 0 || w.DroppedClass(-1) != 0 {
 		t.Errorf("totals %d, %d; out of range %d, %d", w.Written(), w.Dropped(), w.WrittenClass(3), w.DroppedClass(-1))
 	}
 }
