@@ -162,6 +162,16 @@ func (e *Engine) flowEnded(r *flow.Record) {
 	}
 }
 
+// Alert writes an alert to the EVE log, if there is one. Like flow records, alerts
+// raised on the packet path are dropped when the queue is full; in replay they wait.
+func (e *Engine) Alert(a *eve.Alert) {
+	if e.EVE == nil {
+		return
+	}
+	a.Background = a.Background || e.offline
+	e.EVE.Alert(a)
+}
+
 // FlowsEnded is how many flows have ended, by verdict.
 func (e *Engine) FlowsEnded() (allowed, dropped uint64) {
 	return e.flowsAllowed.Load(), e.flowsDropped.Load()
