@@ -12,8 +12,11 @@ import (
 type Gauges struct {
 	FlowsActive  func() int
 	FlowsEvicted func() uint64
-	EVEWritten   func() uint64
-	EVEDropped   func() uint64
+	// EVEEventTypes name the EVE event types ("flow", "alert"); EVEWritten(i) and
+	// EVEDropped(i) return the records of EVEEventTypes[i] written, and lost to a full
+	// queue.
+	EVEEventTypes          []string
+	EVEWritten, EVEDropped func(i int) uint64
 	// FlowsEnded returns how many flows have ended, by their ACL verdict.
 	FlowsEnded func() (allowed, dropped uint64)
 	// Sessions are the mirror sessions, for per-session metrics.
@@ -68,9 +71,9 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 		flowsEnded: prometheus.NewDesc("weir_flows_ended_total",
 			"Flows that ended (timed out, closed, evicted or flushed), by ACL verdict.", []string{"action"}, nil),
 		eveWritten: prometheus.NewDesc("weir_eve_records_total",
-			"EVE records written.", nil, nil),
+			"EVE records written, by event type.", []string{"event_type"}, nil),
 		eveDropped: prometheus.NewDesc("weir_eve_dropped_total",
-			"EVE records lost because the writer's queue was full.", nil, nil),
+			"EVE records lost because the writer's queue was full, by event type.", []string{"event_type"}, nil),
 	}
 	for i, m := range mirrorMetrics {
 		c.mirror[i] = prometheus.NewDesc(m[0], m[1], []string{"session"}, nil)
@@ -139,10 +142,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.flowsEnded, allowed, "allow")
 		counter(c.flowsEnded, dropped, "drop")
 	}
-	if c.g.EVEWritten != nil {
-		counter(c.eveWritten, c.g.EVEWritten())
-	}
-	if c.g.EVEDropped != nil {
-		counter(c.eveDropped, c.g.EVEDropped())
+	// Every event type is exported, zeros included, so that alerts can name them.
+	for i, name := range c.g.EVEEventTypes {
+		if c.g.EVEWritten != nil {
+			counter(c.eveWritten, c.g.EVEWritten(i), name)
+		}
+		if c.g.EVEDropped != nil {
+			counter(c.eveDropped, c.g.EVEDropped(i), name)
+		}
 	}
 }

@@ -100,3 +100,28 @@ func zeroRows(format string, except [][2]string) string {
 	}
 	return b.String()
 }
+
+// TestCollectorEVE: EVE records written and dropped, by event type, zeros included.
+func TestCollectorEVE(t *testing.T) {
+	p, _, _ := newTestPipeline(&policy.Policy{Default: policy.Allow}, nil, 100)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(p, Gauges{
+		EVEEventTypes: []string{"flow", "alert"},
+		EVEWritten:    func(i int) uint64 { return []uint64{10, 3}[i] },
+		EVEDropped:    func(i int) uint64 { return []uint64{2, 0}[i] },
+	}))
+	want := `
+# HELP weir_eve_dropped_total EVE records lost because the writer's queue was full, by event type.
+# TYPE weir_eve_dropped_total counter
+weir_eve_dropped_total{event_type="alert"} 0
+weir_eve_dropped_total{event_type="flow"} 2
+# HELP weir_eve_records_total EVE records written, by event type.
+# TYPE weir_eve_records_total counter
+weir_eve_records_total{event_type="alert"} 3
+weir_eve_records_total{event_type="flow"} 10
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"weir_eve_records_total", "weir_eve_dropped_total"); err != nil {
+		t.Error(err)
+	}
+}

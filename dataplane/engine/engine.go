@@ -164,6 +164,16 @@ func (e *Engine) flowEnded(r *flow.Record) {
 	}
 }
 
+// Alert writes an alert to the EVE log, if there is one. Like flow records, alerts
+// raised on the packet path are dropped when the queue is full; in replay they wait.
+func (e *Engine) Alert(a *eve.Alert) {
+	if e.EVE == nil {
+		return
+	}
+	a.Background = a.Background || e.offline
+	e.EVE.Alert(a)
+}
+
 // FlowsEnded is how many flows have ended, by verdict.
 func (e *Engine) FlowsEnded() (allowed, dropped uint64) {
 	return e.flowsAllowed.Load(), e.flowsDropped.Load()
@@ -178,7 +188,11 @@ func (e *Engine) Gauges() dataplane.Gauges {
 		Sessions:     e.Sessions.List(),
 	}
 	if e.EVE != nil {
-		g.EVEWritten, g.EVEDropped = e.EVE.Written, e.EVE.Dropped
+		for t := eve.EventType(0); t < eve.NumEventTypes; t++ {
+			g.EVEEventTypes = append(g.EVEEventTypes, t.String())
+		}
+		g.EVEWritten = func(i int) uint64 { return e.EVE.WrittenOf(eve.EventType(i)) }
+		g.EVEDropped = func(i int) uint64 { return e.EVE.DroppedOf(eve.EventType(i)) }
 	}
 	if e.PCAP != nil {
 		g.PCAPDropped = e.PCAP.DroppedByTag

@@ -330,6 +330,9 @@ func TestEndpointID(t *testing.T) {
 }
 
 func TestAppendFlowAllocs(t *testing.T) {
+	if eve.RaceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	buf := make([]byte, 0, 4096)
 	for _, r := range []flow.Record{tcpRecord(), udpRecord(), icmp6Record()} {
 		allocs := testing.AllocsPerRun(100, func() {

@@ -105,7 +105,8 @@ func newWriter(out io.Writer, closer io.Closer, header bool, cfg Config) *Writer
 	if header {
 		prefix = Header + "\n"
 	}
-	w.Writer = lines.New(out, closer, cfg.Queue, prefix, w.format, "flow log", cfg.Logger)
+	w.Writer = lines.New(lines.Config[item]{Out: out, Closer: closer, Queue: cfg.Queue,
+		Prefix: prefix, Format: w.format, What: "flow log", Log: cfg.Logger})
 	return w
 }
 
@@ -122,8 +123,11 @@ func (w *Writer) format(b []byte, it *item) ([]byte, int) {
 }
 
 // Record queues the lines of r's traffic in interval d, one per direction with
-// packets; it never blocks. What it needs of r and d is copied. When the queue is
-// full, or the Writer closed, the lines are counted as dropped.
+// packets. What it needs of r and d is copied. A record emitted on the packet path
+// never waits: when the queue is full its lines are counted as dropped (Dropped). A
+// record from housekeeping (r.Background: intervals, timeouts, the flush at stop,
+// and everything in replay) waits for room instead. After Close, lines are counted
+// as dropped.
 func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
 	n := uint64(0)
 	if d.PktsToServer != 0 {
@@ -149,7 +153,6 @@ func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
 	if it.iface == "" {
 		it.iface = "-"
 	}
-	// From housekeeping (r.Background), wait rather than lose the lines.
 	w.Put(&it, n, r.Background)
 }
 

@@ -371,3 +371,53 @@ func BenchmarkRecord(b *testing.B) {
 		w.Record(r, d)
 	}
 }
+
+// Records from housekeeping (r.Background) wait for room in a full queue instead of
+// being dropped; the same writer still drops packet-path records at once.
+func TestBackgroundWaits(t *testing.T) {
+	out := &blocked{release: make(chan struct{})}
+	// Long lines, so that the writer soon blocks on the output with its buffer full.
+	long := strings.Repeat("x", 100<<10)
+	w := newWriter(out, nil, false, Config{Queue: 1, Logger: quiet,
+		InterfaceID: func(*flow.Record) string { return long }})
+	r := rec(packet.ProtoUDP, "10.0.0.5", 1, "10.0.0.6", 2)
+	d := delta([4]int64{1, 10, 9, 9}, [4]int64{})
+	// Fill the queue: the writer is blocked, and a packet-path record is dropped.
+	for w.Dropped() == 0 {
+		w.Record(r, d)
+	}
+	queued := 0
+	bg := *r
+	bg.Background = true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			w.Record(&bg, d)
+			queued++
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatal("background records did not wait for room")
+	case <-time.After(100 * time.Millisecond):
+	}
+	dropped := w.Dropped()
+	close(out.release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("background records never got room")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Dropped() != dropped || queued != 50 {
+		t.Fatalf("dropped %d, then %d; %d background records queued", dropped, w.Dropped(), queued)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if got := uint64(strings.Count(out.buf.String(), "\n")); got != w.Written() || got < 50 {
+		t.Fatalf("%d lines, written %d", got, w.Written())
+	}
+}

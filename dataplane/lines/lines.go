@@ -17,16 +17,41 @@ import (
 // many.
 type Format[T any] func(b []byte, v *T) ([]byte, int)
 
+// Config says what a Writer writes and where.
+type Config[T any] struct {
+	Out    io.Writer
+	Closer io.Closer // closed by Close when not nil
+	Queue  int       // values the queue holds
+	Prefix string    // written first (a header), or ""
+	Format Format[T]
+	// Classes is how many classes of values the counters keep apart (e.g. EVE event
+	// types); Class says which class v is, in [0, Classes). Without Class, every value
+	// is class 0.
+	Classes int
+	Class   func(v *T) int
+	What    string       // for the log: "eve", "flow log"
+	Log     *slog.Logger // nil means slog.Default()
+}
+
+// counts are the lines of one class. Packet workers add to dropped while the writer
+// adds to written: each has a cache line of its own.
+type counts struct {
+	written atomic.Uint64
+	_       [56]byte
+	dropped atomic.Uint64
+	_       [56]byte
+}
+
 // Writer writes the lines of queued values of type T.
 type Writer[T any] struct {
-	q       chan T
-	bw      *bufio.Writer
-	closer  io.Closer
-	format  Format[T]
-	log     *slog.Logger
-	what    string // for the log: "eve", "flow log"
-	written atomic.Uint64
-	dropped atomic.Uint64
+	q      chan T
+	bw     *bufio.Writer
+	closer io.Closer
+	format Format[T]
+	class  func(*T) int
+	log    *slog.Logger
+	what   string
+	counts []counts
 
 	mu     sync.RWMutex // Put holds it shared, Close exclusively
 	closed bool
@@ -36,52 +61,101 @@ type Writer[T any] struct {
 	err  error // first write error; owned by the writer goroutine until done
 }
 
-// New starts a writer of format's lines to out, after prefix (a header, or ""),
-// with room for queue values. Close closes closer when it is not nil.
-func New[T any](out io.Writer, closer io.Closer, queue int, prefix string, format Format[T], what string, log *slog.Logger) *Writer[T] {
-	if log == nil {
-		log = slog.Default()
+// New starts a writer of c.Format's lines to c.Out.
+func New[T any](c Config[T]) *Writer[T] {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Class == nil || c.Classes < 1 {
+		c.Class, c.Classes = nil, 1
 	}
 	w := &Writer[T]{
-		q:      make(chan T, queue),
-		bw:     bufio.NewWriterSize(out, 256<<10),
-		closer: closer,
-		format: format,
-		log:    log,
-		what:   what,
+		q:      make(chan T, max(c.Queue, 0)),
+		bw:     bufio.NewWriterSize(c.Out, 256<<10),
+		closer: c.Closer,
+		format: c.Format,
+		class:  c.Class,
+		log:    c.Log,
+		what:   c.What,
+		counts: make([]counts, c.Classes),
 		done:   make(chan struct{}),
 	}
-	w.bw.WriteString(prefix) // a bufio.Writer reports write errors at Flush
+	w.bw.WriteString(c.Prefix) // a bufio.Writer reports write errors at Flush
 	go w.loop()
 	return w
 }
 
-// Put queues a copy of v, which makes weight lines. With wait it waits for room in
-// the queue (callers on housekeeping goroutines, replay); otherwise, when the queue
-// is full, the lines are counted as dropped and Put returns at once. After Close,
-// they are counted as dropped.
-func (w *Writer[T]) Put(v *T, weight uint64, wait bool) {
+func (w *Writer[T]) classOf(v *T) *counts {
+	if w.class == nil {
+		return &w.counts[0]
+	}
+	return &w.counts[w.class(v)]
+}
+
+// Put queues a copy of v, which makes weight lines, and says whether it did. With
+// wait it waits for room in the queue (callers on housekeeping goroutines, replay);
+// otherwise, when the queue is full, the lines are counted as dropped and Put
+// returns at once: a packet worker never waits on the disk. After Close, they are
+// counted as dropped.
+func (w *Writer[T]) Put(v *T, weight uint64, wait bool) bool {
+	return w.PutClass(v, 0, weight, wait)
+}
+
+// PutClass is Put for a value of the given class, which must be what Config.Class
+// says of v. (The caller says it, rather than Put asking Class, so that v does not
+// escape to the heap through the call.)
+func (w *Writer[T]) PutClass(v *T, class int, weight uint64, wait bool) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	switch {
 	case w.closed:
-		w.dropped.Add(weight)
 	case wait:
 		w.q <- *v
+		return true
 	default:
 		select {
 		case w.q <- *v:
+			return true
 		default:
-			w.dropped.Add(weight)
 		}
 	}
+	w.counts[class].dropped.Add(weight)
+	return false
 }
 
 // Written is how many lines were written (the prefix not counted).
-func (w *Writer[T]) Written() uint64 { return w.written.Load() }
+func (w *Writer[T]) Written() uint64 {
+	var n uint64
+	for i := range w.counts {
+		n += w.counts[i].written.Load()
+	}
+	return n
+}
 
 // Dropped is how many lines were lost to a full queue, or queued after Close.
-func (w *Writer[T]) Dropped() uint64 { return w.dropped.Load() }
+func (w *Writer[T]) Dropped() uint64 {
+	var n uint64
+	for i := range w.counts {
+		n += w.counts[i].dropped.Load()
+	}
+	return n
+}
+
+// WrittenClass is Written for the values of one class.
+func (w *Writer[T]) WrittenClass(class int) uint64 {
+	if class < 0 || class >= len(w.counts) {
+		return 0
+	}
+	return w.counts[class].written.Load()
+}
+
+// DroppedClass is Dropped for the values of one class.
+func (w *Writer[T]) DroppedClass(class int) uint64 {
+	if class < 0 || class >= len(w.counts) {
+		return 0
+	}
+	return w.counts[class].dropped.Load()
+}
 
 // Close writes what is queued, flushes, closes, and returns the first write error.
 func (w *Writer[T]) Close() error {
@@ -105,19 +179,21 @@ func (w *Writer[T]) loop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	line := make([]byte, 0, 1024)
+	v := new(T) // one for all values: format and class keep no pointer to it
+	var ok bool
 	for {
 		select {
-		case v, ok := <-w.q:
+		case *v, ok = <-w.q:
 			if !ok {
 				w.flush()
 				return
 			}
 			var n int
-			line, n = w.format(line[:0], &v)
+			line, n = w.format(line[:0], v)
 			if _, err := w.bw.Write(line); err != nil {
 				w.fail(err)
 			} else {
-				w.written.Add(uint64(n))
+				w.classOf(v).written.Add(uint64(n))
 			}
 		case <-tick.C:
 			w.flush()

@@ -15,7 +15,7 @@ func twoLines(b []byte, v *int) ([]byte, int) {
 
 func TestWriter(t *testing.T) {
 	var out bytes.Buffer
-	w := New(&out, nil, 4, "# header\n", twoLines, "test", nil)
+	w := New(Config[int]{Out: &out, Queue: 4, Prefix: "# header\n", Format: twoLines, What: "test"})
 	for i := 1; i <= 3; i++ {
 		w.Put(&i, 2, true)
 	}
@@ -41,10 +41,13 @@ func TestFullQueue(t *testing.T) {
 	pr, pw := io.Pipe()
 	// Lines big enough that the writer's buffer fills and it blocks on the pipe.
 	big := func(b []byte, _ *int) ([]byte, int) { return append(append(b, make([]byte, 64<<10)...), '\n'), 1 }
-	w := New(pw, pw, 1, "", big, "test", nil)
+	w := New(Config[int]{Out: pw, Closer: pw, Queue: 1, Format: big, What: "test"})
 	v := 1
 	for range 100 {
 		w.Put(&v, 2, false)
+	}
+	if w.Put(&v, 2, false) {
+		t.Fatal("Put into a full queue said it queued")
 	}
 	if w.Dropped() == 0 {
 		t.Fatal("a full queue dropped nothing")
@@ -68,4 +71,30 @@ func TestFullQueue(t *testing.T) {
 		t.Fatal("waiting Puts never got room")
 	}
 	w.Close()
+}
+
+// TestClasses: lines are counted apart by class, and the totals sum them.
+func TestClasses(t *testing.T) {
+	var out bytes.Buffer
+	w := New(Config[int]{Out: &out, Queue: 8, Format: twoLines, What: "test",
+		Classes: 3, Class: func(v *int) int { return *v % 3 }})
+	for _, v := range []int{1, 2, 4, 5, 7} {
+		if !w.PutClass(&v, v%3, 2, true) {
+			t.Fatalf("Put(%d) not queued", v)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v := 3
+	w.PutClass(&v, 0, 2, false) // after Close: dropped
+	w.Put(&v, 2, false)         // class 0 too
+	for class, want := range [3][2]uint64{{0, 4}, {6, 0}, {4, 0}} {
+		if got := [2]uint64{w.WrittenClass(class), w.DroppedClass(class)}; got != want {
+			t.Errorf("class %d: written, dropped = %v, want %v", class, got, want)
+		}
+	}
+	if w.Written() != 10 || w.Dropped() != 4 || w.WrittenClass(3) != 0 || w.DroppedClass(-1) != 0 {
+		t.Errorf("totals %d, %d; out of range %d, %d", w.Written(), w.Dropped(), w.WrittenClass(3), w.DroppedClass(-1))
+	}
 }
