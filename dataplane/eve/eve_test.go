@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"weir/internal/goroutines"
 
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
@@ -507,7 +508,7 @@ func TestWriterWriteError(t *testing.T) {
 func TestBackgroundRecordsWait(t *testing.T) {
 	pr, pw := io.Pipe()
 	w := eve.New(pw, 1, nil)
-	const n = 200
+	const n = 5000 // more than the writer's 256 KiB buffer holds, so it blocks on the pipe
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
@@ -516,8 +517,8 @@ func TestBackgroundRecordsWait(t *testing.T) {
 			w.Flow(&r)
 		}
 	}()
-	// Nothing is read for a while: the sender must be blocked, not dropping.
-	time.Sleep(100 * time.Millisecond)
+	// Nothing is read: the sender must end up blocked on the full queue, not dropping.
+	goroutines.WaitBlocked(t, "chan send", "eve_test.TestBackgroundRecordsWait")
 	if d := w.Dropped(); d != 0 {
 		t.Fatalf("%d background records dropped", d)
 	}

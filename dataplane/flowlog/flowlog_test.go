@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"weir/internal/goroutines"
 
 	"weir/dataplane/flow"
 	"weir/dataplane/packet"
@@ -397,10 +398,11 @@ func TestBackgroundWaits(t *testing.T) {
 			queued++
 		}
 	}()
+	goroutines.WaitBlocked(t, "chan send", "flowlog.TestBackgroundWaits")
 	select {
 	case <-done:
 		t.Fatal("background records did not wait for room")
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	dropped := w.Dropped()
 	close(out.release)

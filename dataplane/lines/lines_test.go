@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"weir/internal/goroutines"
 )
 
 func twoLines(b []byte, v *int) ([]byte, int) {
@@ -59,10 +60,13 @@ func TestFullQueue(t *testing.T) {
 		}
 		close(waited)
 	}()
+	// The waiting Puts must be parked on the full queue (seen, not assumed after a
+	// sleep that would pass just as well if the goroutine never ran).
+	goroutines.WaitBlocked(t, "chan send", "lines.TestFullQueue.func")
 	select {
 	case <-waited:
 		t.Fatal("waiting Puts returned while nothing was read")
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	go io.Copy(io.Discard, pr)
 	select {
