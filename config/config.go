@@ -48,8 +48,9 @@ type Config struct {
 	Policy  policy.Policy
 	Mirror  MirrorConfig
 	Outputs struct {
-		EVE  string
-		PCAP struct {
+		EVE      string
+		EVEQueue int // records waiting for the disk
+		PCAP     struct {
 			Dir          string
 			MaxFileSize  int64
 			MaxFileAge   time.Duration
@@ -88,6 +89,7 @@ func Default() *Config {
 	c.Outputs.PCAP.MaxFileAge = time.Hour
 	c.Outputs.PCAP.MaxTotalSize = 1 << 30
 	c.Outputs.PCAP.Queue = 8192
+	c.Outputs.EVEQueue = 65536
 	c.Outputs.FlowLog.Interval = time.Minute
 	c.Log.Level = "info"
 	c.Log.Format = "auto"
@@ -197,7 +199,8 @@ func Parse(file string, data []byte) (*Config, error) {
 		"mirror": func(n *yaml.Node) { p.mirror(n, c) },
 		"outputs": func(n *yaml.Node) {
 			p.mapping(n, "outputs", map[string]func(*yaml.Node){
-				"eve": func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+				"eve":       func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+				"eve_queue": func(n *yaml.Node) { c.Outputs.EVEQueue = p.intRange(n, "outputs.eve_queue", 1, 1<<24) },
 				"pcap": func(n *yaml.Node) {
 					pc := &c.Outputs.PCAP
 					p.mapping(n, "outputs.pcap", map[string]func(*yaml.Node){

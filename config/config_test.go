@@ -94,6 +94,7 @@ func TestParseConfigFull(t *testing.T) {
 	check("flows.other_timeout", c.Flows.OtherTimeout, 60*time.Second)
 	check("flows.closed_timeout", c.Flows.ClosedTimeout, 2*time.Second)
 	check("outputs.eve", c.Outputs.EVE, "/var/log/weir/eve.json")
+	check("outputs.eve_queue", c.Outputs.EVEQueue, 4096)
 	check("log.level", c.Log.Level, "debug")
 	check("log.format", c.Log.Format, "json")
 	check("policy.default", c.Policy.Default, policy.Drop)

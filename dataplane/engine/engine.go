@@ -68,7 +68,7 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	e.Sessions = dataplane.NewSessions(list)
 
 	if cfg.Outputs.EVE != "" {
-		if e.EVE, err = eve.Open(cfg.Outputs.EVE, 0, log); err != nil {
+		if e.EVE, err = eve.Open(cfg.Outputs.EVE, cfg.Outputs.EVEQueue, log); err != nil {
 			return nil, err
 		}
 		names := make([]string, len(list)+1)
