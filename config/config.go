@@ -30,8 +30,9 @@ type Config struct {
 		Batch   int
 	}
 	Health struct {
-		Listen     string
-		DrainDelay time.Duration
+		Listen       string
+		DrainDelay   time.Duration
+		StallTimeout time.Duration // a worker silent this long fails health; 0 = never
 	}
 	Metrics struct {
 		Listen string
@@ -73,6 +74,7 @@ func Default() *Config {
 	c.Dataplane.Batch = 64
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
+	c.Health.StallTimeout = 5 * time.Second
 	c.Metrics.Listen = "0.0.0.0:9090"
 	c.Flows.Max = 1 << 20
 	c.Flows.TCPTimeout = 350 * time.Second
@@ -159,6 +161,13 @@ func Parse(file string, data []byte) (*Config, error) {
 			p.mapping(n, "health", map[string]func(*yaml.Node){
 				"listen":      func(n *yaml.Node) { c.Health.Listen = p.hostPort(n, "health.listen") },
 				"drain_delay": func(n *yaml.Node) { c.Health.DrainDelay = p.duration(n, "health.drain_delay", 0, time.Hour) },
+				"stall_timeout": func(n *yaml.Node) {
+					c.Health.StallTimeout = p.duration(n, "health.stall_timeout", 0, time.Hour)
+					if c.Health.StallTimeout != 0 && c.Health.StallTimeout < time.Second {
+						// Idle workers beat every 100 ms; leave room for a slow batch.
+						p.fail(n, "health.stall_timeout: %s is too short (0 turns the check off, else at least 1s)", c.Health.StallTimeout)
+					}
+				},
 			})
 		},
 		"metrics": func(n *yaml.Node) {

@@ -62,6 +62,10 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		return nil, err
 	}
 
+	if d := cfg.Health.StallTimeout; d > 0 {
+		n.state.SetStallCheck(func() (int, time.Duration, bool) { return n.Pipeline.Stalled(time.Now(), d) })
+	}
+
 	reg := health.NewRegistry()
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, n.Gauges()))
 	hmux := http.NewServeMux()

@@ -202,8 +202,9 @@ func openListener(addr netip.AddrPort, rcvbuf int) (int, error) {
 	if set(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	}
-	// Wake up regularly so that a stopping worker notices.
-	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
+	// Wake up regularly so that a stopping worker notices, and an idle one
+	// heartbeats (health takes a silent worker for a stuck one).
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("socket backend: SO_RCVTIMEO: %w", err)
@@ -254,6 +255,9 @@ type worker struct {
 }
 
 const oobSize = 64
+
+// recvTimeout bounds how long a worker waits for input before it looks up again.
+const recvTimeout = 100 * time.Millisecond
 
 func (b *Backend) newWorker(s sock, w *dataplane.Worker) (*worker, error) {
 	n := b.cfg.Batch
@@ -316,7 +320,11 @@ func (wk *worker) close() {
 }
 
 func (wk *worker) run(ctx context.Context) error {
+	defer wk.w.StopHeartbeat()
 	for ctx.Err() == nil {
+		// Once a loop: after every batch, and at least every SO_RCVTIMEO while idle,
+		// so that silence means a worker stuck in the pipeline or the send path.
+		wk.w.Heartbeat()
 		n, err := wk.recv()
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR {
