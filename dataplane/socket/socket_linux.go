@@ -61,6 +61,7 @@ type Backend struct {
 	reply ReplyMode
 	log   *slog.Logger
 	socks []sock
+	locks []int // one per listener, see claim
 }
 
 type sock struct {
@@ -112,6 +113,12 @@ func New(cfg Config) (*Backend, error) {
 		unix.Close(fd)
 	}
 	for _, l := range cfg.Listeners {
+		lock, err := claim(l)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.locks = append(b.locks, lock)
 		for i := 0; i < cfg.Workers; i++ {
 			fd, err := openListener(l.Addr, cfg.RecvBuffer)
 			if err != nil {
@@ -135,12 +142,18 @@ func (b *Backend) Name() string {
 // Reply is the reply mode in use.
 func (b *Backend) Reply() ReplyMode { return b.reply }
 
-// Close closes the receive sockets. Run closes them itself when it ends.
+// Close closes the receive sockets and frees the listen addresses for another
+// instance. Run closes them itself when it ends.
 func (b *Backend) Close() {
 	for _, s := range b.socks {
 		unix.Close(s.fd)
 	}
 	b.socks = nil
+	// After the sockets: another weir may claim the port from now on.
+	for _, fd := range b.locks {
+		unix.Close(fd)
+	}
+	b.locks = nil
 }
 
 // Run runs one worker per socket until ctx ends.
