@@ -26,8 +26,9 @@ type Config struct {
 		Reply          string // auto | raw | udp
 	}
 	Dataplane struct {
-		Workers int
-		Batch   int
+		Workers    int
+		Batch      int
+		RecvBuffer int64 // receive buffer per socket
 	}
 	Health struct {
 		Listen       string
@@ -72,6 +73,7 @@ func Default() *Config {
 	c.GWLB.Listen = netip.MustParseAddrPort("0.0.0.0:6081")
 	c.GWLB.Reply = "auto"
 	c.Dataplane.Batch = 64
+	c.Dataplane.RecvBuffer = 4 << 20
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
 	c.Health.StallTimeout = 5 * time.Second
@@ -155,6 +157,12 @@ func Parse(file string, data []byte) (*Config, error) {
 			p.mapping(n, "dataplane", map[string]func(*yaml.Node){
 				"workers": func(n *yaml.Node) { c.Dataplane.Workers = p.intRange(n, "dataplane.workers", 0, 1024) },
 				"batch":   func(n *yaml.Node) { c.Dataplane.Batch = p.intRange(n, "dataplane.batch", 1, 1024) },
+				"recv_buffer": func(n *yaml.Node) {
+					c.Dataplane.RecvBuffer = p.size(n, "dataplane.recv_buffer", 4<<10)
+					if c.Dataplane.RecvBuffer > 1<<30 {
+						p.fail(n, "dataplane.recv_buffer: %d bytes is more than the kernel's limit of 1GiB", c.Dataplane.RecvBuffer)
+					}
+				},
 			})
 		},
 		"health": func(n *yaml.Node) {

@@ -35,8 +35,8 @@ func (g *gate) Process(w *dataplane.Worker, b *dataplane.Batch) {
 	g.passed.Add(int64(b.N))
 }
 
-// runBackend runs be over p until the test ends.
-func runBackend(t *testing.T, be *Backend, p *dataplane.Pipeline, ready func()) {
+// runBackend runs be over p until stop is called or the test ends.
+func runBackend(t *testing.T, be *Backend, p *dataplane.Pipeline, ready func()) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan struct{})
@@ -49,17 +49,22 @@ func runBackend(t *testing.T, be *Backend, p *dataplane.Pipeline, ready func()) 
 			close(up)
 		})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-up:
 	case err := <-done:
 		t.Fatalf("backend ended before it was ready: %v", err)
 	}
+	return stop
 }
 
 type healthz struct {
