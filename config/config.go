@@ -29,12 +29,14 @@ type Config struct {
 		Reply          string // auto | raw | udp
 	}
 	Dataplane struct {
-		Workers int
-		Batch   int
+		Workers    int
+		Batch      int
+		RecvBuffer int64 // receive buffer per socket
 	}
 	Health struct {
-		Listen     string
-		DrainDelay time.Duration
+		Listen       string
+		DrainDelay   time.Duration
+		StallTimeout time.Duration // a worker silent this long fails health; 0 = never
 	}
 	Metrics struct {
 		Listen string
@@ -75,8 +77,10 @@ func Default() *Config {
 	c.GWLB.Listen = netip.MustParseAddrPort("0.0.0.0:6081")
 	c.GWLB.Reply = "auto"
 	c.Dataplane.Batch = 64
+	c.Dataplane.RecvBuffer = 4 << 20
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
+	c.Health.StallTimeout = 5 * time.Second
 	c.Metrics.Listen = "0.0.0.0:9090"
 	c.Flows.Max = 1 << 20
 	c.Flows.TCPTimeout = 350 * time.Second
@@ -158,12 +162,25 @@ func Parse(file string, data []byte) (*Config, error) {
 			p.mapping(n, "dataplane", map[string]func(*yaml.Node){
 				"workers": func(n *yaml.Node) { c.Dataplane.Workers = p.intRange(n, "dataplane.workers", 0, 1024) },
 				"batch":   func(n *yaml.Node) { c.Dataplane.Batch = p.intRange(n, "dataplane.batch", 1, 1024) },
+				"recv_buffer": func(n *yaml.Node) {
+					c.Dataplane.RecvBuffer = p.size(n, "dataplane.recv_buffer", 4<<10)
+					if c.Dataplane.RecvBuffer > 1<<30 {
+						p.fail(n, "dataplane.recv_buffer: %d bytes is more than the kernel's limit of 1GiB", c.Dataplane.RecvBuffer)
+					}
+				},
 			})
 		},
 		"health": func(n *yaml.Node) {
 			p.mapping(n, "health", map[string]func(*yaml.Node){
 				"listen":      func(n *yaml.Node) { c.Health.Listen = p.hostPort(n, "health.listen") },
 				"drain_delay": func(n *yaml.Node) { c.Health.DrainDelay = p.duration(n, "health.drain_delay", 0, time.Hour) },
+				"stall_timeout": func(n *yaml.Node) {
+					c.Health.StallTimeout = p.duration(n, "health.stall_timeout", 0, time.Hour)
+					if c.Health.StallTimeout != 0 && c.Health.StallTimeout < time.Second {
+						// Idle workers beat every 100 ms; leave room for a slow batch.
+						p.fail(n, "health.stall_timeout: %s is too short (0 turns the check off, else at least 1s)", c.Health.StallTimeout)
+					}
+				},
 			})
 		},
 		"metrics": func(n *yaml.Node) {

@@ -150,6 +150,11 @@ func TestParseConfigValues(t *testing.T) {
 				return r.Src == netip.MustParsePrefix("2001:db8::/32") && r.Dst == netip.MustParsePrefix("::/0") && r.Proto == policy.AnyProto
 			}},
 		{"health listener off", "health:\n  listen: \"\"\n", func(c *Config) bool { return c.Health.Listen == "" }},
+		{"stall check default", "", func(c *Config) bool { return c.Health.StallTimeout == 5*time.Second }},
+		{"stall check off", "health:\n  stall_timeout: 0s\n", func(c *Config) bool { return c.Health.StallTimeout == 0 }},
+		{"recv_buffer default", "", func(c *Config) bool { return c.Dataplane.RecvBuffer == 4<<20 }},
+		{"recv_buffer 16MiB", "dataplane:\n  recv_buffer: 16MiB\n", func(c *Config) bool { return c.Dataplane.RecvBuffer == 16<<20 }},
+		{"stall timeout 30s", "health:\n  stall_timeout: 30s\n", func(c *Config) bool { return c.Health.StallTimeout == 30*time.Second }},
 		{"empty rule list", "policy:\n  rules: []\n", func(c *Config) bool { return len(c.Policy.Rules) == 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,6 +228,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{"flows.tcp_timeout", "5 minutes"}},
 		{"duration without unit", "health:\n  drain_delay: 30\n", 2,
 			[]string{"health.drain_delay"}},
+		{"recv_buffer not a size", "dataplane:\n  recv_buffer: lots\n", 2,
+			[]string{"dataplane.recv_buffer", "lots"}},
+		{"recv_buffer too big", "dataplane:\n  recv_buffer: 2GiB\n", 2,
+			[]string{"dataplane.recv_buffer", "1GiB"}},
+		{"recv_buffer too small", "dataplane:\n  recv_buffer: 1KiB\n", 2,
+			[]string{"dataplane.recv_buffer", "minimum"}},
+		{"stall timeout below a second", "health:\n  listen: 0.0.0.0:8080\n  stall_timeout: 200ms\n", 3,
+			[]string{"health.stall_timeout", "too short"}},
 		{"tcp_timeout 7000s", "flows:\n  max: 10\n  tcp_timeout: 7000s\n", 3,
 			[]string{"flows.tcp_timeout", "out of range"}},
 		{"other_timeout 0s", "flows:\n  other_timeout: 0s\n", 2,

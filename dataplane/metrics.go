@@ -23,6 +23,12 @@ type Gauges struct {
 	Sessions []*Session
 	// PCAPDropped returns the packets of a session the pcap writer dropped.
 	PCAPDropped func(session int) uint64
+	// SocketDrops returns the datagrams the kernel dropped at the backend's receive
+	// sockets, by listener (gwlb, mirror).
+	SocketDrops func() map[string]uint64
+	// SocketRecvBuffer returns the receive buffer the kernel granted each socket,
+	// by listener.
+	SocketRecvBuffer func() map[string]uint64
 }
 
 // Collector exports the pipeline's counters, summed over workers at scrape time.
@@ -34,6 +40,7 @@ type Collector struct {
 	flowsActive, flowsEvicted, eveWritten, eveDropped  *prometheus.Desc
 	flowsEnded                                         *prometheus.Desc
 	vxlanReserved                                      *prometheus.Desc
+	socketDrops, socketRecvBuffer                      *prometheus.Desc
 	mirror                                             [7]*prometheus.Desc
 }
 
@@ -74,6 +81,12 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 			"EVE records written, by event type.", []string{"event_type"}, nil),
 		eveDropped: prometheus.NewDesc("weir_eve_dropped_total",
 			"EVE records lost because the writer's queue was full, by event type.", []string{"event_type"}, nil),
+		socketDrops: prometheus.NewDesc("weir_socket_drops_total",
+			"Datagrams the kernel dropped at the receive sockets (queue full: workers too slow or the buffer too small), by listener.",
+			[]string{"listener"}, nil),
+		socketRecvBuffer: prometheus.NewDesc("weir_socket_recv_buffer_bytes",
+			"Receive buffer the kernel granted each receive socket (dataplane.recv_buffer, capped by net.core.rmem_max without CAP_NET_ADMIN), by listener.",
+			[]string{"listener"}, nil),
 	}
 	for i, m := range mirrorMetrics {
 		c.mirror[i] = prometheus.NewDesc(m[0], m[1], []string{"session"}, nil)
@@ -83,7 +96,8 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.decodeErrors, c.sendErrors,
-		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped, c.vxlanReserved} {
+		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped, c.vxlanReserved,
+		c.socketDrops, c.socketRecvBuffer} {
 		ch <- d
 	}
 	for _, d := range c.mirror {
@@ -149,6 +163,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if c.g.EVEDropped != nil {
 			counter(c.eveDropped, c.g.EVEDropped(i), name)
+		}
+	}
+	if c.g.SocketDrops != nil {
+		for l, v := range c.g.SocketDrops() {
+			counter(c.socketDrops, v, l)
+		}
+	}
+	if c.g.SocketRecvBuffer != nil {
+		for l, v := range c.g.SocketRecvBuffer() {
+			ch <- prometheus.MustNewConstMetric(c.socketRecvBuffer, prometheus.GaugeValue, float64(v), l)
 		}
 	}
 }

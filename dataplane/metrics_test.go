@@ -125,3 +125,25 @@ weir_eve_records_total{event_type="flow"} 10
 		t.Error(err)
 	}
 }
+
+// TestSocketMetrics: the backend's kernel drops and granted buffers, by listener.
+func TestSocketMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(NewPipeline(), Gauges{
+		SocketDrops:      func() map[string]uint64 { return map[string]uint64{"gwlb": 7, "mirror": 0} },
+		SocketRecvBuffer: func() map[string]uint64 { return map[string]uint64{"gwlb": 4 << 20, "mirror": 4 << 20} },
+	}))
+	want := `
+# HELP weir_socket_drops_total Datagrams the kernel dropped at the receive sockets (queue full: workers too slow or the buffer too small), by listener.
+# TYPE weir_socket_drops_total counter
+weir_socket_drops_total{listener="gwlb"} 7
+weir_socket_drops_total{listener="mirror"} 0
+# HELP weir_socket_recv_buffer_bytes Receive buffer the kernel granted each receive socket (dataplane.recv_buffer, capped by net.core.rmem_max without CAP_NET_ADMIN), by listener.
+# TYPE weir_socket_recv_buffer_bytes gauge
+weir_socket_recv_buffer_bytes{listener="gwlb"} 4.194304e+06
+weir_socket_recv_buffer_bytes{listener="mirror"} 4.194304e+06
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "weir_socket_drops_total", "weir_socket_recv_buffer_bytes"); err != nil {
+		t.Error(err)
+	}
+}

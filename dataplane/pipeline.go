@@ -3,6 +3,7 @@ package dataplane
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"weir/dataplane/packet"
 	"weir/geneve"
@@ -121,6 +122,8 @@ type Worker struct {
 	stage      int               // the stage running now
 	sess       []sessionTally    // per mirror session, indexed by Session.Index
 	sessC      []sessionCounters // published
+
+	beat atomic.Int64 // last Heartbeat, nanoseconds since epoch (monotonic); 0 = not running
 }
 
 // sessionTally counts one mirror session's packets during a batch.
@@ -324,4 +327,38 @@ func (p *Pipeline) Totals() Totals {
 		t.Returned += c.returned.Load()
 	}
 	return t
+}
+
+// epoch anchors heartbeats to the monotonic clock, so a wall-clock step never
+// looks like a stall.
+var epoch = time.Now()
+
+// Heartbeat records that the worker is making progress. A backend calls it once per
+// loop: after each batch and each time its wait for input times out, so an idle
+// worker keeps beating and only one stuck inside the pipeline (or the send path)
+// falls silent.
+func (w *Worker) Heartbeat() { w.beat.Store(max(int64(time.Since(epoch)), 1)) }
+
+// StopHeartbeat takes a worker that has ended out of stall checks.
+func (w *Worker) StopHeartbeat() { w.beat.Store(0) }
+
+// Stalled reports the worker that has gone longest without a heartbeat, if that is
+// more than timeout at now. Workers that never beat (replay) or have stopped are
+// not checked. Since idle workers beat on every receive timeout, silence alone
+// means stuck: there is no need to look at the socket's queue.
+func (p *Pipeline) Stalled(now time.Time, timeout time.Duration) (worker int, since time.Duration, stalled bool) {
+	p.mu.Lock()
+	ws := p.workers
+	p.mu.Unlock()
+	mono := now.Sub(epoch)
+	for _, w := range ws {
+		b := w.beat.Load()
+		if b == 0 {
+			continue
+		}
+		if d := mono - time.Duration(b); d > timeout && d > since {
+			worker, since, stalled = w.ID, d, true
+		}
+	}
+	return worker, since, stalled
 }

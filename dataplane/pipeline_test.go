@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -212,4 +213,28 @@ func BenchmarkPipelineBatch(b *testing.B) {
 		w.Process(batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ds)), "ns/pkt")
+}
+
+func TestStalled(t *testing.T) {
+	p := NewPipeline()
+	a, b, replay := p.NewWorker(), p.NewWorker(), p.NewWorker()
+	_ = replay // never beats: not checked
+	now := time.Now()
+	if _, _, stalled := p.Stalled(now.Add(time.Hour), time.Second); stalled {
+		t.Fatal("stalled before any worker beat")
+	}
+	a.Heartbeat()
+	b.Heartbeat()
+	if w, d, stalled := p.Stalled(time.Now(), time.Second); stalled {
+		t.Fatalf("worker %d stalled for %s right after beating", w, d)
+	}
+	a.StopHeartbeat() // a ended: only b is checked
+	w, d, stalled := p.Stalled(time.Now().Add(5*time.Second), time.Second)
+	if !stalled || w != b.ID || d < 5*time.Second || d > time.Minute {
+		t.Fatalf("Stalled = %d, %s, %v; want worker %d, 5s or a little more", w, d, stalled, b.ID)
+	}
+	b.StopHeartbeat()
+	if w, _, stalled := p.Stalled(time.Now().Add(time.Hour), time.Second); stalled {
+		t.Fatalf("worker %d stalled after stopping", w)
+	}
 }

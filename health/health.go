@@ -23,6 +23,21 @@ import (
 type State struct {
 	dataplaneUp atomic.Bool
 	draining    atomic.Bool
+	stall       atomic.Pointer[StallCheck]
+}
+
+// StallCheck reports a dataplane worker that has made no progress for too long, and
+// how long. health does not import the dataplane: the node wires this to the
+// pipeline's Stalled.
+type StallCheck func() (worker int, stalledFor time.Duration, stalled bool)
+
+// SetStallCheck makes a stalled dataplane worker fail health; nil turns it off.
+func (s *State) SetStallCheck(f StallCheck) {
+	if f == nil {
+		s.stall.Store(nil)
+		return
+	}
+	s.stall.Store(&f)
 }
 
 // SetDataplaneUp records whether every dataplane worker is receiving.
@@ -36,17 +51,37 @@ func (s *State) Draining() bool { return s.draining.Load() }
 
 // Healthy reports whether the node should receive new traffic, and if not, why.
 func (s *State) Healthy() (bool, string) {
-	switch {
-	case s.draining.Load():
-		return false, "draining"
-	case !s.dataplaneUp.Load():
-		return false, "dataplane down"
-	}
-	return true, "serving"
+	st := s.status()
+	return st.ok, st.Status
 }
 
-// Handler answers GET and HEAD /healthz: 200 serving, 503 draining or dataplane down,
-// with a small JSON body saying which.
+// status is the health answer, as the JSON body says it.
+type status struct {
+	ok         bool
+	Status     string `json:"status"`
+	Worker     *int   `json:"worker,omitempty"`
+	StalledFor string `json:"stalled_for,omitempty"`
+}
+
+func (s *State) status() status {
+	switch {
+	case s.draining.Load():
+		return status{Status: "draining"}
+	case !s.dataplaneUp.Load():
+		return status{Status: "dataplane down"}
+	}
+	if f := s.stall.Load(); f != nil {
+		if w, d, stalled := (*f)(); stalled {
+			return status{Status: "dataplane stalled", Worker: &w,
+				StalledFor: d.Round(100 * time.Millisecond).String()}
+		}
+	}
+	return status{ok: true, Status: "serving"}
+}
+
+// Handler answers GET and HEAD /healthz: 200 serving, 503 draining, dataplane down or
+// a dataplane worker stalled, with a small JSON body saying which (and, when stalled,
+// which worker and for how long).
 func (s *State) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -54,17 +89,15 @@ func (s *State) Handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		ok, why := s.Healthy()
+		st := s.status()
 		code := http.StatusOK
-		if !ok {
+		if !st.ok {
 			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(struct {
-			Status string `json:"status"`
-		}{why})
+		_ = json.NewEncoder(w).Encode(st)
 	})
 }
 

@@ -206,3 +206,46 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestStalled: a stalled dataplane worker fails health with the worker and how long,
+// draining and dataplane down still take precedence, and recovery answers 200 again.
+func TestStalled(t *testing.T) {
+	var s health.State
+	s.SetDataplaneUp(true)
+	h := s.Handler()
+	var stalled bool
+	s.SetStallCheck(func() (int, time.Duration, bool) { return 3, 7234 * time.Millisecond, stalled })
+
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(); code != 200 || body != "{\"status\":\"serving\"}\n" {
+		t.Errorf("not stalled: %d %q", code, body)
+	}
+	stalled = true
+	if code, body := get(); code != 503 || body != `{"status":"dataplane stalled","worker":3,"stalled_for":"7.2s"}`+"\n" {
+		t.Errorf("stalled: %d %q", code, body)
+	}
+	if ok, why := s.Healthy(); ok || why != "dataplane stalled" {
+		t.Errorf("Healthy() = %v %q", ok, why)
+	}
+	s.SetStallCheck(nil)
+	if code, _ := get(); code != 200 {
+		t.Errorf("stall check off: %d, want 200", code)
+	}
+	s.SetStallCheck(func() (int, time.Duration, bool) { return 0, time.Minute, true })
+	if code, body := get(); code != 503 || !strings.Contains(body, `"worker":0,`) {
+		t.Errorf("worker 0 stalled: %d %q", code, body)
+	}
+	s.SetDataplaneUp(false)
+	if _, body := get(); !strings.Contains(body, `"dataplane down"`) || strings.Contains(body, "worker") {
+		t.Errorf("down and stalled: %q, want dataplane down", body)
+	}
+	s.SetDataplaneUp(true)
+	s.Drain()
+	if _, body := get(); !strings.Contains(body, `"draining"`) {
+		t.Errorf("draining and stalled: %q, want draining", body)
+	}
+}

@@ -52,18 +52,26 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		listeners = append(listeners, socket.Listener{Addr: cfg.Mirror.Listen, Encap: dataplane.EncapVXLAN})
 	}
 	n.backend, err = socket.New(socket.Config{
-		Listeners: listeners,
-		Workers:   cfg.Dataplane.Workers,
-		Batch:     cfg.Dataplane.Batch,
-		Reply:     socket.ReplyMode(cfg.GWLB.Reply),
-		Logger:    log,
+		Listeners:  listeners,
+		Workers:    cfg.Dataplane.Workers,
+		Batch:      cfg.Dataplane.Batch,
+		Reply:      socket.ReplyMode(cfg.GWLB.Reply),
+		RecvBuffer: int(cfg.Dataplane.RecvBuffer),
+		Logger:     log,
 	})
 	if err != nil {
 		return nil, err
 	}
 
+	if d := cfg.Health.StallTimeout; d > 0 {
+		n.state.SetStallCheck(func() (int, time.Duration, bool) { return n.Pipeline.Stalled(time.Now(), d) })
+	}
+
 	reg := health.NewRegistry()
-	reg.MustRegister(dataplane.NewCollector(n.Pipeline, n.Gauges()))
+	gauges := n.Gauges()
+	gauges.SocketDrops = n.backend.Drops
+	gauges.SocketRecvBuffer = n.backend.RecvBuffer
+	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
 	mmux := http.NewServeMux()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -47,7 +48,7 @@ type Config struct {
 	Workers    int        // per listener; default: number of CPUs
 	Batch      int        // datagrams per recvmmsg/sendmmsg, default 64
 	Reply      ReplyMode  // default auto
-	RecvBuffer int        // SO_RCVBUF bytes, default 4 MiB
+	RecvBuffer int        // bytes of receive buffer per socket (dataplane.recv_buffer), default 4 MiB
 	Logger     *slog.Logger
 }
 
@@ -60,12 +61,20 @@ type Backend struct {
 	cfg   Config
 	reply ReplyMode
 	log   *slog.Logger
-	socks []sock
+	locks []int // one per listener, see claim
+
+	mu      sync.Mutex // socks against Close; the drop counts
+	socks   []sock
+	closed  map[string]uint64 // drops of sockets already closed, by listener label
+	granted map[string]int    // receive buffer the kernel granted, by listener label
 }
 
 type sock struct {
 	fd int
 	l  Listener
+
+	lastDrops uint32 // the kernel's counter at the last read
+	drops     uint64 // its increments, summed
 }
 
 // New opens one receive socket per worker and settles the reply mode, so that
@@ -91,7 +100,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	b := &Backend{cfg: cfg, log: cfg.Logger}
+	b := &Backend{cfg: cfg, log: cfg.Logger, closed: map[string]uint64{}, granted: map[string]int{}}
 	switch cfg.Reply {
 	case ReplyRaw, ReplyUDP:
 		b.reply = cfg.Reply
@@ -112,13 +121,24 @@ func New(cfg Config) (*Backend, error) {
 		unix.Close(fd)
 	}
 	for _, l := range cfg.Listeners {
+		lock, err := claim(l)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.locks = append(b.locks, lock)
 		for i := 0; i < cfg.Workers; i++ {
-			fd, err := openListener(l.Addr, cfg.RecvBuffer)
+			fd, granted, err := openListener(l.Addr, cfg.RecvBuffer)
 			if err != nil {
 				b.Close()
 				return nil, err
 			}
-			b.socks = append(b.socks, sock{fd, l})
+			b.socks = append(b.socks, sock{fd: fd, l: l})
+			b.granted[l.label()] = granted
+		}
+		if g := b.granted[l.label()]; g < cfg.RecvBuffer {
+			b.log.Warn("the kernel gave a smaller receive buffer than asked: bursts will be dropped sooner (weir_socket_drops_total); raise net.core.rmem_max or run with CAP_NET_ADMIN",
+				"listener", l.key(), "asked", cfg.RecvBuffer, "granted", g)
 		}
 	}
 	return b, nil
@@ -135,22 +155,35 @@ func (b *Backend) Name() string {
 // Reply is the reply mode in use.
 func (b *Backend) Reply() ReplyMode { return b.reply }
 
-// Close closes the receive sockets. Run closes them itself when it ends.
+// Close closes the receive sockets and frees the listen addresses for another
+// instance. Run closes them itself when it ends.
 func (b *Backend) Close() {
-	for _, s := range b.socks {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.socks {
+		s := &b.socks[i]
+		b.closed[s.l.label()] += s.readDrops()
 		unix.Close(s.fd)
 	}
 	b.socks = nil
+	// After the sockets: another weir may claim the port from now on.
+	for _, fd := range b.locks {
+		unix.Close(fd)
+	}
+	b.locks = nil
 }
 
 // Run runs one worker per socket until ctx ends.
 func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) error {
 	defer b.Close()
+	b.mu.Lock()
+	socks := slices.Clone(b.socks)
+	b.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(b.socks))
+	errs := make(chan error, len(socks))
 	stop, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, s := range b.socks {
+	for _, s := range socks {
 		w, err := b.newWorker(s, p.NewWorker())
 		if err != nil {
 			cancel()
@@ -179,10 +212,11 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 	}
 }
 
-func openListener(addr netip.AddrPort, rcvbuf int) (int, error) {
+// openListener opens one receive socket; it returns the receive buffer granted.
+func openListener(addr netip.AddrPort, rcvbuf int) (int, int, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
-		return -1, fmt.Errorf("socket backend: %w", err)
+		return -1, 0, fmt.Errorf("socket backend: %w", err)
 	}
 	set := func(level, opt, v int) error { return unix.SetsockoptInt(fd, level, opt, v) }
 	for _, o := range []struct{ level, opt, v int }{
@@ -195,25 +229,34 @@ func openListener(addr netip.AddrPort, rcvbuf int) (int, error) {
 	} {
 		if err := set(o.level, o.opt, o.v); err != nil {
 			unix.Close(fd)
-			return -1, fmt.Errorf("socket backend: setsockopt: %w", err)
+			return -1, 0, fmt.Errorf("socket backend: setsockopt: %w", err)
 		}
 	}
-	// Best effort: RCVBUFFORCE needs CAP_NET_ADMIN, RCVBUF is capped by rmem_max.
+	// SO_RCVBUF is capped by net.core.rmem_max (often 208 KiB: a few milliseconds
+	// of line rate); SO_RCVBUFFORCE is not, but needs CAP_NET_ADMIN (root has it).
 	if set(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
 		_ = set(unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	}
-	// Wake up regularly so that a stopping worker notices.
-	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
+	// The kernel doubles what it grants, for its own bookkeeping.
+	granted, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		unix.Close(fd)
+		return -1, 0, fmt.Errorf("socket backend: SO_RCVBUF: %w", err)
+	}
+	granted /= 2
+	// Wake up regularly so that a stopping worker notices, and an idle one
+	// heartbeats (health takes a silent worker for a stuck one).
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("socket backend: SO_RCVTIMEO: %w", err)
+		return -1, 0, fmt.Errorf("socket backend: SO_RCVTIMEO: %w", err)
 	}
 	sa := &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("socket backend: bind %s: %w", addr, err)
+		return -1, 0, fmt.Errorf("socket backend: bind %s: %w", addr, err)
 	}
-	return fd, nil
+	return fd, granted, nil
 }
 
 func openRaw() (int, error) {
@@ -254,6 +297,9 @@ type worker struct {
 }
 
 const oobSize = 64
+
+// recvTimeout bounds how long a worker waits for input before it looks up again.
+const recvTimeout = 100 * time.Millisecond
 
 func (b *Backend) newWorker(s sock, w *dataplane.Worker) (*worker, error) {
 	n := b.cfg.Batch
@@ -316,7 +362,11 @@ func (wk *worker) close() {
 }
 
 func (wk *worker) run(ctx context.Context) error {
+	defer wk.w.StopHeartbeat()
 	for ctx.Err() == nil {
+		// Once a loop: after every batch, and at least every SO_RCVTIMEO while idle,
+		// so that silence means a worker stuck in the pipeline or the send path.
+		wk.w.Heartbeat()
 		n, err := wk.recv()
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR {
