@@ -105,23 +105,23 @@ func TestParseConfigFull(t *testing.T) {
 			Src:     netip.MustParsePrefix("10.0.0.0/8"),
 			Dst:     netip.MustParsePrefix("192.168.0.0/16"),
 			DstPort: policy.PortRange{Lo: 443, Hi: 443},
-			Line:    22,
+			Line:    24,
 		},
 		{
 			Action: policy.Drop, Proto: 17,
 			SrcPort: policy.PortRange{Lo: 1000, Hi: 2000},
 			DstPort: policy.PortRange{Lo: 53, Hi: 53},
-			Line:    27,
+			Line:    29,
 		},
 		{
 			Action: policy.Allow, Proto: 58,
 			Src:  netip.MustParsePrefix("fd00::/8"),
 			Dst:  netip.MustParsePrefix("2001:db8::1/128"),
-			Line: 31,
+			Line: 33,
 		},
-		{Action: policy.Allow, Proto: 1, Line: 35},
-		{Action: policy.Drop, Proto: policy.AnyProto, Dst: netip.MustParsePrefix("0.0.0.0/0"), Line: 37},
-		{Action: policy.Allow, Proto: 47, Line: 40},
+		{Action: policy.Allow, Proto: 1, Line: 37},
+		{Action: policy.Drop, Proto: policy.AnyProto, Dst: netip.MustParsePrefix("0.0.0.0/0"), Line: 39},
+		{Action: policy.Allow, Proto: 47, Line: 42},
 	}
 	if len(c.Policy.Rules) != len(want) {
 		t.Fatalf("got %d rules, want %d: %+v", len(c.Policy.Rules), len(want), c.Policy.Rules)
