@@ -59,7 +59,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				hex, found := strings.CutPrefix(str, "vpce-")
 				id, err := strconv.ParseUint(hex, 16, 64)
 				if !found || err != nil || len(hex) > 17 {
-					p.fail(item, "mirror.gwlb_endpoints: %q is not a GWLB endpoint id like vpce-0123456789abcdef0", str)
+					p.fail(item, "mirror.gwlb_endpoints: %s is not a GWLB endpoint id like vpce-0123456789abcdef0", quote(str))
 					return
 				}
 				m.GWLBEndpoints = append(m.GWLBEndpoints, id)
@@ -75,7 +75,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				}
 				a, err := netip.ParseAddr(s)
 				if err != nil {
-					p.fail(item, "mirror.amazon_dns: %q is not an IP address", s)
+					p.fail(item, "mirror.amazon_dns: %s is not an IP address", quote(s))
 					return
 				}
 				m.AmazonDNS = append(m.AmazonDNS, a)
@@ -102,7 +102,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 					vnis[s.VNI] = item.Line
 				}
 				if l, dup := names[s.Name]; dup {
-					p.fail(item, "%s: session name %q is already used at line %d", where, s.Name, l)
+					p.fail(item, "%s: session name %s is already used at line %d", where, quote(s.Name), l)
 				}
 				names[s.Name] = item.Line
 				m.Sessions = append(m.Sessions, s)
@@ -133,7 +133,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			mac, err := net.ParseMAC(str)
 			if err != nil || len(mac) != 6 {
-				p.fail(v, "%s.eni_mac: %q is not a MAC address like 0a:1b:2c:3d:4e:5f", where, str)
+				p.fail(v, "%s.eni_mac: %s is not a MAC address like 0a:1b:2c:3d:4e:5f", where, quote(str))
 				return
 			}
 			s.ENIMAC = mac
@@ -145,7 +145,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			a, err := netip.ParseAddr(str)
 			if err != nil {
-				p.fail(v, "%s.eni_ip: %q is not an IP address", where, str)
+				p.fail(v, "%s.eni_ip: %s is not an IP address", where, quote(str))
 				return
 			}
 			s.ENIIP = a
