@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,11 +106,19 @@ type Error struct {
 	Msg  string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+// Error returns "FILE:LINE: message", or "FILE: message" for a problem with the
+// whole file (Line 0), such as its size.
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
 
-// LoadConfig reads and validates a configuration file.
+// LoadConfig reads and validates a configuration file of at most MaxConfigSize
+// bytes.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +299,8 @@ func yamlError(file string, err error) error {
 			}
 		}
 	}
-	return &Error{File: file, Line: line, Msg: msg}
+	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
+	return &Error{File: file, Line: line, Msg: clip(msg, 4*maxEcho)}
 }
 
 // parser walks the YAML tree, keeping the first error.
@@ -328,13 +336,13 @@ func (p *parser) mapping(n *yaml.Node, where string, keys map[string]func(*yaml.
 			full = where + "." + name
 		}
 		if seen[name] {
-			p.fail(k, "%s: duplicate key", full)
+			p.fail(k, "%s: duplicate key", clip(full, maxEcho))
 			return
 		}
 		seen[name] = true
 		f, ok := keys[name]
 		if !ok {
-			p.fail(k, "unknown key %q%s", full, hint(name, keys))
+			p.fail(k, "unknown key %s%s", quote(full), hint(name, keys))
 			return
 		}
 		f(v)
@@ -388,7 +396,7 @@ func (p *parser) oneOf(n *yaml.Node, where string, allowed ...string) string {
 			return s
 		}
 	}
-	p.fail(n, "%s: %q is not one of %s", where, s, strings.Join(allowed, ", "))
+	p.fail(n, "%s: %s is not one of %s", where, quote(s), strings.Join(allowed, ", "))
 	return ""
 }
 
@@ -399,7 +407,7 @@ func (p *parser) intRange(n *yaml.Node, where string, lo, hi int) int {
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		p.fail(n, "%s: %q is not an integer", where, s)
+		p.fail(n, "%s: %s is not an integer", where, quote(s))
 		return 0
 	}
 	if v < lo || v > hi {
@@ -427,11 +435,11 @@ func (p *parser) size(n *yaml.Node, where string, lo int64) int64 {
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || v < 0 || v > (1<<62)/mult {
-		p.fail(n, "%s: %q is not a size (like 100MiB or 1GiB)", where, s)
+		p.fail(n, "%s: %s is not a size (like 100MiB or 1GiB)", where, quote(s))
 		return 0
 	}
 	if v*mult < lo {
-		p.fail(n, "%s: %s is smaller than the minimum of %d bytes", where, s, lo)
+		p.fail(n, "%s: %s is smaller than the minimum of %d bytes", where, clip(s, maxEcho), lo)
 	}
 	return v * mult
 }
@@ -443,7 +451,7 @@ func (p *parser) duration(n *yaml.Node, where string, lo, hi time.Duration) time
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		p.fail(n, "%s: %q is not a duration (like 350s, 2m, 500ms)", where, s)
+		p.fail(n, "%s: %s is not a duration (like 350s, 2m, 500ms)", where, quote(s))
 		return 0
 	}
 	if d < lo || d > hi {
@@ -459,7 +467,7 @@ func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPor
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		p.fail(n, "%s: %q is not ADDRESS:PORT (like 0.0.0.0:6081)", where, s)
+		p.fail(n, "%s: %s is not ADDRESS:PORT (like 0.0.0.0:6081)", where, quote(s))
 		return ap
 	}
 	if v4only && !ap.Addr().Is4() {
@@ -467,7 +475,7 @@ func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPor
 		if where == "mirror.listen" {
 			why = "Traffic Mirroring sends VXLAN over IPv4"
 		}
-		p.fail(n, "%s: %s must be an IPv4 address: %s", where, ap.Addr(), why)
+		p.fail(n, "%s: %s must be an IPv4 address: %s", where, clip(ap.Addr().String(), maxEcho), why)
 	}
 	return ap
 }
@@ -480,11 +488,11 @@ func (p *parser) hostPort(n *yaml.Node, where string) string {
 	}
 	i := strings.LastIndexByte(s, ':')
 	if i < 0 {
-		p.fail(n, "%s: %q has no port (like 0.0.0.0:8080)", where, s)
+		p.fail(n, "%s: %s has no port (like 0.0.0.0:8080)", where, quote(s))
 		return s
 	}
 	if port, err := strconv.Atoi(s[i+1:]); err != nil || port < 0 || port > 65535 {
-		p.fail(n, "%s: %q has a bad port", where, s)
+		p.fail(n, "%s: %s has a bad port", where, quote(s))
 	}
 	return s
 }
@@ -501,7 +509,7 @@ func (p *parser) prefix(n *yaml.Node, where string) (netip.Prefix, bool) {
 	}
 	pr, err := netip.ParsePrefix(s)
 	if err != nil {
-		p.fail(n, "%s: %q is not a CIDR (like 10.0.0.0/16 or fd00::/8)", where, s)
+		p.fail(n, "%s: %s is not a CIDR (like 10.0.0.0/16 or fd00::/8)", where, quote(s))
 		return pr, false
 	}
 	if pr.Masked() != pr {
@@ -536,7 +544,7 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 			}
 			num, err := strconv.Atoi(s)
 			if err != nil || num < 0 || num > 255 {
-				p.fail(v, "%s.proto: %q is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", where, s)
+				p.fail(v, "%s.proto: %s is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", where, quote(s))
 				return
 			}
 			r.Proto = num
@@ -573,7 +581,7 @@ func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
 	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
-		p.fail(n, "%s: %q is not a port (1-65535) or range N-M", where, s)
+		p.fail(n, "%s: %s is not a port (1-65535) or range N-M", where, quote(s))
 		return policy.PortRange{}
 	}
 	return policy.PortRange{Lo: uint16(a), Hi: uint16(b)}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -60,7 +59,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				hex, found := strings.CutPrefix(str, "vpce-")
 				id, err := strconv.ParseUint(hex, 16, 64)
 				if !found || err != nil || len(hex) > 17 {
-					p.fail(item, "mirror.gwlb_endpoints: %q is not a GWLB endpoint id like vpce-0123456789abcdef0", str)
+					p.fail(item, "mirror.gwlb_endpoints: %s is not a GWLB endpoint id like vpce-0123456789abcdef0", quote(str))
 					return
 				}
 				m.GWLBEndpoints = append(m.GWLBEndpoints, id)
@@ -76,7 +75,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				}
 				a, err := netip.ParseAddr(s)
 				if err != nil {
-					p.fail(item, "mirror.amazon_dns: %q is not an IP address", s)
+					p.fail(item, "mirror.amazon_dns: %s is not an IP address", quote(s))
 					return
 				}
 				m.AmazonDNS = append(m.AmazonDNS, a)
@@ -103,7 +102,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 					vnis[s.VNI] = item.Line
 				}
 				if l, dup := names[s.Name]; dup {
-					p.fail(item, "%s: session name %q is already used at line %d", where, s.Name, l)
+					p.fail(item, "%s: session name %s is already used at line %d", where, quote(s.Name), l)
 				}
 				names[s.Name] = item.Line
 				m.Sessions = append(m.Sessions, s)
@@ -134,7 +133,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			mac, err := net.ParseMAC(str)
 			if err != nil || len(mac) != 6 {
-				p.fail(v, "%s.eni_mac: %q is not a MAC address like 0a:1b:2c:3d:4e:5f", where, str)
+				p.fail(v, "%s.eni_mac: %s is not a MAC address like 0a:1b:2c:3d:4e:5f", where, quote(str))
 				return
 			}
 			s.ENIMAC = mac
@@ -146,7 +145,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			a, err := netip.ParseAddr(str)
 			if err != nil {
-				p.fail(v, "%s.eni_ip: %q is not an IP address", where, str)
+				p.fail(v, "%s.eni_ip: %s is not an IP address", where, quote(str))
 				return
 			}
 			s.ENIIP = a
@@ -174,161 +173,54 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 }
 
 // filter reads a session's filter: a path to the JSON that `aws ec2
-// describe-traffic-mirror-filters` prints (relative to the config file), or the same
-// fields inline.
+// describe-traffic-mirror-filters` prints (relative to the config file, at most
+// MaxFilterFileSize bytes), or the same fields inline.
 func (p *parser) filter(n, idNode *yaml.Node, where string) *mirror.Filter {
 	id := ""
 	if idNode != nil {
 		id = p.str(idNode, where+".filter_id")
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && n.Value != "" {
+		// Longer than Linux's PATH_MAX: not a file name, and not to be repeated in
+		// every error about the file's rules.
+		if len(n.Value) > 4096 {
+			p.fail(n, "%s.filter: %s is too long for a file name", where, quote(n.Value))
+			return nil
+		}
 		path := n.Value
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(p.file), path)
 		}
-		f, err := mirror.LoadFilter(path, id)
-		if err != nil {
-			p.fail(n, "%s.filter: %v", where, err)
-			return nil
+		data, err := ReadFile(path, MaxFilterFileSize)
+		if err == nil {
+			var f *mirror.Filter
+			if f, err = mirror.ParseFilter(path, data, id); err == nil {
+				return f
+			}
 		}
-		return f
+		p.fail(n, "%s.filter: %v", where, err)
+		return nil
 	}
-	if n.Kind != yaml.MappingNode {
+	m := n
+	if m.Kind == yaml.AliasNode && m.Alias != nil {
+		m = m.Alias // a filter shared between sessions with an anchor
+	}
+	if m.Kind != yaml.MappingNode {
 		p.fail(n, "%s.filter: expected the path of a filter file or a filter mapping", where)
 		return nil
 	}
-	data, bad, msg := filterJSON(n)
-	if bad != nil {
-		p.fail(bad, "%s.filter: %s", where, msg)
-		return nil
-	}
-	f, err := mirror.ParseFilterJSON(p.file, data, id)
+	f, err := mirror.FilterFromNode(p.file, n, id)
 	if err != nil {
-		// Errors name this file and, for a rule, its line (data keeps the lines).
-		line, first := n.Line, err
-		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-			first = j.Unwrap()[0]
-		}
+		// Report the first problem at its line of this file, and the others after
+		// it, each with its own line.
+		line := n.Line
 		var re *mirror.RuleError
-		if errors.As(first, &re) {
-			if rest, ok := strings.CutPrefix(re.Where, p.file+":"); ok {
-				num, _, _ := strings.Cut(rest, ":")
-				if l, e := strconv.Atoi(num); e == nil && l > 0 {
-					line = l
-				}
-			}
+		if errors.As(err, &re) && re.Line > 0 {
+			line = re.Line
 		}
-		msg := err.Error()
-		if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("%s:%d: ", p.file, line)); ok {
-			msg = rest
-		} else {
-			msg = strings.TrimPrefix(msg, p.file+": ")
-		}
+		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("%s:%d: ", p.file, line))
 		p.fail(&yaml.Node{Line: line}, "%s.filter: %s", where, msg)
 		return nil
 	}
 	return f
-}
-
-// maxFilterJSON bounds the JSON an inline filter expands to (aliases repeat nodes).
-const maxFilterJSON = 16 << 20
-
-// filterJSON turns an inline filter into the JSON mirror.ParseFilterJSON reads, with
-// every value on the line it has in the config file, so that the lines the filter
-// parser reports are the config file's. It returns the node at fault and a message
-// when n cannot be written as JSON.
-func filterJSON(n *yaml.Node) (data []byte, bad *yaml.Node, msg string) {
-	e := &jsonLines{line: 1}
-	e.value(n)
-	return e.buf, e.bad, e.msg
-}
-
-type jsonLines struct {
-	buf  []byte
-	line int // the line the end of buf is on
-	bad  *yaml.Node
-	msg  string
-}
-
-func (e *jsonLines) fail(n *yaml.Node, format string, args ...any) {
-	if e.bad == nil {
-		e.bad, e.msg = n, fmt.Sprintf(format, args...)
-	}
-}
-
-// to starts a new line until buf ends on line (never going back).
-func (e *jsonLines) to(line int) {
-	for ; e.line < line; e.line++ {
-		e.buf = append(e.buf, '\n')
-	}
-}
-
-func (e *jsonLines) value(n *yaml.Node) {
-	if e.bad != nil {
-		return
-	}
-	if len(e.buf) > maxFilterJSON {
-		e.fail(n, "too large")
-		return
-	}
-	e.to(n.Line)
-	switch n.Kind {
-	case yaml.AliasNode:
-		e.value(n.Alias)
-	case yaml.MappingNode:
-		e.buf = append(e.buf, '{')
-		seen := make(map[string]bool, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content) && e.bad == nil; i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			switch {
-			case k.Kind != yaml.ScalarNode:
-				e.fail(k, "a key must be a single value")
-				return
-			case k.ShortTag() == "!!merge":
-				e.fail(k, "merge keys (<<) are not supported in a filter")
-				return
-			case seen[k.Value]:
-				e.fail(k, "duplicate key %q", k.Value)
-				return
-			}
-			seen[k.Value] = true
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.to(k.Line)
-			e.buf, _ = appendJSON(e.buf, k.Value)
-			e.buf = append(e.buf, ':')
-			e.value(v)
-		}
-		e.buf = append(e.buf, '}')
-	case yaml.SequenceNode:
-		e.buf = append(e.buf, '[')
-		for i, item := range n.Content {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.value(item)
-		}
-		e.buf = append(e.buf, ']')
-	case yaml.ScalarNode:
-		var v any
-		if err := n.Decode(&v); err != nil {
-			e.fail(n, "%v", err)
-			return
-		}
-		var err error
-		if e.buf, err = appendJSON(e.buf, v); err != nil {
-			e.fail(n, "%q cannot be written as JSON: %v", n.Value, err)
-		}
-	default:
-		e.fail(n, "unexpected YAML node")
-	}
-}
-
-func appendJSON(buf []byte, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return buf, err
-	}
-	return append(buf, b...), nil
 }

@@ -7,13 +7,16 @@ package mirror
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
-	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 
 	"weir/dataplane/packet"
 )
@@ -49,7 +52,7 @@ func (d *Direction) UnmarshalText(b []byte) error {
 	case "egress":
 		*d = DirEgress
 	default:
-		return fmt.Errorf("bad TrafficDirection %q (want ingress or egress)", b)
+		return fmt.Errorf("bad TrafficDirection %s (want ingress or egress)", quote(string(b)))
 	}
 	return nil
 }
@@ -89,7 +92,7 @@ func (a *RuleAction) UnmarshalText(b []byte) error {
 	case "reject":
 		*a = Reject
 	default:
-		return fmt.Errorf("bad RuleAction %q (want accept or reject)", b)
+		return fmt.Errorf("bad RuleAction %s (want accept or reject)", quote(string(b)))
 	}
 	return nil
 }
@@ -235,6 +238,7 @@ func isAmazonDNS(p *packet.Packet, dns []netip.Addr) bool {
 type RuleError struct {
 	Where string
 	Msg   string
+	Line  int // the line Where names, when known (0 when not)
 }
 
 func (e *RuleError) Error() string {
@@ -313,7 +317,7 @@ func checkRules(id string, dir Direction, rules []Rule, errs []error) ([]Rule, [
 func ruleName(id string, dir Direction, number, i int) string {
 	var b strings.Builder
 	if id != "" {
-		b.WriteString(id)
+		b.WriteString(clip(id, maxEcho))
 		b.WriteByte(' ')
 	}
 	if number >= MinRuleNumber && number <= MaxRuleNumber {
@@ -400,401 +404,531 @@ func family(p netip.Prefix) string {
 	return "IPv6"
 }
 
-// LoadFilter reads a filter from a JSON file; see ParseFilterJSON.
-func LoadFilter(path, id string) (*Filter, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// ParseFilter reads a Traffic Mirror filter document: the JSON that `aws ec2
+// describe-traffic-mirror-filters` prints ({"TrafficMirrorFilters": [...]}), one
+// filter object of it, or a document with one filter under "TrafficMirrorFilter"
+// (what create-traffic-mirror-filter and modify-traffic-mirror-filter-network-services
+// print), as is, or the same written in YAML. yaml.v3 reads both, and keeps the
+// line of every value for errors. name is the file name for errors; id and the
+// errors are as for FilterFromNode. A document that is empty, or followed by a
+// second one, is an error.
+func ParseFilter(name string, data []byte, id string) (*Filter, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &RuleError{Where: name + ":1", Line: 1, Msg: "empty: want a Traffic Mirror filter"}
+		}
+		return nil, syntaxError(name, err)
 	}
-	return ParseFilterJSON(path, data, id)
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &RuleError{Where: fmt.Sprintf("%s:%d", name, extra.Line), Line: extra.Line,
+			Msg: "a second document: a filter file holds one"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, syntaxError(name, err)
+	}
+	return FilterFromNode(name, &doc, id)
 }
 
-// The JSON shapes of `aws ec2 describe-traffic-mirror-filters`. Fields not named here
-// (Tags, TrafficMirrorFilterRuleId, ...) are ignored. Rules stay raw so that each is
-// decoded on its own and its errors name it.
-type jsonDoc struct {
-	TrafficMirrorFilters []json.RawMessage
+// syntaxError turns a yaml.v3 error ("yaml: line 3: ...") into a *RuleError at
+// that line (line 1 when yaml.v3 gives none).
+func syntaxError(name string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 1
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ":"); ok {
+			if n, e := strconv.Atoi(num); e == nil && n > 0 {
+				line, msg = n, strings.TrimSpace(after)
+			}
+		}
+	}
+	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
+	return &RuleError{Where: fmt.Sprintf("%s:%d", name, line), Line: line,
+		Msg: "invalid JSON or YAML: " + clip(msg, maxMessage)}
 }
 
-type jsonFilter struct {
-	TrafficMirrorFilterId string
-	Description           string
-	IngressFilterRules    []json.RawMessage
-	EgressFilterRules     []json.RawMessage
-	NetworkServices       []string
-}
-
-type jsonRule struct {
-	RuleNumber           *int
-	RuleAction           *string
-	TrafficDirection     *string
-	Protocol             *int
-	SourceCidrBlock      *string
-	DestinationCidrBlock *string
-	SourcePortRange      *jsonPortRange
-	DestinationPortRange *jsonPortRange
-}
-
-type jsonPortRange struct {
-	FromPort, ToPort *int
-}
-
-// ParseFilterJSON reads the output of `aws ec2 describe-traffic-mirror-filters`
-// ({"TrafficMirrorFilters": [...]}), or one filter object of it, or a document with
-// one filter under "TrafficMirrorFilter" (what create-traffic-mirror-filter and
-// modify-traffic-mirror-filter-network-services print), as is. name is the
-// file name for errors. When the document holds several filters, id selects one (an
-// empty id is then an error that lists the ids); when it holds one, a non-empty id
-// must be its id. Only the selected filter is validated.
+// FilterFromNode reads a filter from a yaml.v3 node tree: a document parsed from
+// JSON or YAML (see ParseFilter for the shapes), or a mapping inside a larger
+// document such as weir's configuration. Field names are AWS's, matched exactly or
+// else ignoring case as encoding/json does; fields not read here (Tags,
+// TrafficMirrorFilterRuleId, ...) are ignored; aliases are followed. name is the
+// file the nodes come from.
 //
-// Invalid JSON is reported as "name:LINE:COL: ..."; problems with a rule as
-// *RuleError whose Where is "name:LINE: ID DIRECTION rule NUMBER", every problem
-// found (several are joined with errors.Join).
-func ParseFilterJSON(name string, data []byte, id string) (*Filter, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, jsonError(name, data, err)
-	}
-	var raw json.RawMessage
-	if _, ok := lookup(top, "TrafficMirrorFilters"); ok {
-		var doc jsonDoc
-		if err := json.Unmarshal(data, &doc); err != nil {
-			return nil, jsonError(name, data, err)
-		}
-		filterIDs := make([]string, len(doc.TrafficMirrorFilters))
-		for i, fr := range doc.TrafficMirrorFilters {
-			var f struct{ TrafficMirrorFilterId any }
-			json.Unmarshal(fr, &f) // errors surface when the filter is decoded
-			filterIDs[i], _ = f.TrafficMirrorFilterId.(string)
-		}
-		switch {
-		case len(filterIDs) == 0:
-			return nil, fmt.Errorf("%s: no filter in TrafficMirrorFilters", name)
-		case id == "" && len(filterIDs) == 1:
-			raw = doc.TrafficMirrorFilters[0]
-		case id == "":
-			return nil, fmt.Errorf("%s: %d filters (%s): say which", name, len(filterIDs), strings.Join(filterIDs, ", "))
-		default:
-			i := slices.Index(filterIDs, id)
-			if i < 0 {
-				return nil, fmt.Errorf("%s: no filter %s (it holds %s)", name, id, strings.Join(filterIDs, ", "))
-			}
-			if j := slices.Index(filterIDs[i+1:], id); j >= 0 {
-				return nil, fmt.Errorf("%s: filter %s is listed twice", name, id)
-			}
-			raw = doc.TrafficMirrorFilters[i]
-		}
-	} else if one, ok := lookup(top, "TrafficMirrorFilter"); ok {
-		raw = one // what create-traffic-mirror-filter prints
-	} else {
-		_, in := lookup(top, "IngressFilterRules")
-		_, eg := lookup(top, "EgressFilterRules")
-		_, fid := lookup(top, "TrafficMirrorFilterId")
-		if !in && !eg && !fid {
-			return nil, fmt.Errorf("%s: not a Traffic Mirror filter: no TrafficMirrorFilters, TrafficMirrorFilterId, IngressFilterRules or EgressFilterRules", name)
-		}
-		raw = data
-	}
-
-	var jf jsonFilter
-	if err := json.Unmarshal(raw, &jf); err != nil {
-		where := name
-		if jf.TrafficMirrorFilterId != "" {
-			where += ": " + jf.TrafficMirrorFilterId
-		}
-		return nil, &RuleError{Where: where, Msg: typeMessage(err)}
-	}
-	if id != "" && jf.TrafficMirrorFilterId != id {
-		return nil, fmt.Errorf("%s: holds filter %q, not %s", name, jf.TrafficMirrorFilterId, id)
-	}
-
-	var lines *ruleLines // found at the first rule
-	var errs []error
-	f := &Filter{ID: jf.TrafficMirrorFilterId, Description: jf.Description}
-	for _, s := range jf.NetworkServices {
-		if s == "amazon-dns" {
-			f.AmazonDNS = true
-			continue
-		}
-		errs = append(errs, &RuleError{Where: filterName(name, f.ID),
-			Msg: fmt.Sprintf("unknown NetworkServices value %q (want amazon-dns)", s)})
-	}
-	for _, list := range []struct {
-		dir   Direction
-		raws  []json.RawMessage
-		rules *[]Rule
-	}{{DirIngress, jf.IngressFilterRules, &f.Ingress}, {DirEgress, jf.EgressFilterRules, &f.Egress}} {
-		rules := make([]Rule, 0, len(list.raws))
-		for i, rr := range list.raws {
-			r, msg := ruleFromJSON(rr, list.dir)
-			r.Where = ruleName(f.ID, list.dir, r.Number, i)
-			if lines == nil {
-				lines = findRuleLines(data, raw)
-			}
-			if line := lines.line(list.dir, i); line > 0 {
-				r.Where = fmt.Sprintf("%s:%d: %s", name, line, r.Where)
-			} else {
-				r.Where = name + ": " + r.Where
-			}
-			if msg != "" {
-				errs = append(errs, &RuleError{Where: r.Where, Msg: msg})
-				continue
-			}
-			rules = append(rules, r)
-		}
-		// checkRules finds duplicates and sorts.
-		*list.rules, errs = checkRules(f.ID, list.dir, rules, errs)
-	}
-	if err := joinErrors(errs); err != nil {
+// When the document holds several filters, id selects one (an empty id is then an
+// error that lists the ids); when it holds one, a non-empty id must be its id. Only
+// the selected filter is validated.
+//
+// Every error is a *RuleError whose Where is "name:LINE" followed, for a problem
+// with a rule, by "ID DIRECTION rule NUMBER" (the Where of the rule), or for one
+// with the filter, by its ID; LINE is that of the rule, the filter, or the key or
+// value at fault, and is also in Line. Every problem found is reported, several
+// joined with errors.Join (at most maxErrors, then a count of the others).
+func FilterFromNode(name string, n *yaml.Node, id string) (*Filter, error) {
+	p := &nodeParser{name: name}
+	f := p.document(n, id)
+	if err := p.result(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-func filterName(name, id string) string {
-	if id == "" {
-		return name
-	}
-	return name + ": " + id
+// maxErrors bounds the problems one filter reports: a real filter has a few dozen
+// rules at most, and a generated file of a million bad ones must not make an error
+// message of hundreds of megabytes.
+const maxErrors = 32
+
+type nodeParser struct {
+	name string
+	errs []error
 }
 
-// lookup finds key in m as encoding/json would: exact match first, then any case.
-func lookup(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
-	if v, ok := m[key]; ok {
-		return v, true
+// where names line of the file, then what (if any).
+func (p *nodeParser) where(line int, what string) string {
+	s := p.name
+	if line > 0 {
+		s += ":" + strconv.Itoa(line)
 	}
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
+	if what != "" {
+		s += ": " + what
+	}
+	return s
+}
+
+// fail reports a problem at n's line; what names the filter or rule, or is "".
+func (p *nodeParser) fail(n *yaml.Node, what, format string, args ...any) {
+	p.errs = append(p.errs, &RuleError{Where: p.where(n.Line, what), Line: n.Line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *nodeParser) result() error {
+	if len(p.errs) > maxErrors {
+		more := len(p.errs) - maxErrors
+		p.errs = append(p.errs[:maxErrors], &RuleError{Where: p.name, Msg: fmt.Sprintf("and %d more problems", more)})
+	}
+	return joinErrors(p.errs)
+}
+
+// deref returns the node n stands for: the content of a document, the target of an
+// alias (an alias never points at another alias).
+func deref(n *yaml.Node) *yaml.Node {
+	for range 2 {
+		switch {
+		case n == nil:
+			return nil
+		case n.Kind == yaml.DocumentNode && len(n.Content) == 1:
+			n = n.Content[0]
+		case n.Kind == yaml.DocumentNode:
+			return nil
+		case n.Kind == yaml.AliasNode:
+			n = n.Alias
 		}
 	}
-	return nil, false
+	return n
 }
 
-// ruleFromJSON converts one AWS rule object and returns everything wrong with it:
-// its fields one by one as JSON (presence, spelling, range), then checkCross.
-func ruleFromJSON(raw json.RawMessage, dir Direction) (r Rule, msg string) {
-	var jr jsonRule
-	if err := json.Unmarshal(raw, &jr); err != nil {
-		// The rule number, if readable, still names the rule.
-		var n struct{ RuleNumber int }
-		json.Unmarshal(raw, &n)
-		r.Number = n.RuleNumber
-		return r, typeMessage(err)
+// absent reports whether a field is missing or null (encoding/json's nil).
+func absent(n *yaml.Node) bool {
+	n = deref(n)
+	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// describe names the kind of n, and its value if a scalar, for "want X, got Y".
+func describe(n *yaml.Node) string {
+	n = deref(n)
+	switch {
+	case n == nil:
+		return "nothing"
+	case n.Kind == yaml.MappingNode:
+		return "an object"
+	case n.Kind == yaml.SequenceNode:
+		return "an array"
+	case n.Kind != yaml.ScalarNode:
+		return "an unexpected YAML node"
 	}
+	switch tag := n.ShortTag(); tag {
+	case "!!null":
+		return "null"
+	case "!!str":
+		return "a string " + quote(n.Value)
+	case "!!int":
+		return "an integer " + clip(n.Value, maxEcho)
+	case "!!float":
+		return "a number " + clip(n.Value, maxEcho)
+	case "!!bool":
+		return "a boolean " + clip(n.Value, maxEcho)
+	default:
+		return "a value tagged " + clip(tag, maxEcho)
+	}
+}
+
+// fields returns the values of keys in mapping m, nil for those absent. A key
+// given twice, a merge key (<<) or a key that is not a single value is an error
+// at the key's line.
+func (p *nodeParser) fields(m *yaml.Node, keys ...string) []*yaml.Node {
+	vals := make([]*yaml.Node, len(keys))
+	seen := make(map[string]bool, len(m.Content)/2)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			p.fail(k, "", "a key must be a single value, not %s", describe(k))
+			continue
+		case k.ShortTag() == "!!merge":
+			p.fail(k, "", "merge keys (<<) are not supported in a filter")
+			continue
+		case seen[k.Value]:
+			p.fail(k, "", "duplicate key %s", quote(k.Value))
+			continue
+		}
+		seen[k.Value] = true
+		j := slices.Index(keys, k.Value)
+		if j < 0 {
+			j = slices.IndexFunc(keys, func(key string) bool { return strings.EqualFold(key, k.Value) })
+		}
+		switch {
+		case j < 0: // a field weir does not use
+		case vals[j] != nil:
+			p.fail(k, "", "duplicate key %s (also %s)", quote(k.Value), keys[j])
+		default:
+			vals[j] = v
+		}
+	}
+	return vals
+}
+
+// find returns the value of key in mapping m (exactly, else ignoring case), or nil.
+func find(m *yaml.Node, key string) *yaml.Node {
+	var folded *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		switch k := m.Content[i].Value; {
+		case k == key:
+			return m.Content[i+1]
+		case folded == nil && strings.EqualFold(k, key):
+			folded = m.Content[i+1]
+		}
+	}
+	return folded
+}
+
+// list returns the items of an array field (none when absent or null), or false
+// after calling bad when n is not an array.
+func list(n *yaml.Node, field string, bad func(string, ...any)) ([]*yaml.Node, bool) {
+	if absent(n) {
+		return nil, true
+	}
+	if n = deref(n); n.Kind != yaml.SequenceNode {
+		bad("%s: want an array, got %s", field, describe(n))
+		return nil, false
+	}
+	return n.Content, true
+}
+
+// text returns the value of a string field, or false after calling bad when n is
+// not a string. The caller checks absent first.
+func text(n *yaml.Node, field string, bad func(string, ...any)) (string, bool) {
+	n = deref(n)
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		bad("%s: want a string, got %s", field, describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// integer returns the value of an integer field, or false after calling bad. The
+// caller checks absent first.
+func integer(n *yaml.Node, field string, bad func(string, ...any)) (int, bool) {
+	n = deref(n)
+	var v int
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+		bad("%s: want an integer, got %s", field, describe(n))
+		return 0, false
+	}
+	if err := n.Decode(&v); err != nil {
+		bad("%s: want an integer, got %s", field, quote(n.Value))
+		return 0, false
+	}
+	return v, true
+}
+
+// document finds the filter in the top node and reads it.
+func (p *nodeParser) document(n *yaml.Node, id string) *Filter {
+	if n = deref(n); n == nil {
+		p.errs = append(p.errs, &RuleError{Where: p.name, Msg: "empty: want a Traffic Mirror filter"})
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, "", "want an object, got %s", describe(n))
+		return nil
+	}
+	top := p.fields(n, "TrafficMirrorFilters", "TrafficMirrorFilter",
+		"IngressFilterRules", "EgressFilterRules", "TrafficMirrorFilterId")
+	if len(p.errs) > 0 {
+		return nil
+	}
+	switch {
+	case top[0] != nil:
+		if n = p.pick(top[0], id); n == nil {
+			return nil
+		}
+	case top[1] != nil:
+		n = top[1] // what create-traffic-mirror-filter prints
+	case top[2] == nil && top[3] == nil && top[4] == nil:
+		p.fail(n, "", "not a Traffic Mirror filter: no TrafficMirrorFilters, TrafficMirrorFilterId, IngressFilterRules or EgressFilterRules")
+		return nil
+	}
+	return p.filter(n, id)
+}
+
+// pick returns the filter of TrafficMirrorFilters that id selects, or nil.
+func (p *nodeParser) pick(n *yaml.Node, id string) *yaml.Node {
+	items, ok := list(n, "TrafficMirrorFilters", func(format string, args ...any) { p.fail(deref(n), "", format, args...) })
+	if !ok {
+		return nil
+	}
+	ids := make([]string, len(items))
+	for i, item := range items {
+		// Errors surface when the filter is read, if it is the one selected.
+		if m := deref(item); m != nil && m.Kind == yaml.MappingNode {
+			if v := deref(find(m, "TrafficMirrorFilterId")); v != nil && v.Kind == yaml.ScalarNode {
+				ids[i] = v.Value
+			}
+		}
+	}
+	switch {
+	case len(ids) == 0:
+		p.fail(deref(n), "", "no filter in TrafficMirrorFilters")
+	case id == "" && len(ids) == 1:
+		return items[0]
+	case id == "":
+		p.fail(deref(n), "", "%d filters (%s): say which", len(ids), idList(ids))
+	default:
+		i := slices.Index(ids, id)
+		if i < 0 {
+			p.fail(deref(n), "", "no filter %s (it holds %s)", clip(id, maxEcho), idList(ids))
+			return nil
+		}
+		if j := slices.Index(ids[i+1:], id); j >= 0 {
+			p.fail(items[i+1+j], "", "filter %s is listed twice", clip(id, maxEcho))
+			return nil
+		}
+		return items[i]
+	}
+	return nil
+}
+
+// idList lists filter ids for an error message, the first few of them.
+func idList(ids []string) string {
+	const most = 10
+	var b strings.Builder
+	for i, id := range ids {
+		if i == most {
+			fmt.Fprintf(&b, ", … (%d in all)", len(ids))
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(clip(id, maxEcho))
+	}
+	return b.String()
+}
+
+// filter reads and validates the filter object n.
+func (p *nodeParser) filter(n *yaml.Node, id string) *Filter {
+	at := n // the line problems with the filter are reported at
+	if n = deref(n); n == nil || n.Kind != yaml.MappingNode {
+		p.fail(at, "", "want a filter object, got %s", describe(n))
+		return nil
+	}
+	v := p.fields(n, "TrafficMirrorFilterId", "Description", "NetworkServices", "IngressFilterRules", "EgressFilterRules")
+	f := &Filter{}
+	var msgs []string
+	bad := func(format string, args ...any) { msgs = append(msgs, fmt.Sprintf(format, args...)) }
+	if !absent(v[0]) {
+		f.ID, _ = text(v[0], "TrafficMirrorFilterId", bad)
+	}
+	if id != "" && f.ID != id {
+		p.fail(at, "", "holds filter %s, not %s", quote(f.ID), clip(id, maxEcho))
+		return nil
+	}
+	what := clip(f.ID, maxEcho)
+	if !absent(v[1]) {
+		f.Description, _ = text(v[1], "Description", bad)
+	}
+	services, _ := list(v[2], "NetworkServices", bad)
+	for _, sn := range services {
+		s, ok := text(sn, "NetworkServices", bad)
+		switch {
+		case !ok:
+		case s == "amazon-dns":
+			f.AmazonDNS = true
+		default:
+			bad("unknown NetworkServices value %s (want amazon-dns)", quote(s))
+		}
+	}
+	for _, msg := range msgs {
+		p.errs = append(p.errs, &RuleError{Where: p.where(at.Line, what), Line: at.Line, Msg: msg})
+	}
+	msgs = nil
+
+	for _, l := range []struct {
+		dir   Direction
+		node  *yaml.Node
+		rules *[]Rule
+	}{{DirIngress, v[3], &f.Ingress}, {DirEgress, v[4], &f.Egress}} {
+		items, _ := list(l.node, listName(l.dir), func(format string, args ...any) {
+			p.fail(at, what, format, args...)
+		})
+		rules := make([]Rule, 0, len(items))
+		lines := make(map[string]int, len(items)) // Where → line, for checkRules' errors
+		for i, item := range items {
+			r, msg := p.rule(item, l.dir)
+			r.Where = p.where(item.Line, ruleName(f.ID, l.dir, r.Number, i))
+			lines[r.Where] = item.Line
+			if msg != "" {
+				p.errs = append(p.errs, &RuleError{Where: r.Where, Line: item.Line, Msg: msg})
+				continue
+			}
+			rules = append(rules, r)
+		}
+		// checkRules finds duplicates and sorts.
+		before := len(p.errs)
+		*l.rules, p.errs = checkRules(f.ID, l.dir, rules, p.errs)
+		for _, err := range p.errs[before:] {
+			if re, ok := err.(*RuleError); ok && re.Line == 0 {
+				re.Line = lines[re.Where]
+			}
+		}
+	}
+	return f
+}
+
+// rule reads one AWS rule object, listed under dir, and returns everything wrong
+// with it: its fields one by one (presence, type, spelling, range), then
+// checkCross.
+func (p *nodeParser) rule(n *yaml.Node, dir Direction) (r Rule, msg string) {
+	if n = deref(n); n == nil || n.Kind != yaml.MappingNode {
+		return r, "want an object, got " + describe(n)
+	}
+	v := p.fields(n, "RuleNumber", "RuleAction", "TrafficDirection", "Protocol",
+		"SourceCidrBlock", "DestinationCidrBlock", "SourcePortRange", "DestinationPortRange")
 	var msgs []string
 	bad := func(format string, args ...any) { msgs = append(msgs, fmt.Sprintf(format, args...)) }
 
-	switch {
-	case jr.RuleNumber == nil:
+	if absent(v[0]) {
 		bad("missing RuleNumber (%d-%d)", MinRuleNumber, MaxRuleNumber)
-	case *jr.RuleNumber < MinRuleNumber || *jr.RuleNumber > MaxRuleNumber:
-		bad("RuleNumber %d out of range %d-%d", *jr.RuleNumber, MinRuleNumber, MaxRuleNumber)
-		r.Number = *jr.RuleNumber
-	default:
-		r.Number = *jr.RuleNumber
+	} else if num, ok := integer(v[0], "RuleNumber", bad); ok {
+		r.Number = num
+		if num < MinRuleNumber || num > MaxRuleNumber {
+			bad("RuleNumber %d out of range %d-%d", num, MinRuleNumber, MaxRuleNumber)
+		}
 	}
-	if jr.RuleAction == nil {
+	if absent(v[1]) {
 		bad("missing RuleAction (accept or reject)")
-	} else if err := r.Action.UnmarshalText([]byte(*jr.RuleAction)); err != nil {
-		bad("%v", err)
+	} else if s, ok := text(v[1], "RuleAction", bad); ok {
+		if err := r.Action.UnmarshalText([]byte(s)); err != nil {
+			bad("%v", err)
+		}
 	}
-	if jr.TrafficDirection == nil {
+	if absent(v[2]) {
 		bad("missing TrafficDirection (%s)", dir)
-	} else if err := r.Direction.UnmarshalText([]byte(*jr.TrafficDirection)); err != nil {
-		bad("%v", err)
-	} else if r.Direction != dir {
-		bad("TrafficDirection %s but listed under %s", r.Direction, listName(dir))
+	} else if s, ok := text(v[2], "TrafficDirection", bad); ok {
+		if err := r.Direction.UnmarshalText([]byte(s)); err != nil {
+			bad("%v", err)
+		} else if r.Direction != dir {
+			bad("TrafficDirection %s but listed under %s", r.Direction, listName(dir))
+		}
 	}
 	r.Protocol = AllProtocols
 	protoOK := true
-	if jr.Protocol != nil {
-		r.Protocol = *jr.Protocol
-		if protoOK = r.Protocol >= 0 && r.Protocol <= 255; !protoOK {
+	if !absent(v[3]) {
+		r.Protocol, protoOK = integer(v[3], "Protocol", bad)
+		if protoOK && (r.Protocol < 0 || r.Protocol > 255) {
 			bad("Protocol %d not 0-255 (leave Protocol out for all protocols)", r.Protocol)
+			protoOK = false
 		}
 	}
-	cidr := func(field string, s *string) netip.Prefix {
-		if s == nil {
+	cidr := func(field string, n *yaml.Node) netip.Prefix {
+		if absent(n) {
 			bad("missing %s", field)
 			return netip.Prefix{}
 		}
-		p, err := netip.ParsePrefix(*s)
-		if err != nil {
-			bad("bad %s %q: want a CIDR block such as 10.0.0.0/16 or 2001:db8::/32", field, *s)
+		s, ok := text(n, field, bad)
+		if !ok {
+			return netip.Prefix{}
 		}
-		return p
+		pr, err := netip.ParsePrefix(s)
+		if err != nil {
+			bad("bad %s %s: want a CIDR block such as 10.0.0.0/16 or 2001:db8::/32", field, quote(s))
+		}
+		return pr
 	}
-	r.Src = cidr("SourceCidrBlock", jr.SourceCidrBlock)
-	r.Dst = cidr("DestinationCidrBlock", jr.DestinationCidrBlock)
-	ports := func(field string, j *jsonPortRange) *PortRange {
-		if j == nil {
+	r.Src = cidr("SourceCidrBlock", v[4])
+	r.Dst = cidr("DestinationCidrBlock", v[5])
+	ports := func(field string, n *yaml.Node) *PortRange {
+		if absent(n) {
 			return nil
 		}
+		if n = deref(n); n.Kind != yaml.MappingNode {
+			bad("%s: want an object, got %s", field, describe(n))
+			return nil
+		}
+		pv := p.fields(n, "FromPort", "ToPort")
+		var pr [2]int
 		ok := true
-		for _, e := range []struct {
-			name string
-			v    *int
-		}{{"FromPort", j.FromPort}, {"ToPort", j.ToPort}} {
-			switch {
-			case e.v == nil:
-				bad("%s: missing %s", field, e.name)
+		for i, name := range []string{"FromPort", "ToPort"} {
+			if absent(pv[i]) {
+				bad("%s: missing %s", field, name)
 				ok = false
-			case *e.v < 0 || *e.v > 65535:
-				bad("%s: %s %d out of range 0-65535", field, e.name, *e.v)
-				ok = false
+				continue
 			}
+			port, good := integer(pv[i], field+"."+name, bad)
+			if good && (port < 0 || port > 65535) {
+				bad("%s: %s %d out of range 0-65535", field, name, port)
+				good = false
+			}
+			pr[i], ok = port, ok && good
 		}
 		if !ok {
 			return nil
 		}
-		return &PortRange{From: uint16(*j.FromPort), To: uint16(*j.ToPort)}
+		return &PortRange{From: uint16(pr[0]), To: uint16(pr[1])}
 	}
-	r.SrcPorts = ports("SourcePortRange", jr.SourcePortRange)
-	r.DstPorts = ports("DestinationPortRange", jr.DestinationPortRange)
+	r.SrcPorts = ports("SourcePortRange", v[6])
+	r.DstPorts = ports("DestinationPortRange", v[7])
 	msgs = checkCross(&r, protoOK, msgs)
 	return r, strings.Join(msgs, "; ")
 }
 
-// typeMessage turns a decoding error of a filter or rule object into a message.
-func typeMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field != "" {
-			return fmt.Sprintf("%s: want %s, got JSON %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
-		}
-		return fmt.Sprintf("want an object, got JSON %s", te.Value)
+// maxEcho is how much of a value an error message repeats: enough to recognise
+// it. A 50 MB value repeated whole would bury the message, and the log it goes to.
+const maxEcho = 64
+
+// maxMessage bounds a message from elsewhere (yaml.v3) that may repeat input.
+const maxMessage = 256
+
+// clip returns s, or its first max bytes (whole UTF-8 characters) followed by "…"
+// and the length of s.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return err.Error()
+	return s[:cutAt(s, max)] + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "int", "int64", "uint16":
-		return "an integer"
-	case "string":
-		return "a string"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
+// quote is strconv.Quote of s, cut like clip to maxEcho bytes.
+func quote(s string) string {
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
 	}
-	return goKind
+	return strconv.Quote(s[:cutAt(s, maxEcho)]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
-// jsonError reports a syntax or top-level type error with the file position.
-func jsonError(name string, data []byte, err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		line, col := position(data, se.Offset)
-		return fmt.Errorf("%s:%d:%d: invalid JSON: %w", name, line, col, err)
-	case errors.As(err, &te):
-		line, col := position(data, te.Offset)
-		return fmt.Errorf("%s:%d:%d: %s", name, line, col, typeMessage(err))
+// cutAt returns where to cut s to at most max bytes without splitting a character.
+func cutAt(s string, max int) int {
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
 	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
-// position converts the offset encoding/json reports (bytes read when the error
-// was found, so the bad byte is the one before it) into a 1-based line and column.
-func position(data []byte, offset int64) (line, col int) {
-	off := int(offset) - 1
-	off = max(0, min(off, len(data)))
-	before := data[:off]
-	line = 1 + bytes.Count(before, []byte{'\n'})
-	col = off - bytes.LastIndexByte(before, '\n')
-	return line, col
-}
-
-// ruleLines holds the line of each rule of the selected filter.
-type ruleLines struct {
-	ingress, egress []int
-}
-
-func (l *ruleLines) line(d Direction, i int) int {
-	s := l.ingress
-	if d == DirEgress {
-		s = l.egress
-	}
-	if i < len(s) {
-		return s[i]
-	}
-	return 0
-}
-
-// findRuleLines finds the lines of the rules of filter raw (an exact copy of part
-// of data, or data itself) by walking raw with a token decoder. It returns what it
-// found: nothing when raw cannot be located or walked.
-func findRuleLines(data, raw []byte) *ruleLines {
-	l := &ruleLines{}
-	base := bytes.Index(data, raw)
-	if base < 0 {
-		return l
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	next := func() int { // offset of the next value, past separators
-		o := int(dec.InputOffset())
-		for o < len(raw) && strings.IndexByte(" \t\r\n,:", raw[o]) >= 0 {
-			o++
-		}
-		return o
-	}
-	lineAt, lineOff := 1, 0 // rules come in file order: count lines incrementally
-	lineOf := func(o int) int {
-		lineAt += bytes.Count(data[lineOff:base+o], []byte{'\n'})
-		lineOff = base + o
-		return lineAt
-	}
-	const (
-		inFilter = iota // the filter object: its rule lists are wanted
-		inList          // a rule list: its elements are the rules
-		inOther         // anything else
-	)
-	var walk func(tok json.Token, role int, lines *[]int) bool
-	walk = func(tok json.Token, role int, lines *[]int) bool {
-		switch tok {
-		case json.Delim('{'):
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return false
-				}
-				key, _ := kt.(string)
-				child, list := inOther, (*[]int)(nil)
-				if role == inFilter && strings.EqualFold(key, "IngressFilterRules") {
-					child, list = inList, &l.ingress
-				} else if role == inFilter && strings.EqualFold(key, "EgressFilterRules") {
-					child, list = inList, &l.egress
-				}
-				vt, err := dec.Token()
-				if err != nil || !walk(vt, child, list) {
-					return false
-				}
-			}
-		case json.Delim('['):
-			for dec.More() {
-				o := next()
-				vt, err := dec.Token()
-				if err != nil {
-					return false
-				}
-				if role == inList {
-					*lines = append(*lines, lineOf(o))
-				}
-				if !walk(vt, inOther, nil) {
-					return false
-				}
-			}
-		default:
-			return true
-		}
-		_, err := dec.Token() // the closing delimiter
-		return err == nil
-	}
-	if tok, err := dec.Token(); err == nil {
-		walk(tok, inFilter, nil)
-	}
-	return l
+	return i
 }

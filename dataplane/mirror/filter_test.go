@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"weir/dataplane/packet"
 )
@@ -165,7 +165,7 @@ func TestMirrored(t *testing.T) {
 }
 
 func TestMirroredNoAlloc(t *testing.T) {
-	f, err := ParseFilterJSON("doc.json", []byte(describeDoc), "tmf-0a1b2c3d4e5f60718")
+	f, err := ParseFilter("doc.json", []byte(describeDoc), "tmf-0a1b2c3d4e5f60718")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestMirroredNoAlloc(t *testing.T) {
 }
 
 func BenchmarkMirrored(b *testing.B) {
-	f, err := ParseFilterJSON("doc.json", []byte(describeDoc), "tmf-0a1b2c3d4e5f60718")
+	f, err := ParseFilter("doc.json", []byte(describeDoc), "tmf-0a1b2c3d4e5f60718")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -304,9 +304,9 @@ func lineOf(t *testing.T, doc, ruleID string) int {
 	return strings.Count(doc[:i], "\n") // the "{" is on the line before
 }
 
-func TestParseFilterJSON(t *testing.T) {
+func TestParseFilter(t *testing.T) {
 	const id = "tmf-0a1b2c3d4e5f60718"
-	f, err := ParseFilterJSON("filters/web.json", []byte(describeDoc), id)
+	f, err := ParseFilter("filters/web.json", []byte(describeDoc), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestParseFilterJSON(t *testing.T) {
 	}
 
 	// The other filter of the document.
-	g, err := ParseFilterJSON("filters/web.json", []byte(describeDoc), "tmf-0fedcba9876543210")
+	g, err := ParseFilter("filters/web.json", []byte(describeDoc), "tmf-0fedcba9876543210")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,9 +372,9 @@ func TestParseFilterJSON(t *testing.T) {
 	}
 }
 
-// TestParseFilterJSONShapes covers the document shapes: one filter object, a
+// TestParseFilterShapes covers the document shapes: one filter object, a
 // document of one filter with or without id, several filters.
-func TestParseFilterJSONShapes(t *testing.T) {
+func TestParseFilterShapes(t *testing.T) {
 	one := `{"TrafficMirrorFilterId": "tmf-1", "IngressFilterRules": [{"RuleNumber": 1, "RuleAction": "accept", "TrafficDirection": "ingress", "SourceCidrBlock": "0.0.0.0/0", "DestinationCidrBlock": "0.0.0.0/0"}], "EgressFilterRules": [], "NetworkServices": [], "Tags": []}`
 	for _, tc := range []struct {
 		name, doc, id string
@@ -383,27 +383,36 @@ func TestParseFilterJSONShapes(t *testing.T) {
 	}{
 		{"filter object", one, "", "tmf-1", ""},
 		{"filter object, its id", one, "tmf-1", "tmf-1", ""},
-		{"filter object, other id", one, "tmf-2", "", `x.json: holds filter "tmf-1", not tmf-2`},
+		{"filter object, other id", one, "tmf-2", "", `x.json:1: holds filter "tmf-1", not tmf-2`},
 		{"rules only", `{"EgressFilterRules": []}`, "", "", ""},
 		{"create-traffic-mirror-filter output", `{"TrafficMirrorFilter": ` + one + `, "ClientToken": "abc"}`, "", "tmf-1", ""},
 		{"document of one", `{"TrafficMirrorFilters": [` + one + `]}`, "", "tmf-1", ""},
 		{"document of one, its id", `{"TrafficMirrorFilters": [` + one + `]}`, "tmf-1", "tmf-1", ""},
-		{"document of one, other id", `{"TrafficMirrorFilters": [` + one + `]}`, "tmf-9", "", "x.json: no filter tmf-9 (it holds tmf-1)"},
-		{"several, no id", describeDoc, "", "", "x.json: 2 filters (tmf-0a1b2c3d4e5f60718, tmf-0fedcba9876543210): say which"},
-		{"several, unknown id", describeDoc, "tmf-9", "", "x.json: no filter tmf-9 (it holds tmf-0a1b2c3d4e5f60718, tmf-0fedcba9876543210)"},
-		{"several, same id twice", `{"TrafficMirrorFilters": [` + one + `,` + one + `]}`, "tmf-1", "", "x.json: filter tmf-1 is listed twice"},
-		{"empty document", `{"TrafficMirrorFilters": []}`, "", "", "x.json: no filter in TrafficMirrorFilters"},
-		{"not a filter", `{"Reservations": []}`, "", "", "x.json: not a Traffic Mirror filter"},
-		{"not an object", `[1, 2]`, "", "", "x.json:1:1: want an object, got JSON array"},
+		{"document of one, other id", `{"TrafficMirrorFilters": [` + one + `]}`, "tmf-9", "", "x.json:1: no filter tmf-9 (it holds tmf-1)"},
+		{"several, no id", describeDoc, "", "", "x.json:2: 2 filters (tmf-0a1b2c3d4e5f60718, tmf-0fedcba9876543210): say which"},
+		{"several, unknown id", describeDoc, "tmf-9", "", "x.json:2: no filter tmf-9 (it holds tmf-0a1b2c3d4e5f60718, tmf-0fedcba9876543210)"},
+		{"several, same id twice", `{"TrafficMirrorFilters": [` + one + `,` + one + `]}`, "tmf-1", "", "x.json:1: filter tmf-1 is listed twice"},
+		{"empty document", `{"TrafficMirrorFilters": []}`, "", "", "x.json:1: no filter in TrafficMirrorFilters"},
+		{"not a filter", `{"Reservations": []}`, "", "", "x.json:1: not a Traffic Mirror filter"},
+		{"not an object", `[1, 2]`, "", "", "x.json:1: want an object, got an array"},
 		{"filters not an array", `{"TrafficMirrorFilters": {}}`, "", "", "x.json:1:"},
-		{"filter field of the wrong type", `{"TrafficMirrorFilterId": "tmf-1", "Description": 7}`, "", "", "x.json: tmf-1: Description: want a string, got JSON number"},
-		{"rule list of the wrong type", `{"TrafficMirrorFilterId": "tmf-1", "IngressFilterRules": {}}`, "", "", "x.json: tmf-1: IngressFilterRules: want an array, got JSON object"},
-		{"empty input", ``, "", "", "x.json:1:1: invalid JSON: unexpected end of JSON input"},
-		{"syntax error", "{\n  \"TrafficMirrorFilters\": [\n    {\"TrafficMirrorFilterId\": \"tmf-1\",}\n  ]\n}", "", "", "x.json:3:39: invalid JSON: invalid character '}'"},
-		{"truncated", "{\n  \"TrafficMirrorFilters\": [\n", "", "", "x.json:2:"},
+		{"filter field of the wrong type", `{"TrafficMirrorFilterId": "tmf-1", "Description": 7}`, "", "", "x.json:1: tmf-1: Description: want a string, got an integer 7"},
+		{"rule list of the wrong type", `{"TrafficMirrorFilterId": "tmf-1", "IngressFilterRules": {}}`, "", "", "x.json:1: tmf-1: IngressFilterRules: want an array, got an object"},
+		{"empty input", ``, "", "", "x.json:1: empty: want a Traffic Mirror filter"},
+		{"only a comment", "# nothing\n", "", "", "x.json:1: empty: want a Traffic Mirror filter"},
+		{"syntax error", "{\n  \"TrafficMirrorFilters\": [\n    {\"TrafficMirrorFilterId\": \"tmf-1\",,}\n  ]\n}", "", "", "x.json:2: invalid JSON or YAML: did not find expected node content"},
+		{"truncated", "{\n  \"TrafficMirrorFilters\": [\n", "", "", "x.json:2: invalid JSON or YAML: "},
+		{"two documents", "TrafficMirrorFilterId: tmf-1\n---\nTrafficMirrorFilterId: tmf-2\n", "", "", "x.json:2: a second document"},
+		{"null filters", `{"TrafficMirrorFilters": null}`, "", "", "x.json:1: no filter in TrafficMirrorFilters"},
+		{"filter not an object", `{"TrafficMirrorFilters": [7]}`, "", "", "x.json:1: want a filter object, got an integer 7"},
+		{"duplicate key", "{\"TrafficMirrorFilterId\": \"tmf-1\",\n \"TrafficMirrorFilterId\": \"tmf-2\"}", "", "", `x.json:2: duplicate key "TrafficMirrorFilterId"`},
+		{"same key in another case", "{\"TrafficMirrorFilterId\": \"tmf-1\", \"Description\": \"a\",\n \"description\": \"b\"}", "", "", `x.json:2: duplicate key "description" (also Description)`},
+		{"merge key", "base: &b {TrafficMirrorFilterId: tmf-1}\nTrafficMirrorFilter:\n  <<: *b\n", "", "", "x.json:3: merge keys (<<) are not supported"},
+		{"key not a single value", "{[1]: 2, TrafficMirrorFilterId: tmf-1}", "", "", "x.json:1: a key must be a single value, not an array"},
+		{"unknown anchor", "TrafficMirrorFilterId: *nowhere\n", "", "", "x.json:1: invalid JSON or YAML: unknown anchor 'nowhere' referenced"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := ParseFilterJSON("x.json", []byte(tc.doc), tc.id)
+			f, err := ParseFilter("x.json", []byte(tc.doc), tc.id)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -420,9 +429,9 @@ func TestParseFilterJSONShapes(t *testing.T) {
 	}
 }
 
-// TestParseFilterJSONErrors puts one bad rule (or filter) into a filter and checks
+// TestParseFilterErrors puts one bad rule (or filter) into a filter and checks
 // that the error names it and says what is wrong.
-func TestParseFilterJSONErrors(t *testing.T) {
+func TestParseFilterErrors(t *testing.T) {
 	const good = `"RuleAction": "accept", "SourceCidrBlock": "0.0.0.0/0", "DestinationCidrBlock": "0.0.0.0/0"`
 	in := func(rules ...string) string {
 		return `{"TrafficMirrorFilterId": "tmf-x", "IngressFilterRules": [` + strings.Join(rules, ",\n") + `]}`
@@ -440,9 +449,9 @@ func TestParseFilterJSONErrors(t *testing.T) {
 		{"RuleNumber 32767", in(ing(`"RuleNumber": 32767, ` + good)),
 			"tmf-x IngressFilterRules[0]", "RuleNumber 32767 out of range 1-32766", "", ""},
 		{"RuleNumber a string", in(ing(`"RuleNumber": "100", ` + good)),
-			"tmf-x IngressFilterRules[0]", "RuleNumber: want an integer, got JSON string", "", ""},
+			"tmf-x IngressFilterRules[0]", `RuleNumber: want an integer, got a string "100"`, "", ""},
 		{"RuleNumber fractional", in(ing(`"RuleNumber": 1.5, ` + good)),
-			"tmf-x IngressFilterRules[0]", "RuleNumber: want an integer, got JSON number 1.5", "", ""},
+			"tmf-x IngressFilterRules[0]", "RuleNumber: want an integer, got a number 1.5", "", ""},
 		{"duplicate RuleNumber", in(ing(`"RuleNumber": 100, `+good), ing(`"RuleNumber": 100, `+good)),
 			"f.json:2: tmf-x ingress rule 100", "duplicate ingress RuleNumber 100 (also f.json:1: tmf-x ingress rule 100)", "", ""},
 		{"missing RuleAction", in(ing(`"RuleNumber": 100, "SourceCidrBlock": "0.0.0.0/0", "DestinationCidrBlock": "0.0.0.0/0"`)),
@@ -464,7 +473,7 @@ func TestParseFilterJSONErrors(t *testing.T) {
 		{"Protocol -1", in(ing(`"RuleNumber": 100, "Protocol": -1, ` + good)),
 			"tmf-x ingress rule 100", "Protocol -1 not 0-255 (leave Protocol out for all protocols)", "", ""},
 		{"Protocol a name", in(ing(`"RuleNumber": 100, "Protocol": "tcp", ` + good)),
-			"f.json:1: tmf-x ingress rule 100", "Protocol: want an integer, got JSON string", "", ""},
+			"f.json:1: tmf-x ingress rule 100", `Protocol: want an integer, got a string "tcp"`, "", ""},
 		{"missing SourceCidrBlock", in(ing(`"RuleNumber": 100, "RuleAction": "accept", "DestinationCidrBlock": "0.0.0.0/0"`)),
 			"tmf-x ingress rule 100", "missing SourceCidrBlock", "", ""},
 		{"bad SourceCidrBlock", in(ing(`"RuleNumber": 100, "RuleAction": "accept", "SourceCidrBlock": "10.0.0.300/8", "DestinationCidrBlock": "0.0.0.0/0"`)),
@@ -488,9 +497,9 @@ func TestParseFilterJSONErrors(t *testing.T) {
 		{"port range on all protocols", in(ing(`"RuleNumber": 100, "SourcePortRange": {"FromPort": 0, "ToPort": 8}, ` + good)),
 			"tmf-x ingress rule 100", "SourcePortRange needs Protocol 6 (TCP) or 17 (UDP), not all protocols", "", ""},
 		{"rule not an object", in(`"rule"`),
-			"tmf-x IngressFilterRules[0]", "want an object, got JSON string", "", ""},
+			"tmf-x IngressFilterRules[0]", `want an object, got a string "rule"`, "", ""},
 		{"unknown NetworkServices", `{"TrafficMirrorFilterId": "tmf-x", "NetworkServices": ["amazon-dns", "amazon-ntp"]}`,
-			"f.json: tmf-x", `unknown NetworkServices value "amazon-ntp" (want amazon-dns)`, "", ""},
+			"f.json:1: tmf-x", `unknown NetworkServices value "amazon-ntp" (want amazon-dns)`, "", ""},
 		{"several problems in one rule", in(ing(`"RuleNumber": 100, "RuleAction": "drop", "Protocol": 1, "SourcePortRange": {"FromPort": 9, "ToPort": 8}, "SourceCidrBlock": "10.0.0.0/8", "DestinationCidrBlock": "::/0"`)),
 			"tmf-x ingress rule 100", `bad RuleAction "drop" (want accept or reject); SourceCidrBlock 10.0.0.0/8 is IPv4 but DestinationCidrBlock ::/0 is IPv6; SourcePortRange FromPort 9 > ToPort 8; SourcePortRange needs Protocol 6 (TCP) or 17 (UDP), not 1`, "", ""},
 		{"problems in several rules", `{"TrafficMirrorFilterId": "tmf-x",
@@ -499,7 +508,7 @@ func TestParseFilterJSONErrors(t *testing.T) {
 			"f.json:2: tmf-x ingress rule 1", `bad RuleAction "drop"`, "f.json:3: tmf-x egress rule 2", "Protocol 300 not 0-255"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseFilterJSON("f.json", []byte(tc.doc), "")
+			_, err := ParseFilter("f.json", []byte(tc.doc), "")
 			var re *RuleError
 			if !errors.As(err, &re) {
 				t.Fatalf("error %v (%T), want a *RuleError", err, err)
@@ -511,6 +520,164 @@ func TestParseFilterJSONErrors(t *testing.T) {
 				t.Errorf("error %q lacks %q", s, tc.alsoWhere+": "+tc.also)
 			}
 		})
+	}
+}
+
+// yamlDoc is describeDoc's first filter written in YAML, as the inline filters of
+// weir's config are: same fields, an anchor for a rule used twice, comments.
+const yamlDoc = `# web tier
+TrafficMirrorFilterId: tmf-0a1b2c3d4e5f60718
+Description: web tier
+NetworkServices: [amazon-dns]
+IngressFilterRules:
+  - {RuleNumber: 200, RuleAction: accept, TrafficDirection: ingress, Protocol: 6,
+     DestinationPortRange: {FromPort: 443, ToPort: 443},
+     SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 10.0.0.0/16}
+  - RuleNumber: 100
+    RuleAction: reject
+    TrafficDirection: ingress
+    SourceCidrBlock: 203.0.113.0/24
+    DestinationCidrBlock: 0.0.0.0/0
+    Tags: [{Key: Name, Value: scanner range}]
+  - {RuleNumber: 300, RuleAction: accept, TrafficDirection: ingress, SourceCidrBlock: "::/0", DestinationCidrBlock: "::/0"}
+EgressFilterRules:
+  - {RuleNumber: 300, RuleAction: accept, TrafficDirection: egress, Protocol: 17,
+     SourcePortRange: {FromPort: 1024, ToPort: 65535}, DestinationPortRange: {FromPort: 53, ToPort: 53},
+     SourceCidrBlock: 10.0.0.0/16, DestinationCidrBlock: 0.0.0.0/0}
+  - &tcp {RuleNumber: 100, RuleAction: accept, TrafficDirection: egress, Protocol: 6,
+          SourceCidrBlock: 10.0.0.0/16, DestinationCidrBlock: 0.0.0.0/0}
+`
+
+// TestParseFilterYAML: the same filter in YAML reads the same as in JSON, its
+// rules named by their YAML lines.
+func TestParseFilterYAML(t *testing.T) {
+	const id = "tmf-0a1b2c3d4e5f60718"
+	fromJSON, err := ParseFilter("web.json", []byte(describeDoc), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromYAML, err := ParseFilter("web.yaml", []byte(yamlDoc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]int{"ingress rule 100": 9, "ingress rule 200": 6, "ingress rule 300": 15,
+		"egress rule 100": 20, "egress rule 300": 17}
+	for _, l := range []struct{ j, y []Rule }{{fromJSON.Ingress, fromYAML.Ingress}, {fromJSON.Egress, fromYAML.Egress}} {
+		for i := range l.j {
+			name := fmt.Sprintf("%s rule %d", l.j[i].Direction, l.j[i].Number)
+			if want := fmt.Sprintf("web.yaml:%d: %s %s", lines[name], id, name); l.y[i].Where != want {
+				t.Errorf("Where %q, want %q", l.y[i].Where, want)
+			}
+			l.j[i].Where = l.y[i].Where
+		}
+	}
+	if !reflect.DeepEqual(fromJSON, fromYAML) {
+		t.Errorf("from YAML\n%s\nfrom JSON\n%s", dump(fromYAML), dump(fromJSON))
+	}
+
+	// An alias is read where it is used, and named by that line.
+	doc := yamlDoc + "  - *tcp\n"
+	_, err = ParseFilter("web.yaml", []byte(doc), "")
+	var re *RuleError
+	if !errors.As(err, &re) || re.Line != 22 || !strings.Contains(err.Error(),
+		"web.yaml:22: "+id+" egress rule 100: duplicate egress RuleNumber 100 (also web.yaml:20: "+id+" egress rule 100)") {
+		t.Errorf("alias used twice: %v (line %d)", err, re.Line)
+	}
+}
+
+// TestFilterFromNode: a filter inside a larger YAML document reports the lines of
+// that document, in RuleError.Line as well as in Where.
+func TestFilterFromNode(t *testing.T) {
+	const doc = `sessions:
+  - vni: 7
+    filter:
+      TrafficMirrorFilterId: tmf-1
+      EgressFilterRules:
+        - {RuleNumber: 1, RuleAction: accept, TrafficDirection: egress,
+           SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 0.0.0.0/0}
+        - {RuleNumber: 1, RuleAction: accept, TrafficDirection: egress,
+           SourceCidrBlock: 0.0.0.0/0, DestinationCidrBlock: 0.0.0.0/0}
+        - {RuleNumber: 2, RuleAction: maybe}
+`
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
+		t.Fatal(err)
+	}
+	n := root.Content[0].Content[1].Content[0].Content[3] // sessions[0].filter
+	_, err := FilterFromNode("weir.yaml", n, "")
+	var re *RuleError
+	if !errors.As(err, &re) || re.Line != 10 || re.Where != "weir.yaml:10: tmf-1 egress rule 2" {
+		t.Fatalf("first error %v, want one at line 10 for rule 2", err)
+	}
+	joined, _ := err.(interface{ Unwrap() []error })
+	if joined == nil || len(joined.Unwrap()) != 2 {
+		t.Fatalf("error %v: want two problems", err)
+	}
+	if !errors.As(joined.Unwrap()[1], &re) || re.Line != 8 || !strings.Contains(re.Msg, "duplicate egress RuleNumber 1") {
+		t.Errorf("second error %v (line %d), want the duplicate at line 8", joined.Unwrap()[1], re.Line)
+	}
+	if _, err := FilterFromNode("weir.yaml", &yaml.Node{Kind: yaml.DocumentNode}, ""); err == nil {
+		t.Error("empty document: no error")
+	}
+}
+
+// TestParseFilterBounds: long values are cut in errors, problems past maxErrors
+// are counted rather than listed, and YAML built to explode fails cheaply.
+func TestParseFilterBounds(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	rule := func(fields string) string {
+		return `{"TrafficMirrorFilterId": "tmf-1", "IngressFilterRules": [{"RuleNumber": 1, "TrafficDirection": "ingress", ` + fields + `}]}`
+	}
+	for _, tc := range []struct{ name, doc, id, want string }{
+		{"RuleAction", rule(`"RuleAction": "` + long + `", "SourceCidrBlock": "0.0.0.0/0", "DestinationCidrBlock": "0.0.0.0/0"`), "",
+			`bad RuleAction "` + long[:64] + `"… (1048576 bytes)`},
+		{"CIDR", rule(`"RuleAction": "accept", "SourceCidrBlock": "` + long + `", "DestinationCidrBlock": "0.0.0.0/0"`), "",
+			`bad SourceCidrBlock "` + long[:64] + `"… (1048576 bytes)`},
+		{"wrong type", rule(`"RuleAction": "accept", "Protocol": "` + long + `"`), "",
+			`Protocol: want an integer, got a string "` + long[:64] + `"… (1048576 bytes)`},
+		{"filter id in rule names", `{"TrafficMirrorFilterId": "` + long + `", "EgressFilterRules": [{}]}`, "",
+			long[:64] + "… (1048576 bytes) EgressFilterRules[0]"},
+		{"id asked for", `{"TrafficMirrorFilterId": "tmf-1"}`, long,
+			`holds filter "tmf-1", not ` + long[:64] + "… (1048576 bytes)"},
+		{"key", "TrafficMirrorFilterId: tmf-1\n? " + long + "\n: 1\n? " + long + "\n: 2\n", "",
+			`duplicate key "` + long[:64] + `"… (1048576 bytes)`},
+		{"anchor", "TrafficMirrorFilterId: *" + long, "", "invalid JSON or YAML: unknown anchor '" + long[:100]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFilter("f.json", []byte(tc.doc), tc.id)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || len(err.Error()) > 1024 {
+				t.Errorf("error of %d bytes, want it to hold %.200q and be short: %.300q", len(fmt.Sprint(err)), tc.want, fmt.Sprint(err))
+			}
+		})
+	}
+
+	// Many bad rules: maxErrors of them, then a count.
+	bad := strings.Repeat(`{"RuleNumber": 1}, `, 1000)
+	_, err := ParseFilter("f.json", []byte(`{"TrafficMirrorFilterId": "tmf-1", "EgressFilterRules": [`+bad+`{}]}`), "")
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if len(lines) != maxErrors+1 || lines[maxErrors] != "f.json: and 969 more problems" {
+		t.Errorf("%d lines, the last %q", len(lines), lines[len(lines)-1])
+	}
+
+	// An alias bomb: each level references the one before ten times (10^9 rules
+	// if expanded). The walker reads only what a filter holds, so aliases are
+	// followed a bounded number of times, and a list where a rule should be fails.
+	var bomb strings.Builder
+	bomb.WriteString("a0: &a0 {RuleNumber: 1}\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&bomb, "a%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
+	}
+	bomb.WriteString("EgressFilterRules: *a9\nIngressFilterRules: [*a9, *a9]\n")
+	_, err = ParseFilter("bomb.yaml", []byte(bomb.String()), "")
+	if err == nil || !strings.Contains(err.Error(), "want an object, got an array") {
+		t.Errorf("alias bomb: %v", err)
+	}
+
+	// Nesting deeper than yaml.v3's limit of 10000 is a syntax error.
+	for _, deep := range []string{strings.Repeat("[", 20000), "IngressFilterRules: " + strings.Repeat("{a: ", 20000)} {
+		if _, err := ParseFilter("deep.json", []byte(deep), ""); err == nil || !strings.Contains(err.Error(), "exceeded max depth") {
+			t.Errorf("deep nesting: %v", err)
+		}
 	}
 }
 
@@ -599,23 +766,6 @@ func TestNewFilter(t *testing.T) {
 	}
 }
 
-func TestLoadFilter(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "web.json")
-	if err := os.WriteFile(path, []byte(describeDoc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := LoadFilter(path, "tmf-0a1b2c3d4e5f60718")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Ingress) != 3 || !strings.HasPrefix(f.Ingress[0].Where, path+":") {
-		t.Errorf("loaded %s", dump(f))
-	}
-	if _, err := LoadFilter(filepath.Join(t.TempDir(), "missing.json"), ""); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
-	}
-}
-
 func TestText(t *testing.T) {
 	for _, tc := range []struct {
 		s    string
@@ -657,15 +807,22 @@ func TestText(t *testing.T) {
 	}
 }
 
-// FuzzParseFilterJSON: any input either parses into a valid, sorted filter or fails
+// FuzzParseFilter: any input either parses into a valid, sorted filter or fails
 // with an error; it never panics.
-func FuzzParseFilterJSON(f *testing.F) {
+func FuzzParseFilter(f *testing.F) {
 	f.Add([]byte(describeDoc), "tmf-0a1b2c3d4e5f60718")
 	f.Add([]byte(`{"IngressFilterRules": [{"RuleNumber": 1}]}`), "")
 	f.Add([]byte(`{"TrafficMirrorFilters": [{}, {}]}`), "")
+	f.Add([]byte(yamlDoc), "")
+	f.Add([]byte("r: &r {RuleNumber: 1}\nEgressFilterRules: [*r, *r]\n<<: {a: 1}\n"), "")
 	f.Fuzz(func(t *testing.T, data []byte, id string) {
-		fl, err := ParseFilterJSON("fuzz.json", data, id)
+		fl, err := ParseFilter("fuzz.json", data, id)
 		if err != nil {
+			// Values are cut and problems counted past maxErrors, so that an error
+			// stays short whatever the input.
+			if n := len(err.Error()); n > 64<<10 {
+				t.Fatalf("error of %d bytes", n)
+			}
 			return
 		}
 		for _, list := range [][]Rule{fl.Ingress, fl.Egress} {
