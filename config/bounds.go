@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"unicode/utf8"
 )
 
 // Input bounds, so that a wrong path (a log, an image, /dev/zero) fails at once
@@ -51,35 +49,4 @@ func sizeText(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// maxEcho is how much of a value an error message repeats: enough to recognise
-// it. A 50 MB value repeated whole would bury the message, and the log it goes to.
-const maxEcho = 64
-
-// clip returns s, or its first max bytes (whole UTF-8 characters) followed by "…"
-// and the length of s.
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return s[:cutAt(s, max)] + fmt.Sprintf("… (%d bytes)", len(s))
-}
-
-// quote is strconv.Quote of s, cut like clip to maxEcho bytes: use it for every
-// value of the file that an error message repeats.
-func quote(s string) string {
-	if len(s) <= maxEcho {
-		return strconv.Quote(s)
-	}
-	return strconv.Quote(s[:cutAt(s, maxEcho)]) + fmt.Sprintf("… (%d bytes)", len(s))
-}
-
-// cutAt returns where to cut s to at most max bytes without splitting a character.
-func cutAt(s string, max int) int {
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return i
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"weir/internal/echo"
 
 	"gopkg.in/yaml.v3"
 
@@ -300,7 +301,7 @@ func yamlError(file string, err error) error {
 		}
 	}
 	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
-	return &Error{File: file, Line: line, Msg: clip(msg, 4*maxEcho)}
+	return &Error{File: file, Line: line, Msg: echo.Clip(msg, 4*echo.Max)}
 }
 
 // parser walks the YAML tree, keeping the first error.
@@ -336,13 +337,13 @@ func (p *parser) mapping(n *yaml.Node, where string, keys map[string]func(*yaml.
 			full = where + "." + name
 		}
 		if seen[name] {
-			p.fail(k, "%s: duplicate key", clip(full, maxEcho))
+			p.fail(k, "%s: duplicate key", echo.Clip(full, echo.Max))
 			return
 		}
 		seen[name] = true
 		f, ok := keys[name]
 		if !ok {
-			p.fail(k, "unknown key %s%s", quote(full), hint(name, keys))
+			p.fail(k, "unknown key %s%s", echo.Quote(full), hint(name, keys))
 			return
 		}
 		f(v)
@@ -396,7 +397,7 @@ func (p *parser) oneOf(n *yaml.Node, where string, allowed ...string) string {
 			return s
 		}
 	}
-	p.fail(n, "%s: %s is not one of %s", where, quote(s), strings.Join(allowed, ", "))
+	p.fail(n, "%s: %s is not one of %s", where, echo.Quote(s), strings.Join(allowed, ", "))
 	return ""
 }
 
@@ -407,7 +408,7 @@ func (p *parser) intRange(n *yaml.Node, where string, lo, hi int) int {
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		p.fail(n, "%s: %s is not an integer", where, quote(s))
+		p.fail(n, "%s: %s is not an integer", where, echo.Quote(s))
 		return 0
 	}
 	if v < lo || v > hi {
@@ -435,11 +436,11 @@ func (p *parser) size(n *yaml.Node, where string, lo int64) int64 {
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || v < 0 || v > (1<<62)/mult {
-		p.fail(n, "%s: %s is not a size (like 100MiB or 1GiB)", where, quote(s))
+		p.fail(n, "%s: %s is not a size (like 100MiB or 1GiB)", where, echo.Quote(s))
 		return 0
 	}
 	if v*mult < lo {
-		p.fail(n, "%s: %s is smaller than the minimum of %d bytes", where, clip(s, maxEcho), lo)
+		p.fail(n, "%s: %s is smaller than the minimum of %d bytes", where, echo.Clip(s, echo.Max), lo)
 	}
 	return v * mult
 }
@@ -451,7 +452,7 @@ func (p *parser) duration(n *yaml.Node, where string, lo, hi time.Duration) time
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		p.fail(n, "%s: %s is not a duration (like 350s, 2m, 500ms)", where, quote(s))
+		p.fail(n, "%s: %s is not a duration (like 350s, 2m, 500ms)", where, echo.Quote(s))
 		return 0
 	}
 	if d < lo || d > hi {
@@ -467,7 +468,7 @@ func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPor
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		p.fail(n, "%s: %s is not ADDRESS:PORT (like 0.0.0.0:6081)", where, quote(s))
+		p.fail(n, "%s: %s is not ADDRESS:PORT (like 0.0.0.0:6081)", where, echo.Quote(s))
 		return ap
 	}
 	if v4only && !ap.Addr().Is4() {
@@ -475,7 +476,7 @@ func (p *parser) addrPort(n *yaml.Node, where string, v4only bool) netip.AddrPor
 		if where == "mirror.listen" {
 			why = "Traffic Mirroring sends VXLAN over IPv4"
 		}
-		p.fail(n, "%s: %s must be an IPv4 address: %s", where, clip(ap.Addr().String(), maxEcho), why)
+		p.fail(n, "%s: %s must be an IPv4 address: %s", where, echo.Clip(ap.Addr().String(), echo.Max), why)
 	}
 	return ap
 }
@@ -488,11 +489,11 @@ func (p *parser) hostPort(n *yaml.Node, where string) string {
 	}
 	i := strings.LastIndexByte(s, ':')
 	if i < 0 {
-		p.fail(n, "%s: %s has no port (like 0.0.0.0:8080)", where, quote(s))
+		p.fail(n, "%s: %s has no port (like 0.0.0.0:8080)", where, echo.Quote(s))
 		return s
 	}
 	if port, err := strconv.Atoi(s[i+1:]); err != nil || port < 0 || port > 65535 {
-		p.fail(n, "%s: %s has a bad port", where, quote(s))
+		p.fail(n, "%s: %s has a bad port", where, echo.Quote(s))
 	}
 	return s
 }
@@ -509,7 +510,7 @@ func (p *parser) prefix(n *yaml.Node, where string) (netip.Prefix, bool) {
 	}
 	pr, err := netip.ParsePrefix(s)
 	if err != nil {
-		p.fail(n, "%s: %s is not a CIDR (like 10.0.0.0/16 or fd00::/8)", where, quote(s))
+		p.fail(n, "%s: %s is not a CIDR (like 10.0.0.0/16 or fd00::/8)", where, echo.Quote(s))
 		return pr, false
 	}
 	if pr.Masked() != pr {
@@ -544,7 +545,7 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 			}
 			num, err := strconv.Atoi(s)
 			if err != nil || num < 0 || num > 255 {
-				p.fail(v, "%s.proto: %s is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", where, quote(s))
+				p.fail(v, "%s.proto: %s is not tcp, udp, icmp, icmpv6, any or a protocol number 0-255", where, echo.Quote(s))
 				return
 			}
 			r.Proto = num
@@ -581,7 +582,7 @@ func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
 	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
-		p.fail(n, "%s: %s is not a port (1-65535) or range N-M", where, quote(s))
+		p.fail(n, "%s: %s is not a port (1-65535) or range N-M", where, echo.Quote(s))
 		return policy.PortRange{}
 	}
 	return policy.PortRange{Lo: uint16(a), Hi: uint16(b)}

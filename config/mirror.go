@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"weir/internal/echo"
 
 	"gopkg.in/yaml.v3"
 
@@ -59,7 +60,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				hex, found := strings.CutPrefix(str, "vpce-")
 				id, err := strconv.ParseUint(hex, 16, 64)
 				if !found || err != nil || len(hex) > 17 {
-					p.fail(item, "mirror.gwlb_endpoints: %s is not a GWLB endpoint id like vpce-0123456789abcdef0", quote(str))
+					p.fail(item, "mirror.gwlb_endpoints: %s is not a GWLB endpoint id like vpce-0123456789abcdef0", echo.Quote(str))
 					return
 				}
 				m.GWLBEndpoints = append(m.GWLBEndpoints, id)
@@ -75,7 +76,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 				}
 				a, err := netip.ParseAddr(s)
 				if err != nil {
-					p.fail(item, "mirror.amazon_dns: %s is not an IP address", quote(s))
+					p.fail(item, "mirror.amazon_dns: %s is not an IP address", echo.Quote(s))
 					return
 				}
 				m.AmazonDNS = append(m.AmazonDNS, a)
@@ -102,7 +103,7 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 					vnis[s.VNI] = item.Line
 				}
 				if l, dup := names[s.Name]; dup {
-					p.fail(item, "%s: session name %s is already used at line %d", where, quote(s.Name), l)
+					p.fail(item, "%s: session name %s is already used at line %d", where, echo.Quote(s.Name), l)
 				}
 				names[s.Name] = item.Line
 				m.Sessions = append(m.Sessions, s)
@@ -133,7 +134,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			mac, err := net.ParseMAC(str)
 			if err != nil || len(mac) != 6 {
-				p.fail(v, "%s.eni_mac: %s is not a MAC address like 0a:1b:2c:3d:4e:5f", where, quote(str))
+				p.fail(v, "%s.eni_mac: %s is not a MAC address like 0a:1b:2c:3d:4e:5f", where, echo.Quote(str))
 				return
 			}
 			s.ENIMAC = mac
@@ -145,7 +146,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			a, err := netip.ParseAddr(str)
 			if err != nil {
-				p.fail(v, "%s.eni_ip: %s is not an IP address", where, quote(str))
+				p.fail(v, "%s.eni_ip: %s is not an IP address", where, echo.Quote(str))
 				return
 			}
 			s.ENIIP = a
@@ -184,7 +185,7 @@ func (p *parser) filter(n, idNode *yaml.Node, where string) *mirror.Filter {
 		// Longer than Linux's PATH_MAX: not a file name, and not to be repeated in
 		// every error about the file's rules.
 		if len(n.Value) > 4096 {
-			p.fail(n, "%s.filter: %s is too long for a file name", where, quote(n.Value))
+			p.fail(n, "%s.filter: %s is too long for a file name", where, echo.Quote(n.Value))
 			return nil
 		}
 		path := n.Value

@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+	"weir/internal/echo"
 
 	"gopkg.in/yaml.v3"
 
@@ -52,7 +52,7 @@ func (d *Direction) UnmarshalText(b []byte) error {
 	case "egress":
 		*d = DirEgress
 	default:
-		return fmt.Errorf("bad TrafficDirection %s (want ingress or egress)", quote(string(b)))
+		return fmt.Errorf("bad TrafficDirection %s (want ingress or egress)", echo.Quote(string(b)))
 	}
 	return nil
 }
@@ -92,7 +92,7 @@ func (a *RuleAction) UnmarshalText(b []byte) error {
 	case "reject":
 		*a = Reject
 	default:
-		return fmt.Errorf("bad RuleAction %s (want accept or reject)", quote(string(b)))
+		return fmt.Errorf("bad RuleAction %s (want accept or reject)", echo.Quote(string(b)))
 	}
 	return nil
 }
@@ -317,7 +317,7 @@ func checkRules(id string, dir Direction, rules []Rule, errs []error) ([]Rule, [
 func ruleName(id string, dir Direction, number, i int) string {
 	var b strings.Builder
 	if id != "" {
-		b.WriteString(clip(id, maxEcho))
+		b.WriteString(echo.Clip(id, echo.Max))
 		b.WriteByte(' ')
 	}
 	if number >= MinRuleNumber && number <= MaxRuleNumber {
@@ -445,7 +445,7 @@ func syntaxError(name string, err error) error {
 	}
 	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
 	return &RuleError{Where: fmt.Sprintf("%s:%d", name, line), Line: line,
-		Msg: "invalid JSON or YAML: " + clip(msg, maxMessage)}
+		Msg: "invalid JSON or YAML: " + echo.Clip(msg, maxMessage)}
 }
 
 // FilterFromNode reads a filter from a yaml.v3 node tree: a document parsed from
@@ -549,15 +549,15 @@ func describe(n *yaml.Node) string {
 	case "!!null":
 		return "null"
 	case "!!str":
-		return "a string " + quote(n.Value)
+		return "a string " + echo.Quote(n.Value)
 	case "!!int":
-		return "an integer " + clip(n.Value, maxEcho)
+		return "an integer " + echo.Clip(n.Value, echo.Max)
 	case "!!float":
-		return "a number " + clip(n.Value, maxEcho)
+		return "a number " + echo.Clip(n.Value, echo.Max)
 	case "!!bool":
-		return "a boolean " + clip(n.Value, maxEcho)
+		return "a boolean " + echo.Clip(n.Value, echo.Max)
 	default:
-		return "a value tagged " + clip(tag, maxEcho)
+		return "a value tagged " + echo.Clip(tag, echo.Max)
 	}
 }
 
@@ -577,7 +577,7 @@ func (p *nodeParser) fields(m *yaml.Node, keys ...string) []*yaml.Node {
 			p.fail(k, "", "merge keys (<<) are not supported in a filter")
 			continue
 		case seen[k.Value]:
-			p.fail(k, "", "duplicate key %s", quote(k.Value))
+			p.fail(k, "", "duplicate key %s", echo.Quote(k.Value))
 			continue
 		}
 		seen[k.Value] = true
@@ -588,7 +588,7 @@ func (p *nodeParser) fields(m *yaml.Node, keys ...string) []*yaml.Node {
 		switch {
 		case j < 0: // a field weir does not use
 		case vals[j] != nil:
-			p.fail(k, "", "duplicate key %s (also %s)", quote(k.Value), keys[j])
+			p.fail(k, "", "duplicate key %s (also %s)", echo.Quote(k.Value), keys[j])
 		default:
 			vals[j] = v
 		}
@@ -644,7 +644,7 @@ func integer(n *yaml.Node, field string, bad func(string, ...any)) (int, bool) {
 		return 0, false
 	}
 	if err := n.Decode(&v); err != nil {
-		bad("%s: want an integer, got %s", field, quote(n.Value))
+		bad("%s: want an integer, got %s", field, echo.Quote(n.Value))
 		return 0, false
 	}
 	return v, true
@@ -704,11 +704,11 @@ func (p *nodeParser) pick(n *yaml.Node, id string) *yaml.Node {
 	default:
 		i := slices.Index(ids, id)
 		if i < 0 {
-			p.fail(deref(n), "", "no filter %s (it holds %s)", clip(id, maxEcho), idList(ids))
+			p.fail(deref(n), "", "no filter %s (it holds %s)", echo.Clip(id, echo.Max), idList(ids))
 			return nil
 		}
 		if j := slices.Index(ids[i+1:], id); j >= 0 {
-			p.fail(items[i+1+j], "", "filter %s is listed twice", clip(id, maxEcho))
+			p.fail(items[i+1+j], "", "filter %s is listed twice", echo.Clip(id, echo.Max))
 			return nil
 		}
 		return items[i]
@@ -728,7 +728,7 @@ func idList(ids []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(clip(id, maxEcho))
+		b.WriteString(echo.Clip(id, echo.Max))
 	}
 	return b.String()
 }
@@ -748,10 +748,10 @@ func (p *nodeParser) filter(n *yaml.Node, id string) *Filter {
 		f.ID, _ = text(v[0], "TrafficMirrorFilterId", bad)
 	}
 	if id != "" && f.ID != id {
-		p.fail(at, "", "holds filter %s, not %s", quote(f.ID), clip(id, maxEcho))
+		p.fail(at, "", "holds filter %s, not %s", echo.Quote(f.ID), echo.Clip(id, echo.Max))
 		return nil
 	}
-	what := clip(f.ID, maxEcho)
+	what := echo.Clip(f.ID, echo.Max)
 	if !absent(v[1]) {
 		f.Description, _ = text(v[1], "Description", bad)
 	}
@@ -763,7 +763,7 @@ func (p *nodeParser) filter(n *yaml.Node, id string) *Filter {
 		case s == "amazon-dns":
 			f.AmazonDNS = true
 		default:
-			bad("unknown NetworkServices value %s (want amazon-dns)", quote(s))
+			bad("unknown NetworkServices value %s (want amazon-dns)", echo.Quote(s))
 		}
 	}
 	for _, msg := range msgs {
@@ -859,7 +859,7 @@ func (p *nodeParser) rule(n *yaml.Node, dir Direction) (r Rule, msg string) {
 		}
 		pr, err := netip.ParsePrefix(s)
 		if err != nil {
-			bad("bad %s %s: want a CIDR block such as 10.0.0.0/16 or 2001:db8::/32", field, quote(s))
+			bad("bad %s %s: want a CIDR block such as 10.0.0.0/16 or 2001:db8::/32", field, echo.Quote(s))
 		}
 		return pr
 	}
@@ -900,35 +900,5 @@ func (p *nodeParser) rule(n *yaml.Node, dir Direction) (r Rule, msg string) {
 	return r, strings.Join(msgs, "; ")
 }
 
-// maxEcho is how much of a value an error message repeats: enough to recognise
-// it. A 50 MB value repeated whole would bury the message, and the log it goes to.
-const maxEcho = 64
-
 // maxMessage bounds a message from elsewhere (yaml.v3) that may repeat input.
 const maxMessage = 256
-
-// clip returns s, or its first max bytes (whole UTF-8 characters) followed by "…"
-// and the length of s.
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return s[:cutAt(s, max)] + fmt.Sprintf("… (%d bytes)", len(s))
-}
-
-// quote is strconv.Quote of s, cut like clip to maxEcho bytes.
-func quote(s string) string {
-	if len(s) <= maxEcho {
-		return strconv.Quote(s)
-	}
-	return strconv.Quote(s[:cutAt(s, maxEcho)]) + fmt.Sprintf("… (%d bytes)", len(s))
-}
-
-// cutAt returns where to cut s to at most max bytes without splitting a character.
-func cutAt(s string, max int) int {
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return i
-}
