@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"weir/dataplane/flow"
@@ -132,28 +131,13 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 }
 
 // vxlanInGeneve returns the UDP payload of an IPv4/UDP packet to the VXLAN port and
-// the packet's addressing, or nil.
+// the packet's addressing, or nil. The outer parser is the one every backend uses.
 func vxlanInGeneve(ip []byte) ([]byte, geneve.Outer) {
-	if len(ip) < 28 || ip[0]>>4 != 4 || ip[9] != 17 {
+	o, payload, ok := packet.ParseUDP(ip)
+	if !ok || !o.Src.Is4() || o.DstPort != vxlan.Port {
 		return nil, geneve.Outer{}
 	}
-	ihl := int(ip[0]&0x0f) * 4
-	if ihl < 20 || len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 {
-		return nil, geneve.Outer{}
-	}
-	if total := int(binary.BigEndian.Uint16(ip[2:4])); total >= ihl+8 && total < len(ip) {
-		ip = ip[:total]
-	}
-	udp := ip[ihl:]
-	if binary.BigEndian.Uint16(udp[2:4]) != vxlan.Port {
-		return nil, geneve.Outer{}
-	}
-	return udp[8:], geneve.Outer{
-		Src:     netip.AddrFrom4([4]byte(ip[12:16])),
-		Dst:     netip.AddrFrom4([4]byte(ip[16:20])),
-		SrcPort: binary.BigEndian.Uint16(udp[0:2]),
-		DstPort: vxlan.Port,
-	}
+	return payload, geneve.Outer{Src: o.Src, Dst: o.Dst, SrcPort: o.SrcPort, DstPort: o.DstPort}
 }
 
 // MirrorFilter applies a session's rules: the direction of each packet relative to
@@ -196,19 +180,11 @@ func (m *MirrorFilter) Process(w *Worker, b *Batch) {
 	}
 }
 
-// ethernetPayload skips the Ethernet header and up to two VLAN tags.
+// ethernetPayload skips the Ethernet header and up to two VLAN tags; nil if the frame
+// is too short for them.
 func ethernetPayload(f []byte) []byte {
-	off := 12
-	for range 3 {
-		if len(f) < off+2 {
-			return nil
-		}
-		switch binary.BigEndian.Uint16(f[off:]) {
-		case 0x8100, 0x88a8:
-			off += 4
-		default:
-			return f[off+2:]
-		}
+	if _, p, ok := packet.EthernetPayload(f); ok {
+		return p
 	}
 	return nil
 }

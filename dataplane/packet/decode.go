@@ -45,20 +45,9 @@ func (p *Packet) Decode(b []byte) error {
 // ReasonVersion. It resets p first and never allocates.
 func (p *Packet) DecodeEthernet(b []byte) error {
 	*p = Packet{}
-	if len(b) < EthernetMinimumSize {
+	typ, b, ok := EthernetPayload(b)
+	if !ok {
 		return ReasonEthernetHeader
-	}
-	typ := Ethernet(b).Type()
-	b = Ethernet(b).Payload()
-	for range 2 {
-		if typ != EtherTypeVLAN && typ != EtherTypeQinQ {
-			break
-		}
-		if len(b) < VLANTagSize {
-			return ReasonEthernetHeader
-		}
-		typ = VLAN(b).Type()
-		b = VLAN(b).Payload()
 	}
 	var version uint8
 	switch typ {

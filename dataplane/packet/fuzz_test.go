@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -156,7 +157,13 @@ func seedCorpus(tb testing.TB) map[string]map[string][]byte {
 	bigExt[41] = 200 // hop-by-hop length past the payload
 	udp4 := serialize(tb, v4(layers.IPProtocolUDP), udp(53000, 53), payload(20))
 
+	outer := map[string][]byte{}
+	for _, c := range outerCases(tb) {
+		outer[strings.ReplaceAll(c.name, " ", "_")] = c.frame
+	}
+
 	return map[string]map[string][]byte{
+		"FuzzParseOuter": outer,
 		"FuzzDecode": {
 			"v4_tcp_syn_options":     tcp4,
 			"v4_udp_padded":          append(bytes.Clone(udp4), 0, 0, 0, 0),
