@@ -29,7 +29,8 @@ const (
 	minShardFlows = 128 // fewer shards for small tables, so eviction stays close to a global LRU
 	pendingCap    = 32  // ended records buffered per shard before onEnd is called
 	evictLogEvery = int64(10 * time.Second)
-	idMask        = 1<<53 - 1 // flow ids stay exact in JSON numbers
+	idMask        = 1<<53 - 1       // flow ids stay exact in JSON numbers
+	maxMaxFlows   = maxShards << 26 // so that slots keep at least 5 tag bits
 )
 
 // intervalScan is how many slab entries Interval looks at per lock hold (a variable
@@ -51,67 +52,142 @@ const (
 	finToClient
 )
 
-// entry is one flow in a shard's slab. The fields a hit reads and writes come first.
-type entry struct {
-	key                                Key
-	last                               int64 // newest packet, unix ns
-	prev, next                         int32 // LRU list of the class (next also links the free list)
-	class                              uint8
-	clientIsLo                         bool // the client is (key.Lo, key.LoPort)
-	state                              State
-	fins                               uint8 // finToServer | finToClient seen
-	tcpFlagsToServer, tcpFlagsToClient uint8
-	action                             policy.Action
-	direction                          uint8 // Meta.Direction of the first packet
-	rule                               int32
-	session                            uint16 // Meta.Session of the first packet
-	id                                 uint64 // never 0 while the entry is live
-	pktsToServer, pktsToClient         uint64
-	bytesToServer, bytesToClient       uint64
-	aws                                geneve.AWS
-	hash                               uint64
-	start                              int64
-	tunnel                             tunnel // Meta.Tunnel of the first packet
+// key is a flow's key as stored: pointer-free (so the GC never scans the slab) and
+// 2-byte aligned, so that its 46 bytes leave no padding in entry.
+type key struct {
+	lo, hi         [16]byte // As16 of the endpoints
+	scope          [8]byte  // little endian
+	loPort, hiPort uint16
+	proto          uint8
+	kinds          uint8 // addrKind of lo | addrKind of hi << 2
 }
 
-// tunnel is Tunnel packed for the slab: 44 bytes instead of 64.
-type tunnel struct {
-	src, dst         [16]byte
-	vni              uint32
-	srcPort, dstPort uint16
-	encap            uint8
-	srcFam, dstFam   uint8 // 0 no address, 4, 6
-}
+// Address kinds in key.kinds and entry.tun.
+const (
+	kindNone = iota
+	kind4
+	kind6
+)
 
-func packAddr(a netip.Addr) ([16]byte, uint8) {
+func addrKind(a netip.Addr) uint8 {
 	switch {
 	case a.Is4():
-		return a.As16(), 4
+		return kind4
 	case a.IsValid():
-		return a.As16(), 6
+		return kind6
 	}
-	return [16]byte{}, 0
+	return kindNone
 }
 
-func unpackAddr(b *[16]byte, fam uint8) netip.Addr {
-	switch fam {
-	case 4:
+func unpackAddr(b *[16]byte, kind uint8) netip.Addr {
+	switch kind {
+	case kind4:
 		return netip.AddrFrom4([4]byte(b[12:]))
-	case 6:
+	case kind6:
 		return netip.AddrFrom16(*b)
 	}
 	return netip.Addr{}
 }
 
-func (p *tunnel) pack(t *Tunnel) {
-	p.src, p.srcFam = packAddr(t.Src)
-	p.dst, p.dstFam = packAddr(t.Dst)
-	p.vni, p.srcPort, p.dstPort, p.encap = t.VNI, t.SrcPort, t.DstPort, t.Encap
+// entry is one flow in a shard's slab, 152 bytes: fields are ordered so that none is
+// padded, counters are packed, and a tunnel's IPv4 addresses are kept inline (other
+// tunnel addresses go to the shard's tun6 side array). The hash is not kept: it is
+// recomputed from the key when the entry leaves the index.
+type entry struct {
+	key     key
+	session uint16 // Meta.Session of the first packet
+	last    int64  // newest packet, unix ns
+	start   int64
+	id      uint64 // never 0 while the entry is live
+	// Per direction (0 to the server, 1 to the client): bytes in the low 56 bits of
+	// b, packets in p plus the high 8 bits of b (2^40 packets, 2^56 bytes).
+	b                  [2]uint64
+	awsEndpoint        uint64
+	awsAttachment      uint64
+	p                  [2]uint32
+	prev, next         int32 // LRU list of the class (next also links the free list)
+	rule               int32
+	awsCookie          uint32
+	vni                uint32 // tunnel of the first packet, from here on
+	tunSrc, tunDst     [4]byte
+	tunSport, tunDport uint16
+	tcpFlags           [2]uint8 // union of flags seen each way
+	action             policy.Action
+	direction          uint8 // Meta.Direction of the first packet
+	awsPresent         uint8
+	st                 uint8 // state | fins<<2 | stClientIsLo
+	tun                uint8 // encap | src kind<<2 | dst kind<<4 | tunSide
+	class              uint8
 }
 
-func (p *tunnel) unpack() Tunnel {
-	return Tunnel{Encap: p.encap, Src: unpackAddr(&p.src, p.srcFam), Dst: unpackAddr(&p.dst, p.dstFam),
-		SrcPort: p.srcPort, DstPort: p.dstPort, VNI: p.vni}
+// Bits of entry.st and entry.tun.
+const (
+	stState      = 3
+	stFinShift   = 2
+	stClientIsLo = 1 << 4
+
+	tunEncap = 3
+	tunSide  = 1 << 6 // the tunnel addresses are in shard.tun6
+)
+
+const bytesMask = 1<<56 - 1
+
+func (e *entry) state() State       { return State(e.st & stState) }
+func (e *entry) setState(s State)   { e.st = e.st&^stState | uint8(s) }
+func (e *entry) fins() uint8        { return e.st >> stFinShift & 3 }
+func (e *entry) clientIsLo() bool   { return e.st&stClientIsLo != 0 }
+func (e *entry) pkts(d int) uint64  { return uint64(e.p[d]) | e.b[d]>>56<<32 }
+func (e *entry) bytes(d int) uint64 { return e.b[d] & bytesMask }
+
+func (e *entry) setAWS(a *geneve.AWS) {
+	e.awsEndpoint, e.awsAttachment, e.awsCookie, e.awsPresent = a.EndpointID, a.AttachmentID, a.FlowCookie, a.Present
+}
+
+func (e *entry) aws() geneve.AWS {
+	return geneve.AWS{EndpointID: e.awsEndpoint, AttachmentID: e.awsAttachment, FlowCookie: e.awsCookie, Present: e.awsPresent}
+}
+
+func (e *entry) hasCookie() bool { return e.awsPresent&(1<<geneve.AWSTypeFlowCookie) != 0 }
+
+// setTunnel stores t in entry i of s.
+func (s *shard) setTunnel(i int32, t *Tunnel) {
+	e := &s.slab[i]
+	sk, dk := addrKind(t.Src), addrKind(t.Dst)
+	e.tun = t.Encap&tunEncap | sk<<2 | dk<<4
+	e.vni, e.tunSport, e.tunDport = t.VNI, t.SrcPort, t.DstPort
+	if sk != kind6 && dk != kind6 {
+		if sk == kind4 {
+			e.tunSrc = t.Src.As4()
+		}
+		if dk == kind4 {
+			e.tunDst = t.Dst.As4()
+		}
+		return
+	}
+	if s.tun6 == nil {
+		s.tun6 = make([][2][16]byte, cap(s.slab))
+	}
+	e.tun |= tunSide
+	s.tun6[i] = [2][16]byte{t.Src.As16(), t.Dst.As16()}
+}
+
+// tunnel returns the tunnel stored in entry i of s.
+func (s *shard) tunnel(i int32) Tunnel {
+	e := &s.slab[i]
+	t := Tunnel{Encap: e.tun & tunEncap, SrcPort: e.tunSport, DstPort: e.tunDport, VNI: e.vni}
+	sk, dk := e.tun>>2&3, e.tun>>4&3
+	if e.tun&tunSide != 0 {
+		a := &s.tun6[i]
+		t.Src, t.Dst = unpackAddr(&a[0], sk), unpackAddr(&a[1], dk)
+		return t
+	}
+	if sk == kind4 {
+		t.Src = netip.AddrFrom4(e.tunSrc)
+	}
+	if dk == kind4 {
+		t.Dst = netip.AddrFrom4(e.tunDst)
+	}
+	return t
 }
 
 // ival is a flow's traffic since the last interval record, index 0 to the server,
@@ -133,24 +209,25 @@ type pend struct {
 	ended    bool // then hand rec to onEnd
 }
 
-// slot is one open-addressing index slot: the low 32 bits of the key's hash and the
-// slab index plus one (0 marks an empty slot).
-type slot struct {
-	tag uint32
-	idx int32
-}
+// slot is one open-addressing index slot: the slab index plus one in the low
+// Table.idxBits bits (0 marks an empty slot), and bits 32.. of the key's hash above,
+// as a tag that spares most slab reads on a probe. 4 bytes, so that the index, at
+// most half full, costs 8 bytes per flow.
+type slot uint32
 
 // shard is one lock's worth of the table: a slab of entries, a linear-probing index
 // into it (at most half full, so probes end), one LRU list per timeout class, and
 // the buffers that carry ended flows to onEnd after the lock is released.
 type shard struct {
 	mu    sync.Mutex
+	t     *Table
 	slots []slot
 	mask  uint32
-	slab  []entry // len is the high-water mark; cap is the shard's share of MaxFlows
-	ival  []ival  // beside slab, len cap(slab); nil without OnInterval
-	free  int32   // free list through entry.next, -1 when empty
-	n     int     // live entries
+	slab  []entry       // len is the high-water mark; cap is the shard's share of MaxFlows
+	ival  []ival        // beside slab, len cap(slab); nil without OnInterval
+	tun6  [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
+	free  int32         // free list through entry.next, -1 when empty
+	n     int           // live entries
 	limit int
 	head  [numClasses]int32 // most recently seen
 	tail  [numClasses]int32 // least recently seen
@@ -174,6 +251,8 @@ type Table struct {
 	shards    []shard
 	shift     uint // shard = hash >> shift
 	shardBits uint
+	idxBits   uint // slot bits holding the slab index
+	idxMask   uint32
 	seed      [7]uint64
 	idBase    uint64
 	timeout   [numClasses]int64
@@ -214,6 +293,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.MaxFlows = min(cfg.MaxFlows, maxMaxFlows)
 	n := maxShards
 	for n > 1 && cfg.MaxFlows/n < minShardFlows {
 		n /= 2
@@ -228,6 +308,8 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		maxFlows:  cfg.MaxFlows,
 	}
 	t.shift = 64 - t.shardBits
+	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
+	t.idxMask = 1<<t.idxBits - 1
 	t.timeout[classTCP] = int64(cfg.TCPTimeout)
 	t.timeout[classOther] = int64(cfg.OtherTimeout)
 	t.timeout[classClosed] = int64(cfg.ClosedTimeout)
@@ -238,6 +320,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	t.lastEvictLog.Store(math.MinInt64)
 	for i := range t.shards {
 		s := &t.shards[i]
+		s.t = t
 		s.num = uint64(i)
 		s.limit = cfg.MaxFlows / n
 		if i < cfg.MaxFlows%n {
@@ -263,15 +346,35 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 // KeyOf returns the key of p's flow in tunnel scope scope, and whether p's source is
 // the key's Lo endpoint.
 func KeyOf(scope uint64, p *packet.Packet) (k Key, srcIsLo bool) {
-	return keyOf(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	if srcIsLo = lessEq(p.Src, p.SrcPort, p.Dst, p.DstPort); srcIsLo {
+		return Key{Scope: scope, Proto: p.Proto, Lo: p.Src, Hi: p.Dst, LoPort: p.SrcPort, HiPort: p.DstPort}, true
+	}
+	return Key{Scope: scope, Proto: p.Proto, Lo: p.Dst, Hi: p.Src, LoPort: p.DstPort, HiPort: p.SrcPort}, false
 }
 
-func keyOf(scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) (Key, bool) {
-	c := src.Compare(dst)
-	if c < 0 || (c == 0 && sport <= dport) {
-		return Key{Scope: scope, Proto: proto, Lo: src, Hi: dst, LoPort: sport, HiPort: dport}, true
+// lessEq reports whether endpoint (a, ap) sorts before or equal to (b, bp).
+func lessEq(a netip.Addr, ap uint16, b netip.Addr, bp uint16) bool {
+	c := a.Compare(b)
+	return c < 0 || (c == 0 && ap <= bp)
+}
+
+// keyOf returns the stored key of a flow in canonical order, and whether src is lo.
+func keyOf(scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) (key, bool) {
+	srcIsLo := lessEq(src, sport, dst, dport)
+	if !srcIsLo {
+		src, dst, sport, dport = dst, src, dport, sport
 	}
-	return Key{Scope: scope, Proto: proto, Lo: dst, Hi: src, LoPort: dport, HiPort: sport}, false
+	k := key{lo: src.As16(), hi: dst.As16(), loPort: sport, hiPort: dport, proto: proto,
+		kinds: addrKind(src) | addrKind(dst)<<2}
+	binary.LittleEndian.PutUint64(k.scope[:], scope)
+	return k, srcIsLo
+}
+
+// public returns k as a Key.
+func (k *key) public() Key {
+	return Key{Scope: binary.LittleEndian.Uint64(k.scope[:]), Proto: k.proto,
+		Lo: unpackAddr(&k.lo, k.kinds&3), Hi: unpackAddr(&k.hi, k.kinds>>2),
+		LoPort: k.loPort, HiPort: k.hiPort}
 }
 
 // mix is the wyhash mixing step: the folded 128-bit product.
@@ -281,12 +384,13 @@ func mix(a, b uint64) uint64 {
 }
 
 // hash is a keyed hash of k; the seeds are random per table. The top bits pick the
-// shard, the low 32 bits are the index tag and home slot.
-func (t *Table) hash(k *Key) uint64 {
-	lo, hi := k.Lo.As16(), k.Hi.As16()
-	a := mix(binary.BigEndian.Uint64(lo[:8])^t.seed[0], binary.BigEndian.Uint64(lo[8:])^t.seed[1])
-	b := mix(binary.BigEndian.Uint64(hi[:8])^t.seed[2], binary.BigEndian.Uint64(hi[8:])^t.seed[3])
-	c := mix(k.Scope^t.seed[4], (uint64(k.Proto)<<32|uint64(k.LoPort)<<16|uint64(k.HiPort))^t.seed[5])
+// shard, the low 32 bits the home slot, bits 32.. the slot tag.
+func (t *Table) hash(k *key) uint64 {
+	le := binary.LittleEndian
+	a := mix(le.Uint64(k.lo[:8])^t.seed[0], le.Uint64(k.lo[8:])^t.seed[1])
+	b := mix(le.Uint64(k.hi[:8])^t.seed[2], le.Uint64(k.hi[8:])^t.seed[3])
+	c := mix(le.Uint64(k.scope[:])^t.seed[4],
+		(uint64(k.kinds)<<40|uint64(k.proto)<<32|uint64(k.loPort)<<16|uint64(k.hiPort))^t.seed[5])
 	return mix(a^c^t.seed[6], b^c)
 }
 
@@ -321,7 +425,7 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 			return r
 		}
 	}
-	k, srcIsLo := KeyOf(scope, p)
+	k, srcIsLo := keyOf(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	var res Result
@@ -353,7 +457,7 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		i = s.alloc()
 		s.insert(h, i)
 	}
-	res = t.create(s, i, &k, h, p, srcIsLo, length, m, now)
+	res = t.create(s, i, &k, p, srcIsLo, length, m, now)
 	s.mu.Unlock()
 
 	if ended {
@@ -389,7 +493,7 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	if now-e.last > t.timeout[e.class] {
 		return Result{}, false
 	}
-	toServer := qSrcIsLo != e.clientIsLo // the error travels back towards the quoted sender
+	toServer := qSrcIsLo != e.clientIsLo() // the error travels back towards the quoted sender
 	e.count(toServer, length, 0)
 	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
@@ -406,17 +510,20 @@ func restarts(e *entry, p *packet.Packet, aws *geneve.AWS) bool {
 	if p.Proto != packet.ProtoTCP || p.TCPFlags&(packet.TCPSyn|packet.TCPAck|packet.TCPRst) != packet.TCPSyn {
 		return false
 	}
-	if e.state >= StateClosing {
+	if e.state() >= StateClosing {
 		return true
 	}
-	return aws != nil && aws.Has(geneve.AWSTypeFlowCookie) && e.aws.Has(geneve.AWSTypeFlowCookie) &&
-		aws.FlowCookie != e.aws.FlowCookie
+	return aws != nil && aws.Has(geneve.AWSTypeFlowCookie) && e.hasCookie() && aws.FlowCookie != e.awsCookie
 }
 
-// create fills slab entry i (unlinked, indexed under h) as a new flow started by p.
-func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
+// create fills slab entry i (unlinked, indexed under k's hash) as a new flow
+// started by p.
+func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
 	e := &s.slab[i]
-	*e = entry{key: *k, hash: h, start: now, last: now, clientIsLo: srcIsLo, rule: policy.NoRule}
+	*e = entry{key: *k, start: now, last: now, rule: policy.NoRule}
+	if srcIsLo {
+		e.st = stClientIsLo
+	}
 	e.id = t.nextID(s)
 	if t.decide != nil {
 		a, r := t.decide.Decide(p)
@@ -424,11 +531,11 @@ func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, sr
 	}
 	if m != nil {
 		if m.AWS != nil {
-			e.aws = *m.AWS
+			e.setAWS(m.AWS)
 		}
 		e.direction, e.session = m.Direction, m.Session
 		if m.Tunnel != (Tunnel{}) {
-			e.tunnel.pack(&m.Tunnel)
+			s.setTunnel(i, &m.Tunnel)
 		}
 	}
 	e.count(true, length, p.TCPFlags)
@@ -446,12 +553,12 @@ func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, sr
 // update accounts p on live entry i.
 func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length int, aws *geneve.AWS, now int64) Result {
 	e := &s.slab[i]
-	toServer := srcIsLo == e.clientIsLo
+	toServer := srcIsLo == e.clientIsLo()
 	e.count(toServer, length, p.TCPFlags)
 	s.countIval(i, toServer, length, now)
 	e.advance(p.TCPFlags, toServer)
 	if aws != nil {
-		e.aws = *aws
+		e.setAWS(aws)
 	}
 	e.last = max(e.last, now)
 	if c := classOf(e); c != e.class {
@@ -465,15 +572,15 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 }
 
 func (e *entry) count(toServer bool, length int, flags uint8) {
+	d := 1
 	if toServer {
-		e.pktsToServer++
-		e.bytesToServer += uint64(length)
-		e.tcpFlagsToServer |= flags
-	} else {
-		e.pktsToClient++
-		e.bytesToClient += uint64(length)
-		e.tcpFlagsToClient |= flags
+		d = 0
 	}
+	if e.p[d]++; e.p[d] == 0 {
+		e.b[d] += 1 << 56
+	}
+	e.b[d] += uint64(length)
+	e.tcpFlags[d] |= flags
 }
 
 // countIval adds a packet to entry i's interval counters, if the table keeps them.
@@ -498,36 +605,37 @@ func (s *shard) countIval(i int32, toServer bool, length int, now int64) {
 
 // advance moves the protocol state for a packet with TCP flags f in the given direction.
 func (e *entry) advance(f uint8, toServer bool) {
-	if e.key.Proto != packet.ProtoTCP {
-		if !toServer && e.state == StateNew {
-			e.state = StateEstablished
+	st := e.state()
+	if e.key.proto != packet.ProtoTCP {
+		if !toServer && st == StateNew {
+			e.setState(StateEstablished)
 		}
 		return
 	}
 	switch {
 	case f&packet.TCPRst != 0:
-		e.state = StateClosed
+		e.setState(StateClosed)
 	case f&packet.TCPFin != 0:
+		fin := uint8(finToClient)
 		if toServer {
-			e.fins |= finToServer
-		} else {
-			e.fins |= finToClient
+			fin = finToServer
 		}
-		if e.fins == finToServer|finToClient {
-			e.state = StateClosed
-		} else if e.state < StateClosing {
-			e.state = StateClosing
+		e.st |= fin << stFinShift
+		if e.fins() == finToServer|finToClient {
+			e.setState(StateClosed)
+		} else if st < StateClosing {
+			e.setState(StateClosing)
 		}
-	case !toServer && e.state == StateNew:
-		e.state = StateEstablished
+	case !toServer && st == StateNew:
+		e.setState(StateEstablished)
 	}
 }
 
 func classOf(e *entry) uint8 {
-	if e.key.Proto != packet.ProtoTCP {
+	if e.key.proto != packet.ProtoTCP {
 		return classOther
 	}
-	if e.state == StateClosed {
+	if e.state() == StateClosed {
 		return classClosed
 	}
 	return classTCP
@@ -576,7 +684,7 @@ func (t *Table) noteEvicted(now int64) {
 func (s *shard) end(i int32, reason EndReason) {
 	s.pending = append(s.pending, pend{ended: true})
 	p := &s.pending[len(s.pending)-1]
-	s.record(&p.rec, &s.slab[i])
+	s.record(&p.rec, i)
 	p.rec.Reason = reason
 	if s.ival != nil {
 		p.hasDelta = s.takeDelta(&p.delta, i)
@@ -588,7 +696,7 @@ func (s *shard) end(i int32, reason EndReason) {
 func (s *shard) interval(i int32) {
 	s.pending = append(s.pending, pend{hasDelta: true})
 	p := &s.pending[len(s.pending)-1]
-	s.record(&p.rec, &s.slab[i])
+	s.record(&p.rec, i)
 	s.takeDelta(&p.delta, i)
 }
 
@@ -611,25 +719,27 @@ func (s *shard) takeDelta(d *Delta, i int32) bool {
 	return true
 }
 
-// record fills r from live entry e; Reason is left zero.
-func (s *shard) record(r *Record, e *entry) {
+// record fills r from live entry i; Reason is left zero.
+func (s *shard) record(r *Record, i int32) {
+	e := &s.slab[i]
+	k := e.key.public()
 	r.ID = e.id
-	r.Proto = e.key.Proto
-	if e.clientIsLo {
-		r.Src, r.SrcPort, r.Dst, r.DstPort = e.key.Lo, e.key.LoPort, e.key.Hi, e.key.HiPort
+	r.Proto = k.Proto
+	if e.clientIsLo() {
+		r.Src, r.SrcPort, r.Dst, r.DstPort = k.Lo, k.LoPort, k.Hi, k.HiPort
 	} else {
-		r.Src, r.SrcPort, r.Dst, r.DstPort = e.key.Hi, e.key.HiPort, e.key.Lo, e.key.LoPort
+		r.Src, r.SrcPort, r.Dst, r.DstPort = k.Hi, k.HiPort, k.Lo, k.LoPort
 	}
 	r.Start = time.Unix(0, e.start)
 	r.End = time.Unix(0, e.last)
-	r.PktsToServer, r.PktsToClient = e.pktsToServer, e.pktsToClient
-	r.BytesToServer, r.BytesToClient = e.bytesToServer, e.bytesToClient
-	r.State = e.state
-	r.TCPFlagsToServer, r.TCPFlagsToClient = e.tcpFlagsToServer, e.tcpFlagsToClient
+	r.PktsToServer, r.PktsToClient = e.pkts(0), e.pkts(1)
+	r.BytesToServer, r.BytesToClient = e.bytes(0), e.bytes(1)
+	r.State = e.state()
+	r.TCPFlagsToServer, r.TCPFlagsToClient = e.tcpFlags[0], e.tcpFlags[1]
 	r.Action = e.action
 	r.Rule = int(e.rule)
-	r.AWS = e.aws
-	r.Tunnel = e.tunnel.unpack()
+	r.AWS = e.aws()
+	r.Tunnel = s.tunnel(i)
 	r.Direction = e.direction
 	r.Session = e.session
 }
@@ -774,44 +884,47 @@ func (t *Table) Evicted() uint64 { return t.evicted.Load() }
 // ---- shard internals; all need s.mu held ----
 
 // find returns the slab index of k's entry, or -1.
-func (s *shard) find(h uint64, k *Key) int32 {
-	tag := uint32(h)
-	for i := tag & s.mask; ; i = (i + 1) & s.mask {
-		sl := s.slots[i]
-		if sl.idx == 0 {
+func (s *shard) find(h uint64, k *key) int32 {
+	tag, im := s.t.tag(h), s.t.idxMask
+	for i := uint32(h) & s.mask; ; i = (i + 1) & s.mask {
+		sl := uint32(s.slots[i])
+		if sl == 0 {
 			return -1
 		}
-		if sl.tag == tag && s.slab[sl.idx-1].key == *k {
-			return sl.idx - 1
+		if sl&^im == tag && s.slab[sl&im-1].key == *k {
+			return int32(sl&im) - 1
 		}
 	}
 }
+
+// tag returns the tag bits of a slot for hash h.
+func (t *Table) tag(h uint64) uint32 { return uint32(h>>32) << t.idxBits }
 
 // insert indexes slab entry i under hash h.
 func (s *shard) insert(h uint64, i int32) {
-	tag := uint32(h)
-	j := tag & s.mask
-	for s.slots[j].idx != 0 {
+	j := uint32(h) & s.mask
+	for s.slots[j] != 0 {
 		j = (j + 1) & s.mask
 	}
-	s.slots[j] = slot{tag: tag, idx: i + 1}
+	s.slots[j] = slot(s.t.tag(h) | uint32(i+1))
 }
 
-// unindex removes slab entry i (hash h) from the index, shifting later entries of
-// its probe run back so that no tombstones are needed.
-func (s *shard) unindex(h uint64, i int32) {
-	mask := s.mask
-	hole := uint32(h) & mask
-	for s.slots[hole].idx != i+1 {
+// unindex removes slab entry i from the index, shifting later entries of its probe
+// run back so that no tombstones are needed. Slots do not hold their home, so it is
+// recomputed from the entries' keys.
+func (s *shard) unindex(i int32) {
+	mask, im := s.mask, s.t.idxMask
+	hole := uint32(s.t.hash(&s.slab[i].key)) & mask
+	for uint32(s.slots[hole])&im != uint32(i+1) {
 		hole = (hole + 1) & mask
 	}
 	for j := hole; ; {
 		j = (j + 1) & mask
 		sl := s.slots[j]
-		if sl.idx == 0 {
+		if sl == 0 {
 			break
 		}
-		home := sl.tag & mask
+		home := uint32(s.t.hash(&s.slab[uint32(sl)&im-1].key)) & mask
 		// sl may fill the hole unless its home lies cyclically in (hole, j].
 		if hole <= j {
 			if hole < home && home <= j {
@@ -823,7 +936,7 @@ func (s *shard) unindex(h uint64, i int32) {
 		s.slots[hole] = sl
 		hole = j
 	}
-	s.slots[hole] = slot{}
+	s.slots[hole] = 0
 }
 
 // alloc returns an unused slab index; the shard must not be full.
@@ -838,10 +951,9 @@ func (s *shard) alloc() int32 {
 
 // remove drops live entry i: off its list, out of the index, onto the free list.
 func (s *shard) remove(i int32) {
-	e := &s.slab[i]
 	s.unlink(i)
-	s.unindex(e.hash, i)
-	*e = entry{next: s.free}
+	s.unindex(i)
+	s.slab[i] = entry{next: s.free}
 	s.free = i
 	s.n--
 }
