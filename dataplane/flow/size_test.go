@@ -109,3 +109,47 @@ func BenchmarkTableMillion(b *testing.B) {
 	b.ReportMetric(perFlow, "bytes/flow")
 	b.ReportMetric(heap, "heap-MB")
 }
+
+// A table reserves little up front: shards start small and grow with their flows.
+func TestGrowFromSmall(t *testing.T) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse
+	big := NewTable(Config{MaxFlows: 1 << 20, OnInterval: func(*Record, *Delta) {}}, nil, nil)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if used := int64(ms.HeapInuse) - int64(before); used > 4<<20 {
+		t.Errorf("NewTable with 1M flows: %d bytes in use, want < 4 MB", used)
+	} else {
+		t.Logf("NewTable with 1M flows: %d bytes in use", used)
+	}
+	runtime.KeepAlive(big)
+
+	// Grown to 200k flows, every flow is still found, with its id and counters.
+	const n = 200_000
+	tb, _, _ := newTest(t, Config{MaxFlows: 1 << 18, OnInterval: func(*Record, *Delta) {}})
+	ids := make([]uint64, n)
+	pkt := func(i int) *packet.Packet {
+		return udp(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), uint16(i), server, 53)
+	}
+	for i := range n {
+		ids[i] = tb.Track(0, pkt(i), 10, nil, int64(i)).FlowID
+	}
+	for i := range n {
+		if r := tb.Track(0, reverse(pkt(i), 0), 20, nil, n+int64(i)); r.Created || r.FlowID != ids[i] || r.ToServer {
+			t.Fatalf("flow %d after growth: %+v, want id %d", i, r, ids[i])
+		}
+	}
+	if tb.Active() != n || tb.Evicted() != 0 {
+		t.Fatalf("active %d evicted %d", tb.Active(), tb.Evicted())
+	}
+	for i := range tb.shards {
+		if s := &tb.shards[i]; cap(s.slab) > s.limit || len(s.ival) != cap(s.slab) || len(s.slots) < 2*cap(s.slab) {
+			t.Fatalf("shard %d: cap %d limit %d ival %d slots %d", i, cap(s.slab), s.limit, len(s.ival), len(s.slots))
+		}
+	}
+	if r, _ := lookup(tb, 0, pkt(12345)); r.PktsToServer != 1 || r.BytesToClient != 20 || r.State != StateEstablished {
+		t.Fatalf("record after growth: %+v", r)
+	}
+}

@@ -27,6 +27,7 @@ const (
 const (
 	maxShards     = 64  // power of two
 	minShardFlows = 128 // fewer shards for small tables, so eviction stays close to a global LRU
+	initShardCap  = 64  // a shard's first slab; it doubles up to the shard's limit
 	pendingCap    = 32  // ended records buffered per shard before onEnd is called
 	evictLogEvery = int64(10 * time.Second)
 	idMask        = 1<<53 - 1       // flow ids stay exact in JSON numbers
@@ -223,7 +224,7 @@ type shard struct {
 	t     *Table
 	slots []slot
 	mask  uint32
-	slab  []entry       // len is the high-water mark; cap is the shard's share of MaxFlows
+	slab  []entry       // len is the high-water mark; cap grows up to limit
 	ival  []ival        // beside slab, len cap(slab); nil without OnInterval
 	tun6  [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
 	free  int32         // free list through entry.next, -1 when empty
@@ -327,14 +328,8 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 			s.limit++
 		}
 		s.limit = max(s.limit, 1)
-		size := 1 << bits.Len(uint(2*s.limit-1)) // power of two >= 2*limit
-		s.slots = make([]slot, size)
-		s.mask = uint32(size - 1)
-		s.slab = make([]entry, 0, s.limit)
-		if cfg.OnInterval != nil {
-			s.ival = make([]ival, s.limit)
-		}
 		s.free = -1
+		s.resize(min(s.limit, initShardCap))
 		s.head = [numClasses]int32{-1, -1, -1}
 		s.tail = s.head
 		s.pending = make([]pend, 0, pendingCap)
@@ -939,14 +934,49 @@ func (s *shard) unindex(i int32) {
 	s.slots[hole] = 0
 }
 
-// alloc returns an unused slab index; the shard must not be full.
+// alloc returns an unused slab index; the shard must not be full. When the slab is
+// used up it doubles (up to the limit), on the packet path: amortised, a flow costs
+// one more copy, and only the shards that fill pay the memory.
 func (s *shard) alloc() int32 {
 	if i := s.free; i >= 0 {
 		s.free = s.slab[i].next
 		return i
 	}
+	if len(s.slab) == cap(s.slab) {
+		s.resize(min(2*cap(s.slab), s.limit))
+	}
 	s.slab = s.slab[:len(s.slab)+1]
 	return int32(len(s.slab) - 1)
+}
+
+// resize gives the shard room for n entries: the slab and its side arrays are
+// copied, the index (a power of two, at least twice n) is rebuilt from the live
+// entries. Slab indices stay valid.
+func (s *shard) resize(n int) {
+	slab := make([]entry, len(s.slab), n)
+	copy(slab, s.slab)
+	s.slab = slab
+	if s.t.onIval != nil {
+		s.ival = grow(s.ival, n)
+	}
+	if s.tun6 != nil {
+		s.tun6 = grow(s.tun6, n)
+	}
+	size := 1 << bits.Len(uint(2*n-1))
+	s.slots = make([]slot, size)
+	s.mask = uint32(size - 1)
+	for i := range s.slab {
+		if s.slab[i].id != 0 {
+			s.insert(s.t.hash(&s.slab[i].key), int32(i))
+		}
+	}
+}
+
+// grow returns a copy of a side array with length n.
+func grow[T any](a []T, n int) []T {
+	b := make([]T, n)
+	copy(b, a)
+	return b
 }
 
 // remove drops live entry i: off its list, out of the index, onto the free list.
