@@ -136,7 +136,10 @@ type Decider interface {
 
 // Config bounds the table. Zero durations take the GWLB defaults.
 type Config struct {
-	MaxFlows      int           // at most this many flows; the least recently seen is evicted
+	// MaxFlows bounds the table. A new flow in a full shard evicts one: a flow idle
+	// past its timeout, else the least recently seen unanswered flow (StateNew),
+	// else closed, else any. Memory grows with the flows, up to this bound.
+	MaxFlows      int
 	TCPTimeout    time.Duration // default 350 s, GWLB's TCP idle timeout
 	OtherTimeout  time.Duration // default 120 s, GWLB's idle timeout for the rest
 	ClosedTimeout time.Duration // default 5 s: how long a closed TCP flow lingers for stray segments

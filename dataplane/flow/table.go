@@ -38,13 +38,17 @@ const (
 // for tests).
 var intervalScan = 1024
 
-// Timeout classes. Each has its own LRU list in a shard, so that every list holds
+// Classes of flows. Each has its own LRU list in a shard, so that every list holds
 // entries with one timeout and Expire stops at the first entry of a list that is not
-// idle long enough.
+// idle long enough, and so that eviction can pick the kind of flow it ends: flows
+// nobody answered go first, so that a flood of spoofed SYNs ends its own flows and
+// not the established ones.
 const (
-	classTCP    = iota // TCP not closed: TCPTimeout
-	classOther         // not TCP: OtherTimeout
-	classClosed        // TCP closed: ClosedTimeout
+	classTCP      = iota // TCP answered, not closed: TCPTimeout
+	classOther           // not TCP, answered: OtherTimeout
+	classClosed          // TCP closed: ClosedTimeout
+	classTCPNew          // TCP, StateNew (only the client seen): TCPTimeout
+	classOtherNew        // not TCP, StateNew: OtherTimeout
 	numClasses
 )
 
@@ -314,6 +318,8 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	t.timeout[classTCP] = int64(cfg.TCPTimeout)
 	t.timeout[classOther] = int64(cfg.OtherTimeout)
 	t.timeout[classClosed] = int64(cfg.ClosedTimeout)
+	t.timeout[classTCPNew] = int64(cfg.TCPTimeout)
+	t.timeout[classOtherNew] = int64(cfg.OtherTimeout)
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64() | 1
 	}
@@ -330,7 +336,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		s.limit = max(s.limit, 1)
 		s.free = -1
 		s.resize(min(s.limit, initShardCap))
-		s.head = [numClasses]int32{-1, -1, -1}
+		s.head = [numClasses]int32{-1, -1, -1, -1, -1}
 		s.tail = s.head
 		s.pending = make([]pend, 0, pendingCap)
 		s.emitting = make([]pend, 0, pendingCap)
@@ -446,8 +452,8 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		s.n--
 	} else {
 		if s.n >= s.limit {
-			t.evict(s)
-			ended, evicted = true, true
+			evicted = t.evict(s, now)
+			ended = true
 		}
 		i = s.alloc()
 		s.insert(h, i)
@@ -627,10 +633,17 @@ func (e *entry) advance(f uint8, toServer bool) {
 }
 
 func classOf(e *entry) uint8 {
+	st := e.state()
 	if e.key.proto != packet.ProtoTCP {
+		if st == StateNew {
+			return classOtherNew
+		}
 		return classOther
 	}
-	if e.state() == StateClosed {
+	switch st {
+	case StateNew:
+		return classTCPNew
+	case StateClosed:
 		return classClosed
 	}
 	return classTCP
@@ -647,18 +660,40 @@ func (t *Table) nextID(s *shard) uint64 {
 	}
 }
 
-// evict ends the least recently seen flow of a full shard.
-func (t *Table) evict(s *shard) {
-	best := int32(-1)
+// evictOrder lists the classes eviction takes from, in groups of equal rank: within a
+// group the least recently seen flow goes.
+var evictOrder = [...][2]int8{{classTCPNew, classOtherNew}, {classClosed, -1}, {classTCP, classOther}}
+
+// evict ends one flow of a full shard: one idle past its timeout if a list's tail
+// is, else the least recently seen of the first non-empty group of evictOrder
+// (unanswered, then closed, then the rest). It reports whether it forced a flow out.
+func (t *Table) evict(s *shard, now int64) bool {
 	for c := range numClasses {
-		if i := s.tail[c]; i >= 0 && (best < 0 || s.slab[i].last < s.slab[best].last) {
-			best = i
+		if i := s.tail[c]; i >= 0 && now-s.slab[i].last > t.timeout[c] {
+			s.end(i, EndTimeout)
+			s.remove(i)
+			return false
+		}
+	}
+	best := int32(-1)
+	for _, g := range evictOrder {
+		for _, c := range g {
+			if c < 0 {
+				continue
+			}
+			if i := s.tail[c]; i >= 0 && (best < 0 || s.slab[i].last < s.slab[best].last) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			break
 		}
 	}
 	s.end(best, EndForced)
 	s.remove(best)
 	t.evicted.Add(1)
 	t.evictedLog.Add(1)
+	return true
 }
 
 // noteEvicted logs evictions, at most one line per evictLogEvery of packet time.
@@ -670,7 +705,7 @@ func (t *Table) noteEvicted(now int64) {
 	if !t.lastEvictLog.CompareAndSwap(last, now) {
 		return
 	}
-	t.log.Warn("flow table full: evicting least recently seen flows",
+	t.log.Warn("flow table full: evicting flows, unanswered ones first",
 		"evicted", t.evictedLog.Swap(0), "max_flows", t.maxFlows)
 }
 
