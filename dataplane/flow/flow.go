@@ -143,7 +143,11 @@ type Config struct {
 	TCPTimeout    time.Duration // default 350 s, GWLB's TCP idle timeout
 	OtherTimeout  time.Duration // default 120 s, GWLB's idle timeout for the rest
 	ClosedTimeout time.Duration // default 5 s: how long a closed TCP flow lingers for stray segments
-	Logger        *slog.Logger  // for eviction notices (rate-limited); nil means slog.Default()
+	// NodeID (0..MaxNodeID; higher bits are ignored) goes in the top bits of the flow
+	// ids this table hands out, so that nodes of a fleet with different NodeIDs never
+	// give one flow_id to two flows. Ids stay below 2^53.
+	NodeID uint16
+	Logger *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
 	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
 	// from Table.Interval for live flows, and once more, just before onEnd, for a
 	// flow that ends with traffic not yet reported. r and d are valid only during the
@@ -152,6 +156,12 @@ type Config struct {
 	// When nil, the table keeps no per-interval counters.
 	OnInterval func(r *Record, d *Delta)
 }
+
+// MaxNodeID is the largest Config.NodeID.
+const MaxNodeID = 1<<nodeBits - 1
+
+// NodeOfID returns the Config.NodeID of the table that gave out flow id id.
+func NodeOfID(id uint64) uint16 { return uint16(id >> idBits) }
 
 // Result is what Track tells the pipeline about the packet it accounted.
 type Result struct {

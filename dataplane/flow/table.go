@@ -30,7 +30,9 @@ const (
 	initShardCap  = 64  // a shard's first slab; it doubles up to the shard's limit
 	pendingCap    = 32  // ended records buffered per shard before onEnd is called
 	evictLogEvery = int64(10 * time.Second)
-	idMask        = 1<<53 - 1       // flow ids stay exact in JSON numbers
+	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
+	idMask        = 1<<idBits - 1 // the per-node part of a flow id
+	nodeBits      = 10
 	maxMaxFlows   = maxShards << 26 // so that slots keep at least 5 tag bits
 )
 
@@ -259,7 +261,8 @@ type Table struct {
 	idxBits   uint // slot bits holding the slab index
 	idxMask   uint32
 	seed      [7]uint64
-	idBase    uint64
+	idBase    uint64 // random, so that a restarted node does not repeat its ids
+	node      uint64 // Config.NodeID << idBits
 	timeout   [numClasses]int64
 	decide    Decider
 	onEnd     func(*Record)
@@ -324,6 +327,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		t.seed[i] = rand.Uint64() | 1
 	}
 	t.idBase = rand.Uint64() & idMask
+	t.node = uint64(cfg.NodeID&MaxNodeID) << idBits
 	t.lastEvictLog.Store(math.MinInt64)
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -649,12 +653,13 @@ func classOf(e *entry) uint8 {
 	return classTCP
 }
 
-// nextID returns a flow id unique in the table: the shard's sequence number and the
-// shard index, offset by the table's random base, modulo 2^53, never 0.
+// nextID returns a flow id unique in the fleet: the node id in the top bits below
+// 2^53, then the shard's sequence number and the shard index, offset by the table's
+// random base, modulo 2^43; never 0.
 func (t *Table) nextID(s *shard) uint64 {
 	for {
 		s.seq++
-		if id := (t.idBase + (s.seq<<t.shardBits | s.num)) & idMask; id != 0 {
+		if id := t.node | (t.idBase+(s.seq<<t.shardBits|s.num))&idMask; id != 0 {
 			return id
 		}
 	}

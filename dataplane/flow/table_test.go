@@ -725,7 +725,7 @@ func TestSYNOnClosedRestarts(t *testing.T) {
 
 func TestFlowIDs(t *testing.T) {
 	tb, _, _ := newTest(t, Config{MaxFlows: 1 << 14})
-	tb.idBase = idMask - 100 // wrap around 2^53 within the test
+	tb.idBase = idMask - 100 // wrap around within the test
 	seen := map[uint64]bool{}
 	for i := range 5000 {
 		id := tb.Track(uint64(i), udp(client, 1, server, 2), 1, nil, 0).FlowID
@@ -733,6 +733,23 @@ func TestFlowIDs(t *testing.T) {
 			t.Fatalf("flow %d: bad id %d", i, id)
 		}
 		seen[id] = true
+	}
+	// Two nodes, even with the same random base, never share an id; ids carry the
+	// node and stay below 2^53 at the highest node id.
+	for _, nodes := range [][2]uint16{{1, 2}, {0, MaxNodeID}} {
+		a, _, _ := newTest(t, Config{MaxFlows: 1 << 14, NodeID: nodes[0]})
+		b, _, _ := newTest(t, Config{MaxFlows: 1 << 14, NodeID: nodes[1]})
+		a.idBase, b.idBase = idMask-100, idMask-100
+		ids := map[uint64]bool{}
+		for i := range 5000 {
+			for j, tb := range []*Table{a, b} {
+				id := tb.Track(uint64(i), udp(client, 1, server, 2), 1, nil, 0).FlowID
+				if id == 0 || id >= 1<<53 || ids[id] || NodeOfID(id) != nodes[j] {
+					t.Fatalf("node %d flow %d: bad id %#x", nodes[j], i, id)
+				}
+				ids[id] = true
+			}
+		}
 	}
 	// Two tables number differently.
 	tb2, _, _ := newTest(t, Config{})
