@@ -147,7 +147,10 @@ type Config struct {
 	// ids this table hands out, so that nodes of a fleet with different NodeIDs never
 	// give one flow_id to two flows. Ids stay below 2^53.
 	NodeID uint16
-	Logger *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
+	// SideSize is the size in bytes of a per-flow side record that later stages
+	// (detection) keep beside the table's entry; see Table.WithSide. 0: none.
+	SideSize int
+	Logger   *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
 	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
 	// from Table.Interval for live flows, and once more, just before onEnd, for a
 	// flow that ends with traffic not yet reported. r and d are valid only during the
@@ -169,4 +172,18 @@ type Result struct {
 	FlowID   uint64
 	Created  bool // this packet started the flow
 	ToServer bool // the packet goes client to server
+	Handle   Handle
 }
+
+// Handle names a flow for Table.SetAction and Table.WithSide after TrackMeta
+// returned: it finds the flow's entry without a lookup, and carries the flow id, so
+// a handle to a flow that has since ended (its entry perhaps reused) does nothing.
+// The zero Handle names no flow.
+type Handle struct {
+	id    uint64
+	shard uint32
+	idx   int32
+}
+
+// FlowID returns the id of the flow h names.
+func (h Handle) FlowID() uint64 { return h.id }

@@ -233,6 +233,7 @@ type shard struct {
 	slab  []entry       // len is the high-water mark; cap grows up to limit
 	ival  []ival        // beside slab, len cap(slab); nil without OnInterval
 	tun6  [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
+	side  []byte        // beside slab, Config.SideSize bytes an entry
 	free  int32         // free list through entry.next, -1 when empty
 	n     int           // live entries
 	limit int
@@ -269,6 +270,7 @@ type Table struct {
 	onIval    func(*Record, *Delta) // nil: no interval counters
 	log       *slog.Logger
 	maxFlows  int
+	sideSize  int
 
 	evicted      atomic.Uint64
 	evictedLog   atomic.Uint64 // evicted since the last log line
@@ -314,6 +316,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		onIval:    cfg.OnInterval,
 		log:       cfg.Logger,
 		maxFlows:  cfg.MaxFlows,
+		sideSize:  max(cfg.SideSize, 0),
 	}
 	t.shift = 64 - t.shardBits
 	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
@@ -503,7 +506,7 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
 	s.touch(i)
-	return Result{Action: e.action, FlowID: e.id, ToServer: toServer}, true
+	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}, true
 }
 
 // restarts reports whether p, a packet of e's 5-tuple, starts a new flow: a TCP SYN
@@ -544,6 +547,9 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 		}
 	}
 	e.count(true, length, p.TCPFlags)
+	if sz := s.t.sideSize; sz > 0 {
+		clear(s.side[int(i)*sz : int(i+1)*sz])
+	}
 	if s.ival != nil {
 		s.ival[i] = ival{}
 		s.countIval(i, true, length, now)
@@ -552,7 +558,7 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 	e.class = classOf(e)
 	s.link(i)
 	s.n++
-	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: true}
+	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: true, Handle: s.handle(i)}
 }
 
 // update accounts p on live entry i.
@@ -573,7 +579,7 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	} else {
 		s.touch(i)
 	}
-	return Result{Action: e.action, FlowID: e.id, ToServer: toServer}
+	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}
 }
 
 func (e *entry) count(toServer bool, length int, flags uint8) {
@@ -901,6 +907,55 @@ func (t *Table) Interval(now int64) int {
 	return total
 }
 
+// handle returns the handle of live entry i.
+func (s *shard) handle(i int32) Handle {
+	return Handle{id: s.slab[i].id, shard: uint32(s.num), idx: i}
+}
+
+// lock locks h's shard and returns it with h's slab index, or returns nil (nothing
+// locked) when h's flow is gone.
+func (t *Table) lock(h Handle) (*shard, int32) {
+	if h.id == 0 || int(h.shard) >= len(t.shards) {
+		return nil, -1
+	}
+	s := &t.shards[h.shard]
+	s.mu.Lock()
+	if int(h.idx) >= len(s.slab) || s.slab[h.idx].id != h.id {
+		s.mu.Unlock()
+		return nil, -1
+	}
+	return s, h.idx
+}
+
+// SetAction changes the verdict of h's flow, both ways, from its next packet on; it
+// reports false when the flow has ended. The rule index is left as it was.
+func (t *Table) SetAction(h Handle, a policy.Action) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	s.slab[i].action = a
+	s.mu.Unlock()
+	return true
+}
+
+// WithSide calls f with h's side record (Config.SideSize bytes, zero when the flow
+// was created) and reports whether the flow still exists; f is not called when it
+// does not. f runs with the flow's shard locked, so that detection state stays
+// consistent with packets of other workers: it must be quick, must not call into
+// the table, and must not keep side after it returns. A closure that does not
+// escape costs no allocation.
+func (t *Table) WithSide(h Handle, f func(side []byte)) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	sz := t.sideSize
+	f(s.side[int(i)*sz : int(i+1)*sz : int(i+1)*sz])
+	s.mu.Unlock()
+	return true
+}
+
 // Active returns the number of flows in the table.
 func (t *Table) Active() int {
 	n := 0
@@ -1001,6 +1056,9 @@ func (s *shard) resize(n int) {
 	}
 	if s.tun6 != nil {
 		s.tun6 = grow(s.tun6, n)
+	}
+	if s.t.sideSize > 0 {
+		s.side = grow(s.side, n*s.t.sideSize)
 	}
 	size := 1 << bits.Len(uint(2*n-1))
 	s.slots = make([]slot, size)
