@@ -150,7 +150,19 @@ type Config struct {
 	// SideSize is the size in bytes of a per-flow side record that later stages
 	// (detection) keep beside the table's entry; see Table.WithSide. 0: none.
 	SideSize int
-	Logger   *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
+	// Journal, when not nil, receives per shard, in order and in batches, what a peer
+	// needs to know to take the flows over (see FlowState): each flow created, each
+	// change of its TCP state, verdict (SetAction) or GWLB options, a refresh of its
+	// last packet time at most once per JournalRefresh, and its end. events are valid
+	// only during the call. It is called without table locks, often from a packet
+	// worker, so it must not block: copy the events to a queue and drop when it is
+	// full. Events are collected under the shard lock into a bounded buffer; those
+	// that find it full, while another call delivers, are counted in JournalLost.
+	// Flows installed by Import are not journaled until they carry traffic here.
+	Journal func(shard int, events []FlowState)
+	// JournalRefresh bounds the refresh events of a flow; default 10 s.
+	JournalRefresh time.Duration
+	Logger         *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
 	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
 	// from Table.Interval for live flows, and once more, just before onEnd, for a
 	// flow that ends with traffic not yet reported. r and d are valid only during the
@@ -158,6 +170,49 @@ type Config struct {
 	// Expire, Flush and Interval, so it should be quick (hand the record to a queue).
 	// When nil, the table keeps no per-interval counters.
 	OnInterval func(r *Record, d *Delta)
+}
+
+// JournalKind says what a journal event reports.
+type JournalKind uint8
+
+const (
+	JournalCreated   JournalKind = iota // a new flow
+	JournalChanged                      // TCP state, verdict or GWLB options changed
+	JournalRefreshed                    // only Last moved
+	JournalEnded                        // the flow ended here
+)
+
+func (k JournalKind) String() string {
+	switch k {
+	case JournalChanged:
+		return "changed"
+	case JournalRefreshed:
+		return "refreshed"
+	case JournalEnded:
+		return "ended"
+	}
+	return "created"
+}
+
+// FlowState is a flow as a peer needs it to carry on where this node stopped: the
+// journal reports it, Table.Import installs it, so that a peer can replay a journal.
+// Src/Dst are oriented client to server. Counters are not part of it: each node
+// reports the traffic it saw.
+type FlowState struct {
+	Kind             JournalKind
+	ID               uint64
+	Scope            uint64 // tunnel scope, as given to TrackMeta
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Start, Last      int64 // first and newest packet, unix ns
+	State            State
+	Action           policy.Action
+	Rule             int
+	AWS              geneve.AWS
+	Tunnel           Tunnel
+	Direction        uint8
+	Session          uint16
 }
 
 // MaxNodeID is the largest Config.NodeID.

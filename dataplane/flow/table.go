@@ -18,10 +18,11 @@ import (
 
 // Defaults for a zero Config.
 const (
-	DefaultMaxFlows      = 1 << 20
-	DefaultTCPTimeout    = 350 * time.Second // GWLB's TCP idle timeout
-	DefaultOtherTimeout  = 120 * time.Second // GWLB's idle timeout for everything else
-	DefaultClosedTimeout = 5 * time.Second
+	DefaultMaxFlows       = 1 << 20
+	DefaultTCPTimeout     = 350 * time.Second // GWLB's TCP idle timeout
+	DefaultOtherTimeout   = 120 * time.Second // GWLB's idle timeout for everything else
+	DefaultClosedTimeout  = 5 * time.Second
+	DefaultJournalRefresh = 10 * time.Second
 )
 
 const (
@@ -29,6 +30,7 @@ const (
 	minShardFlows = 128 // fewer shards for small tables, so eviction stays close to a global LRU
 	initShardCap  = 64  // a shard's first slab; it doubles up to the shard's limit
 	pendingCap    = 32  // ended records buffered per shard before onEnd is called
+	journalCap    = 256 // journal events buffered per shard
 	evictLogEvery = int64(10 * time.Second)
 	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
 	idMask        = 1<<idBits - 1 // the per-node part of a flow id
@@ -250,6 +252,13 @@ type shard struct {
 	emitMu   sync.Mutex
 	emitting []pend
 
+	// journal holds events not yet delivered; guarded by mu. jflush asks the packet
+	// worker that unlocks mu to deliver. jmu serialises deliveries of jout.
+	journal []FlowState
+	jflush  bool
+	jmu     sync.Mutex
+	jout    []FlowState
+
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
 
@@ -272,6 +281,9 @@ type Table struct {
 	maxFlows  int
 	sideSize  int
 
+	journalFn    func(int, []FlowState)
+	refresh      int64
+	journalLost  atomic.Uint64
 	evicted      atomic.Uint64
 	evictedLog   atomic.Uint64 // evicted since the last log line
 	lastEvictLog atomic.Int64  // now of the last log line, math.MinInt64 before any
@@ -317,10 +329,15 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		log:       cfg.Logger,
 		maxFlows:  cfg.MaxFlows,
 		sideSize:  max(cfg.SideSize, 0),
+		journalFn: cfg.Journal,
 	}
 	t.shift = 64 - t.shardBits
 	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
 	t.idxMask = 1<<t.idxBits - 1
+	if cfg.JournalRefresh <= 0 {
+		cfg.JournalRefresh = DefaultJournalRefresh
+	}
+	t.refresh = int64(cfg.JournalRefresh)
 	t.timeout[classTCP] = int64(cfg.TCPTimeout)
 	t.timeout[classOther] = int64(cfg.OtherTimeout)
 	t.timeout[classClosed] = int64(cfg.ClosedTimeout)
@@ -347,6 +364,10 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		s.tail = s.head
 		s.pending = make([]pend, 0, pendingCap)
 		s.emitting = make([]pend, 0, pendingCap)
+		if cfg.Journal != nil {
+			s.journal = make([]FlowState, 0, journalCap)
+			s.jout = make([]FlowState, 0, journalCap)
+		}
 	}
 	return t
 }
@@ -452,7 +473,11 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 			ended = true
 		default:
 			res = t.update(s, i, p, srcIsLo, length, aws, now)
+			flush := s.jflush
 			s.mu.Unlock()
+			if flush {
+				t.deliver(s, false)
+			}
 			return res
 		}
 		s.unlink(i) // reused in place: same key, same index slot
@@ -466,8 +491,12 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		s.insert(h, i)
 	}
 	res = t.create(s, i, &k, p, srcIsLo, length, m, now)
+	flush := s.jflush
 	s.mu.Unlock()
 
+	if flush {
+		t.deliver(s, false)
+	}
 	if ended {
 		t.emit(s)
 	}
@@ -558,6 +587,9 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 	e.class = classOf(e)
 	s.link(i)
 	s.n++
+	if t.journalFn != nil {
+		s.note(i, JournalCreated)
+	}
 	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: true, Handle: s.handle(i)}
 }
 
@@ -567,11 +599,26 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	toServer := srcIsLo == e.clientIsLo()
 	e.count(toServer, length, p.TCPFlags)
 	s.countIval(i, toServer, length, now)
+	st := e.st
 	e.advance(p.TCPFlags, toServer)
+	kind := JournalKind(255)
 	if aws != nil {
+		if t.journalFn != nil && e.aws() != *aws {
+			kind = JournalChanged
+		}
 		e.setAWS(aws)
 	}
+	if t.journalFn != nil {
+		if e.st&stState != st&stState {
+			kind = JournalChanged
+		} else if kind != JournalChanged && now/t.refresh > e.last/t.refresh {
+			kind = JournalRefreshed // the first packet of a period: at most one a period
+		}
+	}
 	e.last = max(e.last, now)
+	if kind != 255 {
+		s.note(i, kind)
+	}
 	if c := classOf(e); c != e.class {
 		s.unlink(i)
 		e.class = c
@@ -723,6 +770,9 @@ func (t *Table) noteEvicted(now int64) {
 // end appends the record of live entry i, ending with reason, to the shard's pending
 // records, with its interval traffic not yet reported, if any.
 func (s *shard) end(i int32, reason EndReason) {
+	if s.t.journalFn != nil {
+		s.note(i, JournalEnded)
+	}
 	s.pending = append(s.pending, pend{ended: true})
 	p := &s.pending[len(s.pending)-1]
 	s.record(&p.rec, i)
@@ -813,6 +863,72 @@ func (t *Table) drain(s *shard, background bool) {
 	s.emitting = s.emitting[:0]
 }
 
+// note appends a journal event of kind k for live entry i; the journal must be on.
+func (s *shard) note(i int32, k JournalKind) {
+	if len(s.journal) == cap(s.journal) {
+		s.t.journalLost.Add(1)
+		s.jflush = true
+		return
+	}
+	s.journal = s.journal[:len(s.journal)+1]
+	s.state(&s.journal[len(s.journal)-1], i, k)
+	if len(s.journal) >= cap(s.journal)/2 {
+		s.jflush = true
+	}
+}
+
+// state fills f from live entry i.
+func (s *shard) state(f *FlowState, i int32, k JournalKind) {
+	e := &s.slab[i]
+	key := e.key.public()
+	*f = FlowState{Kind: k, ID: e.id, Scope: key.Scope, Proto: key.Proto,
+		Src: key.Lo, SrcPort: key.LoPort, Dst: key.Hi, DstPort: key.HiPort,
+		Start: e.start, Last: e.last, State: e.state(), Action: e.action, Rule: int(e.rule),
+		AWS: e.aws(), Direction: e.direction, Session: e.session}
+	if !e.clientIsLo() {
+		f.Src, f.SrcPort, f.Dst, f.DstPort = key.Hi, key.HiPort, key.Lo, key.LoPort
+	}
+	if e.tun != 0 {
+		f.Tunnel = s.tunnel(i)
+	}
+}
+
+// deliver hands the shard's journal events to Config.Journal. A packet worker
+// (wait false) does not wait for another delivery in progress: the events stay
+// buffered for the next one.
+func (t *Table) deliver(s *shard, wait bool) {
+	if wait {
+		s.jmu.Lock()
+	} else if !s.jmu.TryLock() {
+		return
+	}
+	s.mu.Lock()
+	s.journal, s.jout = s.jout[:0], s.journal
+	s.jflush = false
+	s.mu.Unlock()
+	if len(s.jout) > 0 {
+		t.journalFn(int(s.num), s.jout)
+	}
+	clear(s.jout)
+	s.jmu.Unlock()
+}
+
+// FlushJournal delivers every shard's buffered journal events now. Expire, Flush
+// and Interval do it too; a journal consumer that wants its events sooner calls it
+// periodically from a goroutine of its own.
+func (t *Table) FlushJournal() {
+	if t.journalFn == nil {
+		return
+	}
+	for i := range t.shards {
+		t.deliver(&t.shards[i], true)
+	}
+}
+
+// JournalLost returns how many journal events were dropped because a shard's buffer
+// was full.
+func (t *Table) JournalLost() uint64 { return t.journalLost.Load() }
+
 // Expire ends the flows idle past their timeout at now and returns how many ended.
 // Each shard keeps one LRU list per timeout (TCP, other, closed TCP), so the walk
 // from each list's tail stops at its first entry that is not idle long enough: the
@@ -858,6 +974,9 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 			}
 			s.mu.Unlock()
 			t.drain(s, true)
+			if t.journalFn != nil {
+				t.deliver(s, true)
+			}
 			if !more {
 				break
 			}
@@ -898,6 +1017,9 @@ func (t *Table) Interval(now int64) int {
 			done := pos >= len(s.slab)
 			s.mu.Unlock()
 			t.drain(s, true)
+			if t.journalFn != nil {
+				t.deliver(s, true)
+			}
 			if done {
 				break
 			}
@@ -934,8 +1056,17 @@ func (t *Table) SetAction(h Handle, a policy.Action) bool {
 	if s == nil {
 		return false
 	}
+	changed := s.slab[i].action != a
 	s.slab[i].action = a
+	flush := false
+	if changed && t.journalFn != nil {
+		s.note(i, JournalChanged)
+		flush = s.jflush
+	}
 	s.mu.Unlock()
+	if flush {
+		t.deliver(s, false)
+	}
 	return true
 }
 
