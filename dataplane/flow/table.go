@@ -134,6 +134,7 @@ const (
 	stState      = 3
 	stFinShift   = 2
 	stClientIsLo = 1 << 4
+	stImported   = 1 << 5 // installed by Import and no packet seen here since
 
 	tunEncap = 3
 	tunSide  = 1 << 6 // the tunnel addresses are in shard.tun6
@@ -531,6 +532,7 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 		return Result{}, false
 	}
 	toServer := qSrcIsLo != e.clientIsLo() // the error travels back towards the quoted sender
+	e.st &^= stImported
 	e.count(toServer, length, 0)
 	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
@@ -600,6 +602,7 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	e.count(toServer, length, p.TCPFlags)
 	s.countIval(i, toServer, length, now)
 	st := e.st
+	e.st &^= stImported
 	e.advance(p.TCPFlags, toServer)
 	kind := JournalKind(255)
 	if aws != nil {
@@ -609,8 +612,8 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 		e.setAWS(aws)
 	}
 	if t.journalFn != nil {
-		if e.st&stState != st&stState {
-			kind = JournalChanged
+		if e.st&stState != st&stState || st&stImported != 0 {
+			kind = JournalChanged // an imported flow now carried here is journaled from here on
 		} else if kind != JournalChanged && now/t.refresh > e.last/t.refresh {
 			kind = JournalRefreshed // the first packet of a period: at most one a period
 		}
@@ -770,8 +773,11 @@ func (t *Table) noteEvicted(now int64) {
 // end appends the record of live entry i, ending with reason, to the shard's pending
 // records, with its interval traffic not yet reported, if any.
 func (s *shard) end(i int32, reason EndReason) {
-	if s.t.journalFn != nil {
+	if s.t.journalFn != nil && s.slab[i].st&stImported == 0 {
 		s.note(i, JournalEnded)
+	}
+	if s.slab[i].st&stImported != 0 {
+		return // a peer reports it; nothing was seen here
 	}
 	s.pending = append(s.pending, pend{ended: true})
 	p := &s.pending[len(s.pending)-1]
@@ -1027,6 +1033,87 @@ func (t *Table) Interval(now int64) int {
 		s.emitMu.Unlock()
 	}
 	return total
+}
+
+// Import installs f, a flow learned from a peer (its journal, or a state transfer),
+// without asking the Decider: the flow keeps f's id, orientation, verdict, rule,
+// TCP state, GWLB options, tunnel and times, with no traffic counted. Packets of
+// either direction then find it (Result.Created false). A flow that ends without a
+// packet seen here ends silently: no record, no journal event, since its owner
+// reports it; one that carried traffic here ends with a record of that traffic.
+//
+// If f's flow is already in the table, the newer Last wins: an older f is ignored,
+// a newer one replaces the flow's state (its local counters stay). f.Kind
+// JournalEnded removes the flow if it is f's (same id) and was only imported, so
+// that replaying a peer's journal in order mirrors its table. Import reports
+// whether it changed the table. It may evict a flow, as TrackMeta does.
+func (t *Table) Import(f *FlowState) bool {
+	if f.ID == 0 {
+		return false // 0 marks a free entry
+	}
+	k, srcIsLo := keyOf(f.Scope, f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
+	h := t.hash(&k)
+	s := &t.shards[h>>t.shift]
+	s.mu.Lock()
+	i := s.find(h, &k)
+	if f.Kind == JournalEnded {
+		ok := i >= 0 && s.slab[i].id == f.ID && s.slab[i].st&stImported != 0
+		if ok {
+			s.remove(i)
+		}
+		s.mu.Unlock()
+		return ok
+	}
+	ended := false
+	var old entry
+	if i >= 0 {
+		if f.Last < s.slab[i].last {
+			s.mu.Unlock()
+			return false
+		}
+		old = s.slab[i]
+		s.unlink(i)
+	} else {
+		if s.n >= s.limit {
+			t.evict(s, f.Last)
+			ended = true
+		}
+		i = s.alloc()
+		s.insert(h, i)
+		s.n++
+		old.st = stImported
+		if s.ival != nil {
+			s.ival[i] = ival{}
+		}
+		if sz := t.sideSize; sz > 0 {
+			clear(s.side[int(i)*sz : int(i+1)*sz])
+		}
+	}
+	e := &s.slab[i]
+	*e = entry{key: k, id: f.ID, start: f.Start, last: f.Last, action: f.Action, rule: int32(f.Rule),
+		direction: f.Direction, session: f.Session, st: old.st&stImported | uint8(f.State)&stState,
+		p: old.p, b: old.b, tcpFlags: old.tcpFlags}
+	if srcIsLo {
+		e.st |= stClientIsLo
+	}
+	if old.id != 0 && srcIsLo != (old.st&stClientIsLo != 0) { // the peer saw the other side start it
+		e.p[0], e.p[1], e.b[0], e.b[1] = e.p[1], e.p[0], e.b[1], e.b[0]
+		e.tcpFlags[0], e.tcpFlags[1] = e.tcpFlags[1], e.tcpFlags[0]
+	}
+	if f.State == StateClosed {
+		e.st |= (finToServer | finToClient) << stFinShift
+	}
+	e.setAWS(&f.AWS)
+	if f.Tunnel != (Tunnel{}) {
+		s.setTunnel(i, &f.Tunnel)
+	}
+	e.class = classOf(e)
+	s.link(i)
+	s.mu.Unlock()
+	if ended {
+		t.emit(s)
+	}
+	return true
 }
 
 // handle returns the handle of live entry i.
