@@ -162,7 +162,12 @@ type Config struct {
 	Journal func(shard int, events []FlowState)
 	// JournalRefresh bounds the refresh events of a flow; default 10 s.
 	JournalRefresh time.Duration
-	Logger         *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
+	// Midstream says what becomes of a TCP packet without SYN that matches no flow
+	// (its flow was evicted, expired, or began on another node): MidstreamAllow
+	// (default) creates the flow, oriented by the best evidence of who is the server;
+	// MidstreamDrop drops it and creates nothing. Result.Midstream marks both.
+	Midstream MidstreamMode
+	Logger    *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
 	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
 	// from Table.Interval for live flows, and once more, just before onEnd, for a
 	// flow that ends with traffic not yet reported. r and d are valid only during the
@@ -170,6 +175,21 @@ type Config struct {
 	// Expire, Flush and Interval, so it should be quick (hand the record to a queue).
 	// When nil, the table keeps no per-interval counters.
 	OnInterval func(r *Record, d *Delta)
+}
+
+// MidstreamMode is Config.Midstream (flows.midstream).
+type MidstreamMode uint8
+
+const (
+	MidstreamAllow MidstreamMode = iota
+	MidstreamDrop
+)
+
+func (m MidstreamMode) String() string {
+	if m == MidstreamDrop {
+		return "drop"
+	}
+	return "allow"
 }
 
 // JournalKind says what a journal event reports.
@@ -228,6 +248,11 @@ type Result struct {
 	Created  bool // this packet started the flow
 	ToServer bool // the packet goes client to server
 	Handle   Handle
+	// Midstream is set when no flow matched a TCP packet that does not open a
+	// connection (anything but a bare SYN). With MidstreamDrop and no SYN flag, no
+	// flow was created: FlowID is 0 and Action drop. Otherwise the flow was created
+	// from it, and ToServer says which side it took the sender for.
+	Midstream bool
 }
 
 // Handle names a flow for Table.SetAction and Table.WithSide after TrackMeta

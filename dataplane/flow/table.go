@@ -131,10 +131,12 @@ type entry struct {
 
 // Bits of entry.st and entry.tun.
 const (
-	stState      = 3
-	stFinShift   = 2
-	stClientIsLo = 1 << 4
-	stImported   = 1 << 5 // installed by Import and no packet seen here since
+	stState        = 3
+	stFinShift     = 2
+	stClientIsLo   = 1 << 4
+	stImported     = 1 << 5 // installed by Import and no packet seen here since
+	stSeenToServer = 1 << 6
+	stSeenToClient = 1 << 7
 
 	tunEncap = 3
 	tunSide  = 1 << 6 // the tunnel addresses are in shard.tun6
@@ -260,6 +262,8 @@ type shard struct {
 	jmu     sync.Mutex
 	jout    []FlowState
 
+	turned packet.Packet // a midstream packet turned round for the Decider; guarded by mu
+
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
 
@@ -283,6 +287,7 @@ type Table struct {
 	sideSize  int
 
 	journalFn    func(int, []FlowState)
+	midDrop      bool
 	refresh      int64
 	journalLost  atomic.Uint64
 	evicted      atomic.Uint64
@@ -331,6 +336,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		maxFlows:  cfg.MaxFlows,
 		sideSize:  max(cfg.SideSize, 0),
 		journalFn: cfg.Journal,
+		midDrop:   cfg.Midstream == MidstreamDrop,
 	}
 	t.shift = 64 - t.shardBits
 	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
@@ -481,6 +487,23 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 			}
 			return res
 		}
+	}
+	if t.midDrop && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+		// Midstream, dropped: no flow for it.
+		if i >= 0 {
+			s.remove(i)
+		}
+		flush := s.jflush
+		s.mu.Unlock()
+		if flush {
+			t.deliver(s, false)
+		}
+		if ended {
+			t.emit(s)
+		}
+		return Result{Action: policy.Drop, Midstream: true}
+	}
+	if i >= 0 {
 		s.unlink(i) // reused in place: same key, same index slot
 		s.n--
 	} else {
@@ -556,16 +579,28 @@ func restarts(e *entry, p *packet.Packet, aws *geneve.AWS) bool {
 }
 
 // create fills slab entry i (unlinked, indexed under k's hash) as a new flow
-// started by p.
+// started by p. Its client is p's sender, unless p is a TCP packet that does not
+// open a connection (the flow was missed, evicted, or comes from another node): then
+// the sender of a SYN-ACK is the server, else the side with the well-known port (or
+// the lower one), and the Decider sees the packet turned round, as the client sent
+// it.
 func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
 	e := &s.slab[i]
 	*e = entry{key: *k, start: now, last: now, rule: policy.NoRule}
-	if srcIsLo {
+	midstream := p.Proto == packet.ProtoTCP && p.TCPFlags&(packet.TCPSyn|packet.TCPAck) != packet.TCPSyn
+	toServer := !midstream || !senderIsServer(p)
+	if srcIsLo == toServer {
 		e.st = stClientIsLo
 	}
 	e.id = t.nextID(s)
 	if t.decide != nil {
-		a, r := t.decide.Decide(p)
+		q := p
+		if !toServer {
+			s.turned = *p // in the shard, so that the Decider's pointer does not allocate
+			q = &s.turned
+			q.Src, q.Dst, q.SrcPort, q.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+		}
+		a, r := t.decide.Decide(q)
 		e.action, e.rule = a, int32(r)
 	}
 	if m != nil {
@@ -577,22 +612,36 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 			s.setTunnel(i, &m.Tunnel)
 		}
 	}
-	e.count(true, length, p.TCPFlags)
+	e.count(toServer, length, p.TCPFlags)
 	if sz := s.t.sideSize; sz > 0 {
 		clear(s.side[int(i)*sz : int(i+1)*sz])
 	}
 	if s.ival != nil {
 		s.ival[i] = ival{}
-		s.countIval(i, true, length, now)
+		s.countIval(i, toServer, length, now)
 	}
-	e.advance(p.TCPFlags, true)
+	e.advance(p.TCPFlags, toServer)
 	e.class = classOf(e)
 	s.link(i)
 	s.n++
 	if t.journalFn != nil {
 		s.note(i, JournalCreated)
 	}
-	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: true, Handle: s.handle(i)}
+	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: toServer, Handle: s.handle(i),
+		Midstream: midstream}
+}
+
+// senderIsServer guesses, for a TCP packet that does not open its connection,
+// whether its sender is the server.
+func senderIsServer(p *packet.Packet) bool {
+	if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn|packet.TCPAck {
+		return true
+	}
+	sp, dp := p.SrcPort, p.DstPort
+	if (sp < 1024) != (dp < 1024) {
+		return sp < 1024
+	}
+	return sp < dp
 }
 
 // update accounts p on live entry i.
@@ -664,11 +713,18 @@ func (s *shard) countIval(i int32, toServer bool, length int, now int64) {
 	v.bytes[d] += uint64(length)
 }
 
-// advance moves the protocol state for a packet with TCP flags f in the given direction.
+// advance moves the protocol state for a packet with TCP flags f in the given
+// direction. A flow is established once both directions have been seen.
 func (e *entry) advance(f uint8, toServer bool) {
+	seen := uint8(stSeenToClient)
+	if toServer {
+		seen = stSeenToServer
+	}
+	e.st |= seen
+	both := e.st&(stSeenToServer|stSeenToClient) == stSeenToServer|stSeenToClient
 	st := e.state()
 	if e.key.proto != packet.ProtoTCP {
-		if !toServer && st == StateNew {
+		if both && st == StateNew {
 			e.setState(StateEstablished)
 		}
 		return
@@ -687,7 +743,7 @@ func (e *entry) advance(f uint8, toServer bool) {
 		} else if st < StateClosing {
 			e.setState(StateClosing)
 		}
-	case !toServer && st == StateNew:
+	case both && st == StateNew:
 		e.setState(StateEstablished)
 	}
 }
@@ -1091,7 +1147,7 @@ func (t *Table) Import(f *FlowState) bool {
 	}
 	e := &s.slab[i]
 	*e = entry{key: k, id: f.ID, start: f.Start, last: f.Last, action: f.Action, rule: int32(f.Rule),
-		direction: f.Direction, session: f.Session, st: old.st&stImported | uint8(f.State)&stState,
+		direction: f.Direction, session: f.Session, st: old.st&(stImported|stSeenToServer|stSeenToClient) | uint8(f.State)&stState,
 		p: old.p, b: old.b, tcpFlags: old.tcpFlags}
 	if srcIsLo {
 		e.st |= stClientIsLo
@@ -1099,6 +1155,10 @@ func (t *Table) Import(f *FlowState) bool {
 	if old.id != 0 && srcIsLo != (old.st&stClientIsLo != 0) { // the peer saw the other side start it
 		e.p[0], e.p[1], e.b[0], e.b[1] = e.p[1], e.p[0], e.b[1], e.b[0]
 		e.tcpFlags[0], e.tcpFlags[1] = e.tcpFlags[1], e.tcpFlags[0]
+	}
+	e.st |= stSeenToServer
+	if f.State != StateNew {
+		e.st |= stSeenToClient
 	}
 	if f.State == StateClosed {
 		e.st |= (finToServer | finToClient) << stFinShift
