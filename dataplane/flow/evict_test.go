@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"weir/dataplane/packet"
 )
@@ -87,5 +90,101 @@ func TestSYNFloodSparesEstablished(t *testing.T) {
 	}
 	if tb.Evicted() < floods*perFlood-10_000 {
 		t.Fatalf("evicted %d", tb.Evicted())
+	}
+}
+
+// A housekeeping goroutine stuck emitting (its output queue full) does not stall
+// packet workers: their evictions are emitted on their own.
+func TestSlowOutputDoesNotStallPackets(t *testing.T) {
+	blocking := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	fromPackets := 0
+	tb := NewTable(Config{MaxFlows: 100, Logger: slog.New(slog.DiscardHandler)}, nil, func(r *Record) {
+		if r.Background {
+			once.Do(func() { close(blocking) })
+			<-release // a queue that never drains, until the test ends
+			return
+		}
+		mu.Lock()
+		fromPackets++
+		mu.Unlock()
+	})
+	if len(tb.shards) != 1 {
+		t.Fatal("want one shard")
+	}
+	for i := range 100 {
+		tb.Track(0, udp(client, uint16(i), server, 53), 1, nil, 0)
+	}
+	expired := make(chan int)
+	go func() { expired <- tb.Expire(1000 * sec) }()
+	<-blocking // Expire now holds the shard's background outbox, blocked in onEnd
+
+	const n = 1000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n { // each evicts a flow: live ones once Expire's batch is out
+			tb.Track(0, tcp(client6, uint16(i), server6, 443, packet.TCPSyn), 1, nil, 1000*sec)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("packet path blocked behind a stuck Expire")
+	}
+	mu.Lock()
+	got := fromPackets
+	mu.Unlock()
+	if got < n-100 || tb.Lost() != 0 {
+		t.Errorf("%d records from packet workers, lost %d", got, tb.Lost())
+	}
+	close(release)
+	if e := <-expired; e == 0 {
+		t.Error("Expire ended nothing")
+	}
+}
+
+// The packet workers' outbox is bounded: while one worker is stuck emitting (a
+// receiver that blocks, against the contract), records beyond it drop the oldest
+// and are counted.
+func TestPacketOutboxBounded(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	tb := NewTable(Config{MaxFlows: 64, Logger: slog.New(slog.DiscardHandler)}, nil, func(r *Record) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	})
+	for i := range 64 {
+		tb.Track(0, udp(client, uint16(i), server, 53), 1, nil, 0)
+	}
+	const workers = pendingCap + 4
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the first eviction blocks in onEnd, holding the outbox
+		defer wg.Done()
+		tb.Track(0, udp(client6, 0, server6, 53), 1, nil, 1)
+	}()
+	<-entered
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tb.Track(0, udp(client6, uint16(w), server6, 53), 1, nil, 1)
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for tb.Lost() < workers-1-pendingCap && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if tb.Lost() != workers-1-pendingCap {
+		t.Fatalf("lost %d, want %d", tb.Lost(), workers-1-pendingCap)
 	}
 }

@@ -29,7 +29,8 @@ const (
 	maxShards     = 64  // power of two
 	minShardFlows = 128 // fewer shards for small tables, so eviction stays close to a global LRU
 	initShardCap  = 64  // a shard's first slab; it doubles up to the shard's limit
-	pendingCap    = 32  // ended records buffered per shard before onEnd is called
+	pendingCap    = 16  // records a packet worker's outbox holds; more drop the oldest
+	bgPendingCap  = 32  // records housekeeping collects per lock hold
 	journalCap    = 256 // journal events buffered per shard
 	evictLogEvery = int64(10 * time.Second)
 	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
@@ -213,6 +214,21 @@ type ival struct {
 	last  [2]int64
 }
 
+// outbox holds the records of one kind of emitter.
+type outbox struct {
+	pending []pend // guarded by shard.mu
+	// mu serialises the onEnd and OnInterval calls of this outbox; emitting is only
+	// touched with it held, so records stay valid during the calls while shard.mu is
+	// free for packets.
+	mu       sync.Mutex
+	emitting []pend
+}
+
+const (
+	outPacket = iota
+	outBackground
+)
+
 // pend is a record waiting, in a shard, to be handed to OnInterval and/or onEnd.
 type pend struct {
 	rec      Record
@@ -246,14 +262,10 @@ type shard struct {
 	tail  [numClasses]int32 // least recently seen
 	seq   uint64            // flows created, for ids
 	num   uint64            // the shard's index in the table
-	// pending holds records not yet handed to onEnd or OnInterval; guarded by mu.
-	pending []pend
-
-	// emitMu serialises the onEnd and OnInterval calls of the shard; emitting is only
-	// touched with it held, so records stay valid during the calls while mu is free
-	// for packets.
-	emitMu   sync.Mutex
-	emitting []pend
+	// Records not yet handed to onEnd or OnInterval, apart for packet workers and
+	// for housekeeping (Expire, Flush, Interval), so that a packet worker never waits
+	// for housekeeping, which may be waiting for room in its output queue.
+	out [2]outbox // outPacket, outBackground
 
 	// journal holds events not yet delivered; guarded by mu. jflush asks the packet
 	// worker that unlocks mu to deliver. jmu serialises deliveries of jout.
@@ -290,6 +302,7 @@ type Table struct {
 	midDrop      bool
 	refresh      int64
 	journalLost  atomic.Uint64
+	lost         atomic.Uint64 // records dropped by a packet worker, see shard.end
 	evicted      atomic.Uint64
 	evictedLog   atomic.Uint64 // evicted since the last log line
 	lastEvictLog atomic.Int64  // now of the last log line, math.MinInt64 before any
@@ -369,8 +382,8 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		s.resize(min(s.limit, initShardCap))
 		s.head = [numClasses]int32{-1, -1, -1, -1, -1}
 		s.tail = s.head
-		s.pending = make([]pend, 0, pendingCap)
-		s.emitting = make([]pend, 0, pendingCap)
+		s.out[outPacket].pending = make([]pend, 0, pendingCap)
+		s.out[outPacket].emitting = make([]pend, 0, pendingCap)
 		if cfg.Journal != nil {
 			s.journal = make([]FlowState, 0, journalCap)
 			s.jout = make([]FlowState, 0, journalCap)
@@ -473,10 +486,10 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		e := &s.slab[i]
 		switch {
 		case now-e.last > t.timeout[e.class]:
-			s.end(i, EndTimeout)
+			s.end(i, EndTimeout, outPacket)
 			ended = true
 		case restarts(e, p, aws):
-			s.end(i, EndForced)
+			s.end(i, EndForced, outPacket)
 			ended = true
 		default:
 			res = t.update(s, i, p, srcIsLo, length, aws, now)
@@ -787,7 +800,7 @@ var evictOrder = [...][2]int8{{classTCPNew, classOtherNew}, {classClosed, -1}, {
 func (t *Table) evict(s *shard, now int64) bool {
 	for c := range numClasses {
 		if i := s.tail[c]; i >= 0 && now-s.slab[i].last > t.timeout[c] {
-			s.end(i, EndTimeout)
+			s.end(i, EndTimeout, outPacket)
 			s.remove(i)
 			return false
 		}
@@ -806,7 +819,7 @@ func (t *Table) evict(s *shard, now int64) bool {
 			break
 		}
 	}
-	s.end(best, EndForced)
+	s.end(best, EndForced, outPacket)
 	s.remove(best)
 	t.evicted.Add(1)
 	t.evictedLog.Add(1)
@@ -826,17 +839,17 @@ func (t *Table) noteEvicted(now int64) {
 		"evicted", t.evictedLog.Swap(0), "max_flows", t.maxFlows)
 }
 
-// end appends the record of live entry i, ending with reason, to the shard's pending
-// records, with its interval traffic not yet reported, if any.
-func (s *shard) end(i int32, reason EndReason) {
+// end appends the record of live entry i, ending with reason, to the shard's outbox
+// box, with its interval traffic not yet reported, if any.
+func (s *shard) end(i int32, reason EndReason, box int) {
 	if s.t.journalFn != nil && s.slab[i].st&stImported == 0 {
 		s.note(i, JournalEnded)
 	}
 	if s.slab[i].st&stImported != 0 {
 		return // a peer reports it; nothing was seen here
 	}
-	s.pending = append(s.pending, pend{ended: true})
-	p := &s.pending[len(s.pending)-1]
+	p := s.add(box)
+	p.ended = true
 	s.record(&p.rec, i)
 	p.rec.Reason = reason
 	if s.ival != nil {
@@ -844,11 +857,25 @@ func (s *shard) end(i int32, reason EndReason) {
 	}
 }
 
+// add appends a zero record to outbox box and returns it. A full packet outbox (its
+// records are being emitted by another worker, and more ended meanwhile) drops its
+// oldest record rather than grow; housekeeping never fills its own.
+func (s *shard) add(box int) *pend {
+	o := &s.out[box]
+	if len(o.pending) == cap(o.pending) {
+		copy(o.pending, o.pending[1:])
+		o.pending = o.pending[:len(o.pending)-1]
+		s.t.lost.Add(1)
+	}
+	o.pending = append(o.pending, pend{})
+	return &o.pending[len(o.pending)-1]
+}
+
 // interval appends the record of live entry i with its interval traffic to the
-// shard's pending records.
+// shard's background outbox.
 func (s *shard) interval(i int32) {
-	s.pending = append(s.pending, pend{hasDelta: true})
-	p := &s.pending[len(s.pending)-1]
+	p := s.add(outBackground)
+	p.hasDelta = true
 	s.record(&p.rec, i)
 	s.takeDelta(&p.delta, i)
 }
@@ -897,23 +924,26 @@ func (s *shard) record(r *Record, i int32) {
 	r.Session = e.session
 }
 
-// emit hands the shard's pending records to OnInterval and onEnd, from a packet
-// worker.
+// emit hands the shard's records ended by packet workers to OnInterval and onEnd.
+// It may wait for another packet worker's emit, whose records the receiver never
+// waits for (Record.Background false), but never for housekeeping's.
 func (t *Table) emit(s *shard) {
-	s.emitMu.Lock()
-	t.drain(s, false)
-	s.emitMu.Unlock()
+	o := &s.out[outPacket]
+	o.mu.Lock()
+	t.drain(s, outPacket)
+	o.mu.Unlock()
 }
 
-// drain hands the shard's pending records to OnInterval and onEnd; s.emitMu must be
-// held, s.mu not. background marks records emitted by Expire, Flush or Interval.
-func (t *Table) drain(s *shard, background bool) {
+// drain hands the records of the shard's outbox box to OnInterval and onEnd; the
+// outbox's mu must be held, s.mu not.
+func (t *Table) drain(s *shard, box int) {
+	o := &s.out[box]
 	s.mu.Lock()
-	s.pending, s.emitting = s.emitting[:0], s.pending
+	o.pending, o.emitting = o.emitting[:0], o.pending
 	s.mu.Unlock()
-	for i := range s.emitting {
-		p := &s.emitting[i]
-		p.rec.Background = background
+	for i := range o.emitting {
+		p := &o.emitting[i]
+		p.rec.Background = box == outBackground
 		if p.hasDelta {
 			t.onIval(&p.rec, &p.delta)
 		}
@@ -921,8 +951,23 @@ func (t *Table) drain(s *shard, background bool) {
 			t.onEnd(&p.rec)
 		}
 	}
-	clear(s.emitting)
-	s.emitting = s.emitting[:0]
+	clear(o.emitting)
+	o.emitting = o.emitting[:0]
+}
+
+// lockBackground locks the shard's background outbox for Expire, Flush or Interval,
+// allocating its buffers on first use, so that tables pay for them only once
+// housekeeping runs.
+func (s *shard) lockBackground() *outbox {
+	o := &s.out[outBackground]
+	o.mu.Lock()
+	if o.emitting == nil {
+		o.emitting = make([]pend, 0, bgPendingCap)
+		s.mu.Lock()
+		o.pending = make([]pend, 0, bgPendingCap)
+		s.mu.Unlock()
+	}
+	return o
 }
 
 // note appends a journal event of kind k for live entry i; the journal must be on.
@@ -1012,7 +1057,7 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 	total := 0
 	for si := range t.shards {
 		s := &t.shards[si]
-		s.emitMu.Lock()
+		o := s.lockBackground()
 		for {
 			s.mu.Lock()
 			more := false
@@ -1023,19 +1068,19 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 					if reason == EndTimeout && now-e.last <= t.timeout[c] {
 						break
 					}
-					if len(s.pending) == cap(s.pending) {
+					if len(o.pending) == cap(o.pending) {
 						more = true
 						break classes
 					}
 					prev := e.prev
-					s.end(i, reason)
+					s.end(i, reason, outBackground)
 					s.remove(i)
 					total++
 					i = prev
 				}
 			}
 			s.mu.Unlock()
-			t.drain(s, true)
+			t.drain(s, outBackground)
 			if t.journalFn != nil {
 				t.deliver(s, true)
 			}
@@ -1043,7 +1088,7 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 				break
 			}
 		}
-		s.emitMu.Unlock()
+		o.mu.Unlock()
 	}
 	return total
 }
@@ -1065,11 +1110,11 @@ func (t *Table) Interval(now int64) int {
 	total := 0
 	for si := range t.shards {
 		s := &t.shards[si]
-		s.emitMu.Lock()
+		o := s.lockBackground()
 		for pos := 0; ; {
 			s.mu.Lock()
 			stop := min(len(s.slab), pos+intervalScan)
-			for ; pos < stop && len(s.pending) < cap(s.pending); pos++ {
+			for ; pos < stop && len(o.pending) < cap(o.pending); pos++ {
 				if s.ival[pos].pkts == [2]uint64{} || s.slab[pos].id == 0 {
 					continue
 				}
@@ -1078,7 +1123,7 @@ func (t *Table) Interval(now int64) int {
 			}
 			done := pos >= len(s.slab)
 			s.mu.Unlock()
-			t.drain(s, true)
+			t.drain(s, outBackground)
 			if t.journalFn != nil {
 				t.deliver(s, true)
 			}
@@ -1086,7 +1131,7 @@ func (t *Table) Interval(now int64) int {
 				break
 			}
 		}
-		s.emitMu.Unlock()
+		o.mu.Unlock()
 	}
 	return total
 }
@@ -1245,6 +1290,11 @@ func (t *Table) Active() int {
 	}
 	return n
 }
+
+// Lost returns how many flow records were dropped, not handed to onEnd: packet
+// workers ended more flows of a shard (evictions, restarts) than its outbox holds
+// while another worker was emitting the shard's records.
+func (t *Table) Lost() uint64 { return t.lost.Load() }
 
 // Evicted returns how many flows have been evicted because the table was full.
 func (t *Table) Evicted() uint64 { return t.evicted.Load() }
