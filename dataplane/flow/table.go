@@ -36,7 +36,9 @@ const (
 	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
 	idMask        = 1<<idBits - 1 // the per-node part of a flow id
 	nodeBits      = 10
-	maxMaxFlows   = maxShards << 26 // so that slots keep at least 5 tag bits
+	maxMaxFlows   = maxShards << 21 // so that slots keep at least 5 tag bits
+	distBits      = 5
+	distMax       = 1<<distBits - 1
 )
 
 // intervalScan is how many slab entries Interval looks at per lock hold (a variable
@@ -237,10 +239,12 @@ type pend struct {
 	ended    bool // then hand rec to onEnd
 }
 
-// slot is one open-addressing index slot: the slab index plus one in the low
-// Table.idxBits bits (0 marks an empty slot), and bits 32.. of the key's hash above,
-// as a tag that spares most slab reads on a probe. 4 bytes, so that the index, at
-// most half full, costs 8 bytes per flow.
+// slot is one open-addressing index slot, 4 bytes so that the index, at most half
+// full, costs 8 bytes a flow. From the low bits: the slab index plus one
+// (Table.idxBits bits, 0 marks an empty slot); the distance from the slot to the
+// entry's home slot (distBits, distMax meaning "that or more": look it up), so that
+// removal can shift entries back without reading the slab; and bits 32.. of the
+// key's hash as a tag that spares most slab reads on a probe.
 type slot uint32
 
 // shard is one lock's worth of the table: a slab of entries, a linear-probing index
@@ -287,6 +291,7 @@ type Table struct {
 	shardBits uint
 	idxBits   uint // slot bits holding the slab index
 	idxMask   uint32
+	lowMask   uint32 // slot bits below the tag
 	seed      [7]uint64
 	idBase    uint64 // random, so that a restarted node does not repeat its ids
 	node      uint64 // Config.NodeID << idBits
@@ -354,6 +359,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	t.shift = 64 - t.shardBits
 	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
 	t.idxMask = 1<<t.idxBits - 1
+	t.lowMask = 1<<(t.idxBits+distBits) - 1
 	if cfg.JournalRefresh <= 0 {
 		cfg.JournalRefresh = DefaultJournalRefresh
 	}
@@ -407,16 +413,36 @@ func lessEq(a netip.Addr, ap uint16, b netip.Addr, bp uint16) bool {
 	return c < 0 || (c == 0 && ap <= bp)
 }
 
-// keyOf returns the stored key of a flow in canonical order, and whether src is lo.
-func keyOf(scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) (key, bool) {
-	srcIsLo := lessEq(src, sport, dst, dport)
-	if !srcIsLo {
-		src, dst, sport, dport = dst, src, dport, sport
+// keyOf returns the stored key of a flow in canonical order (the order of KeyOf,
+// computed on the packed form), and whether src is lo.
+func keyOf(k *key, scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) bool {
+	sa, da := src.As16(), dst.As16()
+	sk, dk := addrKind(src), addrKind(dst)
+	be := binary.BigEndian
+	srcIsLo := true
+	if sk != dk {
+		srcIsLo = sk < dk
+	} else if s0, d0 := be.Uint64(sa[:8]), be.Uint64(da[:8]); s0 != d0 {
+		srcIsLo = s0 < d0
+	} else if s1, d1 := be.Uint64(sa[8:]), be.Uint64(da[8:]); s1 != d1 {
+		srcIsLo = s1 < d1
+	} else {
+		srcIsLo = sport <= dport
 	}
-	k := key{lo: src.As16(), hi: dst.As16(), loPort: sport, hiPort: dport, proto: proto,
-		kinds: addrKind(src) | addrKind(dst)<<2}
+	k.proto = proto
+	if srcIsLo {
+		k.lo, k.hi, k.loPort, k.hiPort, k.kinds = sa, da, sport, dport, sk|dk<<2
+	} else {
+		k.lo, k.hi, k.loPort, k.hiPort, k.kinds = da, sa, dport, sport, dk|sk<<2
+	}
 	binary.LittleEndian.PutUint64(k.scope[:], scope)
-	return k, srcIsLo
+	return srcIsLo
+}
+
+// eq compares keys field by field: inlined, cheaper than a memequal call.
+func (k *key) eq(o *key) bool {
+	return k.lo == o.lo && k.hi == o.hi && k.scope == o.scope && k.loPort == o.loPort &&
+		k.hiPort == o.hiPort && k.proto == o.proto && k.kinds == o.kinds
 }
 
 // public returns k as a Key.
@@ -474,7 +500,8 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 			return r
 		}
 	}
-	k, srcIsLo := keyOf(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	var k key
+	srcIsLo := keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	var res Result
@@ -554,7 +581,8 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	if p.Dst != q.Src {
 		return Result{}, false
 	}
-	k, qSrcIsLo := keyOf(scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
+	var k key
+	qSrcIsLo := keyOf(&k, scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	s.mu.Lock()
@@ -1152,7 +1180,8 @@ func (t *Table) Import(f *FlowState) bool {
 	if f.ID == 0 {
 		return false // 0 marks a free entry
 	}
-	k, srcIsLo := keyOf(f.Scope, f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
+	var k key
+	srcIsLo := keyOf(&k, f.Scope, f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	s.mu.Lock()
@@ -1303,46 +1332,54 @@ func (t *Table) Evicted() uint64 { return t.evicted.Load() }
 
 // find returns the slab index of k's entry, or -1.
 func (s *shard) find(h uint64, k *key) int32 {
-	tag, im := s.t.tag(h), s.t.idxMask
+	tag, im, lm := s.t.tag(h), s.t.idxMask, s.t.lowMask
 	for i := uint32(h) & s.mask; ; i = (i + 1) & s.mask {
 		sl := uint32(s.slots[i])
 		if sl == 0 {
 			return -1
 		}
-		if sl&^im == tag && s.slab[sl&im-1].key == *k {
+		if sl&^lm == tag && s.slab[sl&im-1].key.eq(k) {
 			return int32(sl&im) - 1
 		}
 	}
 }
 
 // tag returns the tag bits of a slot for hash h.
-func (t *Table) tag(h uint64) uint32 { return uint32(h>>32) << t.idxBits }
+func (t *Table) tag(h uint64) uint32 { return uint32(h>>32) << (t.idxBits + distBits) }
+
+// mkSlot returns the slot for slab index i at distance d from its home.
+func (s *shard) mkSlot(tag uint32, d uint32, i int32) slot {
+	return slot(tag | min(d, distMax)<<s.t.idxBits | uint32(i+1))
+}
 
 // insert indexes slab entry i under hash h.
 func (s *shard) insert(h uint64, i int32) {
-	j := uint32(h) & s.mask
+	j, d := uint32(h)&s.mask, uint32(0)
 	for s.slots[j] != 0 {
-		j = (j + 1) & s.mask
+		j, d = (j+1)&s.mask, d+1
 	}
-	s.slots[j] = slot(s.t.tag(h) | uint32(i+1))
+	s.slots[j] = s.mkSlot(s.t.tag(h), d, i)
 }
 
 // unindex removes slab entry i from the index, shifting later entries of its probe
-// run back so that no tombstones are needed. Slots do not hold their home, so it is
-// recomputed from the entries' keys.
+// run back so that no tombstones are needed.
 func (s *shard) unindex(i int32) {
-	mask, im := s.mask, s.t.idxMask
+	mask, im, lm := s.mask, s.t.idxMask, s.t.lowMask
 	hole := uint32(s.t.hash(&s.slab[i].key)) & mask
 	for uint32(s.slots[hole])&im != uint32(i+1) {
 		hole = (hole + 1) & mask
 	}
 	for j := hole; ; {
 		j = (j + 1) & mask
-		sl := s.slots[j]
+		sl := uint32(s.slots[j])
 		if sl == 0 {
 			break
 		}
-		home := uint32(s.t.hash(&s.slab[uint32(sl)&im-1].key)) & mask
+		d := sl >> s.t.idxBits & distMax
+		if d == distMax { // too far to tell: ask the entry
+			d = (j - uint32(s.t.hash(&s.slab[sl&im-1].key))) & mask
+		}
+		home := (j - d) & mask
 		// sl may fill the hole unless its home lies cyclically in (hole, j].
 		if hole <= j {
 			if hole < home && home <= j {
@@ -1351,7 +1388,7 @@ func (s *shard) unindex(i int32) {
 		} else if hole < home || home <= j {
 			continue
 		}
-		s.slots[hole] = sl
+		s.slots[hole] = s.mkSlot(sl&^lm, (hole-home)&mask, int32(sl&im)-1)
 		hole = j
 	}
 	s.slots[hole] = 0

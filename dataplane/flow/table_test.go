@@ -123,7 +123,8 @@ func newTest(tb testing.TB, cfg Config) (*Table, *sink, *counting) {
 
 // lookup returns the record of p's flow.
 func lookup(t *Table, scope uint64, p *packet.Packet) (Record, bool) {
-	k, _ := keyOf(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	var k key
+	keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	s.mu.Lock()
@@ -810,6 +811,7 @@ func TestIndexRandom(t *testing.T) {
 			pool = append(pool, k)
 		}
 	}
+	far := 0 // slots too far from home to say how far
 	for step := range 20000 {
 		k := pool[rng.IntN(len(pool))]
 		h := hashOf(k)
@@ -841,11 +843,17 @@ func TestIndexRandom(t *testing.T) {
 				if sl != 0 {
 					used++
 				}
+				if uint32(sl)>>tb.idxBits&distMax == distMax {
+					far++
+				}
 			}
 			if used != len(live) || s.n != len(live) {
 				t.Fatalf("step %d: %d slots used, n %d, %d live", step, used, s.n, len(live))
 			}
 		}
+	}
+	if far == 0 {
+		t.Fatal("no probe run long enough to saturate a slot's distance")
 	}
 }
 
