@@ -136,11 +136,38 @@ type Decider interface {
 
 // Config bounds the table. Zero durations take the GWLB defaults.
 type Config struct {
-	MaxFlows      int           // at most this many flows; the least recently seen is evicted
+	// MaxFlows bounds the table. A new flow in a full shard evicts one: a flow idle
+	// past its timeout, else the least recently seen unanswered flow (StateNew),
+	// else closed, else any. Memory grows with the flows, up to this bound.
+	MaxFlows      int
 	TCPTimeout    time.Duration // default 350 s, GWLB's TCP idle timeout
 	OtherTimeout  time.Duration // default 120 s, GWLB's idle timeout for the rest
 	ClosedTimeout time.Duration // default 5 s: how long a closed TCP flow lingers for stray segments
-	Logger        *slog.Logger  // for eviction notices (rate-limited); nil means slog.Default()
+	// NodeID (0..MaxNodeID; higher bits are ignored) goes in the top bits of the flow
+	// ids this table hands out, so that nodes of a fleet with different NodeIDs never
+	// give one flow_id to two flows. Ids stay below 2^53.
+	NodeID uint16
+	// SideSize is the size in bytes of a per-flow side record that later stages
+	// (detection) keep beside the table's entry; see Table.WithSide. 0: none.
+	SideSize int
+	// Journal, when not nil, receives per shard, in order and in batches, what a peer
+	// needs to know to take the flows over (see FlowState): each flow created, each
+	// change of its TCP state, verdict (SetAction) or GWLB options, a refresh of its
+	// last packet time at most once per JournalRefresh, and its end. events are valid
+	// only during the call. It is called without table locks, often from a packet
+	// worker, so it must not block: copy the events to a queue and drop when it is
+	// full. Events are collected under the shard lock into a bounded buffer; those
+	// that find it full, while another call delivers, are counted in JournalLost.
+	// Flows installed by Import are not journaled until they carry traffic here.
+	Journal func(shard int, events []FlowState)
+	// JournalRefresh bounds the refresh events of a flow; default 10 s.
+	JournalRefresh time.Duration
+	// Midstream says what becomes of a TCP packet without SYN that matches no flow
+	// (its flow was evicted, expired, or began on another node): MidstreamAllow
+	// (default) creates the flow, oriented by the best evidence of who is the server;
+	// MidstreamDrop drops it and creates nothing. Result.Midstream marks both.
+	Midstream MidstreamMode
+	Logger    *slog.Logger // for eviction notices (rate-limited); nil means slog.Default()
 	// OnInterval, when not nil, receives each flow's traffic per aggregation interval:
 	// from Table.Interval for live flows, and once more, just before onEnd, for a
 	// flow that ends with traffic not yet reported. r and d are valid only during the
@@ -150,10 +177,93 @@ type Config struct {
 	OnInterval func(r *Record, d *Delta)
 }
 
+// MidstreamMode is Config.Midstream (flows.midstream).
+type MidstreamMode uint8
+
+const (
+	MidstreamAllow MidstreamMode = iota
+	MidstreamDrop
+)
+
+func (m MidstreamMode) String() string {
+	if m == MidstreamDrop {
+		return "drop"
+	}
+	return "allow"
+}
+
+// JournalKind says what a journal event reports.
+type JournalKind uint8
+
+const (
+	JournalCreated   JournalKind = iota // a new flow
+	JournalChanged                      // TCP state, verdict or GWLB options changed
+	JournalRefreshed                    // only Last moved
+	JournalEnded                        // the flow ended here
+)
+
+func (k JournalKind) String() string {
+	switch k {
+	case JournalChanged:
+		return "changed"
+	case JournalRefreshed:
+		return "refreshed"
+	case JournalEnded:
+		return "ended"
+	}
+	return "created"
+}
+
+// FlowState is a flow as a peer needs it to carry on where this node stopped: the
+// journal reports it, Table.Import installs it, so that a peer can replay a journal.
+// Src/Dst are oriented client to server. Counters are not part of it: each node
+// reports the traffic it saw.
+type FlowState struct {
+	Kind             JournalKind
+	ID               uint64
+	Scope            uint64 // tunnel scope, as given to TrackMeta
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Start, Last      int64 // first and newest packet, unix ns
+	State            State
+	Action           policy.Action
+	Rule             int
+	AWS              geneve.AWS
+	Tunnel           Tunnel
+	Direction        uint8
+	Session          uint16
+}
+
+// MaxNodeID is the largest Config.NodeID.
+const MaxNodeID = 1<<nodeBits - 1
+
+// NodeOfID returns the Config.NodeID of the table that gave out flow id id.
+func NodeOfID(id uint64) uint16 { return uint16(id >> idBits) }
+
 // Result is what Track tells the pipeline about the packet it accounted.
 type Result struct {
 	Action   policy.Action
 	FlowID   uint64
 	Created  bool // this packet started the flow
 	ToServer bool // the packet goes client to server
+	Handle   Handle
+	// Midstream is set when no flow matched a TCP packet that does not open a
+	// connection (anything but a bare SYN). With MidstreamDrop and no SYN flag, no
+	// flow was created: FlowID is 0 and Action drop. Otherwise the flow was created
+	// from it, and ToServer says which side it took the sender for.
+	Midstream bool
 }
+
+// Handle names a flow for Table.SetAction and Table.WithSide after TrackMeta
+// returned: it finds the flow's entry without a lookup, and carries the flow id, so
+// a handle to a flow that has since ended (its entry perhaps reused) does nothing.
+// The zero Handle names no flow.
+type Handle struct {
+	id    uint64
+	shard uint32
+	idx   int32
+}
+
+// FlowID returns the id of the flow h names.
+func (h Handle) FlowID() uint64 { return h.id }

@@ -18,31 +18,44 @@ import (
 
 // Defaults for a zero Config.
 const (
-	DefaultMaxFlows      = 1 << 20
-	DefaultTCPTimeout    = 350 * time.Second // GWLB's TCP idle timeout
-	DefaultOtherTimeout  = 120 * time.Second // GWLB's idle timeout for everything else
-	DefaultClosedTimeout = 5 * time.Second
+	DefaultMaxFlows       = 1 << 20
+	DefaultTCPTimeout     = 350 * time.Second // GWLB's TCP idle timeout
+	DefaultOtherTimeout   = 120 * time.Second // GWLB's idle timeout for everything else
+	DefaultClosedTimeout  = 5 * time.Second
+	DefaultJournalRefresh = 10 * time.Second
 )
 
 const (
 	maxShards     = 64  // power of two
 	minShardFlows = 128 // fewer shards for small tables, so eviction stays close to a global LRU
-	pendingCap    = 32  // ended records buffered per shard before onEnd is called
+	initShardCap  = 64  // a shard's first slab; it doubles up to the shard's limit
+	pendingCap    = 16  // records a packet worker's outbox holds; more drop the oldest
+	bgPendingCap  = 32  // records housekeeping collects per lock hold
+	journalCap    = 256 // journal events buffered per shard
 	evictLogEvery = int64(10 * time.Second)
-	idMask        = 1<<53 - 1 // flow ids stay exact in JSON numbers
+	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
+	idMask        = 1<<idBits - 1 // the per-node part of a flow id
+	nodeBits      = 10
+	maxMaxFlows   = maxShards << 21 // so that slots keep at least 5 tag bits
+	distBits      = 5
+	distMax       = 1<<distBits - 1
 )
 
 // intervalScan is how many slab entries Interval looks at per lock hold (a variable
 // for tests).
 var intervalScan = 1024
 
-// Timeout classes. Each has its own LRU list in a shard, so that every list holds
+// Classes of flows. Each has its own LRU list in a shard, so that every list holds
 // entries with one timeout and Expire stops at the first entry of a list that is not
-// idle long enough.
+// idle long enough, and so that eviction can pick the kind of flow it ends: flows
+// nobody answered go first, so that a flood of spoofed SYNs ends its own flows and
+// not the established ones.
 const (
-	classTCP    = iota // TCP not closed: TCPTimeout
-	classOther         // not TCP: OtherTimeout
-	classClosed        // TCP closed: ClosedTimeout
+	classTCP      = iota // TCP answered, not closed: TCPTimeout
+	classOther           // not TCP, answered: OtherTimeout
+	classClosed          // TCP closed: ClosedTimeout
+	classTCPNew          // TCP, StateNew (only the client seen): TCPTimeout
+	classOtherNew        // not TCP, StateNew: OtherTimeout
 	numClasses
 )
 
@@ -51,67 +64,145 @@ const (
 	finToClient
 )
 
-// entry is one flow in a shard's slab. The fields a hit reads and writes come first.
-type entry struct {
-	key                                Key
-	last                               int64 // newest packet, unix ns
-	prev, next                         int32 // LRU list of the class (next also links the free list)
-	class                              uint8
-	clientIsLo                         bool // the client is (key.Lo, key.LoPort)
-	state                              State
-	fins                               uint8 // finToServer | finToClient seen
-	tcpFlagsToServer, tcpFlagsToClient uint8
-	action                             policy.Action
-	direction                          uint8 // Meta.Direction of the first packet
-	rule                               int32
-	session                            uint16 // Meta.Session of the first packet
-	id                                 uint64 // never 0 while the entry is live
-	pktsToServer, pktsToClient         uint64
-	bytesToServer, bytesToClient       uint64
-	aws                                geneve.AWS
-	hash                               uint64
-	start                              int64
-	tunnel                             tunnel // Meta.Tunnel of the first packet
+// key is a flow's key as stored: pointer-free (so the GC never scans the slab) and
+// 2-byte aligned, so that its 46 bytes leave no padding in entry.
+type key struct {
+	lo, hi         [16]byte // As16 of the endpoints
+	scope          [8]byte  // little endian
+	loPort, hiPort uint16
+	proto          uint8
+	kinds          uint8 // addrKind of lo | addrKind of hi << 2
 }
 
-// tunnel is Tunnel packed for the slab: 44 bytes instead of 64.
-type tunnel struct {
-	src, dst         [16]byte
-	vni              uint32
-	srcPort, dstPort uint16
-	encap            uint8
-	srcFam, dstFam   uint8 // 0 no address, 4, 6
-}
+// Address kinds in key.kinds and entry.tun.
+const (
+	kindNone = iota
+	kind4
+	kind6
+)
 
-func packAddr(a netip.Addr) ([16]byte, uint8) {
+func addrKind(a netip.Addr) uint8 {
 	switch {
 	case a.Is4():
-		return a.As16(), 4
+		return kind4
 	case a.IsValid():
-		return a.As16(), 6
+		return kind6
 	}
-	return [16]byte{}, 0
+	return kindNone
 }
 
-func unpackAddr(b *[16]byte, fam uint8) netip.Addr {
-	switch fam {
-	case 4:
+func unpackAddr(b *[16]byte, kind uint8) netip.Addr {
+	switch kind {
+	case kind4:
 		return netip.AddrFrom4([4]byte(b[12:]))
-	case 6:
+	case kind6:
 		return netip.AddrFrom16(*b)
 	}
 	return netip.Addr{}
 }
 
-func (p *tunnel) pack(t *Tunnel) {
-	p.src, p.srcFam = packAddr(t.Src)
-	p.dst, p.dstFam = packAddr(t.Dst)
-	p.vni, p.srcPort, p.dstPort, p.encap = t.VNI, t.SrcPort, t.DstPort, t.Encap
+// entry is one flow in a shard's slab, 152 bytes: fields are ordered so that none is
+// padded, counters are packed, and a tunnel's IPv4 addresses are kept inline (other
+// tunnel addresses go to the shard's tun6 side array). The hash is not kept: it is
+// recomputed from the key when the entry leaves the index.
+type entry struct {
+	key     key
+	session uint16 // Meta.Session of the first packet
+	last    int64  // newest packet, unix ns
+	start   int64
+	id      uint64 // never 0 while the entry is live
+	// Per direction (0 to the server, 1 to the client): bytes in the low 56 bits of
+	// b, packets in p plus the high 8 bits of b (2^40 packets, 2^56 bytes).
+	b                  [2]uint64
+	awsEndpoint        uint64
+	awsAttachment      uint64
+	p                  [2]uint32
+	prev, next         int32 // LRU list of the class (next also links the free list)
+	rule               int32
+	awsCookie          uint32
+	vni                uint32 // tunnel of the first packet, from here on
+	tunSrc, tunDst     [4]byte
+	tunSport, tunDport uint16
+	tcpFlags           [2]uint8 // union of flags seen each way
+	action             policy.Action
+	direction          uint8 // Meta.Direction of the first packet
+	awsPresent         uint8
+	st                 uint8 // state | fins<<2 | stClientIsLo
+	tun                uint8 // encap | src kind<<2 | dst kind<<4 | tunSide
+	class              uint8
 }
 
-func (p *tunnel) unpack() Tunnel {
-	return Tunnel{Encap: p.encap, Src: unpackAddr(&p.src, p.srcFam), Dst: unpackAddr(&p.dst, p.dstFam),
-		SrcPort: p.srcPort, DstPort: p.dstPort, VNI: p.vni}
+// Bits of entry.st and entry.tun.
+const (
+	stState        = 3
+	stFinShift     = 2
+	stClientIsLo   = 1 << 4
+	stImported     = 1 << 5 // installed by Import and no packet seen here since
+	stSeenToServer = 1 << 6
+	stSeenToClient = 1 << 7
+
+	tunEncap = 3
+	tunSide  = 1 << 6 // the tunnel addresses are in shard.tun6
+)
+
+const bytesMask = 1<<56 - 1
+
+func (e *entry) state() State       { return State(e.st & stState) }
+func (e *entry) setState(s State)   { e.st = e.st&^stState | uint8(s) }
+func (e *entry) fins() uint8        { return e.st >> stFinShift & 3 }
+func (e *entry) clientIsLo() bool   { return e.st&stClientIsLo != 0 }
+func (e *entry) pkts(d int) uint64  { return uint64(e.p[d]) | e.b[d]>>56<<32 }
+func (e *entry) bytes(d int) uint64 { return e.b[d] & bytesMask }
+
+func (e *entry) setAWS(a *geneve.AWS) {
+	e.awsEndpoint, e.awsAttachment, e.awsCookie, e.awsPresent = a.EndpointID, a.AttachmentID, a.FlowCookie, a.Present
+}
+
+func (e *entry) aws() geneve.AWS {
+	return geneve.AWS{EndpointID: e.awsEndpoint, AttachmentID: e.awsAttachment, FlowCookie: e.awsCookie, Present: e.awsPresent}
+}
+
+func (e *entry) hasCookie() bool { return e.awsPresent&(1<<geneve.AWSTypeFlowCookie) != 0 }
+
+// setTunnel stores t in entry i of s.
+func (s *shard) setTunnel(i int32, t *Tunnel) {
+	e := &s.slab[i]
+	sk, dk := addrKind(t.Src), addrKind(t.Dst)
+	e.tun = t.Encap&tunEncap | sk<<2 | dk<<4
+	e.vni, e.tunSport, e.tunDport = t.VNI, t.SrcPort, t.DstPort
+	if sk != kind6 && dk != kind6 {
+		if sk == kind4 {
+			e.tunSrc = t.Src.As4()
+		}
+		if dk == kind4 {
+			e.tunDst = t.Dst.As4()
+		}
+		return
+	}
+	if s.tun6 == nil {
+		s.tun6 = make([][2][16]byte, cap(s.slab))
+	}
+	e.tun |= tunSide
+	s.tun6[i] = [2][16]byte{t.Src.As16(), t.Dst.As16()}
+}
+
+// tunnel returns the tunnel stored in entry i of s.
+func (s *shard) tunnel(i int32) Tunnel {
+	e := &s.slab[i]
+	t := Tunnel{Encap: e.tun & tunEncap, SrcPort: e.tunSport, DstPort: e.tunDport, VNI: e.vni}
+	sk, dk := e.tun>>2&3, e.tun>>4&3
+	if e.tun&tunSide != 0 {
+		a := &s.tun6[i]
+		t.Src, t.Dst = unpackAddr(&a[0], sk), unpackAddr(&a[1], dk)
+		return t
+	}
+	if sk == kind4 {
+		t.Src = netip.AddrFrom4(e.tunSrc)
+	}
+	if dk == kind4 {
+		t.Dst = netip.AddrFrom4(e.tunDst)
+	}
+	return t
 }
 
 // ival is a flow's traffic since the last interval record, index 0 to the server,
@@ -125,6 +216,21 @@ type ival struct {
 	last  [2]int64
 }
 
+// outbox holds the records of one kind of emitter.
+type outbox struct {
+	pending []pend // guarded by shard.mu
+	// mu serialises the onEnd and OnInterval calls of this outbox; emitting is only
+	// touched with it held, so records stay valid during the calls while shard.mu is
+	// free for packets.
+	mu       sync.Mutex
+	emitting []pend
+}
+
+const (
+	outPacket = iota
+	outBackground
+)
+
 // pend is a record waiting, in a shard, to be handed to OnInterval and/or onEnd.
 type pend struct {
 	rec      Record
@@ -133,37 +239,46 @@ type pend struct {
 	ended    bool // then hand rec to onEnd
 }
 
-// slot is one open-addressing index slot: the low 32 bits of the key's hash and the
-// slab index plus one (0 marks an empty slot).
-type slot struct {
-	tag uint32
-	idx int32
-}
+// slot is one open-addressing index slot, 4 bytes so that the index, at most half
+// full, costs 8 bytes a flow. From the low bits: the slab index plus one
+// (Table.idxBits bits, 0 marks an empty slot); the distance from the slot to the
+// entry's home slot (distBits, distMax meaning "that or more": look it up), so that
+// removal can shift entries back without reading the slab; and bits 32.. of the
+// key's hash as a tag that spares most slab reads on a probe.
+type slot uint32
 
 // shard is one lock's worth of the table: a slab of entries, a linear-probing index
 // into it (at most half full, so probes end), one LRU list per timeout class, and
 // the buffers that carry ended flows to onEnd after the lock is released.
 type shard struct {
 	mu    sync.Mutex
+	t     *Table
 	slots []slot
 	mask  uint32
-	slab  []entry // len is the high-water mark; cap is the shard's share of MaxFlows
-	ival  []ival  // beside slab, len cap(slab); nil without OnInterval
-	free  int32   // free list through entry.next, -1 when empty
-	n     int     // live entries
+	slab  []entry       // len is the high-water mark; cap grows up to limit
+	ival  []ival        // beside slab, len cap(slab); nil without OnInterval
+	tun6  [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
+	side  []byte        // beside slab, Config.SideSize bytes an entry
+	free  int32         // free list through entry.next, -1 when empty
+	n     int           // live entries
 	limit int
 	head  [numClasses]int32 // most recently seen
 	tail  [numClasses]int32 // least recently seen
 	seq   uint64            // flows created, for ids
 	num   uint64            // the shard's index in the table
-	// pending holds records not yet handed to onEnd or OnInterval; guarded by mu.
-	pending []pend
+	// Records not yet handed to onEnd or OnInterval, apart for packet workers and
+	// for housekeeping (Expire, Flush, Interval), so that a packet worker never waits
+	// for housekeeping, which may be waiting for room in its output queue.
+	out [2]outbox // outPacket, outBackground
 
-	// emitMu serialises the onEnd and OnInterval calls of the shard; emitting is only
-	// touched with it held, so records stay valid during the calls while mu is free
-	// for packets.
-	emitMu   sync.Mutex
-	emitting []pend
+	// journal holds events not yet delivered; guarded by mu. jflush asks the packet
+	// worker that unlocks mu to deliver. jmu serialises deliveries of jout.
+	journal []FlowState
+	jflush  bool
+	jmu     sync.Mutex
+	jout    []FlowState
+
+	turned packet.Packet // a midstream packet turned round for the Decider; guarded by mu
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -174,15 +289,25 @@ type Table struct {
 	shards    []shard
 	shift     uint // shard = hash >> shift
 	shardBits uint
+	idxBits   uint // slot bits holding the slab index
+	idxMask   uint32
+	lowMask   uint32 // slot bits below the tag
 	seed      [7]uint64
-	idBase    uint64
+	idBase    uint64 // random, so that a restarted node does not repeat its ids
+	node      uint64 // Config.NodeID << idBits
 	timeout   [numClasses]int64
 	decide    Decider
 	onEnd     func(*Record)
 	onIval    func(*Record, *Delta) // nil: no interval counters
 	log       *slog.Logger
 	maxFlows  int
+	sideSize  int
 
+	journalFn    func(int, []FlowState)
+	midDrop      bool
+	refresh      int64
+	journalLost  atomic.Uint64
+	lost         atomic.Uint64 // records dropped by a packet worker, see shard.end
 	evicted      atomic.Uint64
 	evictedLog   atomic.Uint64 // evicted since the last log line
 	lastEvictLog atomic.Int64  // now of the last log line, math.MinInt64 before any
@@ -214,6 +339,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.MaxFlows = min(cfg.MaxFlows, maxMaxFlows)
 	n := maxShards
 	for n > 1 && cfg.MaxFlows/n < minShardFlows {
 		n /= 2
@@ -226,36 +352,48 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		onIval:    cfg.OnInterval,
 		log:       cfg.Logger,
 		maxFlows:  cfg.MaxFlows,
+		sideSize:  max(cfg.SideSize, 0),
+		journalFn: cfg.Journal,
+		midDrop:   cfg.Midstream == MidstreamDrop,
 	}
 	t.shift = 64 - t.shardBits
+	t.idxBits = uint(bits.Len(uint((cfg.MaxFlows + n - 1) / n)))
+	t.idxMask = 1<<t.idxBits - 1
+	t.lowMask = 1<<(t.idxBits+distBits) - 1
+	if cfg.JournalRefresh <= 0 {
+		cfg.JournalRefresh = DefaultJournalRefresh
+	}
+	t.refresh = int64(cfg.JournalRefresh)
 	t.timeout[classTCP] = int64(cfg.TCPTimeout)
 	t.timeout[classOther] = int64(cfg.OtherTimeout)
 	t.timeout[classClosed] = int64(cfg.ClosedTimeout)
+	t.timeout[classTCPNew] = int64(cfg.TCPTimeout)
+	t.timeout[classOtherNew] = int64(cfg.OtherTimeout)
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64() | 1
 	}
 	t.idBase = rand.Uint64() & idMask
+	t.node = uint64(cfg.NodeID&MaxNodeID) << idBits
 	t.lastEvictLog.Store(math.MinInt64)
 	for i := range t.shards {
 		s := &t.shards[i]
+		s.t = t
 		s.num = uint64(i)
 		s.limit = cfg.MaxFlows / n
 		if i < cfg.MaxFlows%n {
 			s.limit++
 		}
 		s.limit = max(s.limit, 1)
-		size := 1 << bits.Len(uint(2*s.limit-1)) // power of two >= 2*limit
-		s.slots = make([]slot, size)
-		s.mask = uint32(size - 1)
-		s.slab = make([]entry, 0, s.limit)
-		if cfg.OnInterval != nil {
-			s.ival = make([]ival, s.limit)
-		}
 		s.free = -1
-		s.head = [numClasses]int32{-1, -1, -1}
+		s.resize(min(s.limit, initShardCap))
+		s.head = [numClasses]int32{-1, -1, -1, -1, -1}
 		s.tail = s.head
-		s.pending = make([]pend, 0, pendingCap)
-		s.emitting = make([]pend, 0, pendingCap)
+		s.out[outPacket].pending = make([]pend, 0, pendingCap)
+		s.out[outPacket].emitting = make([]pend, 0, pendingCap)
+		if cfg.Journal != nil {
+			s.journal = make([]FlowState, 0, journalCap)
+			s.jout = make([]FlowState, 0, journalCap)
+		}
 	}
 	return t
 }
@@ -263,15 +401,55 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 // KeyOf returns the key of p's flow in tunnel scope scope, and whether p's source is
 // the key's Lo endpoint.
 func KeyOf(scope uint64, p *packet.Packet) (k Key, srcIsLo bool) {
-	return keyOf(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	if srcIsLo = lessEq(p.Src, p.SrcPort, p.Dst, p.DstPort); srcIsLo {
+		return Key{Scope: scope, Proto: p.Proto, Lo: p.Src, Hi: p.Dst, LoPort: p.SrcPort, HiPort: p.DstPort}, true
+	}
+	return Key{Scope: scope, Proto: p.Proto, Lo: p.Dst, Hi: p.Src, LoPort: p.DstPort, HiPort: p.SrcPort}, false
 }
 
-func keyOf(scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) (Key, bool) {
-	c := src.Compare(dst)
-	if c < 0 || (c == 0 && sport <= dport) {
-		return Key{Scope: scope, Proto: proto, Lo: src, Hi: dst, LoPort: sport, HiPort: dport}, true
+// lessEq reports whether endpoint (a, ap) sorts before or equal to (b, bp).
+func lessEq(a netip.Addr, ap uint16, b netip.Addr, bp uint16) bool {
+	c := a.Compare(b)
+	return c < 0 || (c == 0 && ap <= bp)
+}
+
+// keyOf returns the stored key of a flow in canonical order (the order of KeyOf,
+// computed on the packed form), and whether src is lo.
+func keyOf(k *key, scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) bool {
+	sa, da := src.As16(), dst.As16()
+	sk, dk := addrKind(src), addrKind(dst)
+	be := binary.BigEndian
+	srcIsLo := true
+	if sk != dk {
+		srcIsLo = sk < dk
+	} else if s0, d0 := be.Uint64(sa[:8]), be.Uint64(da[:8]); s0 != d0 {
+		srcIsLo = s0 < d0
+	} else if s1, d1 := be.Uint64(sa[8:]), be.Uint64(da[8:]); s1 != d1 {
+		srcIsLo = s1 < d1
+	} else {
+		srcIsLo = sport <= dport
 	}
-	return Key{Scope: scope, Proto: proto, Lo: dst, Hi: src, LoPort: dport, HiPort: sport}, false
+	k.proto = proto
+	if srcIsLo {
+		k.lo, k.hi, k.loPort, k.hiPort, k.kinds = sa, da, sport, dport, sk|dk<<2
+	} else {
+		k.lo, k.hi, k.loPort, k.hiPort, k.kinds = da, sa, dport, sport, dk|sk<<2
+	}
+	binary.LittleEndian.PutUint64(k.scope[:], scope)
+	return srcIsLo
+}
+
+// eq compares keys field by field: inlined, cheaper than a memequal call.
+func (k *key) eq(o *key) bool {
+	return k.lo == o.lo && k.hi == o.hi && k.scope == o.scope && k.loPort == o.loPort &&
+		k.hiPort == o.hiPort && k.proto == o.proto && k.kinds == o.kinds
+}
+
+// public returns k as a Key.
+func (k *key) public() Key {
+	return Key{Scope: binary.LittleEndian.Uint64(k.scope[:]), Proto: k.proto,
+		Lo: unpackAddr(&k.lo, k.kinds&3), Hi: unpackAddr(&k.hi, k.kinds>>2),
+		LoPort: k.loPort, HiPort: k.hiPort}
 }
 
 // mix is the wyhash mixing step: the folded 128-bit product.
@@ -281,12 +459,13 @@ func mix(a, b uint64) uint64 {
 }
 
 // hash is a keyed hash of k; the seeds are random per table. The top bits pick the
-// shard, the low 32 bits are the index tag and home slot.
-func (t *Table) hash(k *Key) uint64 {
-	lo, hi := k.Lo.As16(), k.Hi.As16()
-	a := mix(binary.BigEndian.Uint64(lo[:8])^t.seed[0], binary.BigEndian.Uint64(lo[8:])^t.seed[1])
-	b := mix(binary.BigEndian.Uint64(hi[:8])^t.seed[2], binary.BigEndian.Uint64(hi[8:])^t.seed[3])
-	c := mix(k.Scope^t.seed[4], (uint64(k.Proto)<<32|uint64(k.LoPort)<<16|uint64(k.HiPort))^t.seed[5])
+// shard, the low 32 bits the home slot, bits 32.. the slot tag.
+func (t *Table) hash(k *key) uint64 {
+	le := binary.LittleEndian
+	a := mix(le.Uint64(k.lo[:8])^t.seed[0], le.Uint64(k.lo[8:])^t.seed[1])
+	b := mix(le.Uint64(k.hi[:8])^t.seed[2], le.Uint64(k.hi[8:])^t.seed[3])
+	c := mix(le.Uint64(k.scope[:])^t.seed[4],
+		(uint64(k.kinds)<<40|uint64(k.proto)<<32|uint64(k.loPort)<<16|uint64(k.hiPort))^t.seed[5])
 	return mix(a^c^t.seed[6], b^c)
 }
 
@@ -321,7 +500,8 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 			return r
 		}
 	}
-	k, srcIsLo := KeyOf(scope, p)
+	var k key
+	srcIsLo := keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	var res Result
@@ -333,29 +513,54 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		e := &s.slab[i]
 		switch {
 		case now-e.last > t.timeout[e.class]:
-			s.end(i, EndTimeout)
+			s.end(i, EndTimeout, outPacket)
 			ended = true
 		case restarts(e, p, aws):
-			s.end(i, EndForced)
+			s.end(i, EndForced, outPacket)
 			ended = true
 		default:
 			res = t.update(s, i, p, srcIsLo, length, aws, now)
+			flush := s.jflush
 			s.mu.Unlock()
+			if flush {
+				t.deliver(s, false)
+			}
 			return res
 		}
+	}
+	if t.midDrop && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+		// Midstream, dropped: no flow for it.
+		if i >= 0 {
+			s.remove(i)
+		}
+		flush := s.jflush
+		s.mu.Unlock()
+		if flush {
+			t.deliver(s, false)
+		}
+		if ended {
+			t.emit(s)
+		}
+		return Result{Action: policy.Drop, Midstream: true}
+	}
+	if i >= 0 {
 		s.unlink(i) // reused in place: same key, same index slot
 		s.n--
 	} else {
 		if s.n >= s.limit {
-			t.evict(s)
-			ended, evicted = true, true
+			evicted = t.evict(s, now)
+			ended = true
 		}
 		i = s.alloc()
 		s.insert(h, i)
 	}
-	res = t.create(s, i, &k, h, p, srcIsLo, length, m, now)
+	res = t.create(s, i, &k, p, srcIsLo, length, m, now)
+	flush := s.jflush
 	s.mu.Unlock()
 
+	if flush {
+		t.deliver(s, false)
+	}
 	if ended {
 		t.emit(s)
 	}
@@ -376,7 +581,8 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	if p.Dst != q.Src {
 		return Result{}, false
 	}
-	k, qSrcIsLo := keyOf(scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
+	var k key
+	qSrcIsLo := keyOf(&k, scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	s.mu.Lock()
@@ -389,12 +595,13 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	if now-e.last > t.timeout[e.class] {
 		return Result{}, false
 	}
-	toServer := qSrcIsLo != e.clientIsLo // the error travels back towards the quoted sender
+	toServer := qSrcIsLo != e.clientIsLo() // the error travels back towards the quoted sender
+	e.st &^= stImported
 	e.count(toServer, length, 0)
 	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
 	s.touch(i)
-	return Result{Action: e.action, FlowID: e.id, ToServer: toServer}, true
+	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}, true
 }
 
 // restarts reports whether p, a packet of e's 5-tuple, starts a new flow: a TCP SYN
@@ -406,54 +613,105 @@ func restarts(e *entry, p *packet.Packet, aws *geneve.AWS) bool {
 	if p.Proto != packet.ProtoTCP || p.TCPFlags&(packet.TCPSyn|packet.TCPAck|packet.TCPRst) != packet.TCPSyn {
 		return false
 	}
-	if e.state >= StateClosing {
+	if e.state() >= StateClosing {
 		return true
 	}
-	return aws != nil && aws.Has(geneve.AWSTypeFlowCookie) && e.aws.Has(geneve.AWSTypeFlowCookie) &&
-		aws.FlowCookie != e.aws.FlowCookie
+	return aws != nil && aws.Has(geneve.AWSTypeFlowCookie) && e.hasCookie() && aws.FlowCookie != e.awsCookie
 }
 
-// create fills slab entry i (unlinked, indexed under h) as a new flow started by p.
-func (t *Table) create(s *shard, i int32, k *Key, h uint64, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
+// create fills slab entry i (unlinked, indexed under k's hash) as a new flow
+// started by p. Its client is p's sender, unless p is a TCP packet that does not
+// open a connection (the flow was missed, evicted, or comes from another node): then
+// the sender of a SYN-ACK is the server, else the side with the well-known port (or
+// the lower one), and the Decider sees the packet turned round, as the client sent
+// it.
+func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
 	e := &s.slab[i]
-	*e = entry{key: *k, hash: h, start: now, last: now, clientIsLo: srcIsLo, rule: policy.NoRule}
+	*e = entry{key: *k, start: now, last: now, rule: policy.NoRule}
+	midstream := p.Proto == packet.ProtoTCP && p.TCPFlags&(packet.TCPSyn|packet.TCPAck) != packet.TCPSyn
+	toServer := !midstream || !senderIsServer(p)
+	if srcIsLo == toServer {
+		e.st = stClientIsLo
+	}
 	e.id = t.nextID(s)
 	if t.decide != nil {
-		a, r := t.decide.Decide(p)
+		q := p
+		if !toServer {
+			s.turned = *p // in the shard, so that the Decider's pointer does not allocate
+			q = &s.turned
+			q.Src, q.Dst, q.SrcPort, q.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+		}
+		a, r := t.decide.Decide(q)
 		e.action, e.rule = a, int32(r)
 	}
 	if m != nil {
 		if m.AWS != nil {
-			e.aws = *m.AWS
+			e.setAWS(m.AWS)
 		}
 		e.direction, e.session = m.Direction, m.Session
 		if m.Tunnel != (Tunnel{}) {
-			e.tunnel.pack(&m.Tunnel)
+			s.setTunnel(i, &m.Tunnel)
 		}
 	}
-	e.count(true, length, p.TCPFlags)
+	e.count(toServer, length, p.TCPFlags)
+	if sz := s.t.sideSize; sz > 0 {
+		clear(s.side[int(i)*sz : int(i+1)*sz])
+	}
 	if s.ival != nil {
 		s.ival[i] = ival{}
-		s.countIval(i, true, length, now)
+		s.countIval(i, toServer, length, now)
 	}
-	e.advance(p.TCPFlags, true)
+	e.advance(p.TCPFlags, toServer)
 	e.class = classOf(e)
 	s.link(i)
 	s.n++
-	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: true}
+	if t.journalFn != nil {
+		s.note(i, JournalCreated)
+	}
+	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: toServer, Handle: s.handle(i),
+		Midstream: midstream}
+}
+
+// senderIsServer guesses, for a TCP packet that does not open its connection,
+// whether its sender is the server.
+func senderIsServer(p *packet.Packet) bool {
+	if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn|packet.TCPAck {
+		return true
+	}
+	sp, dp := p.SrcPort, p.DstPort
+	if (sp < 1024) != (dp < 1024) {
+		return sp < 1024
+	}
+	return sp < dp
 }
 
 // update accounts p on live entry i.
 func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length int, aws *geneve.AWS, now int64) Result {
 	e := &s.slab[i]
-	toServer := srcIsLo == e.clientIsLo
+	toServer := srcIsLo == e.clientIsLo()
 	e.count(toServer, length, p.TCPFlags)
 	s.countIval(i, toServer, length, now)
+	st := e.st
+	e.st &^= stImported
 	e.advance(p.TCPFlags, toServer)
+	kind := JournalKind(255)
 	if aws != nil {
-		e.aws = *aws
+		if t.journalFn != nil && e.aws() != *aws {
+			kind = JournalChanged
+		}
+		e.setAWS(aws)
+	}
+	if t.journalFn != nil {
+		if e.st&stState != st&stState || st&stImported != 0 {
+			kind = JournalChanged // an imported flow now carried here is journaled from here on
+		} else if kind != JournalChanged && now/t.refresh > e.last/t.refresh {
+			kind = JournalRefreshed // the first packet of a period: at most one a period
+		}
 	}
 	e.last = max(e.last, now)
+	if kind != 255 {
+		s.note(i, kind)
+	}
 	if c := classOf(e); c != e.class {
 		s.unlink(i)
 		e.class = c
@@ -461,19 +719,19 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	} else {
 		s.touch(i)
 	}
-	return Result{Action: e.action, FlowID: e.id, ToServer: toServer}
+	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}
 }
 
 func (e *entry) count(toServer bool, length int, flags uint8) {
+	d := 1
 	if toServer {
-		e.pktsToServer++
-		e.bytesToServer += uint64(length)
-		e.tcpFlagsToServer |= flags
-	} else {
-		e.pktsToClient++
-		e.bytesToClient += uint64(length)
-		e.tcpFlagsToClient |= flags
+		d = 0
 	}
+	if e.p[d]++; e.p[d] == 0 {
+		e.b[d] += 1 << 56
+	}
+	e.b[d] += uint64(length)
+	e.tcpFlags[d] |= flags
 }
 
 // countIval adds a packet to entry i's interval counters, if the table keeps them.
@@ -496,66 +754,104 @@ func (s *shard) countIval(i int32, toServer bool, length int, now int64) {
 	v.bytes[d] += uint64(length)
 }
 
-// advance moves the protocol state for a packet with TCP flags f in the given direction.
+// advance moves the protocol state for a packet with TCP flags f in the given
+// direction. A flow is established once both directions have been seen.
 func (e *entry) advance(f uint8, toServer bool) {
-	if e.key.Proto != packet.ProtoTCP {
-		if !toServer && e.state == StateNew {
-			e.state = StateEstablished
+	seen := uint8(stSeenToClient)
+	if toServer {
+		seen = stSeenToServer
+	}
+	e.st |= seen
+	both := e.st&(stSeenToServer|stSeenToClient) == stSeenToServer|stSeenToClient
+	st := e.state()
+	if e.key.proto != packet.ProtoTCP {
+		if both && st == StateNew {
+			e.setState(StateEstablished)
 		}
 		return
 	}
 	switch {
 	case f&packet.TCPRst != 0:
-		e.state = StateClosed
+		e.setState(StateClosed)
 	case f&packet.TCPFin != 0:
+		fin := uint8(finToClient)
 		if toServer {
-			e.fins |= finToServer
-		} else {
-			e.fins |= finToClient
+			fin = finToServer
 		}
-		if e.fins == finToServer|finToClient {
-			e.state = StateClosed
-		} else if e.state < StateClosing {
-			e.state = StateClosing
+		e.st |= fin << stFinShift
+		if e.fins() == finToServer|finToClient {
+			e.setState(StateClosed)
+		} else if st < StateClosing {
+			e.setState(StateClosing)
 		}
-	case !toServer && e.state == StateNew:
-		e.state = StateEstablished
+	case both && st == StateNew:
+		e.setState(StateEstablished)
 	}
 }
 
 func classOf(e *entry) uint8 {
-	if e.key.Proto != packet.ProtoTCP {
+	st := e.state()
+	if e.key.proto != packet.ProtoTCP {
+		if st == StateNew {
+			return classOtherNew
+		}
 		return classOther
 	}
-	if e.state == StateClosed {
+	switch st {
+	case StateNew:
+		return classTCPNew
+	case StateClosed:
 		return classClosed
 	}
 	return classTCP
 }
 
-// nextID returns a flow id unique in the table: the shard's sequence number and the
-// shard index, offset by the table's random base, modulo 2^53, never 0.
+// nextID returns a flow id unique in the fleet: the node id in the top bits below
+// 2^53, then the shard's sequence number and the shard index, offset by the table's
+// random base, modulo 2^43; never 0.
 func (t *Table) nextID(s *shard) uint64 {
 	for {
 		s.seq++
-		if id := (t.idBase + (s.seq<<t.shardBits | s.num)) & idMask; id != 0 {
+		if id := t.node | (t.idBase+(s.seq<<t.shardBits|s.num))&idMask; id != 0 {
 			return id
 		}
 	}
 }
 
-// evict ends the least recently seen flow of a full shard.
-func (t *Table) evict(s *shard) {
-	best := int32(-1)
+// evictOrder lists the classes eviction takes from, in groups of equal rank: within a
+// group the least recently seen flow goes.
+var evictOrder = [...][2]int8{{classTCPNew, classOtherNew}, {classClosed, -1}, {classTCP, classOther}}
+
+// evict ends one flow of a full shard: one idle past its timeout if a list's tail
+// is, else the least recently seen of the first non-empty group of evictOrder
+// (unanswered, then closed, then the rest). It reports whether it forced a flow out.
+func (t *Table) evict(s *shard, now int64) bool {
 	for c := range numClasses {
-		if i := s.tail[c]; i >= 0 && (best < 0 || s.slab[i].last < s.slab[best].last) {
-			best = i
+		if i := s.tail[c]; i >= 0 && now-s.slab[i].last > t.timeout[c] {
+			s.end(i, EndTimeout, outPacket)
+			s.remove(i)
+			return false
 		}
 	}
-	s.end(best, EndForced)
+	best := int32(-1)
+	for _, g := range evictOrder {
+		for _, c := range g {
+			if c < 0 {
+				continue
+			}
+			if i := s.tail[c]; i >= 0 && (best < 0 || s.slab[i].last < s.slab[best].last) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			break
+		}
+	}
+	s.end(best, EndForced, outPacket)
 	s.remove(best)
 	t.evicted.Add(1)
 	t.evictedLog.Add(1)
+	return true
 }
 
 // noteEvicted logs evictions, at most one line per evictLogEvery of packet time.
@@ -567,28 +863,48 @@ func (t *Table) noteEvicted(now int64) {
 	if !t.lastEvictLog.CompareAndSwap(last, now) {
 		return
 	}
-	t.log.Warn("flow table full: evicting least recently seen flows",
+	t.log.Warn("flow table full: evicting flows, unanswered ones first",
 		"evicted", t.evictedLog.Swap(0), "max_flows", t.maxFlows)
 }
 
-// end appends the record of live entry i, ending with reason, to the shard's pending
-// records, with its interval traffic not yet reported, if any.
-func (s *shard) end(i int32, reason EndReason) {
-	s.pending = append(s.pending, pend{ended: true})
-	p := &s.pending[len(s.pending)-1]
-	s.record(&p.rec, &s.slab[i])
+// end appends the record of live entry i, ending with reason, to the shard's outbox
+// box, with its interval traffic not yet reported, if any.
+func (s *shard) end(i int32, reason EndReason, box int) {
+	if s.t.journalFn != nil && s.slab[i].st&stImported == 0 {
+		s.note(i, JournalEnded)
+	}
+	if s.slab[i].st&stImported != 0 {
+		return // a peer reports it; nothing was seen here
+	}
+	p := s.add(box)
+	p.ended = true
+	s.record(&p.rec, i)
 	p.rec.Reason = reason
 	if s.ival != nil {
 		p.hasDelta = s.takeDelta(&p.delta, i)
 	}
 }
 
+// add appends a zero record to outbox box and returns it. A full packet outbox (its
+// records are being emitted by another worker, and more ended meanwhile) drops its
+// oldest record rather than grow; housekeeping never fills its own.
+func (s *shard) add(box int) *pend {
+	o := &s.out[box]
+	if len(o.pending) == cap(o.pending) {
+		copy(o.pending, o.pending[1:])
+		o.pending = o.pending[:len(o.pending)-1]
+		s.t.lost.Add(1)
+	}
+	o.pending = append(o.pending, pend{})
+	return &o.pending[len(o.pending)-1]
+}
+
 // interval appends the record of live entry i with its interval traffic to the
-// shard's pending records.
+// shard's background outbox.
 func (s *shard) interval(i int32) {
-	s.pending = append(s.pending, pend{hasDelta: true})
-	p := &s.pending[len(s.pending)-1]
-	s.record(&p.rec, &s.slab[i])
+	p := s.add(outBackground)
+	p.hasDelta = true
+	s.record(&p.rec, i)
 	s.takeDelta(&p.delta, i)
 }
 
@@ -611,46 +927,51 @@ func (s *shard) takeDelta(d *Delta, i int32) bool {
 	return true
 }
 
-// record fills r from live entry e; Reason is left zero.
-func (s *shard) record(r *Record, e *entry) {
+// record fills r from live entry i; Reason is left zero.
+func (s *shard) record(r *Record, i int32) {
+	e := &s.slab[i]
+	k := e.key.public()
 	r.ID = e.id
-	r.Proto = e.key.Proto
-	if e.clientIsLo {
-		r.Src, r.SrcPort, r.Dst, r.DstPort = e.key.Lo, e.key.LoPort, e.key.Hi, e.key.HiPort
+	r.Proto = k.Proto
+	if e.clientIsLo() {
+		r.Src, r.SrcPort, r.Dst, r.DstPort = k.Lo, k.LoPort, k.Hi, k.HiPort
 	} else {
-		r.Src, r.SrcPort, r.Dst, r.DstPort = e.key.Hi, e.key.HiPort, e.key.Lo, e.key.LoPort
+		r.Src, r.SrcPort, r.Dst, r.DstPort = k.Hi, k.HiPort, k.Lo, k.LoPort
 	}
 	r.Start = time.Unix(0, e.start)
 	r.End = time.Unix(0, e.last)
-	r.PktsToServer, r.PktsToClient = e.pktsToServer, e.pktsToClient
-	r.BytesToServer, r.BytesToClient = e.bytesToServer, e.bytesToClient
-	r.State = e.state
-	r.TCPFlagsToServer, r.TCPFlagsToClient = e.tcpFlagsToServer, e.tcpFlagsToClient
+	r.PktsToServer, r.PktsToClient = e.pkts(0), e.pkts(1)
+	r.BytesToServer, r.BytesToClient = e.bytes(0), e.bytes(1)
+	r.State = e.state()
+	r.TCPFlagsToServer, r.TCPFlagsToClient = e.tcpFlags[0], e.tcpFlags[1]
 	r.Action = e.action
 	r.Rule = int(e.rule)
-	r.AWS = e.aws
-	r.Tunnel = e.tunnel.unpack()
+	r.AWS = e.aws()
+	r.Tunnel = s.tunnel(i)
 	r.Direction = e.direction
 	r.Session = e.session
 }
 
-// emit hands the shard's pending records to OnInterval and onEnd, from a packet
-// worker.
+// emit hands the shard's records ended by packet workers to OnInterval and onEnd.
+// It may wait for another packet worker's emit, whose records the receiver never
+// waits for (Record.Background false), but never for housekeeping's.
 func (t *Table) emit(s *shard) {
-	s.emitMu.Lock()
-	t.drain(s, false)
-	s.emitMu.Unlock()
+	o := &s.out[outPacket]
+	o.mu.Lock()
+	t.drain(s, outPacket)
+	o.mu.Unlock()
 }
 
-// drain hands the shard's pending records to OnInterval and onEnd; s.emitMu must be
-// held, s.mu not. background marks records emitted by Expire, Flush or Interval.
-func (t *Table) drain(s *shard, background bool) {
+// drain hands the records of the shard's outbox box to OnInterval and onEnd; the
+// outbox's mu must be held, s.mu not.
+func (t *Table) drain(s *shard, box int) {
+	o := &s.out[box]
 	s.mu.Lock()
-	s.pending, s.emitting = s.emitting[:0], s.pending
+	o.pending, o.emitting = o.emitting[:0], o.pending
 	s.mu.Unlock()
-	for i := range s.emitting {
-		p := &s.emitting[i]
-		p.rec.Background = background
+	for i := range o.emitting {
+		p := &o.emitting[i]
+		p.rec.Background = box == outBackground
 		if p.hasDelta {
 			t.onIval(&p.rec, &p.delta)
 		}
@@ -658,9 +979,90 @@ func (t *Table) drain(s *shard, background bool) {
 			t.onEnd(&p.rec)
 		}
 	}
-	clear(s.emitting)
-	s.emitting = s.emitting[:0]
+	clear(o.emitting)
+	o.emitting = o.emitting[:0]
 }
+
+// lockBackground locks the shard's background outbox for Expire, Flush or Interval,
+// allocating its buffers on first use, so that tables pay for them only once
+// housekeeping runs.
+func (s *shard) lockBackground() *outbox {
+	o := &s.out[outBackground]
+	o.mu.Lock()
+	if o.emitting == nil {
+		o.emitting = make([]pend, 0, bgPendingCap)
+		s.mu.Lock()
+		o.pending = make([]pend, 0, bgPendingCap)
+		s.mu.Unlock()
+	}
+	return o
+}
+
+// note appends a journal event of kind k for live entry i; the journal must be on.
+func (s *shard) note(i int32, k JournalKind) {
+	if len(s.journal) == cap(s.journal) {
+		s.t.journalLost.Add(1)
+		s.jflush = true
+		return
+	}
+	s.journal = s.journal[:len(s.journal)+1]
+	s.state(&s.journal[len(s.journal)-1], i, k)
+	if len(s.journal) >= cap(s.journal)/2 {
+		s.jflush = true
+	}
+}
+
+// state fills f from live entry i.
+func (s *shard) state(f *FlowState, i int32, k JournalKind) {
+	e := &s.slab[i]
+	key := e.key.public()
+	*f = FlowState{Kind: k, ID: e.id, Scope: key.Scope, Proto: key.Proto,
+		Src: key.Lo, SrcPort: key.LoPort, Dst: key.Hi, DstPort: key.HiPort,
+		Start: e.start, Last: e.last, State: e.state(), Action: e.action, Rule: int(e.rule),
+		AWS: e.aws(), Direction: e.direction, Session: e.session}
+	if !e.clientIsLo() {
+		f.Src, f.SrcPort, f.Dst, f.DstPort = key.Hi, key.HiPort, key.Lo, key.LoPort
+	}
+	if e.tun != 0 {
+		f.Tunnel = s.tunnel(i)
+	}
+}
+
+// deliver hands the shard's journal events to Config.Journal. A packet worker
+// (wait false) does not wait for another delivery in progress: the events stay
+// buffered for the next one.
+func (t *Table) deliver(s *shard, wait bool) {
+	if wait {
+		s.jmu.Lock()
+	} else if !s.jmu.TryLock() {
+		return
+	}
+	s.mu.Lock()
+	s.journal, s.jout = s.jout[:0], s.journal
+	s.jflush = false
+	s.mu.Unlock()
+	if len(s.jout) > 0 {
+		t.journalFn(int(s.num), s.jout)
+	}
+	clear(s.jout)
+	s.jmu.Unlock()
+}
+
+// FlushJournal delivers every shard's buffered journal events now. Expire, Flush
+// and Interval do it too; a journal consumer that wants its events sooner calls it
+// periodically from a goroutine of its own.
+func (t *Table) FlushJournal() {
+	if t.journalFn == nil {
+		return
+	}
+	for i := range t.shards {
+		t.deliver(&t.shards[i], true)
+	}
+}
+
+// JournalLost returns how many journal events were dropped because a shard's buffer
+// was full.
+func (t *Table) JournalLost() uint64 { return t.journalLost.Load() }
 
 // Expire ends the flows idle past their timeout at now and returns how many ended.
 // Each shard keeps one LRU list per timeout (TCP, other, closed TCP), so the walk
@@ -683,7 +1085,7 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 	total := 0
 	for si := range t.shards {
 		s := &t.shards[si]
-		s.emitMu.Lock()
+		o := s.lockBackground()
 		for {
 			s.mu.Lock()
 			more := false
@@ -694,24 +1096,27 @@ func (t *Table) sweep(now int64, reason EndReason) int {
 					if reason == EndTimeout && now-e.last <= t.timeout[c] {
 						break
 					}
-					if len(s.pending) == cap(s.pending) {
+					if len(o.pending) == cap(o.pending) {
 						more = true
 						break classes
 					}
 					prev := e.prev
-					s.end(i, reason)
+					s.end(i, reason, outBackground)
 					s.remove(i)
 					total++
 					i = prev
 				}
 			}
 			s.mu.Unlock()
-			t.drain(s, true)
+			t.drain(s, outBackground)
+			if t.journalFn != nil {
+				t.deliver(s, true)
+			}
 			if !more {
 				break
 			}
 		}
-		s.emitMu.Unlock()
+		o.mu.Unlock()
 	}
 	return total
 }
@@ -733,11 +1138,11 @@ func (t *Table) Interval(now int64) int {
 	total := 0
 	for si := range t.shards {
 		s := &t.shards[si]
-		s.emitMu.Lock()
+		o := s.lockBackground()
 		for pos := 0; ; {
 			s.mu.Lock()
 			stop := min(len(s.slab), pos+intervalScan)
-			for ; pos < stop && len(s.pending) < cap(s.pending); pos++ {
+			for ; pos < stop && len(o.pending) < cap(o.pending); pos++ {
 				if s.ival[pos].pkts == [2]uint64{} || s.slab[pos].id == 0 {
 					continue
 				}
@@ -746,14 +1151,161 @@ func (t *Table) Interval(now int64) int {
 			}
 			done := pos >= len(s.slab)
 			s.mu.Unlock()
-			t.drain(s, true)
+			t.drain(s, outBackground)
+			if t.journalFn != nil {
+				t.deliver(s, true)
+			}
 			if done {
 				break
 			}
 		}
-		s.emitMu.Unlock()
+		o.mu.Unlock()
 	}
 	return total
+}
+
+// Import installs f, a flow learned from a peer (its journal, or a state transfer),
+// without asking the Decider: the flow keeps f's id, orientation, verdict, rule,
+// TCP state, GWLB options, tunnel and times, with no traffic counted. Packets of
+// either direction then find it (Result.Created false). A flow that ends without a
+// packet seen here ends silently: no record, no journal event, since its owner
+// reports it; one that carried traffic here ends with a record of that traffic.
+//
+// If f's flow is already in the table, the newer Last wins: an older f is ignored,
+// a newer one replaces the flow's state (its local counters stay). f.Kind
+// JournalEnded removes the flow if it is f's (same id) and was only imported, so
+// that replaying a peer's journal in order mirrors its table. Import reports
+// whether it changed the table. It may evict a flow, as TrackMeta does.
+func (t *Table) Import(f *FlowState) bool {
+	if f.ID == 0 {
+		return false // 0 marks a free entry
+	}
+	var k key
+	srcIsLo := keyOf(&k, f.Scope, f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
+	h := t.hash(&k)
+	s := &t.shards[h>>t.shift]
+	s.mu.Lock()
+	i := s.find(h, &k)
+	if f.Kind == JournalEnded {
+		ok := i >= 0 && s.slab[i].id == f.ID && s.slab[i].st&stImported != 0
+		if ok {
+			s.remove(i)
+		}
+		s.mu.Unlock()
+		return ok
+	}
+	ended := false
+	var old entry
+	if i >= 0 {
+		if f.Last < s.slab[i].last {
+			s.mu.Unlock()
+			return false
+		}
+		old = s.slab[i]
+		s.unlink(i)
+	} else {
+		if s.n >= s.limit {
+			t.evict(s, f.Last)
+			ended = true
+		}
+		i = s.alloc()
+		s.insert(h, i)
+		s.n++
+		old.st = stImported
+		if s.ival != nil {
+			s.ival[i] = ival{}
+		}
+		if sz := t.sideSize; sz > 0 {
+			clear(s.side[int(i)*sz : int(i+1)*sz])
+		}
+	}
+	e := &s.slab[i]
+	*e = entry{key: k, id: f.ID, start: f.Start, last: f.Last, action: f.Action, rule: int32(f.Rule),
+		direction: f.Direction, session: f.Session, st: old.st&(stImported|stSeenToServer|stSeenToClient) | uint8(f.State)&stState,
+		p: old.p, b: old.b, tcpFlags: old.tcpFlags}
+	if srcIsLo {
+		e.st |= stClientIsLo
+	}
+	if old.id != 0 && srcIsLo != (old.st&stClientIsLo != 0) { // the peer saw the other side start it
+		e.p[0], e.p[1], e.b[0], e.b[1] = e.p[1], e.p[0], e.b[1], e.b[0]
+		e.tcpFlags[0], e.tcpFlags[1] = e.tcpFlags[1], e.tcpFlags[0]
+	}
+	e.st |= stSeenToServer
+	if f.State != StateNew {
+		e.st |= stSeenToClient
+	}
+	if f.State == StateClosed {
+		e.st |= (finToServer | finToClient) << stFinShift
+	}
+	e.setAWS(&f.AWS)
+	if f.Tunnel != (Tunnel{}) {
+		s.setTunnel(i, &f.Tunnel)
+	}
+	e.class = classOf(e)
+	s.link(i)
+	s.mu.Unlock()
+	if ended {
+		t.emit(s)
+	}
+	return true
+}
+
+// handle returns the handle of live entry i.
+func (s *shard) handle(i int32) Handle {
+	return Handle{id: s.slab[i].id, shard: uint32(s.num), idx: i}
+}
+
+// lock locks h's shard and returns it with h's slab index, or returns nil (nothing
+// locked) when h's flow is gone.
+func (t *Table) lock(h Handle) (*shard, int32) {
+	if h.id == 0 || int(h.shard) >= len(t.shards) {
+		return nil, -1
+	}
+	s := &t.shards[h.shard]
+	s.mu.Lock()
+	if int(h.idx) >= len(s.slab) || s.slab[h.idx].id != h.id {
+		s.mu.Unlock()
+		return nil, -1
+	}
+	return s, h.idx
+}
+
+// SetAction changes the verdict of h's flow, both ways, from its next packet on; it
+// reports false when the flow has ended. The rule index is left as it was.
+func (t *Table) SetAction(h Handle, a policy.Action) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	changed := s.slab[i].action != a
+	s.slab[i].action = a
+	flush := false
+	if changed && t.journalFn != nil {
+		s.note(i, JournalChanged)
+		flush = s.jflush
+	}
+	s.mu.Unlock()
+	if flush {
+		t.deliver(s, false)
+	}
+	return true
+}
+
+// WithSide calls f with h's side record (Config.SideSize bytes, zero when the flow
+// was created) and reports whether the flow still exists; f is not called when it
+// does not. f runs with the flow's shard locked, so that detection state stays
+// consistent with packets of other workers: it must be quick, must not call into
+// the table, and must not keep side after it returns. A closure that does not
+// escape costs no allocation.
+func (t *Table) WithSide(h Handle, f func(side []byte)) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	sz := t.sideSize
+	f(s.side[int(i)*sz : int(i+1)*sz : int(i+1)*sz])
+	s.mu.Unlock()
+	return true
 }
 
 // Active returns the number of flows in the table.
@@ -768,50 +1320,66 @@ func (t *Table) Active() int {
 	return n
 }
 
+// Lost returns how many flow records were dropped, not handed to onEnd: packet
+// workers ended more flows of a shard (evictions, restarts) than its outbox holds
+// while another worker was emitting the shard's records.
+func (t *Table) Lost() uint64 { return t.lost.Load() }
+
 // Evicted returns how many flows have been evicted because the table was full.
 func (t *Table) Evicted() uint64 { return t.evicted.Load() }
 
 // ---- shard internals; all need s.mu held ----
 
 // find returns the slab index of k's entry, or -1.
-func (s *shard) find(h uint64, k *Key) int32 {
-	tag := uint32(h)
-	for i := tag & s.mask; ; i = (i + 1) & s.mask {
-		sl := s.slots[i]
-		if sl.idx == 0 {
+func (s *shard) find(h uint64, k *key) int32 {
+	tag, im, lm := s.t.tag(h), s.t.idxMask, s.t.lowMask
+	for i := uint32(h) & s.mask; ; i = (i + 1) & s.mask {
+		sl := uint32(s.slots[i])
+		if sl == 0 {
 			return -1
 		}
-		if sl.tag == tag && s.slab[sl.idx-1].key == *k {
-			return sl.idx - 1
+		if sl&^lm == tag && s.slab[sl&im-1].key.eq(k) {
+			return int32(sl&im) - 1
 		}
 	}
+}
+
+// tag returns the tag bits of a slot for hash h.
+func (t *Table) tag(h uint64) uint32 { return uint32(h>>32) << (t.idxBits + distBits) }
+
+// mkSlot returns the slot for slab index i at distance d from its home.
+func (s *shard) mkSlot(tag uint32, d uint32, i int32) slot {
+	return slot(tag | min(d, distMax)<<s.t.idxBits | uint32(i+1))
 }
 
 // insert indexes slab entry i under hash h.
 func (s *shard) insert(h uint64, i int32) {
-	tag := uint32(h)
-	j := tag & s.mask
-	for s.slots[j].idx != 0 {
-		j = (j + 1) & s.mask
+	j, d := uint32(h)&s.mask, uint32(0)
+	for s.slots[j] != 0 {
+		j, d = (j+1)&s.mask, d+1
 	}
-	s.slots[j] = slot{tag: tag, idx: i + 1}
+	s.slots[j] = s.mkSlot(s.t.tag(h), d, i)
 }
 
-// unindex removes slab entry i (hash h) from the index, shifting later entries of
-// its probe run back so that no tombstones are needed.
-func (s *shard) unindex(h uint64, i int32) {
-	mask := s.mask
-	hole := uint32(h) & mask
-	for s.slots[hole].idx != i+1 {
+// unindex removes slab entry i from the index, shifting later entries of its probe
+// run back so that no tombstones are needed.
+func (s *shard) unindex(i int32) {
+	mask, im, lm := s.mask, s.t.idxMask, s.t.lowMask
+	hole := uint32(s.t.hash(&s.slab[i].key)) & mask
+	for uint32(s.slots[hole])&im != uint32(i+1) {
 		hole = (hole + 1) & mask
 	}
 	for j := hole; ; {
 		j = (j + 1) & mask
-		sl := s.slots[j]
-		if sl.idx == 0 {
+		sl := uint32(s.slots[j])
+		if sl == 0 {
 			break
 		}
-		home := sl.tag & mask
+		d := sl >> s.t.idxBits & distMax
+		if d == distMax { // too far to tell: ask the entry
+			d = (j - uint32(s.t.hash(&s.slab[sl&im-1].key))) & mask
+		}
+		home := (j - d) & mask
 		// sl may fill the hole unless its home lies cyclically in (hole, j].
 		if hole <= j {
 			if hole < home && home <= j {
@@ -820,28 +1388,65 @@ func (s *shard) unindex(h uint64, i int32) {
 		} else if hole < home || home <= j {
 			continue
 		}
-		s.slots[hole] = sl
+		s.slots[hole] = s.mkSlot(sl&^lm, (hole-home)&mask, int32(sl&im)-1)
 		hole = j
 	}
-	s.slots[hole] = slot{}
+	s.slots[hole] = 0
 }
 
-// alloc returns an unused slab index; the shard must not be full.
+// alloc returns an unused slab index; the shard must not be full. When the slab is
+// used up it doubles (up to the limit), on the packet path: amortised, a flow costs
+// one more copy, and only the shards that fill pay the memory.
 func (s *shard) alloc() int32 {
 	if i := s.free; i >= 0 {
 		s.free = s.slab[i].next
 		return i
 	}
+	if len(s.slab) == cap(s.slab) {
+		s.resize(min(2*cap(s.slab), s.limit))
+	}
 	s.slab = s.slab[:len(s.slab)+1]
 	return int32(len(s.slab) - 1)
 }
 
+// resize gives the shard room for n entries: the slab and its side arrays are
+// copied, the index (a power of two, at least twice n) is rebuilt from the live
+// entries. Slab indices stay valid.
+func (s *shard) resize(n int) {
+	slab := make([]entry, len(s.slab), n)
+	copy(slab, s.slab)
+	s.slab = slab
+	if s.t.onIval != nil {
+		s.ival = grow(s.ival, n)
+	}
+	if s.tun6 != nil {
+		s.tun6 = grow(s.tun6, n)
+	}
+	if s.t.sideSize > 0 {
+		s.side = grow(s.side, n*s.t.sideSize)
+	}
+	size := 1 << bits.Len(uint(2*n-1))
+	s.slots = make([]slot, size)
+	s.mask = uint32(size - 1)
+	for i := range s.slab {
+		if s.slab[i].id != 0 {
+			s.insert(s.t.hash(&s.slab[i].key), int32(i))
+		}
+	}
+}
+
+// grow returns a copy of a side array with length n.
+func grow[T any](a []T, n int) []T {
+	b := make([]T, n)
+	copy(b, a)
+	return b
+}
+
 // remove drops live entry i: off its list, out of the index, onto the free list.
 func (s *shard) remove(i int32) {
-	e := &s.slab[i]
 	s.unlink(i)
-	s.unindex(e.hash, i)
-	*e = entry{next: s.free}
+	s.unindex(i)
+	s.slab[i] = entry{next: s.free}
 	s.free = i
 	s.n--
 }

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -120,17 +121,20 @@ func newTest(tb testing.TB, cfg Config) (*Table, *sink, *counting) {
 	return NewTable(cfg, d, s.onEnd), s, d
 }
 
-// lookup returns a copy of p's flow entry.
-func lookup(t *Table, scope uint64, p *packet.Packet) (entry, bool) {
-	k, _ := KeyOf(scope, p)
+// lookup returns the record of p's flow.
+func lookup(t *Table, scope uint64, p *packet.Packet) (Record, bool) {
+	var k key
+	keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	h := t.hash(&k)
 	s := &t.shards[h>>t.shift]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var r Record
 	if i := s.find(h, &k); i >= 0 {
-		return s.slab[i], true
+		s.record(&r, i)
+		return r, true
 	}
-	return entry{}, false
+	return r, false
 }
 
 func TestKeyOf(t *testing.T) {
@@ -285,8 +289,8 @@ func TestTCPStateMachine(t *testing.T) {
 					t.Fatalf("step %d: flow changed", i)
 				}
 				e, _ := lookup(tb, 0, p)
-				if e.state != st.want {
-					t.Fatalf("step %d (%#x toServer=%v): state %v, want %v", i, st.flags, st.toServer, e.state, st.want)
+				if e.State != st.want {
+					t.Fatalf("step %d (%#x toServer=%v): state %v, want %v", i, st.flags, st.toServer, e.State, st.want)
 				}
 			}
 		})
@@ -298,12 +302,12 @@ func TestNonTCPState(t *testing.T) {
 	for _, p := range []*packet.Packet{udp(client, 5000, server, 53), echo(client6, server6, 99, 128)} {
 		tb.Track(0, p, 50, nil, sec)
 		tb.Track(0, p, 50, nil, 2*sec)
-		if e, _ := lookup(tb, 0, p); e.state != StateNew {
-			t.Errorf("proto %d: one direction: %v", p.Proto, e.state)
+		if e, _ := lookup(tb, 0, p); e.State != StateNew {
+			t.Errorf("proto %d: one direction: %v", p.Proto, e.State)
 		}
 		tb.Track(0, reverse(p, 0), 50, nil, 3*sec)
-		if e, _ := lookup(tb, 0, p); e.state != StateEstablished {
-			t.Errorf("proto %d: both directions: %v", p.Proto, e.state)
+		if e, _ := lookup(tb, 0, p); e.State != StateEstablished {
+			t.Errorf("proto %d: both directions: %v", p.Proto, e.State)
 		}
 	}
 }
@@ -651,8 +655,8 @@ func TestCookieRestart(t *testing.T) {
 	if r := tb.Track(0, withFlags(syn, packet.TCPAck), 1, cookie(0xbbbb), 4); r.Created {
 		t.Fatalf("ack with new cookie started a flow")
 	}
-	if e, _ := lookup(tb, 0, syn); e.aws != *cookie(0xbbbb) {
-		t.Fatalf("stored options %+v", e.aws)
+	if e, _ := lookup(tb, 0, syn); e.AWS != *cookie(0xbbbb) {
+		t.Fatalf("stored options %+v", e.AWS)
 	}
 	// Packets without GWLB options keep the stored ones.
 	tb.Track(0, withFlags(syn, packet.TCPAck), 1, nil, 5)
@@ -706,7 +710,7 @@ func TestSYNOnClosedRestarts(t *testing.T) {
 			if !f2.Created || f2.FlowID == f1.FlowID {
 				t.Fatalf("%+v", f2)
 			}
-			if e, _ := lookup(tb, 0, syn); e.state != StateNew || e.pktsToServer != 1 || e.pktsToClient != 0 {
+			if e, _ := lookup(tb, 0, syn); e.State != StateNew || e.PktsToServer != 1 || e.PktsToClient != 0 {
 				t.Fatalf("new flow entry %+v", e)
 			}
 			recs := sk.take()
@@ -722,7 +726,7 @@ func TestSYNOnClosedRestarts(t *testing.T) {
 
 func TestFlowIDs(t *testing.T) {
 	tb, _, _ := newTest(t, Config{MaxFlows: 1 << 14})
-	tb.idBase = idMask - 100 // wrap around 2^53 within the test
+	tb.idBase = idMask - 100 // wrap around within the test
 	seen := map[uint64]bool{}
 	for i := range 5000 {
 		id := tb.Track(uint64(i), udp(client, 1, server, 2), 1, nil, 0).FlowID
@@ -730,6 +734,23 @@ func TestFlowIDs(t *testing.T) {
 			t.Fatalf("flow %d: bad id %d", i, id)
 		}
 		seen[id] = true
+	}
+	// Two nodes, even with the same random base, never share an id; ids carry the
+	// node and stay below 2^53 at the highest node id.
+	for _, nodes := range [][2]uint16{{1, 2}, {0, MaxNodeID}} {
+		a, _, _ := newTest(t, Config{MaxFlows: 1 << 14, NodeID: nodes[0]})
+		b, _, _ := newTest(t, Config{MaxFlows: 1 << 14, NodeID: nodes[1]})
+		a.idBase, b.idBase = idMask-100, idMask-100
+		ids := map[uint64]bool{}
+		for i := range 5000 {
+			for j, tb := range []*Table{a, b} {
+				id := tb.Track(uint64(i), udp(client, 1, server, 2), 1, nil, 0).FlowID
+				if id == 0 || id >= 1<<53 || ids[id] || NodeOfID(id) != nodes[j] {
+					t.Fatalf("node %d flow %d: bad id %#x", nodes[j], i, id)
+				}
+				ids[id] = true
+			}
+		}
 	}
 	// Two tables number differently.
 	tb2, _, _ := newTest(t, Config{})
@@ -778,11 +799,21 @@ func TestIndexRandom(t *testing.T) {
 		t.Fatal("want one shard")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	live := map[Key]int32{}
-	// Few homes, equal tags, probe runs wrapping around the end of the 128 slots.
-	hashOf := func(k Key) uint64 { return 120 + k.Scope%5*3 }
+	live := map[key]int32{}
+	// Few homes, probe runs wrapping around the end of the 128 slots: keys whose
+	// home is one of the last 8 slots.
+	hashOf := func(k key) uint64 { return tb.hash(&k) }
+	var pool []key
+	for n := uint64(0); len(pool) < 100; n++ {
+		var k key
+		binary.LittleEndian.PutUint64(k.scope[:], n)
+		if uint32(hashOf(k))&s.mask >= 120 {
+			pool = append(pool, k)
+		}
+	}
+	far := 0 // slots too far from home to say how far
 	for step := range 20000 {
-		k := Key{Scope: uint64(rng.IntN(100))}
+		k := pool[rng.IntN(len(pool))]
 		h := hashOf(k)
 		if i, ok := live[k]; ok {
 			if got := s.find(h, &k); got != i {
@@ -796,7 +827,7 @@ func TestIndexRandom(t *testing.T) {
 			}
 			i := s.alloc()
 			s.insert(h, i)
-			s.slab[i] = entry{key: k, hash: h, class: classOther}
+			s.slab[i] = entry{key: k, class: classOther}
 			s.link(i)
 			s.n++
 			live[k] = i
@@ -809,14 +840,20 @@ func TestIndexRandom(t *testing.T) {
 			}
 			used := 0
 			for _, sl := range s.slots {
-				if sl.idx != 0 {
+				if sl != 0 {
 					used++
+				}
+				if uint32(sl)>>tb.idxBits&distMax == distMax {
+					far++
 				}
 			}
 			if used != len(live) || s.n != len(live) {
 				t.Fatalf("step %d: %d slots used, n %d, %d live", step, used, s.n, len(live))
 			}
 		}
+	}
+	if far == 0 {
+		t.Fatal("no probe run long enough to saturate a slot's distance")
 	}
 }
 
@@ -926,8 +963,13 @@ func TestTrackAllocs(t *testing.T) {
 		t.Errorf("existing flow: %v allocs", a)
 	}
 
-	// New flows in shards that are not full.
+	// New flows in shards that are not full. Shards grow (allocating) as they fill;
+	// once grown, creating flows allocates nothing.
 	tb = NewTable(Config{MaxFlows: 4 * n}, &policy.Policy{}, onEnd)
+	for j := range 3 * n {
+		tb.Track(uint64(j), ps[0], 100, aws, 0)
+	}
+	tb.Flush(0)
 	i = 0
 	if a := testing.AllocsPerRun(len(ps)-1, func() {
 		tb.Track(0, ps[i], 100, aws, int64(i))

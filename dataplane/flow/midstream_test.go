@@ -1,0 +1,114 @@
+package flow
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"weir/dataplane/packet"
+	"weir/dataplane/policy"
+)
+
+// allow tcp dst_port 443, default drop.
+var https = &policy.Policy{Default: policy.Drop, Rules: []policy.Rule{
+	{Action: policy.Allow, Proto: int(packet.ProtoTCP), DstPort: policy.PortRange{Lo: 443, Hi: 443}},
+}}
+
+func TestMidstreamAllow(t *testing.T) {
+	tb := NewTable(Config{MaxFlows: 64, Logger: slog.New(slog.DiscardHandler)}, https, nil)
+	// The server speaks first (the flow was evicted, or began on another node).
+	fromServer := tcp(server, 443, client, 40000, packet.TCPAck|packet.TCPPsh)
+	r := tb.Track(0, fromServer, 1400, nil, sec)
+	if !r.Created || !r.Midstream || r.ToServer || r.Action != policy.Allow {
+		t.Fatalf("server's packet: %+v, want a new flow, to the client, allowed", r)
+	}
+	if e, _ := lookup(tb, 0, fromServer); e.State != StateNew || e.Src != client || e.DstPort != 443 ||
+		e.PktsToClient != 1 || e.PktsToServer != 0 {
+		t.Fatalf("flow %+v", e)
+	}
+	c := tb.Track(0, reverse(fromServer, packet.TCPAck), 60, nil, 2*sec)
+	if c.Created || c.Midstream || !c.ToServer || c.Action != policy.Allow || c.FlowID != r.FlowID {
+		t.Fatalf("client's packet: %+v", c)
+	}
+	if e, _ := lookup(tb, 0, fromServer); e.State != StateEstablished {
+		t.Fatalf("state %v after both directions", e.State)
+	}
+	// A bare SYN is no midstream packet.
+	if r := tb.Track(0, tcp(client, 40001, server, 443, packet.TCPSyn), 60, nil, sec); r.Midstream || !r.ToServer {
+		t.Fatalf("SYN: %+v", r)
+	}
+}
+
+// Who is taken for the server of a flow seen midstream.
+func TestMidstreamOrientation(t *testing.T) {
+	tb := NewTable(Config{MaxFlows: 64, Logger: slog.New(slog.DiscardHandler)}, nil, nil)
+	for _, tc := range []struct {
+		name              string
+		sport, dport      uint16
+		flags             uint8
+		senderIsTheClient bool
+	}{
+		{"SYN-ACK from a high port", 50000, 40000, packet.TCPSyn | packet.TCPAck, false},
+		{"well-known source", 22, 40000, packet.TCPAck, false},
+		{"well-known destination", 40000, 22, packet.TCPAck, true},
+		{"both ephemeral, lower source", 8443, 50000, packet.TCPAck, false},
+		{"both ephemeral, lower destination", 50000, 8443, packet.TCPFin | packet.TCPAck, true},
+		{"both well-known", 443, 80, packet.TCPAck, true},
+		{"equal ports", 7000, 7000, packet.TCPAck, true},
+	} {
+		p := tcp(client, tc.sport, server, tc.dport, tc.flags)
+		r := tb.Track(uint64(len(tc.name)), p, 1, nil, 0)
+		if !r.Created || !r.Midstream || r.ToServer != tc.senderIsTheClient {
+			t.Errorf("%s: %+v, want ToServer %v", tc.name, r, tc.senderIsTheClient)
+		}
+	}
+}
+
+func TestMidstreamDrop(t *testing.T) {
+	tb, sk, _ := newTest(t, Config{Midstream: MidstreamDrop})
+	tb.decide = https
+	fromServer := tcp(server, 443, client, 40000, packet.TCPAck)
+	if r := tb.Track(0, fromServer, 60, nil, sec); !r.Midstream || r.Created || r.FlowID != 0 || r.Action != policy.Drop {
+		t.Fatalf("midstream packet: %+v", r)
+	}
+	if tb.Active() != 0 {
+		t.Fatal("a flow was created")
+	}
+	// A SYN-ACK carries a SYN: the flow is created, with its sender as the server.
+	r := tb.Track(0, withFlags(fromServer, packet.TCPSyn|packet.TCPAck), 60, nil, sec)
+	if !r.Created || !r.Midstream || r.ToServer || r.Action != policy.Allow {
+		t.Fatalf("SYN-ACK: %+v", r)
+	}
+	// A flow found expired by a midstream packet ends and is not replaced.
+	tb.Track(0, reverse(fromServer, packet.TCPAck), 60, nil, 2*sec)
+	if r := tb.Track(0, fromServer, 60, nil, 1000*sec); !r.Midstream || r.FlowID != 0 || r.Action != policy.Drop {
+		t.Fatalf("after timeout: %+v", r)
+	}
+	if recs := sk.take(); len(recs) != 1 || recs[0].Reason != EndTimeout || tb.Active() != 0 {
+		t.Fatalf("records %+v, active %d", recs, tb.Active())
+	}
+	if r := tb.Track(0, reverse(fromServer, packet.TCPSyn), 60, nil, 1001*sec); !r.Created || r.Midstream || r.Action != policy.Allow {
+		t.Fatalf("SYN: %+v", r)
+	}
+}
+
+func TestMidstreamAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("alloc counts")
+	}
+	tb := NewTable(Config{MaxFlows: 1 << 12, Logger: slog.New(slog.DiscardHandler)}, https, nil)
+	ps := make([]*packet.Packet, 1000)
+	for i := range ps {
+		ps[i] = tcp(server, 443, netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), 40000, packet.TCPAck)
+	}
+	for i := range 3000 { // grow the shards first
+		tb.Track(uint64(i+1), ps[0], 1, nil, 0)
+	}
+	i := 0
+	if a := testing.AllocsPerRun(len(ps)-1, func() {
+		tb.Track(0, ps[i], 1, nil, 0)
+		i++
+	}); a != 0 {
+		t.Errorf("midstream create: %v allocs", a)
+	}
+}
