@@ -46,6 +46,7 @@ type Config struct {
 		TCPTimeout    time.Duration
 		OtherTimeout  time.Duration
 		ClosedTimeout time.Duration
+		Midstream     string // allow | drop: a TCP packet without SYN that matches no flow
 	}
 	Policy  policy.Policy
 	Mirror  MirrorConfig
@@ -86,6 +87,7 @@ func Default() *Config {
 	c.Flows.TCPTimeout = 350 * time.Second
 	c.Flows.OtherTimeout = 120 * time.Second
 	c.Flows.ClosedTimeout = 5 * time.Second
+	c.Flows.Midstream = "allow"
 	c.Policy.Default = policy.Allow
 	c.Mirror.Listen = netip.MustParseAddrPort("0.0.0.0:4789")
 	c.Mirror.AmazonDNS = []netip.Addr{netip.MustParseAddr("169.254.169.253"), netip.MustParseAddr("fd00:ec2::253")}
@@ -208,6 +210,7 @@ func Parse(file string, data []byte) (*Config, error) {
 				"closed_timeout": func(n *yaml.Node) {
 					c.Flows.ClosedTimeout = p.duration(n, "flows.closed_timeout", time.Second, time.Hour)
 				},
+				"midstream": func(n *yaml.Node) { c.Flows.Midstream = p.oneOf(n, "flows.midstream", "allow", "drop") },
 			})
 		},
 		"policy": func(n *yaml.Node) {

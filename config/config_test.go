@@ -95,6 +95,7 @@ func TestParseConfigFull(t *testing.T) {
 	check("flows.closed_timeout", c.Flows.ClosedTimeout, 2*time.Second)
 	check("outputs.eve", c.Outputs.EVE, "/var/log/weir/eve.json")
 	check("outputs.eve_queue", c.Outputs.EVEQueue, 4096)
+	check("flows.midstream", c.Flows.Midstream, "drop")
 	check("log.level", c.Log.Level, "debug")
 	check("log.format", c.Log.Format, "json")
 	check("policy.default", c.Policy.Default, policy.Drop)
@@ -105,23 +106,23 @@ func TestParseConfigFull(t *testing.T) {
 			Src:     netip.MustParsePrefix("10.0.0.0/8"),
 			Dst:     netip.MustParsePrefix("192.168.0.0/16"),
 			DstPort: policy.PortRange{Lo: 443, Hi: 443},
-			Line:    24,
+			Line:    25,
 		},
 		{
 			Action: policy.Drop, Proto: 17,
 			SrcPort: policy.PortRange{Lo: 1000, Hi: 2000},
 			DstPort: policy.PortRange{Lo: 53, Hi: 53},
-			Line:    29,
+			Line:    30,
 		},
 		{
 			Action: policy.Allow, Proto: 58,
 			Src:  netip.MustParsePrefix("fd00::/8"),
 			Dst:  netip.MustParsePrefix("2001:db8::1/128"),
-			Line: 33,
+			Line: 34,
 		},
-		{Action: policy.Allow, Proto: 1, Line: 37},
-		{Action: policy.Drop, Proto: policy.AnyProto, Dst: netip.MustParsePrefix("0.0.0.0/0"), Line: 39},
-		{Action: policy.Allow, Proto: 47, Line: 42},
+		{Action: policy.Allow, Proto: 1, Line: 38},
+		{Action: policy.Drop, Proto: policy.AnyProto, Dst: netip.MustParsePrefix("0.0.0.0/0"), Line: 40},
+		{Action: policy.Allow, Proto: 47, Line: 43},
 	}
 	if len(c.Policy.Rules) != len(want) {
 		t.Fatalf("got %d rules, want %d: %+v", len(c.Policy.Rules), len(want), c.Policy.Rules)
@@ -240,6 +241,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"flows.tcp_timeout", "out of range"}},
 		{"other_timeout 0s", "flows:\n  other_timeout: 0s\n", 2,
 			[]string{"flows.other_timeout", "out of range"}},
+		{"midstream", "flows:\n  midstream: maybe\n", 2,
+			[]string{"flows.midstream", `"maybe"`, "allow, drop"}},
 		{"bad integer", "dataplane:\n  workers: many\n", 2,
 			[]string{"dataplane.workers", "many"}},
 		{"integer out of range", "dataplane:\n  batch: 0\n", 2,

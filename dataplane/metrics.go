@@ -12,6 +12,9 @@ import (
 type Gauges struct {
 	FlowsActive  func() int
 	FlowsEvicted func() uint64
+	// FlowsLost returns how many ended-flow records packet workers dropped because
+	// the outputs were not keeping up.
+	FlowsLost func() uint64
 	// EVEEventTypes name the EVE event types ("flow", "alert"); EVEWritten(i) and
 	// EVEDropped(i) return the records of EVEEventTypes[i] written, and lost to a full
 	// queue.
@@ -38,6 +41,7 @@ type Collector struct {
 
 	packets, bytes, decodeErrors, sendErrors, returned *prometheus.Desc
 	flowsActive, flowsEvicted, eveWritten, eveDropped  *prometheus.Desc
+	flowsLost                                          *prometheus.Desc
 	flowsEnded                                         *prometheus.Desc
 	vxlanReserved                                      *prometheus.Desc
 	socketDrops, socketRecvBuffer                      *prometheus.Desc
@@ -73,6 +77,8 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 			"Packets sent back to the load balancer.", nil, nil),
 		flowsActive: prometheus.NewDesc("weir_flows_active",
 			"Flows in the flow table.", nil, nil),
+		flowsLost: prometheus.NewDesc("weir_flow_records_lost_total",
+			"Records of ended flows that packet workers dropped because the outputs were not keeping up (they never wait).", nil, nil),
 		flowsEvicted: prometheus.NewDesc("weir_flows_evicted_total",
 			"Flows evicted because the flow table was full.", nil, nil),
 		flowsEnded: prometheus.NewDesc("weir_flows_ended_total",
@@ -97,7 +103,7 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.decodeErrors, c.sendErrors,
 		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped, c.vxlanReserved,
-		c.socketDrops, c.socketRecvBuffer} {
+		c.socketDrops, c.socketRecvBuffer, c.flowsLost} {
 		ch <- d
 	}
 	for _, d := range c.mirror {
@@ -150,6 +156,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.g.FlowsEvicted != nil {
 		counter(c.flowsEvicted, c.g.FlowsEvicted())
+	}
+	if c.g.FlowsLost != nil {
+		counter(c.flowsLost, c.g.FlowsLost())
 	}
 	if c.g.FlowsEnded != nil {
 		allowed, dropped := c.g.FlowsEnded()

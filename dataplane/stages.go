@@ -144,6 +144,10 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			length = s.Packet.Length
 		}
 		s.Flow = t.Table.TrackMeta(s.AWS.EndpointID, &s.Packet, length, &m, b.Now)
+		if s.Flow.Midstream && s.Flow.FlowID == 0 { // flows.midstream: drop
+			s.Drop(ActionMidstream)
+			continue
+		}
 		if s.Packet.FirstFragment && t.Fragments != nil {
 			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, b.Now)
 		}

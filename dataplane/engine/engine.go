@@ -109,10 +109,16 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 		OnInterval:    onInterval,
 	}
 	pol := cfg.Policy
-	e.Table = flow.NewTable(tableCfg, &pol, e.flowEnded)
+	inlineCfg := tableCfg
+	if cfg.Flows.Midstream == "drop" {
+		inlineCfg.Midstream = flow.MidstreamDrop
+	}
+	e.Table = flow.NewTable(inlineCfg, &pol, e.flowEnded)
 	e.tables = []*flow.Table{e.Table}
 	if offline || cfg.Mirror.Listen.IsValid() || len(cfg.Mirror.GWLBEndpoints) != 0 {
 		// Only when mirrored traffic can arrive: a path that is off costs no memory.
+		// A mirror drops nothing: a flow first seen midstream is kept, oriented by the
+		// best evidence of who the server is.
 		e.Mirror = flow.NewTable(tableCfg, nil, e.flowEnded)
 		e.tables = append(e.tables, e.Mirror)
 	}
@@ -184,6 +190,7 @@ func (e *Engine) Gauges() dataplane.Gauges {
 	g := dataplane.Gauges{
 		FlowsActive:  e.FlowsActive,
 		FlowsEvicted: e.FlowsEvicted,
+		FlowsLost:    e.FlowsLost,
 		FlowsEnded:   e.FlowsEnded,
 		Sessions:     e.Sessions.List(),
 	}
@@ -214,6 +221,16 @@ func (e *Engine) FlowsEvicted() uint64 {
 	var n uint64
 	for _, t := range e.tables {
 		n += t.Evicted()
+	}
+	return n
+}
+
+// FlowsLost is how many ended-flow records packet workers had to drop because
+// their outbox was full (the outputs were not keeping up).
+func (e *Engine) FlowsLost() uint64 {
+	var n uint64
+	for _, t := range e.tables {
+		n += t.Lost()
 	}
 	return n
 }

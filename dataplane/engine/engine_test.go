@@ -82,3 +82,74 @@ func TestEngineMirrorTable(t *testing.T) {
 		})
 	}
 }
+
+// midstreamBatch is the server's data segment of a connection whose start weir did not
+// see (index 3: server to client, PSH-ACK), then the client's next one.
+func midstreamBatch() *dataplane.Batch {
+	c := synth.Conversation{Client: netip.MustParseAddr("10.0.0.1"), Server: netip.MustParseAddr("10.0.0.2"),
+		ClientPort: 40000, ServerPort: 443, Proto: 6, Packets: 10}
+	c.Skip()
+	c.Skip()
+	c.Skip()
+	b := dataplane.NewBatch(2)
+	for i := range 2 {
+		d := geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 7, FlowCookie: 1})
+		b.Slots[i].Buf, b.Slots[i].Encap = c.AppendNext(d, []byte("data")), dataplane.EncapGeneve
+	}
+	b.N, b.Now = 2, 1e18
+	return b
+}
+
+const only443 = `
+policy:
+  default: drop
+  rules:
+    - {action: allow, proto: tcp, dst_port: 443}
+`
+
+// TestEngineMidstream: a flow first seen mid-stream (after a failover, a restart or an
+// eviction) is judged in its client's direction under allow, and dropped and counted
+// under drop.
+func TestEngineMidstream(t *testing.T) {
+	t.Run("allow", func(t *testing.T) {
+		e, err := engine.New(parse(t, only443), nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.CloseOutputs()
+		b := midstreamBatch()
+		e.Pipeline.NewWorker().Process(b)
+		for i := range 2 {
+			if s := &b.Slots[i]; s.Verdict != dataplane.VerdictReturn || s.Action() != dataplane.ActionAllow {
+				t.Errorf("packet %d: verdict %v action %v; the server's reply to an allowed :443 flow must pass", i, s.Verdict, s.Action())
+			}
+		}
+		if b.Slots[0].Flow.ToServer || !b.Slots[1].Flow.ToServer || e.FlowsActive() != 1 {
+			t.Errorf("orientation: server packet ToServer=%v, client packet ToServer=%v, %d flows",
+				b.Slots[0].Flow.ToServer, b.Slots[1].Flow.ToServer, e.FlowsActive())
+		}
+	})
+	t.Run("drop", func(t *testing.T) {
+		e, err := engine.New(parse(t, only443+"flows:\n  midstream: drop\n"), nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.CloseOutputs()
+		b := midstreamBatch()
+		e.Pipeline.NewWorker().Process(b)
+		for i := range 2 {
+			if s := &b.Slots[i]; s.Verdict != dataplane.VerdictDrop || s.Action() != dataplane.ActionMidstream {
+				t.Errorf("packet %d: verdict %v action %v, want drop counted as midstream", i, s.Verdict, s.Action())
+			}
+		}
+		if got := e.Pipeline.Totals().Packet(dataplane.EncapGeneve, dataplane.ActionMidstream); got != 2 || e.FlowsActive() != 0 {
+			t.Errorf("counted %d as midstream with %d flows; want 2 and none", got, e.FlowsActive())
+		}
+		// A connection that starts with its SYN is tracked as ever.
+		b = gwlbBatch()
+		e.Pipeline.NewWorker().Process(b)
+		if b.Slots[0].Verdict != dataplane.VerdictReturn {
+			t.Errorf("a SYN to :443 under midstream drop: %v", b.Slots[0].Action())
+		}
+	})
+}
