@@ -24,6 +24,9 @@ type Gauges struct {
 	FlowsEnded func() (allowed, dropped uint64)
 	// Sessions are the mirror sessions, for per-session metrics.
 	Sessions []*Session
+	// FlowLogWritten and FlowLogDropped return the flow-log lines written, and
+	// lost to a full queue; nil without a flow log.
+	FlowLogWritten, FlowLogDropped func() uint64
 	// PCAPDropped returns the packets of a session the pcap writer dropped.
 	PCAPDropped func(session int) uint64
 	// SocketDrops returns the datagrams the kernel dropped at the backend's receive
@@ -41,7 +44,7 @@ type Collector struct {
 
 	packets, bytes, decodeErrors, sendErrors, returned *prometheus.Desc
 	flowsActive, flowsEvicted, eveWritten, eveDropped  *prometheus.Desc
-	flowsLost                                          *prometheus.Desc
+	flowsLost, flowLogWritten, flowLogDropped          *prometheus.Desc
 	flowsEnded                                         *prometheus.Desc
 	vxlanReserved                                      *prometheus.Desc
 	socketDrops, socketRecvBuffer                      *prometheus.Desc
@@ -77,6 +80,10 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 			"Packets sent back to the load balancer.", nil, nil),
 		flowsActive: prometheus.NewDesc("weir_flows_active",
 			"Flows in the flow table.", nil, nil),
+		flowLogWritten: prometheus.NewDesc("weir_flowlog_records_total",
+			"Flow-log lines written.", nil, nil),
+		flowLogDropped: prometheus.NewDesc("weir_flowlog_dropped_total",
+			"Flow-log lines lost because the writer's queue was full (only lines emitted on the packet path are ever dropped).", nil, nil),
 		flowsLost: prometheus.NewDesc("weir_flow_records_lost_total",
 			"Records of ended flows that packet workers dropped because the outputs were not keeping up (they never wait).", nil, nil),
 		flowsEvicted: prometheus.NewDesc("weir_flows_evicted_total",
@@ -103,7 +110,7 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.decodeErrors, c.sendErrors,
 		c.returned, c.flowsActive, c.flowsEvicted, c.flowsEnded, c.eveWritten, c.eveDropped, c.vxlanReserved,
-		c.socketDrops, c.socketRecvBuffer, c.flowsLost} {
+		c.socketDrops, c.socketRecvBuffer, c.flowsLost, c.flowLogWritten, c.flowLogDropped} {
 		ch <- d
 	}
 	for _, d := range c.mirror {
@@ -159,6 +166,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.g.FlowsLost != nil {
 		counter(c.flowsLost, c.g.FlowsLost())
+	}
+	if c.g.FlowLogWritten != nil {
+		counter(c.flowLogWritten, c.g.FlowLogWritten())
+		counter(c.flowLogDropped, c.g.FlowLogDropped())
 	}
 	if c.g.FlowsEnded != nil {
 		allowed, dropped := c.g.FlowsEnded()

@@ -147,3 +147,29 @@ weir_socket_recv_buffer_bytes{listener="mirror"} 4.194304e+06
 		t.Error(err)
 	}
 }
+
+// TestCollectorFlowLogAndLost: flow-log lines written and dropped, and ended-flow
+// records packet workers could not hand over.
+func TestCollectorFlowLogAndLost(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(NewPipeline(), Gauges{
+		FlowLogWritten: func() uint64 { return 12 },
+		FlowLogDropped: func() uint64 { return 3 },
+		FlowsLost:      func() uint64 { return 5 },
+	}))
+	want := `
+# HELP weir_flow_records_lost_total Records of ended flows that packet workers dropped because the outputs were not keeping up (they never wait).
+# TYPE weir_flow_records_lost_total counter
+weir_flow_records_lost_total 5
+# HELP weir_flowlog_dropped_total Flow-log lines lost because the writer's queue was full (only lines emitted on the packet path are ever dropped).
+# TYPE weir_flowlog_dropped_total counter
+weir_flowlog_dropped_total 3
+# HELP weir_flowlog_records_total Flow-log lines written.
+# TYPE weir_flowlog_records_total counter
+weir_flowlog_records_total 12
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"weir_flowlog_records_total", "weir_flowlog_dropped_total", "weir_flow_records_lost_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -103,9 +103,7 @@ func tsharkFrames(t *testing.T, files ...string) []frameInfo {
 // packet_length with its original length kept.
 func TestE2EKernelVXLANMirror(t *testing.T) {
 	tp := newTopology(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("needs tshark (CI installs it)")
-	}
+	requireTool(t, "tshark")
 	sh(t, "ip", "-n", tp.gw, "link", "add", "vx0", "address", vxlanMAC, "type", "vxlan", "id", "4242",
 		"remote", nodeAddr, "local", gwlbAddr, "dstport", "4789", "dev", "veth-gw")
 	sh(t, "ip", "-n", tp.gw, "addr", "add", overlayIP+"/24", "dev", "vx0")

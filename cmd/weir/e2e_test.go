@@ -210,9 +210,7 @@ func TestE2EInline(t *testing.T) {
 		t.Fatalf("capture: %v", err)
 	}
 	t.Logf("captured %d frames", frames)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("tshark not installed: the replies were not dissected (CI installs it)")
-	}
+	requireTool(t, "tshark")
 	checkCapture(t, capFile, wantReturned)
 }
 

@@ -56,11 +56,27 @@ func TestMain(m *testing.M) {
 func requireNetns(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (run the tests as root, as CI does)")
+		skipOutsideCI(t, "needs root to create network namespaces (run the tests as root, as CI does)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip from iproute2")
+	requireTool(t, "ip")
+}
+
+// requireTool skips a test when a peer tool (tshark, ip) is missing on a developer's
+// machine; in CI (CI set), which installs them, a missing tool fails the test, so
+// that nothing is skipped forever unnoticed.
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		skipOutsideCI(t, "needs "+name+" (CI installs it)")
 	}
+}
+
+func skipOutsideCI(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(why + ", and this is CI")
+	}
+	t.Skip(why)
 }
 
 var (

@@ -27,7 +27,7 @@ func peerCaptures(t *testing.T) []string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(peerDir, "*.pcap"))
 	if len(files) == 0 {
-		t.Skipf("no peer captures in %s (the shared folder sits beside the repository in CI)", peerDir)
+		t.Fatalf("no peer captures in %s: the shared folder must sit beside the repository (as in CI)", peerDir)
 	}
 	return files
 }
@@ -168,9 +168,7 @@ func eveConversations(t *testing.T, path string) map[convKey]*conv {
 // inner flow and its packet count in each direction against what tshark reads from
 // the same file.
 func TestReplayPeerCaptures(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("needs tshark (CI installs it)")
-	}
+	requireTool(t, "tshark")
 	for _, file := range peerCaptures(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "eve.json")
@@ -229,7 +227,7 @@ func TestReplayPeerCaptures(t *testing.T) {
 func TestReplayVXLANReservedBits(t *testing.T) {
 	file := filepath.Join(peerDir, "vxlan-nonzero-reserved.pcap")
 	if _, err := os.Stat(file); err != nil {
-		t.Skipf("%s: %v", file, err)
+		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"replay", "-eve", filepath.Join(t.TempDir(), "eve.json"), file}, &stdout, &stderr); code != 0 {

@@ -204,6 +204,9 @@ func (e *Engine) Gauges() dataplane.Gauges {
 	if e.PCAP != nil {
 		g.PCAPDropped = e.PCAP.DroppedByTag
 	}
+	if e.FlowLog != nil {
+		g.FlowLogWritten, g.FlowLogDropped = e.FlowLog.Written, e.FlowLog.Dropped
+	}
 	return g
 }
 
