@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"weir/dataplane/flow"
 	"weir/internal/echo"
 
 	"gopkg.in/yaml.v3"
@@ -72,7 +73,7 @@ type Config struct {
 	}
 }
 
-// DefaultConfig is the configuration of an empty file.
+// Default is the configuration of an empty file.
 func Default() *Config {
 	c := &Config{}
 	c.GWLB.Listen = netip.MustParseAddrPort("0.0.0.0:6081")
@@ -118,7 +119,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// LoadConfig reads and validates a configuration file of at most MaxConfigSize
+// Load reads and validates a configuration file of at most MaxConfigSize
 // bytes.
 func Load(path string) (*Config, error) {
 	data, err := ReadFile(path, MaxConfigSize)
@@ -128,7 +129,7 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// ParseConfig validates data, naming file in errors. Unknown keys and bad values are
+// Parse validates data, naming file in errors. Unknown keys and bad values are
 // errors with the line they are on.
 func Parse(file string, data []byte) (*Config, error) {
 	c := Default()
@@ -200,7 +201,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		},
 		"flows": func(n *yaml.Node) {
 			p.mapping(n, "flows", map[string]func(*yaml.Node){
-				"max": func(n *yaml.Node) { c.Flows.Max = p.intRange(n, "flows.max", 1, 1<<30) },
+				"max": func(n *yaml.Node) { c.Flows.Max = p.intRange(n, "flows.max", 1, flow.MaxTableFlows) },
 				"tcp_timeout": func(n *yaml.Node) {
 					c.Flows.TCPTimeout = p.duration(n, "flows.tcp_timeout", time.Second, 6000*time.Second)
 				},

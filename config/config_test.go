@@ -241,6 +241,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"flows.tcp_timeout", "out of range"}},
 		{"other_timeout 0s", "flows:\n  other_timeout: 0s\n", 2,
 			[]string{"flows.other_timeout", "out of range"}},
+		{"flows.max past what a table holds", "flows:\n  max: 200000000\n", 2,
+			[]string{"flows.max", "out of range"}},
 		{"midstream", "flows:\n  midstream: maybe\n", 2,
 			[]string{"flows.midstream", `"maybe"`, "allow, drop"}},
 		{"bad integer", "dataplane:\n  workers: many\n", 2,

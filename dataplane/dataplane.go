@@ -103,12 +103,21 @@ type Stage interface {
 }
 
 // WorkerStage is a Stage with state of its own in each worker (scratch buffers,
-// counters summed at scrape time): NewWorkerState makes one worker's, and the stage
-// finds it with Worker.StageState while it processes a batch. Nothing is shared
-// between workers, so the state needs no locks.
+// counters): NewWorkerState makes one worker's, and the stage finds it with
+// Worker.StageState while it processes a batch. Only that worker touches it, so it
+// needs no locks while processing. Counts meant for scrapes are published: a state
+// that is a Publisher has Publish called after each batch, on the worker, to copy
+// its plain counts to atomics that Pipeline.StageStates' callers read.
 type WorkerStage interface {
 	Stage
 	NewWorkerState() any
+}
+
+// Publisher is a worker's stage state that publishes its counts after each batch
+// (the pipeline's own counters do the same: plain fields during a batch, atomics
+// once per batch, so nothing shared is touched per packet).
+type Publisher interface {
+	Publish()
 }
 
 // Backend moves datagrams between the network and the pipeline.

@@ -8,7 +8,6 @@ import (
 
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
-	"weir/geneve"
 )
 
 // fragment4 turns an IPv4 packet into a fragment: id, offset in bytes, more to come.
@@ -21,7 +20,7 @@ func fragment4(ip []byte, id uint16, offset int, more bool) []byte {
 	}
 	binary.BigEndian.PutUint16(b[6:], v)
 	b[10], b[11] = 0, 0
-	binary.BigEndian.PutUint16(b[10:], ^uint16(foldTest(geneve.Checksum(0, b[:20]))))
+	binary.BigEndian.PutUint16(b[10:], ^uint16(foldTest(packet.Checksum(0, b[:20]))))
 	return b
 }
 

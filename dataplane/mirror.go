@@ -160,7 +160,7 @@ func (m *MirrorFilter) Process(w *Worker, b *Batch) {
 		copy(srcMAC[:], s.Frame[6:12])
 		s.Direction = x.Directions.Of(s.Outer.Src, srcMAC, dstMAC, s.Packet.Src, s.Packet.Dst)
 		if m.Dedupe != nil {
-			if ip := ethernetPayload(s.Frame); ip != nil && m.Dedupe.Seen(ip, s.Outer.Src, b.Now) {
+			if _, ip, ok := packet.EthernetPayload(s.Frame); ok && m.Dedupe.Seen(ip, s.Outer.Src, b.Now) {
 				st.duplicates++
 				s.Drop(ActionDuplicate)
 				continue
@@ -178,15 +178,6 @@ func (m *MirrorFilter) Process(w *Worker, b *Batch) {
 		}
 		st.accepted++
 	}
-}
-
-// ethernetPayload skips the Ethernet header and up to two VLAN tags; nil if the frame
-// is too short for them.
-func ethernetPayload(f []byte) []byte {
-	if _, p, ok := packet.EthernetPayload(f); ok {
-		return p
-	}
-	return nil
 }
 
 // Record writes accepted mirrored frames, cut to the session's packet length with
@@ -227,5 +218,3 @@ func mirrorMeta(s *Slot) flow.Meta {
 		Session:   s.Session.Index,
 	}
 }
-
-var _ = packet.ProtoTCP

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,9 @@ func (p *Pipeline) NewWorker() *Worker {
 	for i, s := range p.stages {
 		if ws, ok := s.(WorkerStage); ok {
 			w.stageState[i] = ws.NewWorkerState()
+			if pub, ok := w.stageState[i].(Publisher); ok {
+				w.publishers = append(w.publishers, pub)
+			}
 		}
 	}
 	p.workers = append(p.workers, w)
@@ -119,6 +123,7 @@ type Worker struct {
 	counters counters
 
 	stageState []any             // per stage, from WorkerStage.NewWorkerState; nil for others
+	publishers []Publisher       // the stage states that publish counts after each batch
 	stage      int               // the stage running now
 	sess       []sessionTally    // per mirror session, indexed by Session.Index
 	sessC      []sessionCounters // published
@@ -180,20 +185,26 @@ func (w *Worker) Process(b *Batch) {
 	}
 	t.dirty = true
 	w.publish()
+	for _, p := range w.publishers {
+		p.Publish()
+	}
 }
 
 // StageState is the running stage's state in this worker (from its
 // NewWorkerState), or nil for a stage that keeps none.
 func (w *Worker) StageState() any { return w.stageState[w.stage] }
 
-// StageStates returns stage's state in every worker, for summing per-worker
-// counters at scrape time (which must then be atomics the stage publishes to).
+// StageStates returns stage's state in every worker, for summing what the states
+// publish (Publisher) at scrape time. Only what Publish wrote may be read there:
+// the rest belongs to the worker.
 func (p *Pipeline) StageStates(stage Stage) []any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []any
 	for i, s := range p.stages {
-		if s != stage {
+		// Stages of a type that cannot be compared (a value holding a slice) are
+		// never the one asked for; comparing them would panic.
+		if reflect.TypeOf(s) != reflect.TypeOf(stage) || !reflect.TypeOf(s).Comparable() || s != stage {
 			continue
 		}
 		for _, w := range p.workers {
@@ -216,8 +227,9 @@ func (w *Worker) publish() {
 	if !t.dirty {
 		return
 	}
+	na := NumActions() // the arrays have room for MaxActions; only these are in use
 	for e := range t.packets {
-		for a, v := range t.packets[e] {
+		for a, v := range t.packets[e][:na] {
 			if v != 0 {
 				c.packets[e][a].Add(v)
 			}
@@ -294,7 +306,7 @@ func (p *Pipeline) Totals() Totals {
 	for _, w := range ws {
 		c := &w.counters
 		for e := range c.packets {
-			for a := range c.packets[e] {
+			for a := range c.packets[e][:NumActions()] {
 				t.Packets[e][a] += c.packets[e][a].Load()
 			}
 			t.Bytes[e] += c.bytes[e].Load()

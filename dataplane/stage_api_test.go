@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"bytes"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"weir/dataplane"
@@ -20,8 +21,14 @@ var ipsDrop = dataplane.RegisterAction("test_ips_drop")
 type contentDrop struct{ pattern []byte }
 
 type contentState struct {
-	seen    int // slots this worker looked at
-	matches int
+	seen, matches int // during a batch: this worker's alone
+	// published after each batch, for scrapes on other goroutines
+	seenPub, matchesPub atomic.Int64
+}
+
+func (s *contentState) Publish() {
+	s.seenPub.Store(int64(s.seen))
+	s.matchesPub.Store(int64(s.matches))
 }
 
 func (c *contentDrop) NewWorkerState() any { return &contentState{} }
@@ -40,6 +47,10 @@ func (c *contentDrop) Process(w *dataplane.Worker, b *dataplane.Batch) {
 		}
 	}
 }
+
+type uncomparable struct{ _ []int }
+
+func (uncomparable) Process(*dataplane.Worker, *dataplane.Batch) {}
 
 func TestStageInOwnPackage(t *testing.T) {
 	if ipsDrop < 10 || dataplane.RegisterAction("test_ips_drop") != ipsDrop {
@@ -82,8 +93,14 @@ func TestStageInOwnPackage(t *testing.T) {
 	if len(states) != 2 {
 		t.Fatalf("StageStates: %d states, want one per worker", len(states))
 	}
-	if s1, s2 := states[0].(*contentState), states[1].(*contentState); s1.seen != 2 || s1.matches != 1 || *s2 != (contentState{}) {
-		t.Errorf("worker states %+v %+v, want w1 {2 1} and w2 untouched", *s1, *s2)
+	s1, s2 := states[0].(*contentState), states[1].(*contentState)
+	if s1.seenPub.Load() != 2 || s1.matchesPub.Load() != 1 || s2.seenPub.Load() != 0 {
+		t.Errorf("published: w1 seen %d matches %d, w2 seen %d; want 2 1 0",
+			s1.seenPub.Load(), s1.matchesPub.Load(), s2.seenPub.Load())
+	}
+	// A stage value that cannot be compared is never matched, and does not panic.
+	if got := p.StageStates(uncomparable{}); got != nil {
+		t.Errorf("StageStates of a stage not in the pipeline: %v", got)
 	}
 	_ = w2
 	tot := p.Totals()

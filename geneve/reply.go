@@ -35,7 +35,7 @@ func PutReplyHeaders(hdr []byte, o Outer, datagram []byte, id uint16) {
 	ip[10], ip[11] = 0, 0
 	copy(ip[12:16], src[:])
 	copy(ip[16:20], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], ^fold(Checksum(0, ip)))
+	binary.BigEndian.PutUint16(ip[10:], ^fold(checksum(0, ip)))
 
 	udp := hdr[20:28]
 	binary.BigEndian.PutUint16(udp[0:], o.SrcPort)
@@ -45,11 +45,11 @@ func PutReplyHeaders(hdr []byte, o Outer, datagram []byte, id uint16) {
 	// The UDP checksum covers a pseudo-header whose address sum does not change when
 	// the addresses swap, so it could be copied from the received datagram; sockets do
 	// not hand that over, so it is computed.
-	sum := Checksum(0, src[:])
-	sum = Checksum(sum, dst[:])
+	sum := checksum(0, src[:])
+	sum = checksum(sum, dst[:])
 	sum += 17 + uint32(8+len(datagram))
-	sum = Checksum(sum, udp)
-	sum = Checksum(sum, datagram)
+	sum = checksum(sum, udp)
+	sum = checksum(sum, datagram)
 	c := ^fold(sum)
 	if c == 0 {
 		c = 0xffff
@@ -57,9 +57,9 @@ func PutReplyHeaders(hdr []byte, o Outer, datagram []byte, id uint16) {
 	binary.BigEndian.PutUint16(udp[6:], c)
 }
 
-// Checksum adds b to the running one's-complement sum. Fold and complement the result
+// checksum adds b to the running one's-complement sum. Fold and complement the result
 // for the Internet checksum; b of odd length is padded with a zero byte.
-func Checksum(sum uint32, b []byte) uint32 {
+func checksum(sum uint32, b []byte) uint32 {
 	var s uint64 = uint64(sum)
 	for len(b) >= 8 {
 		v := binary.BigEndian.Uint64(b)

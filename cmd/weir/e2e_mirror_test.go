@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"weir/dataplane/packet"
 
-	"weir/geneve"
 )
 
 // kernelFilter is an AWS filter, as `aws ec2 describe-traffic-mirror-filters` prints
@@ -164,7 +164,7 @@ mirror:
 		defer c.Close()
 		for seq := range 3 {
 			echo := []byte{8, 0, 0, 0, 0x12, 0x34, 0, byte(seq), 'w', 'e', 'i', 'r'}
-			binary.BigEndian.PutUint16(echo[2:], ^uint16(foldSum(geneve.Checksum(0, echo))))
+			binary.BigEndian.PutUint16(echo[2:], ^uint16(foldSum(packet.Checksum(0, echo))))
 			if _, err := c.WriteTo(echo, &net.IPAddr{IP: net.ParseIP(peerIP)}); err != nil {
 				return err
 			}

@@ -334,7 +334,7 @@ func innerUDP4(src, dst string, sport, dport uint16, payload int) []byte {
 	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
 	copy(b[12:], s[:])
 	copy(b[16:], d[:])
-	binary.BigEndian.PutUint16(b[10:], ^uint16(foldSum(geneve.Checksum(0, b[:20]))))
+	binary.BigEndian.PutUint16(b[10:], ^uint16(foldSum(packet.Checksum(0, b[:20]))))
 	binary.BigEndian.PutUint16(b[20:], sport)
 	binary.BigEndian.PutUint16(b[22:], dport)
 	binary.BigEndian.PutUint16(b[24:], uint16(8+payload))

@@ -23,6 +23,9 @@ const (
 	DefaultOtherTimeout   = 120 * time.Second // GWLB's idle timeout for everything else
 	DefaultClosedTimeout  = 5 * time.Second
 	DefaultJournalRefresh = 10 * time.Second
+	// MaxTableFlows is the most flows a table holds (larger MaxFlows are cut to it):
+	// index slots keep at least 5 tag bits.
+	MaxTableFlows = maxShards << 21
 )
 
 const (
@@ -36,7 +39,6 @@ const (
 	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
 	idMask        = 1<<idBits - 1 // the per-node part of a flow id
 	nodeBits      = 10
-	maxMaxFlows   = maxShards << 21 // so that slots keep at least 5 tag bits
 	distBits      = 5
 	distMax       = 1<<distBits - 1
 )
@@ -339,7 +341,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.MaxFlows = min(cfg.MaxFlows, maxMaxFlows)
+	cfg.MaxFlows = min(cfg.MaxFlows, MaxTableFlows)
 	n := maxShards
 	for n > 1 && cfg.MaxFlows/n < minShardFlows {
 		n /= 2
@@ -596,10 +598,14 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 		return Result{}, false
 	}
 	toServer := qSrcIsLo != e.clientIsLo() // the error travels back towards the quoted sender
+	imported := e.st&stImported != 0
 	e.st &^= stImported
 	e.count(toServer, length, 0)
 	s.countIval(i, toServer, length, now)
 	e.last = max(e.last, now)
+	if imported && t.journalFn != nil {
+		s.note(i, JournalChanged) // carried here from now on: peers must learn it, as update tells them
+	}
 	s.touch(i)
 	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}, true
 }
@@ -649,6 +655,9 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 			e.setAWS(m.AWS)
 		}
 		e.direction, e.session = m.Direction, m.Session
+		if !toServer { // the record keeps the client's direction; this packet is the server's
+			e.direction = oppositeDirection(m.Direction)
+		}
 		if m.Tunnel != (Tunnel{}) {
 			s.setTunnel(i, &m.Tunnel)
 		}
@@ -683,6 +692,17 @@ func senderIsServer(p *packet.Packet) bool {
 		return sp < 1024
 	}
 	return sp < dp
+}
+
+// oppositeDirection is the mirror direction of the other side's packets.
+func oppositeDirection(d uint8) uint8 {
+	switch d {
+	case DirectionIngress:
+		return DirectionEgress
+	case DirectionEgress:
+		return DirectionIngress
+	}
+	return d
 }
 
 // update accounts p on live entry i.
@@ -1227,8 +1247,22 @@ func (t *Table) Import(f *FlowState) bool {
 		e.st |= stClientIsLo
 	}
 	if old.id != 0 && srcIsLo != (old.st&stClientIsLo != 0) { // the peer saw the other side start it
+		// Everything kept per direction turns round with the orientation.
 		e.p[0], e.p[1], e.b[0], e.b[1] = e.p[1], e.p[0], e.b[1], e.b[0]
 		e.tcpFlags[0], e.tcpFlags[1] = e.tcpFlags[1], e.tcpFlags[0]
+		seen := old.st & (stSeenToServer | stSeenToClient)
+		e.st &^= stSeenToServer | stSeenToClient
+		if seen&stSeenToServer != 0 {
+			e.st |= stSeenToClient
+		}
+		if seen&stSeenToClient != 0 {
+			e.st |= stSeenToServer
+		}
+		if s.ival != nil {
+			v := &s.ival[i]
+			v.pkts[0], v.pkts[1], v.bytes[0], v.bytes[1] = v.pkts[1], v.pkts[0], v.bytes[1], v.bytes[0]
+			v.first[0], v.first[1], v.last[0], v.last[1] = v.first[1], v.first[0], v.last[1], v.last[0]
+		}
 	}
 	e.st |= stSeenToServer
 	if f.State != StateNew {

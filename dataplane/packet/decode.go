@@ -187,6 +187,9 @@ func (p *Packet) decodeTransport(b []byte) error {
 		}
 		u := UDP(b)
 		l := int(u.Length())
+		if l > len(b) && p.FirstFragment {
+			l = len(b) // the UDP length covers the whole datagram, the fragment only its start
+		}
 		if l < UDPMinimumSize || l > len(b) {
 			return ReasonUDPHeader
 		}

@@ -688,3 +688,52 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeUDPFirstFragment: in the first fragment of a large UDP datagram (a big
+// DNS answer, IKE) the UDP length covers the whole datagram, the fragment only its
+// start; the fragment is decoded with its ports and the payload it holds.
+func TestDecodeUDPFirstFragment(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		var b []byte
+		if !v6 {
+			b = make([]byte, 20+1480)
+			b[0] = 0x45
+			binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+			binary.BigEndian.PutUint16(b[6:], 0x2000) // MF, offset 0
+			b[8], b[9] = 64, ProtoUDP
+			copy(b[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+		} else {
+			b = make([]byte, 40+8+1448)
+			b[0] = 0x60
+			binary.BigEndian.PutUint16(b[4:], uint16(len(b)-40))
+			b[6], b[7] = ProtoFragment, 64
+			b[23], b[39] = 1, 2
+			b[40] = ProtoUDP
+			binary.BigEndian.PutUint16(b[42:], 1) // offset 0, M
+			binary.BigEndian.PutUint32(b[44:], 0xabc)
+		}
+		u := b[len(b)-1480:]
+		if v6 {
+			u = b[48:]
+		}
+		binary.BigEndian.PutUint16(u[0:], 53)
+		binary.BigEndian.PutUint16(u[2:], 40000)
+		binary.BigEndian.PutUint16(u[4:], 3008) // the whole datagram's length
+		var p Packet
+		if err := p.Decode(b); err != nil {
+			t.Fatalf("v6=%v: %v", v6, err)
+		}
+		if !p.FirstFragment || p.SrcPort != 53 || p.DstPort != 40000 || len(p.Payload) != len(u)-8 {
+			t.Errorf("v6=%v: first %v ports %d>%d payload %d", v6, p.FirstFragment, p.SrcPort, p.DstPort, len(p.Payload))
+		}
+	}
+	// Unfragmented, a UDP length past the packet is still malformed.
+	var p Packet
+	b := make([]byte, 28)
+	b[0], b[9] = 0x45, ProtoUDP
+	binary.BigEndian.PutUint16(b[2:], 28)
+	binary.BigEndian.PutUint16(b[24:], 100)
+	if err := p.Decode(b); err != ReasonUDPHeader {
+		t.Errorf("UDP length past an unfragmented packet: %v", err)
+	}
+}

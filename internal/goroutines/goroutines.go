@@ -25,8 +25,11 @@ func Blocked(state, fn string) bool {
 		buf = make([]byte, 2*len(buf))
 	}
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		head, _, _ := bytes.Cut(g, []byte("\n"))
-		if bytes.Contains(head, []byte("["+state)) && strings.Contains(string(g), fn) {
+		head, frames, _ := bytes.Cut(g, []byte("\n"))
+		// Only the goroutine's own frames, not the "created by" line that names
+		// whoever started it.
+		frames, _, _ = bytes.Cut(frames, []byte("\ncreated by "))
+		if bytes.Contains(head, []byte("["+state)) && strings.Contains(string(frames), fn) {
 			return true
 		}
 	}

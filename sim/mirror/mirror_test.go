@@ -437,8 +437,8 @@ func TestCancel(t *testing.T) {
 	rcv := startReceiver(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Cancel once some datagrams have arrived (not after a fixed time): at 200/s the
-	// 100 datagrams take half a second, so the run is cut well short.
+	// Cancel once some datagrams have arrived (not after a fixed time): at 100/s the
+	// 100 datagrams take a second, so the run is cut well short.
 	go func() {
 		deadline := time.Now().Add(5 * time.Second)
 		for rcv.count() < 5 && time.Now().Before(deadline) {
@@ -446,7 +446,7 @@ func TestCancel(t *testing.T) {
 		}
 		cancel()
 	}()
-	rep, err := Run(ctx, Config{Target: rcv.addr, ENIs: []ENI{{IP: eniA}}, Flows: 10, PacketsPerFlow: 10, Rate: 200})
+	rep, err := Run(ctx, Config{Target: rcv.addr, ENIs: []ENI{{IP: eniA}}, Flows: 10, PacketsPerFlow: 10, Rate: 100})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
