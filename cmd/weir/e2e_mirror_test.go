@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 	"weir/dataplane/packet"
-
 )
 
 // kernelFilter is an AWS filter, as `aws ec2 describe-traffic-mirror-filters` prints
