@@ -18,7 +18,10 @@ var ipsDrop = dataplane.RegisterAction("test_ips_drop")
 
 // contentDrop is a stage of another package: it drops packets whose payload holds
 // a pattern, counts its matches per worker, and leaves settled slots alone.
-type contentDrop struct{ pattern []byte }
+type contentDrop struct {
+	pattern []byte
+	table   *flow.Table // to block the rest of a matching flow
+}
 
 type contentState struct {
 	seen, matches int // during a batch: this worker's alone
@@ -44,6 +47,7 @@ func (c *contentDrop) Process(w *dataplane.Worker, b *dataplane.Batch) {
 		if bytes.Contains(s.Packet.Payload, c.pattern) {
 			st.matches++
 			s.Drop(ipsDrop)
+			c.table.SetAction(s.Flow.Handle, policy.Drop) // the rest of the flow, both ways
 		}
 	}
 }
@@ -61,7 +65,7 @@ func TestStageInOwnPackage(t *testing.T) {
 	}
 	pol := &policy.Policy{Default: policy.Allow, Rules: []policy.Rule{{Action: policy.Drop, Proto: 6, DstPort: policy.PortRange{Lo: 23, Hi: 23}}}}
 	table := flow.NewTable(flow.Config{MaxFlows: 64}, pol, nil)
-	stage := &contentDrop{pattern: []byte("EVIL")}
+	stage := &contentDrop{pattern: []byte("EVIL"), table: table}
 	p := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table}, stage)
 	w1, w2 := p.NewWorker(), p.NewWorker()
 
@@ -102,9 +106,28 @@ func TestStageInOwnPackage(t *testing.T) {
 	if got := p.StageStates(uncomparable{}); got != nil {
 		t.Errorf("StageStates of a stage not in the pipeline: %v", got)
 	}
-	_ = w2
 	tot := p.Totals()
 	if got := tot.Packet(dataplane.EncapGeneve, ipsDrop); got != 1 {
 		t.Errorf("counted under %s: %d, want 1", ipsDrop, got)
+	}
+
+	// The flow the stage blocked stays blocked, both ways, from its next packet on;
+	// the other allowed flow is untouched.
+	reply := func(sport uint16, payload string) []byte {
+		c := synth.Conversation{Client: src, Server: dst, ClientPort: 40000, ServerPort: sport, Proto: 6, Packets: 4}
+		c.Skip()
+		inner := c.AppendNext(nil, []byte(payload)) // server to client
+		return append(geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 1}), inner...)
+	}
+	b2 := dataplane.NewBatch(3)
+	for i, d := range [][]byte{reply(80, "harmless"), mk(80, "harmless too"), reply(81, "ok")} {
+		b2.Slots[i].Buf, b2.Slots[i].Encap = d, dataplane.EncapGeneve
+	}
+	b2.N = 3
+	w2.Process(b2)
+	for i, w := range []dataplane.Action{dataplane.ActionDrop, dataplane.ActionDrop, dataplane.ActionAllow} {
+		if got := b2.Slots[i].Action(); got != w {
+			t.Errorf("after the block, slot %d: %v, want %v", i, got, w)
+		}
 	}
 }
