@@ -24,7 +24,12 @@ type MirrorConfig struct {
 	// GWLBEndpoints are the GWLB endpoints (vpce-…) that are mirror targets: VXLAN
 	// inside GENEVE from them is mirror traffic.
 	GWLBEndpoints []uint64
-	Sessions      []SessionConfig
+	// AllowedSources are the addresses VXLAN may come from (the mirrored ENIs'
+	// subnets); empty allows every source. They apply to the VXLAN datagram's own
+	// source: on the mirror listener the sender, inside GENEVE from a mirror GWLB
+	// endpoint the mirrored ENI (the GWLB itself is gwlb.allowed_sources' business).
+	AllowedSources []netip.Prefix
+	Sessions       []SessionConfig
 }
 
 // SessionConfig is one mirror session, keyed by VNI (or the catch-all).
@@ -64,6 +69,14 @@ func (p *parser) mirror(n *yaml.Node, c *Config) {
 					return
 				}
 				m.GWLBEndpoints = append(m.GWLBEndpoints, id)
+			}
+		},
+		"allowed_sources": func(n *yaml.Node) {
+			m.AllowedSources = nil
+			for _, item := range p.seq(n, "mirror.allowed_sources") {
+				if pr, ok := p.prefix(item, "mirror.allowed_sources"); ok {
+					m.AllowedSources = append(m.AllowedSources, pr)
+				}
 			}
 		},
 		"dedupe_window": func(n *yaml.Node) { m.DedupeWindow = p.duration(n, "mirror.dedupe_window", 0, 10*time.Second) },

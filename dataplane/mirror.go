@@ -65,6 +65,30 @@ type VXLANDecode struct {
 	// taken as mirror traffic; from any other endpoint a packet to UDP 4789 is
 	// someone's own VXLAN, inspected and returned like all inline traffic.
 	MirrorEndpoints []uint64
+	// AllowedSources are the addresses VXLAN may come from; empty allows every
+	// source. They apply to the VXLAN datagram's own source: the sender on the
+	// mirror listener, the mirrored ENI inside GENEVE (the GWLB that carried it is
+	// GeneveDecode's to check). Datagrams from elsewhere are dropped as
+	// ActionSourceDenied.
+	AllowedSources []netip.Prefix
+	// TrackVNIs is how many distinct VNIs each worker counts (Pipeline.VNIs);
+	// 0 is DefaultTrackVNIs.
+	TrackVNIs int
+}
+
+// NewWorkerState is a worker's table of the VNIs it has seen.
+func (v *VXLANDecode) NewWorkerState() any { return newVNITable(v.TrackVNIs) }
+
+func (v *VXLANDecode) allowed(a netip.Addr) bool {
+	if len(v.AllowedSources) == 0 {
+		return true
+	}
+	for _, p := range v.AllowedSources {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *VXLANDecode) mirrorEndpoint(id uint64) bool {
@@ -77,6 +101,7 @@ func (v *VXLANDecode) mirrorEndpoint(id uint64) bool {
 }
 
 func (v *VXLANDecode) Process(w *Worker, b *Batch) {
+	vnis, _ := w.StageState().(*vniTable)
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		if s.done {
@@ -86,6 +111,10 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		var outer geneve.Outer
 		switch s.Encap {
 		case EncapVXLAN:
+			if !v.allowed(s.Outer.Src) {
+				s.Drop(ActionSourceDenied)
+				continue
+			}
 			dgram = s.Buf
 		case EncapGeneve:
 			// A mirror session whose target is a GWLB endpoint: the GENEVE inner
@@ -95,6 +124,10 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 				continue
 			}
 			if dgram, outer = vxlanInGeneve(s.Inner); dgram == nil {
+				continue
+			}
+			if !v.allowed(outer.Src) {
+				s.Drop(ActionSourceDenied)
 				continue
 			}
 		default:
@@ -120,6 +153,9 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		s.VNI = h.VNI()
 		s.Frame = frame
 		s.Session = v.Sessions.Lookup(s.VNI)
+		if vnis != nil {
+			vnis.see(s.VNI, s.Outer.Src, b.Now, s.Session)
+		}
 		if s.Session == nil {
 			s.Drop(ActionNoSession)
 			continue

@@ -101,6 +101,26 @@ func (s *State) Handler() http.Handler {
 	})
 }
 
+// JSONHandler answers GET and HEAD with what report returns, as JSON: health
+// serves the dataplane's reports (GET /mirror) without importing the dataplane.
+func JSONHandler(report func() any) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := json.MarshalIndent(report(), "", "  ")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(append(body, '\n'))
+	})
+}
+
 // NewRegistry is a Prometheus registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

@@ -249,3 +249,28 @@ func TestStalled(t *testing.T) {
 		t.Errorf("draining and stalled: %q, want draining", body)
 	}
 }
+
+func TestJSONHandler(t *testing.T) {
+	type vni struct {
+		VNI     uint32  `json:"vni"`
+		Session *string `json:"session"`
+	}
+	h := health.JSONHandler(func() any { return map[string]any{"vnis": []vni{{VNI: 7331466}}} })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/mirror", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("GET: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var got struct{ VNIs []map[string]any }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body.String())
+	}
+	if len(got.VNIs) != 1 || got.VNIs[0]["vni"] != float64(7331466) || got.VNIs[0]["session"] != nil {
+		t.Errorf("body %s", rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/mirror", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", rec.Code)
+	}
+}
