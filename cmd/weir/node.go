@@ -74,6 +74,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
+	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
 	mmux := http.NewServeMux()
 	mmux.Handle("/metrics", health.MetricsHandler(reg))
 	if cfg.Health.Listen != "" && cfg.Health.Listen == cfg.Metrics.Listen {

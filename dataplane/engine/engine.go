@@ -40,6 +40,11 @@ type Engine struct {
 	tables                     []*flow.Table // Table, and Mirror when there is one
 	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
 	offline                    bool
+	vniLog                     vniLog
+
+	// OnFlowEnded, when set before packets flow, sees every ended flow's record
+	// after the outputs (weir replay's summary). It may run on any goroutine.
+	OnFlowEnded func(*flow.Record)
 }
 
 // New builds the engine. offline (weir replay) makes every output wait for
@@ -129,7 +134,8 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	}
 	stages := []dataplane.Stage{
 		&dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources},
-		&dataplane.VXLANDecode{Sessions: e.Sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints},
+		&dataplane.VXLANDecode{Sessions: e.Sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints,
+			AllowedSources: cfg.Mirror.AllowedSources},
 		dataplane.InnerDecode{},
 		&dataplane.MirrorFilter{Dedupe: dedupe},
 		&dataplane.Track{Table: e.Table, Mirror: e.Mirror, MergeSessions: dedupe != nil,
@@ -167,6 +173,9 @@ func (e *Engine) flowEnded(r *flow.Record) {
 	}
 	if e.EVE != nil {
 		e.EVE.Flow(r)
+	}
+	if e.OnFlowEnded != nil {
+		e.OnFlowEnded(r)
 	}
 }
 
@@ -291,6 +300,7 @@ func (e *Engine) Housekeep(ctx context.Context) {
 			return
 		case now := <-t.C:
 			e.Expire(now.UnixNano())
+			e.LogUnknownVNIs(now)
 			if !now.Before(next) {
 				e.Interval(now.UnixNano())
 				next = next.Add(e.Config.Outputs.FlowLog.Interval)
