@@ -62,6 +62,16 @@ func Classify(s *dataplane.Slot, link layers.LinkType, data []byte) bool {
 	return true
 }
 
+// ReadsLinkType reports whether Classify reads frames of link type link at all.
+func ReadsLinkType(link layers.LinkType) bool {
+	switch link {
+	case layers.LinkTypeEthernet, layers.LinkTypeRaw, linkRawDLT12, linkRawIPv4, linkRawIPv6,
+		layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeNull, layers.LinkTypeLoop:
+		return true
+	}
+	return false
+}
+
 func isIP(etherType uint16) bool {
 	return etherType == packet.EtherTypeIPv4 || etherType == packet.EtherTypeIPv6
 }

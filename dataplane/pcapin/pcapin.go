@@ -26,6 +26,9 @@ type Config struct {
 	// Progress, if set, gets a progress line per file, rewritten in place: give it a
 	// terminal.
 	Progress io.Writer
+	// OnPacket, if set, sees each readable frame's slot after the pipeline ran over
+	// it (weir replay's census of the capture).
+	OnPacket func(s *dataplane.Slot)
 }
 
 // Backend reads capture files into a pipeline.
@@ -33,6 +36,8 @@ type Backend struct {
 	cfg        Config
 	last       int64 // newest capture time seen, unix ns
 	unreadable uint64
+	unknown    map[layers.LinkType]uint64 // frames of link types Classify cannot read
+	readable   uint64
 	packets    uint64
 }
 
@@ -67,6 +72,13 @@ func (b *Backend) Last() int64 { return b.last }
 // Unreadable is how many frames not even an outer header could be read from (an
 // unknown link type, a cooked header of another protocol).
 func (b *Backend) Unreadable() uint64 { return b.unreadable }
+
+// UnknownLinkTypes is how many frames of each link type that weir cannot read at
+// all were skipped (they are also counted by Unreadable).
+func (b *Backend) UnknownLinkTypes() map[layers.LinkType]uint64 { return b.unknown }
+
+// Readable is how many frames went through the pipeline.
+func (b *Backend) Readable() uint64 { return b.readable }
 
 // Packets is how many records were read.
 func (b *Backend) Packets() uint64 { return b.packets }
@@ -132,11 +144,21 @@ func (b *Backend) packet(w *dataplane.Worker, batch *dataplane.Batch, link layer
 	s.Reset()
 	if !Classify(s, link, data) {
 		b.unreadable++
+		if !ReadsLinkType(link) {
+			if b.unknown == nil {
+				b.unknown = map[layers.LinkType]uint64{}
+			}
+			b.unknown[link]++
+		}
 		return
 	}
+	b.readable++
 	b.last = max(b.last, ts)
 	batch.N, batch.Now = 1, ts
 	w.Process(batch)
+	if b.cfg.OnPacket != nil {
+		b.cfg.OnPacket(s)
+	}
 	if b.cfg.OnTime != nil {
 		b.cfg.OnTime(ts)
 	}
