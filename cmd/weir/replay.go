@@ -8,12 +8,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"sort"
+	"strconv"
+	"sync"
 	"time"
 
 	"weir/config"
 	"weir/dataplane"
 	"weir/dataplane/engine"
+	"weir/dataplane/flow"
 	"weir/dataplane/packet"
 	"weir/dataplane/pcapin"
 	"weir/geneve"
@@ -29,26 +34,123 @@ Mirroring) or 6081 (GENEVE, with an IP or Ethernet payload); frames that are not
 tunnelled are processed as plain traffic. Records longer than 262144 bytes are
 refused. Writes EVE (a flow record for
 every flow at the end) and the outputs the configuration names, and prints a JSON
-summary.
+summary of what the capture held (to stderr when -eve is -, so that stdout is EVE
+alone). Frames of a link type weir cannot read are skipped with a warning; a
+replay that could read no frame at all fails.
 
 flags:
 `
 
 // replaySummary is what weir replay prints.
 type replaySummary struct {
-	Files        []string                  `json:"files"`
-	Packets      map[string]uint64         `json:"packets"` // by encapsulation
-	Actions      map[string]uint64         `json:"actions"` // by outcome
-	Flows        uint64                    `json:"flows"`
-	DecodeErrors map[string]uint64         `json:"decode_errors"` // "encap/reason"
-	Unreadable   uint64                    `json:"unreadable"`    // frames not even an outer header could be read from
-	Sessions     map[string]sessionSummary `json:"sessions,omitempty"`
-	EVE          string                    `json:"eve"`
+	Files        []string          `json:"files"`
+	Packets      map[string]uint64 `json:"packets"` // by encapsulation
+	Actions      map[string]uint64 `json:"actions"` // by outcome
+	Flows        uint64            `json:"flows"`
+	DecodeErrors map[string]uint64 `json:"decode_errors"` // "encap/reason"
+	Unreadable   uint64            `json:"unreadable"`    // frames not even an outer header could be read from
+	// UnknownLinkTypes counts the unreadable frames of link types weir cannot read.
+	UnknownLinkTypes map[string]uint64         `json:"unknown_link_types,omitempty"`
+	Sessions         map[string]sessionSummary `json:"sessions,omitempty"`
+	// VNIs are the VXLAN network identifiers seen, with the session that took
+	// each (null: none, so its packets were dropped as no_session).
+	VNIs                []engine.VNIReport `json:"vnis"`
+	UntrackedVNIPackets uint64             `json:"untracked_vni_packets,omitempty"`
+	// OuterSources are the tunnels' senders with the most packets (the mirrored
+	// ENIs, the GWLBs), at most topSources of them.
+	OuterSources []sourceCount `json:"outer_sources"`
+	// Protocols are the inner packets and flows by transport protocol ("tcp",
+	// "udp", "icmp", "ipv6-icmp", or the number); packets never decoded (a VNI with
+	// no session, a denied source, a malformed tunnel) are not counted here.
+	Protocols map[string]*protoCount `json:"protocols"`
+	EVE       string                 `json:"eve"`
 	// Records the outputs could not take (a full queue): replay fails when any is lost.
 	EVEDropped     uint64  `json:"eve_dropped"`
 	FlowLogDropped uint64  `json:"flowlog_dropped"`
 	PCAPDropped    uint64  `json:"pcap_dropped"`
 	ElapsedS       float64 `json:"elapsed_s"`
+}
+
+// topSources is how many outer sources the summary lists.
+const topSources = 10
+
+type sourceCount struct {
+	Source  string `json:"source"`
+	Packets uint64 `json:"packets"`
+}
+
+type protoCount struct {
+	Packets uint64 `json:"packets"`
+	Flows   uint64 `json:"flows"`
+}
+
+// census counts what the capture held, as replay reads it.
+type census struct {
+	mu        sync.Mutex // flows end on the reader and on the flushing goroutine
+	sources   map[netip.Addr]uint64
+	protocols map[string]*protoCount
+}
+
+func newCensus() *census {
+	return &census{sources: map[netip.Addr]uint64{}, protocols: map[string]*protoCount{}}
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 58:
+		return "ipv6-icmp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func (c *census) proto(p uint8) *protoCount {
+	n := protoName(p)
+	pc := c.protocols[n]
+	if pc == nil {
+		pc = &protoCount{}
+		c.protocols[n] = pc
+	}
+	return pc
+}
+
+func (c *census) packet(s *dataplane.Slot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.Encap != dataplane.EncapNone && s.Outer.Src.IsValid() {
+		c.sources[s.Outer.Src]++
+	}
+	if s.Packet.Family != 0 {
+		c.proto(s.Packet.Proto).Packets++
+	}
+}
+
+func (c *census) flow(r *flow.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.proto(r.Proto).Flows++
+}
+
+// top is the outer sources with the most packets, most first.
+func (c *census) top(n int) []sourceCount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]sourceCount, 0, len(c.sources))
+	for a, v := range c.sources {
+		out = append(out, sourceCount{a.String(), v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Packets != out[j].Packets {
+			return out[i].Packets > out[j].Packets
+		}
+		return out[i].Source < out[j].Source
+	})
+	return out[:min(n, len(out))]
 }
 
 type sessionSummary struct {
@@ -93,8 +195,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cen := newCensus()
+	e.OnFlowEnded = cen.flow
 	clock := &pcapin.Clock{Expire: e.Expire, Interval: e.Interval, Every: cfg.Outputs.FlowLog.Interval}
-	pcfg := pcapin.Config{Files: fs.Args(), OnTime: clock.Tick}
+	pcfg := pcapin.Config{Files: fs.Args(), OnTime: clock.Tick, OnPacket: cen.packet}
 	if isTerminalWriter(stderr) {
 		pcfg.Progress = stderr
 	}
@@ -112,6 +216,16 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	sum := summarize(e, fs.Args(), *evePath)
 	sum.Unreadable = in.Unreadable()
+	sum.OuterSources = cen.top(topSources)
+	sum.Protocols = cen.protocols
+	for link, n := range in.UnknownLinkTypes() {
+		if sum.UnknownLinkTypes == nil {
+			sum.UnknownLinkTypes = map[string]uint64{}
+		}
+		sum.UnknownLinkTypes[link.String()] = n
+		fmt.Fprintf(stderr, "weir replay: warning: skipped %d frames of link type %d (%s), which weir cannot read; "+
+			"it reads Ethernet, raw IP, Linux cooked (SLL, SLL2) and BSD loopback\n", n, int(link), link)
+	}
 	sum.ElapsedS = time.Since(start).Seconds()
 	sum.EVEDropped = e.EVE.Dropped()
 	if e.FlowLog != nil {
@@ -120,10 +234,17 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if e.PCAP != nil {
 		sum.PCAPDropped = e.PCAP.Dropped()
 	}
-	enc := json.NewEncoder(stdout)
+	out := stdout
+	if *evePath == "-" {
+		out = stderr // stdout is the EVE stream
+	}
+	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(sum); err != nil {
 		return err
+	}
+	if in.Readable() == 0 && sum.Unreadable != 0 {
+		return fmt.Errorf("replay: none of the %d frames could be read", sum.Unreadable)
 	}
 	if sum.EVEDropped+sum.FlowLogDropped+sum.PCAPDropped != 0 {
 		return fmt.Errorf("replay: outputs lost records (eve %d, flow log %d, pcap %d)",
@@ -176,6 +297,8 @@ func summarize(e *engine.Engine, files []string, eve string) replaySummary {
 			}
 		}
 	}
+	rep := e.MirrorReport()
+	sum.VNIs, sum.UntrackedVNIPackets = rep.VNIs, rep.UntrackedPackets
 	a, d := e.FlowsEnded()
 	sum.Flows = a + d
 	return sum

@@ -417,4 +417,7 @@ func TestReplayLinkTypes(t *testing.T) {
 	if sum.Packets["vxlan"] != 5 || sum.Actions["allow"] != 5 || sum.Unreadable != 1 || sum.Flows != 1 || len(sum.DecodeErrors) != 0 {
 		t.Errorf("summary %+v: want 5 VXLAN packets allowed, one flow, one unreadable frame", sum)
 	}
+	if len(sum.UnknownLinkTypes) != 1 || !strings.Contains(stderr.String(), "skipped 1 frames of link type 105") {
+		t.Errorf("unknown link types %v, stderr %q: want a warning for the 802.11 frame", sum.UnknownLinkTypes, stderr.String())
+	}
 }
