@@ -135,6 +135,7 @@ func (b *Backend) packet(w *dataplane.Worker, batch *dataplane.Batch, link layer
 		return
 	}
 	b.last = max(b.last, ts)
+	s.Time = ts
 	batch.N, batch.Now = 1, ts
 	w.Process(batch)
 	if b.cfg.OnTime != nil {
