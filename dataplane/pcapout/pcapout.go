@@ -4,6 +4,8 @@
 // The dataplane queues packets with Write, which never blocks and never allocates:
 // it copies the frame into a preallocated slot and hands the slot to one writer
 // goroutine. A full queue drops the packet and counts it, per tag (mirror session).
+// Several workers share the queue, so records may reach it out of timestamp order;
+// with a ReorderWindow the writer holds them that long and writes them sorted.
 // The writer goroutine appends to PREFIX-YYYYMMDDTHHMMSS.ffffffZ.pcap in Dir,
 // rotates by size and age, and deletes the oldest files of its prefix when they
 // take more than MaxTotalBytes. Disk errors are counted, logged at most once a
@@ -112,7 +114,7 @@ type fileEntry struct {
 }
 
 // Writer writes queued packets to rotating pcap files. Write, Dropped,
-// DroppedByTag, Written, Errors and Files are safe for concurrent use.
+// DroppedByTag, Written, Late, Errors and Files are safe for concurrent use.
 type Writer struct {
 	cfg  Config
 	log  *slog.Logger
