@@ -60,6 +60,9 @@ type Config struct {
 			MaxFileAge   time.Duration
 			MaxTotalSize int64
 			Queue        int
+			// ReorderWindow holds records this long so that those several workers
+			// queue out of order leave in timestamp order; 0 writes them as queued.
+			ReorderWindow time.Duration
 		}
 		FlowLog struct {
 			Path      string
@@ -96,6 +99,7 @@ func Default() *Config {
 	c.Outputs.PCAP.MaxFileAge = time.Hour
 	c.Outputs.PCAP.MaxTotalSize = 1 << 30
 	c.Outputs.PCAP.Queue = 8192
+	c.Outputs.PCAP.ReorderWindow = 5 * time.Millisecond
 	c.Outputs.EVEQueue = 65536
 	c.Outputs.FlowLog.Interval = time.Minute
 	c.Log.Level = "info"
@@ -240,6 +244,9 @@ func Parse(file string, data []byte) (*Config, error) {
 						},
 						"max_total_size": func(n *yaml.Node) { pc.MaxTotalSize = p.size(n, "outputs.pcap.max_total_size", 64<<10) },
 						"queue":          func(n *yaml.Node) { pc.Queue = p.intRange(n, "outputs.pcap.queue", 16, 1<<20) },
+						"reorder_window": func(n *yaml.Node) {
+							pc.ReorderWindow = p.duration(n, "outputs.pcap.reorder_window", 0, 10*time.Second)
+						},
 					})
 				},
 				"flowlog": func(n *yaml.Node) {

@@ -95,6 +95,7 @@ func TestParseConfigFull(t *testing.T) {
 	check("flows.closed_timeout", c.Flows.ClosedTimeout, 2*time.Second)
 	check("outputs.eve", c.Outputs.EVE, "/var/log/weir/eve.json")
 	check("outputs.eve_queue", c.Outputs.EVEQueue, 4096)
+	check("outputs.pcap.reorder_window", c.Outputs.PCAP.ReorderWindow, 20*time.Millisecond)
 	check("flows.midstream", c.Flows.Midstream, "drop")
 	check("log.level", c.Log.Level, "debug")
 	check("log.format", c.Log.Format, "json")

@@ -286,8 +286,9 @@ func TestParseConfigMirrorDefaults(t *testing.T) {
 				t.Errorf("mirror = %+v, want no dedupe and no sessions", m)
 			}
 			pc := c.Outputs.PCAP
-			if pc.MaxFileSize != 100<<20 || pc.MaxFileAge != time.Hour || pc.MaxTotalSize != 1<<30 || pc.Queue != 8192 {
-				t.Errorf("outputs.pcap = %+v, want 100MiB, 1h, 1GiB, 8192", pc)
+			if pc.MaxFileSize != 100<<20 || pc.MaxFileAge != time.Hour || pc.MaxTotalSize != 1<<30 || pc.Queue != 8192 ||
+				pc.ReorderWindow != 5*time.Millisecond {
+				t.Errorf("outputs.pcap = %+v, want 100MiB, 1h, 1GiB, 8192, 5ms", pc)
 			}
 			if fl := c.Outputs.FlowLog; fl.Path != "" || fl.Interval != time.Minute || fl.AccountID != "" {
 				t.Errorf("outputs.flowlog = %+v, want no path and a 1m interval", fl)
@@ -319,6 +320,8 @@ func TestParseConfigMirrorValues(t *testing.T) {
 		{"space before unit", "outputs:\n  pcap:\n    max_total_size: 2 TiB\n", func(c *Config) bool { return c.Outputs.PCAP.MaxTotalSize == 2<<40 }},
 		{"minimum size", "outputs:\n  pcap:\n    max_file_size: 64KiB\n", func(c *Config) bool { return c.Outputs.PCAP.MaxFileSize == 64<<10 }},
 		{"max_file_age", "outputs:\n  pcap:\n    max_file_age: 1h30m\n", func(c *Config) bool { return c.Outputs.PCAP.MaxFileAge == 90*time.Minute }},
+		{"reorder_window", "outputs:\n  pcap:\n    reorder_window: 50ms\n", func(c *Config) bool { return c.Outputs.PCAP.ReorderWindow == 50*time.Millisecond }},
+		{"reorder_window off", "outputs:\n  pcap:\n    reorder_window: 0s\n", func(c *Config) bool { return c.Outputs.PCAP.ReorderWindow == 0 }},
 		{"flowlog interval", "outputs:\n  flowlog:\n    interval: 1s\n", func(c *Config) bool { return c.Outputs.FlowLog.Interval == time.Second }},
 		{"catch-all with a name", "mirror:\n  sessions:\n    - {catch_all: true, name: rest}\n", func(c *Config) bool {
 			s := c.Mirror.Sessions
@@ -434,6 +437,8 @@ func TestParseConfigMirrorErrors(t *testing.T) {
 			[]string{"mirror.sessions", "list"}},
 		{"bad size", "outputs:\n  pcap:\n    dir: /tmp\n    max_file_size: 10 parsecs\n", 4,
 			[]string{"outputs.pcap.max_file_size", "10 parsecs"}},
+		{"reorder_window too long", "outputs:\n  pcap:\n    reorder_window: 1m\n", 3,
+			[]string{"outputs.pcap.reorder_window", "out of range"}},
 		{"negative size", "outputs:\n  pcap:\n    max_total_size: -1GiB\n", 3,
 			[]string{"outputs.pcap.max_total_size", "-1GiB"}},
 		{"fractional size", "outputs:\n  pcap:\n    max_total_size: 1.5GiB\n", 3,

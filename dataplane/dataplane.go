@@ -39,6 +39,10 @@ type Slot struct {
 	Buf   []byte       // the UDP payload, in the backend's memory
 	Outer geneve.Outer // outer addressing as received (VXLAN inside GENEVE: the VXLAN datagram's, set by VXLANDecode)
 	Encap Encap
+	// Time is when the datagram was received, unix nanoseconds: the kernel's
+	// receive timestamp (socket), the capture time (replay). 0 means the batch's
+	// Now; stages read it through Batch.TimeOf.
+	Time int64
 
 	// Filled by the stages.
 	Verdict Verdict
@@ -83,7 +87,17 @@ func (s *Slot) DropMalformed() { s.Drop(ActionMalformed) }
 type Batch struct {
 	Slots []Slot
 	N     int
-	Now   int64 // receive time, unix nanoseconds
+	Now   int64 // when the batch was received, unix nanoseconds: the clock of housekeeping
+}
+
+// TimeOf is when slot s's datagram was received (Slot.Time), or the batch's Now when
+// the backend did not say. A packet's own time orders it against packets other
+// workers received: flows, duplicates and pcap records use it.
+func (b *Batch) TimeOf(s *Slot) int64 {
+	if s.Time != 0 {
+		return s.Time
+	}
+	return b.Now
 }
 
 // NewBatch makes a batch of capacity n.

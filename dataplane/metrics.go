@@ -35,6 +35,9 @@ type Gauges struct {
 	// SocketRecvBuffer returns the receive buffer the kernel granted each socket,
 	// by listener.
 	SocketRecvBuffer func() map[string]uint64
+	// PCAPLate returns the pcap records written after a later one (they reached the
+	// writer more than its reorder window late); nil without pcap output.
+	PCAPLate func() uint64
 }
 
 // Collector exports the pipeline's counters, summed over workers at scrape time.
@@ -49,6 +52,7 @@ type Collector struct {
 	vxlanReserved                                      *prometheus.Desc
 	socketDrops, socketRecvBuffer                      *prometheus.Desc
 	mirror                                             [7]*prometheus.Desc
+	pcapLate                                           *prometheus.Desc
 }
 
 // The per-session mirror metrics, in the order of Collector.mirror.
@@ -104,6 +108,8 @@ func NewCollector(p *Pipeline, g Gauges) *Collector {
 	for i, m := range mirrorMetrics {
 		c.mirror[i] = prometheus.NewDesc(m[0], m[1], []string{"session"}, nil)
 	}
+	c.pcapLate = prometheus.NewDesc("weir_pcap_late_total",
+		"Packets written to the pcap out of timestamp order: they reached the writer more than outputs.pcap.reorder_window late.", nil, nil)
 	return c
 }
 
@@ -116,6 +122,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.mirror {
 		ch <- d
 	}
+	ch <- c.pcapLate
 }
 
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
@@ -163,6 +170,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.g.FlowsEvicted != nil {
 		counter(c.flowsEvicted, c.g.FlowsEvicted())
+	}
+	if c.g.PCAPLate != nil {
+		counter(c.pcapLate, c.g.PCAPLate())
 	}
 	if c.g.FlowsLost != nil {
 		counter(c.flowsLost, c.g.FlowsLost())

@@ -173,3 +173,17 @@ weir_flowlog_records_total 12
 		t.Error(err)
 	}
 }
+
+// TestCollectorPCAPLate: pcap records written out of timestamp order.
+func TestCollectorPCAPLate(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(NewPipeline(), Gauges{PCAPLate: func() uint64 { return 4 }}))
+	want := `
+# HELP weir_pcap_late_total Packets written to the pcap out of timestamp order: they reached the writer more than outputs.pcap.reorder_window late.
+# TYPE weir_pcap_late_total counter
+weir_pcap_late_total 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "weir_pcap_late_total"); err != nil {
+		t.Error(err)
+	}
+}

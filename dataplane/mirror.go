@@ -196,7 +196,7 @@ func (m *MirrorFilter) Process(w *Worker, b *Batch) {
 		copy(srcMAC[:], s.Frame[6:12])
 		s.Direction = x.Directions.Of(s.Outer.Src, srcMAC, dstMAC, s.Packet.Src, s.Packet.Dst)
 		if m.Dedupe != nil {
-			if _, ip, ok := packet.EthernetPayload(s.Frame); ok && m.Dedupe.Seen(ip, s.Outer.Src, b.Now) {
+			if _, ip, ok := packet.EthernetPayload(s.Frame); ok && m.Dedupe.Seen(ip, s.Outer.Src, b.TimeOf(s)) {
 				st.duplicates++
 				s.Drop(ActionDuplicate)
 				continue
@@ -230,9 +230,9 @@ func (r *Record) Process(w *Worker, b *Batch) {
 			continue
 		}
 		if r.Wait {
-			r.PCAP.WriteWait(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+			r.PCAP.WriteWait(b.TimeOf(s), s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
 		} else {
-			r.PCAP.Write(b.Now, s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
+			r.PCAP.Write(b.TimeOf(s), s.Frame[:s.CapLen], len(s.Frame), int(s.Session.Index))
 		}
 	}
 }

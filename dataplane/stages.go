@@ -105,6 +105,7 @@ func (t *Track) Process(w *Worker, b *Batch) {
 		if s.done {
 			continue
 		}
+		now := b.TimeOf(s)
 		if s.Session != nil {
 			if t.Mirror == nil { // no mirror path configured; VXLANDecode never gets here then
 				s.Drop(ActionNoSession)
@@ -115,13 +116,13 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			if !t.MergeSessions {
 				scope = mirrorScope(s)
 			}
-			s.Flow = t.Mirror.TrackMeta(scope, &s.Packet, s.Packet.Length, &m, b.Now)
+			s.Flow = t.Mirror.TrackMeta(scope, &s.Packet, s.Packet.Length, &m, now)
 			s.action = ActionAllow
 			continue
 		}
 		if s.Packet.Fragment && t.Fragments != nil {
 			// No ports to find a flow by: the first fragment decided.
-			switch allow, ok := t.Fragments.Get(s.AWS.EndpointID, &s.Packet, b.Now); {
+			switch allow, ok := t.Fragments.Get(s.AWS.EndpointID, &s.Packet, now); {
 			case !ok:
 				s.Drop(ActionFragment)
 			case !allow:
@@ -143,13 +144,13 @@ func (t *Track) Process(w *Worker, b *Batch) {
 		} else {
 			length = s.Packet.Length
 		}
-		s.Flow = t.Table.TrackMeta(s.AWS.EndpointID, &s.Packet, length, &m, b.Now)
+		s.Flow = t.Table.TrackMeta(s.AWS.EndpointID, &s.Packet, length, &m, now)
 		if s.Flow.Midstream && s.Flow.FlowID == 0 { // flows.midstream: drop
 			s.Drop(ActionMidstream)
 			continue
 		}
 		if s.Packet.FirstFragment && t.Fragments != nil {
-			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, b.Now)
+			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, now)
 		}
 		if s.Flow.Action == policy.Drop {
 			s.Drop(ActionDrop)

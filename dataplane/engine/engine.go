@@ -85,7 +85,7 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	if cfg.Outputs.PCAP.Dir != "" {
 		pc := cfg.Outputs.PCAP
 		e.PCAP, err = pcapout.New(pcapout.Config{Dir: pc.Dir, MaxFileBytes: pc.MaxFileSize,
-			MaxFileAge: pc.MaxFileAge, MaxTotalBytes: pc.MaxTotalSize, Queue: pc.Queue, Logger: log})
+			MaxFileAge: pc.MaxFileAge, MaxTotalBytes: pc.MaxTotalSize, Queue: pc.Queue, ReorderWindow: pc.ReorderWindow, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("outputs.pcap: %w", err)
 		}
@@ -212,6 +212,7 @@ func (e *Engine) Gauges() dataplane.Gauges {
 	}
 	if e.PCAP != nil {
 		g.PCAPDropped = e.PCAP.DroppedByTag
+		g.PCAPLate = e.PCAP.Late
 	}
 	if e.FlowLog != nil {
 		g.FlowLogWritten, g.FlowLogDropped = e.FlowLog.Written, e.FlowLog.Dropped

@@ -112,3 +112,56 @@ func TestMidstreamAllocs(t *testing.T) {
 		t.Errorf("midstream create: %v allocs", a)
 	}
 }
+
+// TestHandshakeProcessedLate: the two directions of a connection reach different
+// workers, and the server's worker runs ahead: the SYN-ACK, and even the server's
+// FIN, are tracked before the client's SYN, which was received first. The flow is
+// one flow, its client the SYN's sender, its start the SYN's time; the late SYN
+// neither restarts nor turns it round.
+func TestHandshakeProcessedLate(t *testing.T) {
+	syn := tcp(client, 40000, server, 8080, packet.TCPSyn)
+	for _, tc := range []struct {
+		name   string
+		server []uint8 // flags of the server's packets tracked before the SYN
+	}{
+		{"SYN-ACK first", []uint8{packet.TCPSyn | packet.TCPAck}},
+		{"server's FIN first", []uint8{packet.TCPSyn | packet.TCPAck, packet.TCPAck | packet.TCPPsh, packet.TCPFin | packet.TCPAck}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, sk, _ := newTest(t, Config{})
+			// Receive times: the SYN at 10, the server's packets from 11 on.
+			var first Result
+			for i, f := range tc.server {
+				r := tb.Track(0, reverse(syn, f), 60, nil, sec+int64(11+i))
+				if i == 0 {
+					first = r
+				}
+				if r.ToServer {
+					t.Fatalf("server's packet %d taken for the client's", i)
+				}
+			}
+			r := tb.Track(0, syn, 60, nil, sec+10)
+			if r.Created || r.FlowID != first.FlowID || !r.ToServer {
+				t.Fatalf("late SYN: %+v, want the flow %d, to the server", r, first.FlowID)
+			}
+			tb.Track(0, withFlags(syn, packet.TCPAck), 60, nil, sec+20)
+			e, ok := lookup(tb, 0, syn)
+			if !ok || e.Src != client || e.SrcPort != 40000 || e.Dst != server || e.DstPort != 8080 {
+				t.Fatalf("flow %+v, want client 10.0.0.1:40000 to server :8080", e)
+			}
+			if e.Start.UnixNano() != sec+10 || e.PktsToServer != 2 || e.PktsToClient != uint64(len(tc.server)) {
+				t.Fatalf("flow %+v: want start at the SYN, 2 packets to the server, %d to the client", e, len(tc.server))
+			}
+			if e.TCPFlagsToServer&packet.TCPSyn == 0 {
+				t.Fatal("the SYN is not in the flow's flags")
+			}
+			if recs := sk.take(); len(recs) != 0 {
+				t.Fatalf("flows ended: %+v", recs)
+			}
+			// A new connection on the 5-tuple, after this one, still restarts it.
+			if r := tb.Track(0, syn, 60, nil, sec+30); len(tc.server) > 1 && (!r.Created || r.FlowID == first.FlowID) {
+				t.Fatalf("a SYN after the flow's last packet: %+v, want a new flow", r)
+			}
+		})
+	}
+}

@@ -517,7 +517,7 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		case now-e.last > t.timeout[e.class]:
 			s.end(i, EndTimeout, outPacket)
 			ended = true
-		case restarts(e, p, aws):
+		case restarts(e, p, aws, srcIsLo == e.clientIsLo(), now):
 			s.end(i, EndForced, outPacket)
 			ended = true
 		default:
@@ -610,17 +610,24 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}, true
 }
 
-// restarts reports whether p, a packet of e's 5-tuple, starts a new flow: a TCP SYN
-// without ACK on a closing or closed flow, or with a GWLB flow cookie other than the
-// flow's (GWLB reused the 5-tuple for a new flow). The direction is not checked: a
-// bare SYN from the old server on a closing or closed flow is a new connection the
-// other way round, and its sender becomes the new flow's client.
-func restarts(e *entry, p *packet.Packet, aws *geneve.AWS) bool {
+// restarts reports whether p, a packet of e's 5-tuple sent toServer at now, starts
+// a new flow: a TCP SYN without ACK on a closing or closed flow, or with a GWLB flow
+// cookie other than the flow's (GWLB reused the 5-tuple for a new flow). A bare SYN
+// from the old server on a closing or closed flow is a new connection the other way
+// round, and its sender becomes the new flow's client. But a SYN from a side that
+// has sent none in the flow, received before the flow's newest packet, is the
+// flow's own opening SYN processed late (the other direction reached another worker
+// first, and ran ahead to its FIN): it joins the flow.
+func restarts(e *entry, p *packet.Packet, aws *geneve.AWS, toServer bool, now int64) bool {
 	if p.Proto != packet.ProtoTCP || p.TCPFlags&(packet.TCPSyn|packet.TCPAck|packet.TCPRst) != packet.TCPSyn {
 		return false
 	}
 	if e.state() >= StateClosing {
-		return true
+		d := 1
+		if toServer {
+			d = 0
+		}
+		return e.tcpFlags[d]&packet.TCPSyn != 0 || now >= e.last
 	}
 	return aws != nil && aws.Has(geneve.AWSTypeFlowCookie) && e.hasCookie() && aws.FlowCookie != e.awsCookie
 }
@@ -729,6 +736,7 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 		}
 	}
 	e.last = max(e.last, now)
+	e.start = min(e.start, now) // a packet processed late (another worker) may be the first
 	if kind != 255 {
 		s.note(i, kind)
 	}

@@ -154,6 +154,7 @@ func (b *Backend) packet(w *dataplane.Worker, batch *dataplane.Batch, link layer
 	}
 	b.readable++
 	b.last = max(b.last, ts)
+	s.Time = ts
 	batch.N, batch.Now = 1, ts
 	w.Process(batch)
 	if b.cfg.OnPacket != nil {

@@ -4,6 +4,8 @@
 // The dataplane queues packets with Write, which never blocks and never allocates:
 // it copies the frame into a preallocated slot and hands the slot to one writer
 // goroutine. A full queue drops the packet and counts it, per tag (mirror session).
+// Several workers share the queue, so records may reach it out of timestamp order;
+// with a ReorderWindow the writer holds them that long and writes them sorted.
 // The writer goroutine appends to PREFIX-YYYYMMDDTHHMMSS.ffffffZ.pcap in Dir,
 // rotates by size and age, and deletes the oldest files of its prefix when they
 // take more than MaxTotalBytes. Disk errors are counted, logged at most once a
@@ -67,7 +69,14 @@ type Config struct {
 	Snaplen       int           // pcap header snaplen (default 65535, at most MaxSnaplen)
 	Queue         int           // queued packets (default 8192)
 	Slot          int           // bytes kept per packet (default 9216, at most Snaplen)
-	Logger        *slog.Logger  // default slog.Default()
+	// ReorderWindow, when > 0, holds records up to this long so that those that
+	// reach the queue out of order (several workers write to it) leave in
+	// timestamp order: a record is written once it is older than the newest
+	// record seen minus the window, or once it has waited the window. A record
+	// older than one already written is still written, and counted (Late). 0
+	// writes records in queue order.
+	ReorderWindow time.Duration
+	Logger        *slog.Logger // default slog.Default()
 }
 
 // file is what the writer needs of an *os.File; tests wrap it.
@@ -105,7 +114,7 @@ type fileEntry struct {
 }
 
 // Writer writes queued packets to rotating pcap files. Write, Dropped,
-// DroppedByTag, Written, Errors and Files are safe for concurrent use.
+// DroppedByTag, Written, Late, Errors and Files are safe for concurrent use.
 type Writer struct {
 	cfg  Config
 	log  *slog.Logger
@@ -129,6 +138,7 @@ type Writer struct {
 	dropByTag [MaxTags]atomic.Uint64
 	errs      atomic.Uint64
 	ageRot    atomic.Uint64 // files closed by the ticker for their age (tests)
+	late      atomic.Uint64
 
 	mu    sync.Mutex
 	files []fileEntry // oldest first; the last is being written when f != nil
@@ -148,6 +158,7 @@ type Writer struct {
 	retryAt    time.Time
 	lastLog    time.Time
 	suppressed int
+	held       reorder // records waiting for their turn (ReorderWindow > 0)
 }
 
 // New checks cfg, creates Dir if missing, deletes the oldest existing files of the
@@ -184,6 +195,9 @@ func newWriter(cfg Config, h hooks) (*Writer, error) {
 	for i := range cfg.Queue {
 		w.free <- int32(i)
 	}
+	if cfg.ReorderWindow > 0 {
+		w.held = newReorder(cfg.Queue, int64(cfg.ReorderWindow))
+	}
 	w.bw = bufio.NewWriterSize(io.Discard, max(minBufSize, recHeaderLen+slot))
 	w.pw = pcapgo.NewWriterNanos(w.bw)
 	if err := w.scan(); err != nil {
@@ -205,7 +219,7 @@ func (c *Config) fill() error {
 		return fmt.Errorf("pcapout: bad file prefix %q", c.Prefix)
 	}
 	if c.MaxFileBytes < 0 || c.MaxFileAge < 0 || c.MaxTotalBytes < 0 || c.Snaplen < 0 ||
-		c.Queue < 0 || c.Slot < 0 {
+		c.Queue < 0 || c.Slot < 0 || c.ReorderWindow < 0 {
 		return errors.New("pcapout: negative size, age or count")
 	}
 	if c.MaxFileBytes == 0 {
@@ -302,6 +316,10 @@ func (w *Writer) DroppedByTag(tag int) uint64 {
 // flushed, which is at least once a second, on rotation and on Close.
 func (w *Writer) Written() uint64 { return w.written.Load() }
 
+// Late is how many records were written after a record with a later timestamp:
+// they reached the writer more than ReorderWindow late.
+func (w *Writer) Late() uint64 { return w.late.Load() }
+
 // Errors is how many file operations (create, write, close, delete) failed.
 func (w *Writer) Errors() uint64 { return w.errs.Load() }
 
@@ -333,10 +351,21 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	tick := time.NewTicker(w.tick)
 	defer tick.Stop()
+	// Wakes the writer when the oldest held record has waited the window.
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	start := time.Now()
+	clock := func() int64 { return int64(time.Since(start)) }
 	for {
 		select {
 		case i := <-w.q:
-			w.record(i)
+			w.take(i, clock())
+			for range len(w.q) { // what else is queued, before deciding what is due
+				w.take(<-w.q, clock())
+			}
+			w.release(clock(), hold)
+		case <-hold.C:
+			w.release(clock(), hold)
 		case <-tick.C:
 			if w.f != nil && time.Since(w.opened) >= w.cfg.MaxFileAge {
 				w.closeFile()
@@ -345,19 +374,66 @@ func (w *Writer) loop() {
 				w.flush()
 			}
 		case <-w.stop:
+			hold.Stop()
 		drain:
 			for {
 				select {
 				case i := <-w.q:
-					w.record(i)
+					w.take(i, clock())
 				default:
 					break drain
 				}
+			}
+			for w.held.len() > 0 {
+				w.emit(w.held.pop())
 			}
 			w.closeErr = w.closeFile()
 			return
 		}
 	}
+}
+
+// take receives slot i from the queue: written at once without a reorder window,
+// else held.
+func (w *Writer) take(i int32, now int64) {
+	if w.held.cap() == 0 {
+		w.record(i)
+		return
+	}
+	if w.held.len() == w.held.cap() {
+		w.emit(w.held.pop()) // cannot happen: held records keep their slots, Queue of them
+	}
+	w.held.push(i, w.meta[i].ts, now)
+}
+
+// release writes the held records that are due, oldest timestamp first, and sets
+// the timer for the next one.
+func (w *Writer) release(now int64, hold *time.Timer) {
+	if w.held.cap() == 0 {
+		return
+	}
+	for w.held.len() > 0 {
+		// Hold at most half the slots, so that writers keep finding free ones.
+		if !w.held.due(now) && w.held.len() <= w.held.cap()/2 {
+			break
+		}
+		w.emit(w.held.pop())
+	}
+	if w.held.len() > 0 {
+		hold.Reset(time.Duration(w.held.wait(now)))
+	}
+}
+
+// emit writes held slot i, counting it late if a record with a later timestamp
+// went before it.
+func (w *Writer) emit(i int32) {
+	ts := w.meta[i].ts
+	if w.held.wrote && ts < w.held.last {
+		w.late.Add(1)
+	} else {
+		w.held.last, w.held.wrote = ts, true
+	}
+	w.record(i)
 }
 
 // record writes slot i and frees it.

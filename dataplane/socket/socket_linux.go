@@ -223,6 +223,10 @@ func openListener(addr netip.AddrPort, rcvbuf int) (int, int, error) {
 		{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1},
 		{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
 		{unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
+		// Each datagram's own receive time, taken by the kernel as it arrived: the
+		// two directions of a flow may reach different workers, and only the
+		// kernel's stamps order them.
+		{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
 		// Path MTU discovery off: replies leave with DF set by us, never fragmented
 		// by the kernel, and no ICMP is ever generated toward the GWLB by us.
 		{unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT},
@@ -296,7 +300,9 @@ type worker struct {
 	ports *portSockets // unprivileged reply path
 }
 
-const oobSize = 64
+// oobSize holds the control messages of one datagram: IP_PKTINFO (28 bytes, 32
+// aligned) and SCM_TIMESTAMPNS (32), with room to spare.
+const oobSize = 128
 
 // recvTimeout bounds how long a worker waits for input before it looks up again.
 const recvTimeout = 100 * time.Millisecond
@@ -411,7 +417,10 @@ func (wk *worker) fill(n int) {
 		name := &wk.rname[i]
 		s.Outer.Src = netip.AddrFrom4(name.Addr)
 		s.Outer.SrcPort = portOf(name)
-		s.Outer.Dst = wk.localAddr(m, i)
+		s.Outer.Dst, s.Time = wk.control(m, i)
+		if s.Time == 0 {
+			s.Time = b.Now
+		}
 		s.Outer.DstPort = wk.port
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			s.DropMalformed()
@@ -419,19 +428,27 @@ func (wk *worker) fill(n int) {
 	}
 }
 
-// localAddr is the address the datagram was sent to, from IP_PKTINFO.
-func (wk *worker) localAddr(m *unix.Mmsghdr, i int) netip.Addr {
-	oob := wk.oob[i*oobSize : i*oobSize+int(m.Hdr.Controllen)]
+// control reads datagram i's control messages: the address it was sent to
+// (IP_PKTINFO; the listen address if absent) and the kernel's receive timestamp
+// (SCM_TIMESTAMPNS, unix nanoseconds; 0 if absent).
+func (wk *worker) control(m *unix.Mmsghdr, i int) (netip.Addr, int64) {
+	dst, ts := wk.listen, int64(0)
+	oob := wk.oob[i*oobSize : i*oobSize+min(int(m.Hdr.Controllen), oobSize)]
 	for len(oob) >= unix.SizeofCmsghdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		clen := int(c.Len)
 		if clen < unix.SizeofCmsghdr || clen > len(oob) {
 			break
 		}
-		if c.Level == unix.IPPROTO_IP && c.Type == unix.IP_PKTINFO &&
-			clen >= unix.SizeofCmsghdr+unix.SizeofInet4Pktinfo {
+		switch {
+		case c.Level == unix.IPPROTO_IP && c.Type == unix.IP_PKTINFO &&
+			clen >= unix.SizeofCmsghdr+unix.SizeofInet4Pktinfo:
 			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[unix.SizeofCmsghdr]))
-			return netip.AddrFrom4(pi.Addr)
+			dst = netip.AddrFrom4(pi.Addr)
+		case c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS &&
+			clen >= unix.SizeofCmsghdr+int(unsafe.Sizeof(unix.Timespec{})):
+			t := (*unix.Timespec)(unsafe.Pointer(&oob[unix.SizeofCmsghdr]))
+			ts = t.Nano()
 		}
 		adv := (clen + 7) &^ 7
 		if adv > len(oob) {
@@ -439,7 +456,7 @@ func (wk *worker) localAddr(m *unix.Mmsghdr, i int) netip.Addr {
 		}
 		oob = oob[adv:]
 	}
-	return wk.listen
+	return dst, ts
 }
 
 // send returns every datagram whose verdict is VerdictReturn.
