@@ -87,7 +87,7 @@ mirror:
     - {vni: 4343, name: lab}
 outputs:
   eve: %s
-  pcap: {dir: %s}
+  pcap: {dir: %s, reorder_window: 50ms}  # the default 5ms holds here too; wider against a loaded CI machine
 `, nodeAddr, nodeAddr, evePath, pcapDir)
 	cfgPath := filepath.Join(dir, "weir.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
