@@ -71,6 +71,9 @@ type Config struct {
 		Level  string
 		Format string
 	}
+
+	file    string            // the file it was read from, for KeyError
+	sources map[string]source // where the output paths were read
 }
 
 // Default is the configuration of an empty file.
@@ -228,12 +231,12 @@ func Parse(file string, data []byte) (*Config, error) {
 		"mirror": func(n *yaml.Node) { p.mirror(n, c) },
 		"outputs": func(n *yaml.Node) {
 			p.mapping(n, "outputs", map[string]func(*yaml.Node){
-				"eve":       func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+				"eve":       func(n *yaml.Node) { c.Outputs.EVE = p.path(n, "outputs.eve", c) },
 				"eve_queue": func(n *yaml.Node) { c.Outputs.EVEQueue = p.intRange(n, "outputs.eve_queue", 1, 1<<24) },
 				"pcap": func(n *yaml.Node) {
 					pc := &c.Outputs.PCAP
 					p.mapping(n, "outputs.pcap", map[string]func(*yaml.Node){
-						"dir":           func(n *yaml.Node) { pc.Dir = p.str(n, "outputs.pcap.dir") },
+						"dir":           func(n *yaml.Node) { pc.Dir = p.path(n, "outputs.pcap.dir", c) },
 						"max_file_size": func(n *yaml.Node) { pc.MaxFileSize = p.size(n, "outputs.pcap.max_file_size", 64<<10) },
 						"max_file_age": func(n *yaml.Node) {
 							pc.MaxFileAge = p.duration(n, "outputs.pcap.max_file_age", time.Second, 7*24*time.Hour)
@@ -245,7 +248,7 @@ func Parse(file string, data []byte) (*Config, error) {
 				"flowlog": func(n *yaml.Node) {
 					fl := &c.Outputs.FlowLog
 					p.mapping(n, "outputs.flowlog", map[string]func(*yaml.Node){
-						"path":       func(n *yaml.Node) { fl.Path = p.str(n, "outputs.flowlog.path") },
+						"path":       func(n *yaml.Node) { fl.Path = p.path(n, "outputs.flowlog.path", c) },
 						"interval":   func(n *yaml.Node) { fl.Interval = p.duration(n, "outputs.flowlog.interval", time.Second, time.Hour) },
 						"account_id": func(n *yaml.Node) { fl.AccountID = p.str(n, "outputs.flowlog.account_id") },
 					})
@@ -377,6 +380,16 @@ func (p *parser) scalar(n *yaml.Node, where string) (string, bool) {
 
 func (p *parser) str(n *yaml.Node, where string) string {
 	s, _ := p.scalar(n, where)
+	return s
+}
+
+// path reads an output path and remembers its line for Config.KeyError.
+func (p *parser) path(n *yaml.Node, where string, c *Config) string {
+	s := p.str(n, where)
+	if c.sources == nil { // set only here: a file without outputs equals Default()
+		c.file, c.sources = p.file, map[string]source{}
+	}
+	c.sources[where] = source{line: n.Line, value: s}
 	return s
 }
 

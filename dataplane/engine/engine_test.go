@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -152,4 +153,30 @@ func TestEngineMidstream(t *testing.T) {
 			t.Errorf("a SYN to :443 under midstream drop: %v", b.Slots[0].Action())
 		}
 	})
+}
+
+// TestEngineCreatesOutputFolders: weir run creates the EVE and flow-log folders as
+// it does the pcap folder, and names the key when it cannot.
+func TestEngineCreatesOutputFolders(t *testing.T) {
+	dir := t.TempDir()
+	cfg := parse(t, "outputs:\n  eve: "+dir+"/logs/eve/eve.json\n  flowlog: {path: "+dir+"/fl/flows.log}\n")
+	e, err := engine.New(cfg, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CloseOutputs(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"logs/eve/eve.json", "fl/flows.log"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	file := filepath.Join(dir, "fl", "flows.log") // a file where a folder should be
+	cfg = parse(t, "outputs:\n  eve: "+file+"/eve.json\n")
+	_, err = engine.New(cfg, nil, false)
+	if want := "test.yaml:2: outputs.eve: " + file + "/eve.json: " + file + " is not a directory"; err == nil || err.Error() != want {
+		t.Errorf("New = %v, want %s", err, want)
+	}
 }
