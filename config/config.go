@@ -142,13 +142,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return c, nil // empty file: all defaults
 		}
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: file, Line: extra.Line, Msg: "a second YAML document: the configuration is one document"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	p := &parser{file: file}
 	if len(doc.Content) == 0 {
@@ -296,8 +296,11 @@ func findKey(n *yaml.Node, path ...string) *yaml.Node {
 	return n
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE: message.
-func yamlError(file string, err error) error {
+// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE:
+// message. Where the text shows the line at fault (syntaxProblem), that line and a
+// plainer message replace yaml.v3's, whose line can be that of the enclosing
+// mapping, one short of an unclosed bracket, or missing.
+func yamlError(file string, data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -306,6 +309,9 @@ func yamlError(file string, err error) error {
 				line, msg = n, strings.TrimSpace(after)
 			}
 		}
+	}
+	if l, m, ok := syntaxProblem(data, msg); ok {
+		line, msg = l, m
 	}
 	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
 	return &Error{File: file, Line: line, Msg: echo.Clip(msg, 4*echo.Max)}

@@ -55,7 +55,9 @@ func TestRunCheckConfigInvalid(t *testing.T) {
 	}{
 		{"unknown key", "# weir\ngwlb:\n  lisen: 0.0.0.0:6081\n", "3", `unknown key "gwlb.lisen"`},
 		{"bad value", "flows:\n  tcp_timeout: 7000s\n", "2", "flows.tcp_timeout"},
-		{"yaml syntax", "log:\n\tlevel: info\n", "2", "found character that cannot start any token"},
+		{"yaml syntax", "log:\n\tlevel: info\n", "2", "tab in indentation: YAML indents with spaces"},
+		{"over-indented key", "log:\n  level: info\n    format: json\n", "3", `"format" is indented deeper than line 2`},
+		{"unclosed bracket", "gwlb:\n  allowed_sources: [10.0.0.0/8\nlog:\n  level: info\n", "2", "unclosed ["},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, "weir.yaml", tc.data)
