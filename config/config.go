@@ -222,8 +222,14 @@ func Parse(file string, data []byte) (*Config, error) {
 				"default": func(n *yaml.Node) { c.Policy.Default = p.action(n, "policy.default") },
 				"rules": func(n *yaml.Node) {
 					c.Policy.Rules = nil
+					names := map[string]int{}
 					for i, item := range p.seq(n, "policy.rules") {
-						c.Policy.Rules = append(c.Policy.Rules, p.rule(item, fmt.Sprintf("policy.rules[%d]", i)))
+						r := p.rule(item, fmt.Sprintf("policy.rules[%d]", i))
+						if l, dup := names[r.Name]; dup && r.Name != "" {
+							p.fail(item, "policy.rules[%d]: rule name %s is already used at line %d", i, echo.Quote(r.Name), l)
+						}
+						names[r.Name] = item.Line
+						c.Policy.Rules = append(c.Policy.Rules, r)
 					}
 				},
 			})
@@ -543,11 +549,31 @@ func (p *parser) prefix(n *yaml.Node, where string) (netip.Prefix, bool) {
 	return pr, true
 }
 
+// actionSynonyms are the words other firewalls use for allow and drop.
+var actionSynonyms = map[string]string{
+	"deny": "drop", "reject": "drop", "block": "drop", "discard": "drop",
+	"accept": "allow", "permit": "allow", "pass": "allow",
+}
+
 func (p *parser) action(n *yaml.Node, where string) policy.Action {
+	if s, ok := p.scalar(n, where); ok {
+		if want, ok := actionSynonyms[strings.ToLower(s)]; ok {
+			p.fail(n, "%s: %s is not allow or drop: did you mean %s?", where, echo.Quote(s), want)
+			return policy.Allow
+		}
+	}
 	if p.oneOf(n, where, "allow", "drop") == "drop" {
 		return policy.Drop
 	}
 	return policy.Allow
+}
+
+// ruleKeySynonyms are the keys other firewalls use for a rule's fields.
+var ruleKeySynonyms = map[string]string{
+	"protocol": "proto", "port": "dst_port", "ports": "dst_port", "dport": "dst_port", "sport": "src_port",
+	"source": "src", "destination": "dst", "src_ip": "src", "dst_ip": "dst", "source_ip": "src",
+	"destination_ip": "dst", "dest": "dst", "source_port": "src_port", "destination_port": "dst_port",
+	"dest_port": "dst_port", "verdict": "action",
 }
 
 var protoNames = map[string]int{"any": policy.AnyProto, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
@@ -555,7 +581,21 @@ var protoNames = map[string]int{"any": policy.AnyProto, "tcp": 6, "udp": 17, "ic
 func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 	r := policy.Rule{Proto: policy.AnyProto, Line: n.Line}
 	hasAction := false
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if want, ok := ruleKeySynonyms[strings.ToLower(k.Value)]; ok {
+				p.fail(k, "unknown key %s: did you mean %s?", echo.Quote(where+"."+k.Value), want)
+				return r
+			}
+		}
+	}
 	p.mapping(n, where, map[string]func(*yaml.Node){
+		"name": func(v *yaml.Node) {
+			if r.Name = p.str(v, where+".name"); r.Name == "" && p.err == nil {
+				p.fail(v, "%s.name: empty (leave it out for an unnamed rule)", where)
+			}
+		},
 		"action": func(v *yaml.Node) { r.Action, hasAction = p.action(v, where+".action"), true },
 		"proto": func(v *yaml.Node) {
 			s, ok := p.scalar(v, where+".proto")
@@ -575,8 +615,8 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 		},
 		"src":      func(v *yaml.Node) { r.Src, _ = p.prefix(v, where+".src") },
 		"dst":      func(v *yaml.Node) { r.Dst, _ = p.prefix(v, where+".dst") },
-		"src_port": func(v *yaml.Node) { r.SrcPort = p.portRange(v, where+".src_port") },
-		"dst_port": func(v *yaml.Node) { r.DstPort = p.portRange(v, where+".dst_port") },
+		"src_port": func(v *yaml.Node) { r.SrcPort, r.SrcPorts = p.ports(v, where+".src_port") },
+		"dst_port": func(v *yaml.Node) { r.DstPort, r.DstPorts = p.ports(v, where+".dst_port") },
 	})
 	if p.err != nil {
 		return r
@@ -587,10 +627,31 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 	if r.Src.IsValid() && r.Dst.IsValid() && r.Src.Addr().Is4() != r.Dst.Addr().Is4() {
 		p.fail(n, "%s: src and dst are of different address families and could never match", where)
 	}
-	if (!r.SrcPort.Any() || !r.DstPort.Any()) && r.Proto != 6 && r.Proto != 17 {
+	if r.HasPorts() && r.Proto != 6 && r.Proto != 17 {
 		p.fail(n, "%s: ports need proto tcp or udp", where)
 	}
 	return r
+}
+
+// ports reads a port (N), a range (N-M), or a list of them ([80, 443, 8000-8080]),
+// which goes to the rule's list of ranges.
+func (p *parser) ports(n *yaml.Node, where string) (policy.PortRange, policy.Ports) {
+	if n.Kind != yaml.SequenceNode {
+		return p.portRange(n, where), nil
+	}
+	if len(n.Content) == 0 {
+		p.fail(n, "%s: an empty list matches no port (leave the key out to match every port)", where)
+		return policy.PortRange{}, nil
+	}
+	list := make(policy.Ports, 0, len(n.Content))
+	for _, item := range n.Content {
+		r := p.portRange(item, where)
+		if p.err != nil {
+			return policy.PortRange{}, nil
+		}
+		list = append(list, r)
+	}
+	return policy.PortRange{}, list
 }
 
 func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
@@ -605,7 +666,7 @@ func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
 	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
-		p.fail(n, "%s: %s is not a port (1-65535) or range N-M", where, echo.Quote(s))
+		p.fail(n, "%s: %s is not a port (1-65535), a range N-M or a list of them ([80, 443, 8000-8080])", where, echo.Quote(s))
 		return policy.PortRange{}
 	}
 	return policy.PortRange{Lo: uint16(a), Hi: uint16(b)}

@@ -80,6 +80,11 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 			names[s.Index] = s.Name
 		}
 		e.EVE.SetSessionNames(names)
+		rules := make([]string, len(cfg.Policy.Rules))
+		for i := range cfg.Policy.Rules {
+			rules[i] = cfg.Policy.Rules[i].Label(i)
+		}
+		e.EVE.SetRuleNames(rules)
 	}
 	if cfg.Outputs.PCAP.Dir != "" {
 		pc := cfg.Outputs.PCAP

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"weir/config"
@@ -178,5 +179,31 @@ func TestEngineCreatesOutputFolders(t *testing.T) {
 	_, err = engine.New(cfg, nil, false)
 	if want := "test.yaml:2: outputs.eve: " + file + "/eve.json: " + file + " is not a directory"; err == nil || err.Error() != want {
 		t.Errorf("New = %v, want %s", err, want)
+	}
+}
+
+// TestEngineRuleNamesInEVE: a flow's EVE record names the rule that decided it.
+func TestEngineRuleNamesInEVE(t *testing.T) {
+	for _, tc := range []struct{ rules, want string }{
+		{"    - {name: web, action: allow, proto: tcp, dst_port: [80, 443]}\n", `"rule":"web"`},
+		{"    - {action: drop, proto: udp}\n    - {action: allow, proto: tcp, dst_port: [80, 443]}\n", `"rule":"rules[1]"`},
+	} {
+		path := filepath.Join(t.TempDir(), "eve.json")
+		e, err := engine.New(parse(t, "outputs: {eve: "+path+"}\npolicy:\n  default: drop\n  rules:\n"+tc.rules), nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Pipeline.NewWorker().Process(gwlbBatch())
+		e.Flush(2e18)
+		if err := e.CloseOutputs(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("EVE %s, want %s", b, tc.want)
+		}
 	}
 }
