@@ -256,7 +256,7 @@ func Parse(file string, data []byte) (*Config, error) {
 					p.mapping(n, "outputs.flowlog", map[string]func(*yaml.Node){
 						"path":       func(n *yaml.Node) { fl.Path = p.path(n, "outputs.flowlog.path", c) },
 						"interval":   func(n *yaml.Node) { fl.Interval = p.duration(n, "outputs.flowlog.interval", time.Second, time.Hour) },
-						"account_id": func(n *yaml.Node) { fl.AccountID = p.str(n, "outputs.flowlog.account_id") },
+						"account_id": func(n *yaml.Node) { fl.AccountID = p.accountID(n, "outputs.flowlog.account_id") },
 					})
 				},
 			})
@@ -392,6 +392,36 @@ func (p *parser) scalar(n *yaml.Node, where string) (string, bool) {
 
 func (p *parser) str(n *yaml.Node, where string) string {
 	s, _ := p.scalar(n, where)
+	return s
+}
+
+// accountID reads an AWS account id for flow-log records: 12 digits, or "-" as
+// AWS writes an unknown field. Flow-log records are space-separated, so nothing
+// else may reach them.
+func (p *parser) accountID(n *yaml.Node, where string) string {
+	s, ok := p.scalar(n, where)
+	if !ok || s == "-" {
+		return s
+	}
+	if len(s) != 12 || strings.Trim(s, "0123456789") != "" {
+		p.fail(n, "%s: %s is not an AWS account id (12 digits, like \"123456789012\", or \"-\")", where, echo.Quote(s))
+		return ""
+	}
+	return s
+}
+
+// interfaceID reads an ENI id for flow-log records: eni- and hex digits (8 or 17
+// in AWS's ids).
+func (p *parser) interfaceID(n *yaml.Node, where string) string {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return s
+	}
+	hex, found := strings.CutPrefix(s, "eni-")
+	if !found || hex == "" || len(hex) > 17 || strings.Trim(hex, "0123456789abcdef") != "" {
+		p.fail(n, "%s: %s is not an ENI id (eni- and hex digits, like eni-0123456789abcdef0)", where, echo.Quote(s))
+		return ""
+	}
 	return s
 }
 
