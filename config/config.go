@@ -74,6 +74,9 @@ type Config struct {
 		Level  string
 		Format string
 	}
+
+	file    string            // the file it was read from, for KeyError
+	sources map[string]source // where the output paths were read
 }
 
 // Default is the configuration of an empty file.
@@ -143,13 +146,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return c, nil // empty file: all defaults
 		}
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: file, Line: extra.Line, Msg: "a second YAML document: the configuration is one document"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	p := &parser{file: file}
 	if len(doc.Content) == 0 {
@@ -223,8 +226,14 @@ func Parse(file string, data []byte) (*Config, error) {
 				"default": func(n *yaml.Node) { c.Policy.Default = p.action(n, "policy.default") },
 				"rules": func(n *yaml.Node) {
 					c.Policy.Rules = nil
+					names := map[string]int{}
 					for i, item := range p.seq(n, "policy.rules") {
-						c.Policy.Rules = append(c.Policy.Rules, p.rule(item, fmt.Sprintf("policy.rules[%d]", i)))
+						r := p.rule(item, fmt.Sprintf("policy.rules[%d]", i))
+						if l, dup := names[r.Name]; dup && r.Name != "" {
+							p.fail(item, "policy.rules[%d]: rule name %s is already used at line %d", i, echo.Quote(r.Name), l)
+						}
+						names[r.Name] = item.Line
+						c.Policy.Rules = append(c.Policy.Rules, r)
 					}
 				},
 			})
@@ -232,12 +241,12 @@ func Parse(file string, data []byte) (*Config, error) {
 		"mirror": func(n *yaml.Node) { p.mirror(n, c) },
 		"outputs": func(n *yaml.Node) {
 			p.mapping(n, "outputs", map[string]func(*yaml.Node){
-				"eve":       func(n *yaml.Node) { c.Outputs.EVE = p.str(n, "outputs.eve") },
+				"eve":       func(n *yaml.Node) { c.Outputs.EVE = p.path(n, "outputs.eve", c) },
 				"eve_queue": func(n *yaml.Node) { c.Outputs.EVEQueue = p.intRange(n, "outputs.eve_queue", 1, 1<<24) },
 				"pcap": func(n *yaml.Node) {
 					pc := &c.Outputs.PCAP
 					p.mapping(n, "outputs.pcap", map[string]func(*yaml.Node){
-						"dir":           func(n *yaml.Node) { pc.Dir = p.str(n, "outputs.pcap.dir") },
+						"dir":           func(n *yaml.Node) { pc.Dir = p.path(n, "outputs.pcap.dir", c) },
 						"max_file_size": func(n *yaml.Node) { pc.MaxFileSize = p.size(n, "outputs.pcap.max_file_size", 64<<10) },
 						"max_file_age": func(n *yaml.Node) {
 							pc.MaxFileAge = p.duration(n, "outputs.pcap.max_file_age", time.Second, 7*24*time.Hour)
@@ -252,9 +261,9 @@ func Parse(file string, data []byte) (*Config, error) {
 				"flowlog": func(n *yaml.Node) {
 					fl := &c.Outputs.FlowLog
 					p.mapping(n, "outputs.flowlog", map[string]func(*yaml.Node){
-						"path":       func(n *yaml.Node) { fl.Path = p.str(n, "outputs.flowlog.path") },
+						"path":       func(n *yaml.Node) { fl.Path = p.path(n, "outputs.flowlog.path", c) },
 						"interval":   func(n *yaml.Node) { fl.Interval = p.duration(n, "outputs.flowlog.interval", time.Second, time.Hour) },
-						"account_id": func(n *yaml.Node) { fl.AccountID = p.str(n, "outputs.flowlog.account_id") },
+						"account_id": func(n *yaml.Node) { fl.AccountID = p.accountID(n, "outputs.flowlog.account_id") },
 					})
 				},
 			})
@@ -300,8 +309,11 @@ func findKey(n *yaml.Node, path ...string) *yaml.Node {
 	return n
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE: message.
-func yamlError(file string, err error) error {
+// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into FILE:LINE:
+// message. Where the text shows the line at fault (syntaxProblem), that line and a
+// plainer message replace yaml.v3's, whose line can be that of the enclosing
+// mapping, one short of an unclosed bracket, or missing.
+func yamlError(file string, data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -310,6 +322,9 @@ func yamlError(file string, err error) error {
 				line, msg = n, strings.TrimSpace(after)
 			}
 		}
+	}
+	if l, m, ok := syntaxProblem(data, msg); ok {
+		line, msg = l, m
 	}
 	// yaml.v3 repeats anchor names and tags, which can be as long as the file.
 	return &Error{File: file, Line: line, Msg: echo.Clip(msg, 4*echo.Max)}
@@ -384,6 +399,46 @@ func (p *parser) scalar(n *yaml.Node, where string) (string, bool) {
 
 func (p *parser) str(n *yaml.Node, where string) string {
 	s, _ := p.scalar(n, where)
+	return s
+}
+
+// accountID reads an AWS account id for flow-log records: 12 digits, or "-" as
+// AWS writes an unknown field. Flow-log records are space-separated, so nothing
+// else may reach them.
+func (p *parser) accountID(n *yaml.Node, where string) string {
+	s, ok := p.scalar(n, where)
+	if !ok || s == "-" {
+		return s
+	}
+	if len(s) != 12 || strings.Trim(s, "0123456789") != "" {
+		p.fail(n, "%s: %s is not an AWS account id (12 digits, like \"123456789012\", or \"-\")", where, echo.Quote(s))
+		return ""
+	}
+	return s
+}
+
+// interfaceID reads an ENI id for flow-log records: eni- and hex digits (8 or 17
+// in AWS's ids).
+func (p *parser) interfaceID(n *yaml.Node, where string) string {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return s
+	}
+	hex, found := strings.CutPrefix(s, "eni-")
+	if !found || hex == "" || len(hex) > 17 || strings.Trim(hex, "0123456789abcdef") != "" {
+		p.fail(n, "%s: %s is not an ENI id (eni- and hex digits, like eni-0123456789abcdef0)", where, echo.Quote(s))
+		return ""
+	}
+	return s
+}
+
+// path reads an output path and remembers its line for Config.KeyError.
+func (p *parser) path(n *yaml.Node, where string, c *Config) string {
+	s := p.str(n, where)
+	if c.sources == nil { // set only here: a file without outputs equals Default()
+		c.file, c.sources = p.file, map[string]source{}
+	}
+	c.sources[where] = source{line: n.Line, value: s}
 	return s
 }
 
@@ -531,11 +586,31 @@ func (p *parser) prefix(n *yaml.Node, where string) (netip.Prefix, bool) {
 	return pr, true
 }
 
+// actionSynonyms are the words other firewalls use for allow and drop.
+var actionSynonyms = map[string]string{
+	"deny": "drop", "reject": "drop", "block": "drop", "discard": "drop",
+	"accept": "allow", "permit": "allow", "pass": "allow",
+}
+
 func (p *parser) action(n *yaml.Node, where string) policy.Action {
+	if s, ok := p.scalar(n, where); ok {
+		if want, ok := actionSynonyms[strings.ToLower(s)]; ok {
+			p.fail(n, "%s: %s is not allow or drop: did you mean %s?", where, echo.Quote(s), want)
+			return policy.Allow
+		}
+	}
 	if p.oneOf(n, where, "allow", "drop") == "drop" {
 		return policy.Drop
 	}
 	return policy.Allow
+}
+
+// ruleKeySynonyms are the keys other firewalls use for a rule's fields.
+var ruleKeySynonyms = map[string]string{
+	"protocol": "proto", "port": "dst_port", "ports": "dst_port", "dport": "dst_port", "sport": "src_port",
+	"source": "src", "destination": "dst", "src_ip": "src", "dst_ip": "dst", "source_ip": "src",
+	"destination_ip": "dst", "dest": "dst", "source_port": "src_port", "destination_port": "dst_port",
+	"dest_port": "dst_port", "verdict": "action",
 }
 
 var protoNames = map[string]int{"any": policy.AnyProto, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
@@ -543,7 +618,21 @@ var protoNames = map[string]int{"any": policy.AnyProto, "tcp": 6, "udp": 17, "ic
 func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 	r := policy.Rule{Proto: policy.AnyProto, Line: n.Line}
 	hasAction := false
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if want, ok := ruleKeySynonyms[strings.ToLower(k.Value)]; ok {
+				p.fail(k, "unknown key %s: did you mean %s?", echo.Quote(where+"."+k.Value), want)
+				return r
+			}
+		}
+	}
 	p.mapping(n, where, map[string]func(*yaml.Node){
+		"name": func(v *yaml.Node) {
+			if r.Name = p.str(v, where+".name"); r.Name == "" && p.err == nil {
+				p.fail(v, "%s.name: empty (leave it out for an unnamed rule)", where)
+			}
+		},
 		"action": func(v *yaml.Node) { r.Action, hasAction = p.action(v, where+".action"), true },
 		"proto": func(v *yaml.Node) {
 			s, ok := p.scalar(v, where+".proto")
@@ -563,8 +652,8 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 		},
 		"src":      func(v *yaml.Node) { r.Src, _ = p.prefix(v, where+".src") },
 		"dst":      func(v *yaml.Node) { r.Dst, _ = p.prefix(v, where+".dst") },
-		"src_port": func(v *yaml.Node) { r.SrcPort = p.portRange(v, where+".src_port") },
-		"dst_port": func(v *yaml.Node) { r.DstPort = p.portRange(v, where+".dst_port") },
+		"src_port": func(v *yaml.Node) { r.SrcPort, r.SrcPorts = p.ports(v, where+".src_port") },
+		"dst_port": func(v *yaml.Node) { r.DstPort, r.DstPorts = p.ports(v, where+".dst_port") },
 	})
 	if p.err != nil {
 		return r
@@ -575,10 +664,31 @@ func (p *parser) rule(n *yaml.Node, where string) policy.Rule {
 	if r.Src.IsValid() && r.Dst.IsValid() && r.Src.Addr().Is4() != r.Dst.Addr().Is4() {
 		p.fail(n, "%s: src and dst are of different address families and could never match", where)
 	}
-	if (!r.SrcPort.Any() || !r.DstPort.Any()) && r.Proto != 6 && r.Proto != 17 {
+	if r.HasPorts() && r.Proto != 6 && r.Proto != 17 {
 		p.fail(n, "%s: ports need proto tcp or udp", where)
 	}
 	return r
+}
+
+// ports reads a port (N), a range (N-M), or a list of them ([80, 443, 8000-8080]),
+// which goes to the rule's list of ranges.
+func (p *parser) ports(n *yaml.Node, where string) (policy.PortRange, policy.Ports) {
+	if n.Kind != yaml.SequenceNode {
+		return p.portRange(n, where), nil
+	}
+	if len(n.Content) == 0 {
+		p.fail(n, "%s: an empty list matches no port (leave the key out to match every port)", where)
+		return policy.PortRange{}, nil
+	}
+	list := make(policy.Ports, 0, len(n.Content))
+	for _, item := range n.Content {
+		r := p.portRange(item, where)
+		if p.err != nil {
+			return policy.PortRange{}, nil
+		}
+		list = append(list, r)
+	}
+	return policy.PortRange{}, list
 }
 
 func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
@@ -593,7 +703,7 @@ func (p *parser) portRange(n *yaml.Node, where string) policy.PortRange {
 	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
-		p.fail(n, "%s: %s is not a port (1-65535) or range N-M", where, echo.Quote(s))
+		p.fail(n, "%s: %s is not a port (1-65535), a range N-M or a list of them ([80, 443, 8000-8080])", where, echo.Quote(s))
 		return policy.PortRange{}
 	}
 	return policy.PortRange{Lo: uint16(a), Hi: uint16(b)}

@@ -278,18 +278,19 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseConfigYAMLSyntaxErrors(t *testing.T) {
-	// The lines are the ones yaml.v3 reports, which for a block structure is where the
-	// enclosing mapping went wrong, not always the offending line itself.
+	// The lines are those at fault: where yaml.v3 reports the enclosing mapping, or
+	// the line before an unclosed bracket, the text is scanned for the real one.
 	for _, tc := range []struct {
 		name string
 		data string
 		line int // 0: yaml.v3 gives none; any line will do
 		want string
 	}{
-		{"bad indentation", "gwlb:\n  listen: 0.0.0.0:6081\n reply: udp\n", 2, "did not find expected key"},
-		{"tab indentation", "log:\n\tlevel: info\n", 2, "found character that cannot start any token"},
-		{"unclosed flow sequence", "flows:\n  max: 10\ngwlb:\n  allowed_sources: [10.0.0.0/8\nlog:\n  level: info\n", 3, "did not find expected ',' or ']'"},
-		{"unclosed quote", "log:\n  level: info\n  format: \"json\n", 3, "found unexpected end of stream"},
+		{"bad indentation", "gwlb:\n  listen: 0.0.0.0:6081\n reply: udp\n", 3,
+			"indentation: this line is indented by 1 space, which matches no enclosing level (the lines above are indented by 0 or 2)"},
+		{"tab indentation", "log:\n\tlevel: info\n", 2, "tab in indentation: YAML indents with spaces"},
+		{"unclosed flow sequence", "flows:\n  max: 10\ngwlb:\n  allowed_sources: [10.0.0.0/8\nlog:\n  level: info\n", 4, "unclosed [: no ] closes it"},
+		{"unclosed quote", "log:\n  level: info\n  format: \"json\n", 3, "unclosed \": the string never ends"},
 		{"mapping value in a scalar", "log:\n  level: info\n  format: json: text\n", 3, "mapping values are not allowed in this context"},
 		{"key without colon", "log:\n  level: info\nhealth\n", 3, "could not find expected ':'"},
 		{"unknown anchor", "log: &l\n  level: info\nhealth: *h\n", 0, "unknown anchor 'h' referenced"},

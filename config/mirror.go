@@ -164,7 +164,7 @@ func (p *parser) session(n *yaml.Node, where string) SessionConfig {
 			}
 			s.ENIIP = a
 		},
-		"interface_id": func(v *yaml.Node) { s.InterfaceID = p.str(v, where+".interface_id") },
+		"interface_id": func(v *yaml.Node) { s.InterfaceID = p.interfaceID(v, where+".interface_id") },
 	})
 	if p.err != nil {
 		return s

@@ -75,11 +75,23 @@ outputs:
   flowlog: {path: %[7]s/flows.log, interval: 5s, account_id: "123456789012"}
 `
 
+const demoUsage = `usage: weir demo [-duration 10s] [-keep]
+
+Runs an appliance and both simulators on loopback, unprivileged: a simulated GWLB
+sends GENEVE through weir's policy, and two mirrored ENIs send VXLAN, mirrored at both
+ends. Prints a status line a second and a summary; writes EVE, pcap and flow logs to a
+temporary folder, removed at the end unless -keep.
+
+flags:
+`
+
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = commandUsage(fs, demoUsage)
 	duration := fs.Duration("duration", 10*time.Second, "how long to send traffic")
-	if err := fs.Parse(args); err != nil {
+	keep := fs.Bool("keep", false, "keep the folder of outputs (EVE, pcap, flow logs) instead of removing it")
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	port, err := demoPort(6081, demoAppliance, demoGWLB)
@@ -93,6 +105,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "weir-demo-")
 	if err != nil {
 		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
 	}
 	text := fmt.Sprintf(demoConfig, netip.AddrPortFrom(demoAppliance, port), demoGWLB, demoDenied,
 		netip.AddrPortFrom(demoAppliance, mport), demoWeb, demoDB, dir)
@@ -124,6 +139,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	var mu sync.Mutex
 	var mirrorSent uint64
+	status := func(sent, returned, mirrored uint64) {
+		t := n.Pipeline.Totals()
+		fmt.Fprintf(stdout, "[%4.1fs] inline: sent %6d returned %6d dropped by policy %5d | mirror: sent %5d recorded %5d duplicates %4d filtered %3d | flows %4d\n",
+			time.Since(start).Seconds(), sent, returned, t.Packet(dataplane.EncapVXLAN, dataplane.ActionDrop)+t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
+			mirrored, t.Packet(dataplane.EncapVXLAN, dataplane.ActionAllow), t.Packet(dataplane.EncapVXLAN, dataplane.ActionDuplicate),
+			t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.FlowsActive())
+	}
 	simCfg := gwlbsim.Config{
 		Targets:        []gwlbsim.Target{{Addr: cfg.GWLB.Listen, HealthURL: "http://" + n.healthAddr() + "/healthz"}},
 		Local:          demoGWLB,
@@ -138,14 +160,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		Seed:           time.Now().UnixNano(),
 		ReplyTimeout:   time.Second,
 		Progress: func(r gwlbsim.Report) {
-			t := n.Pipeline.Totals()
 			mu.Lock()
 			ms := mirrorSent
 			mu.Unlock()
-			fmt.Fprintf(stdout, "[%4.1fs] inline: sent %6d returned %6d dropped by policy %5d | mirror: sent %5d recorded %5d duplicates %4d filtered %3d | flows %4d\n",
-				time.Since(start).Seconds(), r.Sent, r.Returned, t.Packet(dataplane.EncapVXLAN, dataplane.ActionDrop)+t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop),
-				ms, t.Packet(dataplane.EncapVXLAN, dataplane.ActionAllow), t.Packet(dataplane.EncapVXLAN, dataplane.ActionDuplicate),
-				t.Packet(dataplane.EncapVXLAN, dataplane.ActionFiltered), n.FlowsActive())
+			status(r.Sent, r.Returned, ms)
 		},
 	}
 	mirrorCfg := mirrorsim.Config{
@@ -181,7 +199,22 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if merr != nil {
 		return fmt.Errorf("demo: mirror simulator: %w", merr)
 	}
-	time.Sleep(100 * time.Millisecond) // the last mirrored frames are in flight
+	// The last mirrored frames may still be in flight: wait (a second at most) until
+	// weir has received as many as were sent, then say where the counts ended, so
+	// the last status line agrees with the summary.
+	received := func() uint64 {
+		var sum uint64
+		for _, s := range n.Pipeline.Totals().Sessions {
+			sum += s.Received
+		}
+		return sum
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	for deadline := time.Now().Add(time.Second); received() < mrep.Sent && time.Now().Before(deadline); {
+		<-tick.C
+	}
+	tick.Stop()
+	status(rep.Sent, rep.Returned, mrep.Sent)
 	t := n.Pipeline.Totals()
 	n.shutdown(0, nil)
 	allowedFlows, deniedFlows := n.FlowsEnded()
@@ -206,10 +239,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "    session db                   received %d, recorded %d, filtered %d, duplicates %d\n",
 		db.Received, db.Accepted, db.Rejected, db.Duplicates)
 	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied by policy\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
-	fmt.Fprintf(stdout, "  outputs in %s\n", dir)
+	if *keep {
+		fmt.Fprintf(stdout, "  outputs in %s\n", dir)
+	} else {
+		fmt.Fprintf(stdout, "  outputs in %s (removed at exit; weir demo -keep keeps them)\n", dir)
+	}
 	fmt.Fprintf(stdout, "    eve.json                     %d flow records (Suricata EVE)\n", n.EVE.Written())
 	fmt.Fprintf(stdout, "    pcap/                        %d file(s) of mirrored frames (open with wireshark or tshark -r)\n", len(pcaps))
 	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.FlowLog.Written())
+	fmt.Fprintf(stdout, "\nnext: weir check-config examples/both.yaml, then sudo weir run -config examples/both.yaml\n")
+	fmt.Fprintf(stdout, "      (examples/ holds inline-only, mirror-only, both and fleet-node configurations)\n")
 	if rep.Mismatched != 0 || rep.Returned == 0 {
 		return fmt.Errorf("demo: %d packets came back wrong, %d came back right", rep.Mismatched, rep.Returned)
 	}

@@ -7,8 +7,10 @@
 //	weir replay -eve OUT PCAP  run capture files through the pipeline
 //	weir sim gwlb [flags]      simulate a Gateway Load Balancer against targets
 //	weir sim mirror [flags]    send AWS-style Traffic Mirroring traffic
-//	weir demo                  appliance and simulator on loopback, for ten seconds
-//	weir version               print the version
+//	weir demo                  appliance and simulators on loopback, for ten seconds
+//	weir version               print the version, VCS revision and Go version
+//
+// Every command answers -h with its own usage.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"weir/config"
@@ -30,16 +33,23 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: weir COMMAND [ARGS]
+const usage = `usage: weir COMMAND [FLAGS] [ARGS]
 
 commands:
-  run -config FILE     run the appliance
-  check-config FILE    validate a configuration file (exit 0 when valid)
-  replay [FLAGS] PCAP  run capture files through the pipeline (weir replay -h)
-  sim gwlb [FLAGS]     simulate a Gateway Load Balancer (weir sim gwlb -h)
-  sim mirror [FLAGS]   send AWS-style Traffic Mirroring traffic (weir sim mirror -h)
-  demo                 run an appliance and the simulator on loopback for ten seconds
-  version              print the version
+  run [-config FILE]           run the appliance (defaults without -config)
+  check-config FILE            check a configuration file as run would, without
+                               privileges: exit 0 when valid, else FILE:LINE: message
+  replay -eve OUT.json [-config FILE] [-pcap-dir DIR] [-flowlog FILE] PCAP...
+                               run capture files through the pipeline
+  sim gwlb -target ADDR:PORT[,HEALTH_URL] [-rate N] [-flows N] [-progress]
+                               simulate a Gateway Load Balancer against targets
+  sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-both-ends] [-pcap FILE]
+                               send AWS-style Traffic Mirroring traffic
+  demo [-duration 10s] [-keep] run an appliance and both simulators on loopback
+  version                      print the version, VCS revision and Go version
+  help                         print this
+
+weir COMMAND -h prints a command's own usage and all its flags.
 `
 
 func main() {
@@ -55,9 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = cmdRun(args, stderr)
+		err = cmdRun(args, stdout, stderr)
 	case "check-config":
-		err = cmdCheckConfig(args, stdout)
+		err = cmdCheckConfig(args, stdout, stderr)
 	case "replay":
 		err = cmdReplay(args, stdout, stderr)
 	case "sim":
@@ -65,8 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = cmdDemo(args, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "weir", versionString())
-		return 0
+		err = cmdVersion(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -77,6 +86,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if errors.As(err, new(flagError)) {
+			return 2 // parseFlags printed the error and the usage
 		}
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -91,36 +103,177 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
+// flagError is a bad flag, already reported with the command's usage.
+type flagError struct{ error }
+
+// parseFlags parses a command's flags. -h, -help and --help print the command's
+// usage (fs.Usage, which writes to fs.Output()) on stdout and return flag.ErrHelp,
+// which exits 0; a bad flag prints the error and the usage on the flag set's output
+// (stderr) and returns a flagError, which exits 2.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(out)
+		return flag.ErrHelp
+	case err != nil:
+		fs.Usage()
+		return flagError{err}
+	}
+	return nil
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// commandUsage is a flag set's Usage: text, then the flags.
+func commandUsage(fs *flag.FlagSet, text string) func() {
+	return func() {
+		fmt.Fprint(fs.Output(), text)
+		fs.PrintDefaults()
+	}
+}
+
+// versionString is the version weir reports: the one set at build time, else the
+// module version, else "dev" and the VCS revision.
 func versionString() string {
 	if version != "dev" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	if rev, modified := vcsInfo(bi); len(rev) >= 12 {
+		v := "dev-" + rev[:12]
+		if modified {
+			v += "-dirty"
 		}
+		return v
 	}
 	return version
 }
 
-func cmdCheckConfig(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return usageError{errors.New("usage: weir check-config FILE")}
+// vcsInfo is the VCS revision the binary was built from and whether the tree had
+// uncommitted changes; rev is empty when go build did not stamp it (go run, tests,
+// -buildvcs=false).
+func vcsInfo(bi *debug.BuildInfo) (rev string, modified bool) {
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
 	}
-	if _, err := config.Load(args[0]); err != nil {
+	return rev, modified
+}
+
+const versionUsage = `usage: weir version
+
+Prints weir's version, then the module, the VCS revision it was built from (and
+whether the tree had uncommitted changes) and the Go version, from the build
+information Go stamps into the binary.
+`
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = commandUsage(fs, versionUsage)
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	if fs.NArg() != 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	fmt.Fprintln(stdout, "weir", versionString())
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		fmt.Fprintln(stdout, "  no build information (not built with module support)")
+		return nil
+	}
+	mod := bi.Main.Path
+	if mod == "" {
+		mod = "weir"
+	}
+	if v := bi.Main.Version; v != "" {
+		mod += " " + v
+	}
+	fmt.Fprintf(stdout, "  module    %s\n", mod)
+	rev, modified := vcsInfo(bi)
+	switch {
+	case rev == "":
+		fmt.Fprintln(stdout, "  revision  unknown (not stamped: go run, a test, or -buildvcs=false)")
+	case modified:
+		fmt.Fprintf(stdout, "  revision  %s (modified: built with uncommitted changes)\n", rev)
+	default:
+		fmt.Fprintf(stdout, "  revision  %s\n", rev)
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.time" {
+			fmt.Fprintf(stdout, "  committed %s\n", s.Value)
+		}
+	}
+	fmt.Fprintf(stdout, "  go        %s %s/%s\n", bi.GoVersion, runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
+const checkConfigUsage = `usage: weir check-config FILE
+
+Checks a configuration file as weir run would, short of what needs privileges
+(binding ports, raw sockets): the YAML, every key and value, the filter files, and
+that the output files (outputs.eve, outputs.flowlog.path, outputs.pcap.dir) can be
+created and opened for append. Prints "FILE: ok" and exits 0 when valid, else
+prints FILE:LINE: message and exits 1.
+`
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = commandUsage(fs, checkConfigUsage)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("usage: weir check-config FILE")}
+	}
+	path := fs.Arg(0)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckPaths(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return nil
+}
+
+const runUsage = `usage: weir run [-config FILE]
+
+Runs the appliance: the GWLB target (GENEVE on gwlb.listen), the Traffic Mirroring
+sink (VXLAN on mirror.listen), /healthz and /metrics, and the outputs the
+configuration names. Without -config it runs on the defaults. Needs CAP_NET_RAW
+for the fast reply path (it falls back to per-port UDP sockets, and says so).
+SIGTERM or SIGINT drains and stops.
+
+flags:
+`
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = commandUsage(fs, runUsage)
 	path := fs.String("config", "", "configuration `FILE` (YAML); defaults when empty")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -54,7 +55,9 @@ func TestRunCheckConfigInvalid(t *testing.T) {
 	}{
 		{"unknown key", "# weir\ngwlb:\n  lisen: 0.0.0.0:6081\n", "3", `unknown key "gwlb.lisen"`},
 		{"bad value", "flows:\n  tcp_timeout: 7000s\n", "2", "flows.tcp_timeout"},
-		{"yaml syntax", "log:\n\tlevel: info\n", "2", "found character that cannot start any token"},
+		{"yaml syntax", "log:\n\tlevel: info\n", "2", "tab in indentation: YAML indents with spaces"},
+		{"over-indented key", "log:\n  level: info\n    format: json\n", "3", `"format" is indented deeper than line 2`},
+		{"unclosed bracket", "gwlb:\n  allowed_sources: [10.0.0.0/8\nlog:\n  level: info\n", "2", "unclosed ["},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, "weir.yaml", tc.data)
@@ -161,4 +164,93 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestHelpEverySubcommand: every command answers -h and --help with its own usage
+// on stdout and exits 0.
+func TestHelpEverySubcommand(t *testing.T) {
+	for _, cmd := range [][]string{{"run"}, {"check-config"}, {"replay"}, {"sim"}, {"sim", "gwlb"},
+		{"sim", "mirror"}, {"demo"}, {"version"}} {
+		for _, h := range []string{"-h", "--help"} {
+			args := append(append([]string{}, cmd...), h)
+			code, out, errs := runWeir(t, args...)
+			if code != 0 {
+				t.Errorf("%q = %d, want 0; stderr %q", args, code, errs)
+			}
+			if errs != "" {
+				t.Errorf("%q: stderr = %q, want nothing", args, errs)
+			}
+			if want := "usage: weir " + strings.Join(cmd, " "); !strings.HasPrefix(out, want) {
+				t.Errorf("%q: stdout = %q, want it to start with %q", args, out, want)
+			}
+			if strings.Contains(out, "Usage of") {
+				t.Errorf("%q: Go's default usage: %q", args, out)
+			}
+		}
+	}
+}
+
+func TestBadFlagPrintsUsage(t *testing.T) {
+	code, out, errs := runWeir(t, "run", "-nope")
+	if code != 2 || out != "" {
+		t.Errorf("run -nope = %d, stdout %q; want 2 and nothing", code, out)
+	}
+	if !strings.HasPrefix(errs, "flag provided but not defined: -nope\nusage: weir run") ||
+		strings.Count(errs, "flag provided") != 1 {
+		t.Errorf("run -nope: stderr %q, want the error once, then the usage", errs)
+	}
+}
+
+// TestUsageListsEverySubcommand: weir -h names every command and its main flags.
+func TestUsageListsEverySubcommand(t *testing.T) {
+	code, out, _ := runWeir(t, "-h")
+	if code != 0 {
+		t.Fatalf("-h = %d", code)
+	}
+	for _, want := range []string{"run [-config FILE]", "check-config FILE", "replay -eve OUT.json",
+		"-pcap-dir", "-flowlog", "sim gwlb -target", "sim mirror -target", "-eni", "-both-ends",
+		"demo [-duration 10s] [-keep]", "version", "weir COMMAND -h"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("weir -h does not mention %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVersionBuildInfo(t *testing.T) {
+	code, out, _ := runWeir(t, "version")
+	if code != 0 {
+		t.Fatalf("version = %d", code)
+	}
+	for _, want := range []string{"weir ", "  module    weir", "  revision  ", "  go        " + runtime.Version()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version printed %q, want it to contain %q", out, want)
+		}
+	}
+	if code, _, errs := runWeir(t, "version", "extra"); code != 2 || !strings.Contains(errs, "unexpected arguments") {
+		t.Errorf("version extra = %d, %q", code, errs)
+	}
+}
+
+// TestCheckConfigOutputPaths: check-config fails where run would fail to open an
+// output, and names the key and its line.
+func TestCheckConfigOutputPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "weir.yaml", "outputs:\n  eve: "+file+"/logs/eve.json\n")
+	code, _, errs := runWeir(t, "check-config", path)
+	want := path + ":2: outputs.eve: " + file + "/logs/eve.json: cannot reach directory " + file + "/logs: not a directory\n"
+	if code != 1 || errs != want {
+		t.Errorf("check-config = %d, %q; want 1, %q", code, errs, want)
+	}
+	// A folder that does not exist yet is fine: run creates it.
+	path = writeConfig(t, "weir.yaml", "outputs:\n  eve: "+dir+"/new/eve.json\n  pcap: {dir: "+dir+"/new/pcap}\n")
+	if code, _, errs := runWeir(t, "check-config", path); code != 0 {
+		t.Errorf("check-config with folders to create = %d, %q", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Errorf("check-config created %s/new", dir)
+	}
 }

@@ -164,12 +164,12 @@ type sessionSummary struct {
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, replayUsage); fs.PrintDefaults() }
+	fs.Usage = commandUsage(fs, replayUsage)
 	cfgPath := fs.String("config", "", "configuration `FILE` (sessions, filters, policy, outputs)")
 	evePath := fs.String("eve", "", "write EVE JSON to `FILE` (required; - for stdout)")
 	pcapDir := fs.String("pcap-dir", "", "write the mirrored packets' pcaps to `DIR` (overrides outputs.pcap.dir)")
 	flowLog := fs.String("flowlog", "", "write flow-log records to `FILE` (overrides outputs.flowlog.path)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *evePath == "" || fs.NArg() == 0 {

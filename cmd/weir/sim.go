@@ -19,12 +19,25 @@ import (
 	mirrorsim "weir/sim/mirror"
 )
 
+const simUsage = `usage: weir sim gwlb|mirror [FLAGS]
+
+  sim gwlb -target ADDR:PORT[,HEALTH_URL] [FLAGS]
+      simulate a Gateway Load Balancer: GENEVE to the targets, replies checked
+  sim mirror -target ADDR:PORT -eni IP,MAC,VNI [FLAGS]
+      send AWS-style Traffic Mirroring traffic (VXLAN)
+
+weir sim gwlb -h and weir sim mirror -h list their flags.
+`
+
 func cmdSim(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) > 0 && args[0] == "gwlb":
 		return cmdSimGWLB(args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "mirror":
 		return cmdSimMirror(args[1:], stdout, stderr)
+	case len(args) == 1 && isHelp(args[0]):
+		fmt.Fprint(stdout, simUsage)
+		return flag.ErrHelp
 	}
 	return usageError{errors.New("usage: weir sim gwlb|mirror [FLAGS] (see weir sim gwlb -h, weir sim mirror -h)")}
 }
@@ -59,7 +72,7 @@ func cmdSimMirror(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim mirror", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: weir sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-eni ...] [FLAGS]
+		fmt.Fprintln(fs.Output(), `usage: weir sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-eni ...] [FLAGS]
 
 Sends AWS-style VPC Traffic Mirroring traffic to the target: VXLAN to port 4789 from
 the mirrored ENI's IP (which must be a local address), the outer source port a hash
@@ -83,7 +96,7 @@ flags:`)
 	pcap := fs.String("pcap", "", "send the Ethernet frames of this capture instead of synthetic flows")
 	seed := fs.Int64("seed", 1, "random seed")
 	perFlow := fs.Bool("per-flow", false, "include every flow in the report")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	ap, err := netip.ParseAddrPort(*target)
@@ -143,7 +156,7 @@ func cmdSimGWLB(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim gwlb", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: weir sim gwlb -target ADDR:PORT[,HEALTH_URL] [-target ...] [FLAGS]
+		fmt.Fprintln(fs.Output(), `usage: weir sim gwlb -target ADDR:PORT[,HEALTH_URL] [-target ...] [FLAGS]
 
 Sends AWS-format GENEVE (GWLB endpoint id, attachment id, flow cookie options) carrying
 synthetic TCP, UDP and ICMP flows to the targets, spreads flows over healthy targets by
@@ -171,7 +184,7 @@ flags:`)
 	timeout := fs.Duration("reply-timeout", time.Second, "wait this long for replies")
 	perFlow := fs.Bool("per-flow", false, "include every flow in the report")
 	progress := fs.Bool("progress", false, "print a progress line a second on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if len(targets) == 0 {

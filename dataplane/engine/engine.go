@@ -7,7 +7,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -72,22 +71,32 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	}
 	e.Sessions = dataplane.NewSessions(list)
 
+	// The folders of the EVE and flow logs are created as the pcap writer creates
+	// its own; errors are check-config's, naming the key.
+	if err := cfg.MakeOutputDirs(); err != nil {
+		return nil, err
+	}
 	if cfg.Outputs.EVE != "" {
 		if e.EVE, err = eve.Open(cfg.Outputs.EVE, cfg.Outputs.EVEQueue, log); err != nil {
-			return nil, err
+			return nil, cfg.KeyError("outputs.eve", err)
 		}
 		names := make([]string, len(list)+1)
 		for _, s := range list {
 			names[s.Index] = s.Name
 		}
 		e.EVE.SetSessionNames(names)
+		rules := make([]string, len(cfg.Policy.Rules))
+		for i := range cfg.Policy.Rules {
+			rules[i] = cfg.Policy.Rules[i].Label(i)
+		}
+		e.EVE.SetRuleNames(rules)
 	}
 	if cfg.Outputs.PCAP.Dir != "" {
 		pc := cfg.Outputs.PCAP
 		e.PCAP, err = pcapout.New(pcapout.Config{Dir: pc.Dir, MaxFileBytes: pc.MaxFileSize,
 			MaxFileAge: pc.MaxFileAge, MaxTotalBytes: pc.MaxTotalSize, Queue: pc.Queue, ReorderWindow: pc.ReorderWindow, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("outputs.pcap: %w", err)
+			return nil, cfg.KeyError("outputs.pcap.dir", err)
 		}
 	}
 	var onInterval func(*flow.Record, *flow.Delta)
@@ -97,7 +106,7 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 			InterfaceID: e.interfaceID, Logger: log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("outputs.flowlog: %w", err)
+			return nil, cfg.KeyError("outputs.flowlog.path", err)
 		}
 		onInterval = func(r *flow.Record, d *flow.Delta) {
 			r.Background = r.Background || e.offline

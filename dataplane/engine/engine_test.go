@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"weir/config"
@@ -152,4 +154,56 @@ func TestEngineMidstream(t *testing.T) {
 			t.Errorf("a SYN to :443 under midstream drop: %v", b.Slots[0].Action())
 		}
 	})
+}
+
+// TestEngineCreatesOutputFolders: weir run creates the EVE and flow-log folders as
+// it does the pcap folder, and names the key when it cannot.
+func TestEngineCreatesOutputFolders(t *testing.T) {
+	dir := t.TempDir()
+	cfg := parse(t, "outputs:\n  eve: "+dir+"/logs/eve/eve.json\n  flowlog: {path: "+dir+"/fl/flows.log}\n")
+	e, err := engine.New(cfg, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CloseOutputs(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"logs/eve/eve.json", "fl/flows.log"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	file := filepath.Join(dir, "fl", "flows.log") // a file where a folder should be
+	cfg = parse(t, "outputs:\n  eve: "+file+"/eve.json\n")
+	_, err = engine.New(cfg, nil, false)
+	if want := "test.yaml:2: outputs.eve: " + file + "/eve.json: " + file + " is not a directory"; err == nil || err.Error() != want {
+		t.Errorf("New = %v, want %s", err, want)
+	}
+}
+
+// TestEngineRuleNamesInEVE: a flow's EVE record names the rule that decided it.
+func TestEngineRuleNamesInEVE(t *testing.T) {
+	for _, tc := range []struct{ rules, want string }{
+		{"    - {name: web, action: allow, proto: tcp, dst_port: [80, 443]}\n", `"rule":"web"`},
+		{"    - {action: drop, proto: udp}\n    - {action: allow, proto: tcp, dst_port: [80, 443]}\n", `"rule":"rules[1]"`},
+	} {
+		path := filepath.Join(t.TempDir(), "eve.json")
+		e, err := engine.New(parse(t, "outputs: {eve: "+path+"}\npolicy:\n  default: drop\n  rules:\n"+tc.rules), nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Pipeline.NewWorker().Process(gwlbBatch())
+		e.Flush(2e18)
+		if err := e.CloseOutputs(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("EVE %s, want %s", b, tc.want)
+		}
+	}
 }

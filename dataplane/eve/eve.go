@@ -131,6 +131,7 @@ func (e *event) alert() Alert {
 type Writer struct {
 	lw    *lines.Writer[event]
 	names atomic.Pointer[[]string]
+	rules atomic.Pointer[[]string]
 }
 
 // Open opens (appending, creating) the EVE log at path; "-" writes to stdout.
@@ -164,7 +165,7 @@ func newWriter(out io.Writer, closer io.Closer, queue int, log *slog.Logger) *Wr
 func (w *Writer) format(b []byte, e *event) ([]byte, int) {
 	switch e.typ {
 	case EventFlow:
-		b = AppendFlowNamed(b, &e.rec, w.sessionNames())
+		b = AppendFlowRules(b, &e.rec, w.sessionNames(), w.ruleNames())
 	case EventAlert:
 		a := e.alert()
 		b = AppendAlertNamed(b, &a, w.sessionNames())
@@ -210,6 +211,18 @@ func (w *Writer) Close() error { return w.lw.Close() }
 // SetSessionNames names mirror sessions by index (Record.Session) for weir.session.
 func (w *Writer) SetSessionNames(names []string) { w.names.Store(&names) }
 
+// SetRuleNames names the policy's rules by index (Record.Rule) for weir.rule:
+// policy.Rule.Label, the rule's name or "rules[N]". It may be called again when the
+// policy changes; records written after it use the new names.
+func (w *Writer) SetRuleNames(names []string) { w.rules.Store(&names) }
+
+func (w *Writer) ruleNames() []string {
+	if p := w.rules.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 func (w *Writer) sessionNames() []string {
 	if p := w.names.Load(); p != nil {
 		return *p
@@ -246,6 +259,14 @@ func AppendFlow(b []byte, r *flow.Record) []byte { return AppendFlowNamed(b, r, 
 // AppendFlowNamed is AppendFlow with the names of mirror sessions, indexed by
 // Record.Session, for weir.session.
 func AppendFlowNamed(b []byte, r *flow.Record, sessions []string) []byte {
+	return AppendFlowRules(b, r, sessions, nil)
+}
+
+// AppendFlowRules is AppendFlowNamed with the names of the policy's rules, indexed
+// by Record.Rule, for weir.rule: the rule that decided the flow, written only when
+// one did (not the default action, not a mirrored flow). A rule without a name in
+// rules is written "rules[N]", N its index in policy.rules.
+func AppendFlowRules(b []byte, r *flow.Record, sessions, rules []string) []byte {
 	b = appendHead(b, r.End, r.ID, EventFlow, r.Proto, r.Src, r.Dst, r.SrcPort, r.DstPort)
 	b = append(b, `,"flow":{"pkts_toserver":`...)
 	b = strconv.AppendUint(b, r.PktsToServer, 10)
@@ -286,6 +307,17 @@ func AppendFlowNamed(b []byte, r *flow.Record, sessions []string) []byte {
 	b = appendTunnel(b, &r.Tunnel)
 	b = append(b, `,"weir":{`...)
 	b = appendContext(b, &r.Tunnel, &r.AWS, r.Direction, r.Session, sessions)
+	if r.Rule >= 0 {
+		b = append(b, `"rule":`...)
+		if r.Rule < len(rules) && rules[r.Rule] != "" {
+			b = appendString(b, rules[r.Rule])
+		} else {
+			b = append(b, `"rules[`...)
+			b = strconv.AppendInt(b, int64(r.Rule), 10)
+			b = append(b, `]"`...)
+		}
+		b = append(b, ',')
+	}
 	b = append(b, `"action":"`...)
 	b = append(b, r.Action.String()...)
 	b = append(b, `"}}`...)

@@ -42,7 +42,7 @@ var (
 
 func tcpRecord() flow.Record {
 	return flow.Record{
-		ID: 1<<53 + 12345, Proto: packet.ProtoTCP,
+		ID: 1<<53 + 12345, Proto: packet.ProtoTCP, Rule: policy.NoRule,
 		Src: netip.MustParseAddr("10.0.1.5"), Dst: netip.MustParseAddr("10.0.2.9"),
 		SrcPort: 40000, DstPort: 443,
 		Start: start, End: end,
@@ -57,7 +57,7 @@ func tcpRecord() flow.Record {
 
 func udpRecord() flow.Record {
 	return flow.Record{
-		ID: 7, Proto: packet.ProtoUDP,
+		ID: 7, Proto: packet.ProtoUDP, Rule: policy.NoRule,
 		Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("fd00::53"),
 		SrcPort: 5353, DstPort: 53,
 		Start: start, End: start,
@@ -547,5 +547,60 @@ func TestBackgroundRecordsWait(t *testing.T) {
 	w.Flow(&r) // after Close: counted, no panic
 	if w.Dropped() != 1 {
 		t.Errorf("a record after Close was not counted as dropped")
+	}
+}
+
+// TestAppendFlowRule: weir.rule names the rule that decided the flow, by its name
+// or its index, and is absent when the default action did.
+func TestAppendFlowRule(t *testing.T) {
+	names := []string{"block-telnet", "", "allow \"web\""}
+	for _, tc := range []struct {
+		rule  int
+		names []string
+		want  any
+	}{
+		{policy.NoRule, names, nil},
+		{0, names, "block-telnet"},
+		{1, names, "rules[1]"},
+		{2, names, `allow "web"`},
+		{3, names, "rules[3]"}, // past the names given
+		{0, nil, "rules[0]"},
+	} {
+		r := tcpRecord()
+		r.Rule = tc.rule
+		w := obj(t, decode(t, eve.AppendFlowRules(nil, &r, nil, tc.names)), "weir")
+		if got, ok := w["rule"]; got != tc.want || ok != (tc.want != nil) {
+			t.Errorf("rule %d: weir.rule = %v (present %v), want %v", tc.rule, got, ok, tc.want)
+		}
+	}
+	r := tcpRecord()
+	r.Rule = 1
+	buf := make([]byte, 0, 4096)
+	if a := testing.AllocsPerRun(100, func() { buf = eve.AppendFlowRules(buf[:0], &r, nil, names) }); a != 0 {
+		t.Errorf("AppendFlowRules: %v allocations, want 0", a)
+	}
+}
+
+// TestWriterRuleNames: the writer names rules as SetRuleNames says.
+func TestWriterRuleNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eve.json")
+	w, err := eve.Open(path, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetRuleNames([]string{"web"})
+	r := tcpRecord()
+	r.Rule = 0
+	r.Background = true
+	w.Flow(&r)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"rule":"web"`) {
+		t.Errorf("EVE = %s, want weir.rule \"web\"", b)
 	}
 }

@@ -5,6 +5,7 @@ package policy
 
 import (
 	"net/netip"
+	"strconv"
 
 	"weir/dataplane/packet"
 )
@@ -36,13 +37,53 @@ func (r PortRange) Any() bool { return r.Lo == 0 && r.Hi == 0 }
 // Contains reports whether p is in the range.
 func (r PortRange) Contains(p uint16) bool { return r.Any() || (p >= r.Lo && p <= r.Hi) }
 
+// Ports is a list of port ranges, set up when the policy is loaded; a port
+// matches when it is in any of them.
+type Ports []PortRange
+
+// Contains reports whether p is in one of the ranges.
+func (ps Ports) Contains(p uint16) bool {
+	for _, r := range ps {
+		if p >= r.Lo && p <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
 // Rule is one ACL entry. Zero-valued prefixes and ranges match everything.
+//
+// A port is matched by SrcPort (DstPort), a single range, unless SrcPorts
+// (DstPorts) lists ranges: then a port in any of them matches, and SrcPort
+// (DstPort) is not looked at. The configuration sets one or the other.
 type Rule struct {
-	Action           Action
-	Proto            int // IANA number, or AnyProto
-	Src, Dst         netip.Prefix
-	SrcPort, DstPort PortRange
-	Line             int // config line, for logs
+	Action             Action
+	Proto              int // IANA number, or AnyProto
+	Src, Dst           netip.Prefix
+	SrcPort, DstPort   PortRange
+	SrcPorts, DstPorts Ports
+	Name               string // optional: names the rule in logs and EVE (weir.rule)
+	Line               int    // config line, for logs
+}
+
+// HasPorts reports whether the rule looks at ports (so only matches TCP and UDP).
+func (r *Rule) HasPorts() bool {
+	return !r.SrcPort.Any() || !r.DstPort.Any() || len(r.SrcPorts) != 0 || len(r.DstPorts) != 0
+}
+
+// Label names the rule at index i: its name, or "rules[i]" when it has none.
+func (r *Rule) Label(i int) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return "rules[" + strconv.Itoa(i) + "]"
+}
+
+func portMatch(one PortRange, list Ports, p uint16) bool {
+	if len(list) != 0 {
+		return list.Contains(p)
+	}
+	return one.Contains(p)
 }
 
 // Policy is the ACL.
@@ -68,11 +109,11 @@ func (pol *Policy) Decide(p *packet.Packet) (Action, int) {
 		if r.Dst.IsValid() && !r.Dst.Contains(p.Dst) {
 			continue
 		}
-		if !r.SrcPort.Any() || !r.DstPort.Any() {
+		if r.HasPorts() {
 			if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
 				continue
 			}
-			if !r.SrcPort.Contains(p.SrcPort) || !r.DstPort.Contains(p.DstPort) {
+			if !portMatch(r.SrcPort, r.SrcPorts, p.SrcPort) || !portMatch(r.DstPort, r.DstPorts, p.DstPort) {
 				continue
 			}
 		}

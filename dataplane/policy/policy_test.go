@@ -162,3 +162,43 @@ func TestDecideAllocs(t *testing.T) {
 		t.Errorf("%v allocs", a)
 	}
 }
+
+func TestDecidePortLists(t *testing.T) {
+	pol := &Policy{Default: Drop, Rules: []Rule{
+		{Action: Allow, Proto: int(tcp), DstPorts: Ports{ports(80, 80), ports(443, 443), ports(8000, 8080)}},
+		{Action: Allow, Proto: int(udp), SrcPorts: Ports{ports(53, 53), ports(123, 123)}, DstPort: ports(1024, 65535)},
+	}}
+	for _, tc := range []struct {
+		p        *packet.Packet
+		want     Action
+		wantRule int
+	}{
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 80), Allow, 0},
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 443), Allow, 0},
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 8000), Allow, 0},
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 8080), Allow, 0},
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 8081), Drop, NoRule},
+		{pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 81), Drop, NoRule},
+		{pkt(udp, "10.0.0.1", 123, "192.0.2.10", 40000), Allow, 1},
+		{pkt(udp, "10.0.0.1", 53, "192.0.2.10", 1023), Drop, NoRule},
+		{pkt(udp, "10.0.0.1", 54, "192.0.2.10", 40000), Drop, NoRule},
+		{pkt(icmp, "10.0.0.1", 80, "192.0.2.10", 80), Drop, NoRule}, // ports: TCP and UDP only
+	} {
+		if got, rule := pol.Decide(tc.p); got != tc.want || rule != tc.wantRule {
+			t.Errorf("Decide(%v %d->%d) = %v, %d; want %v, %d", tc.p.Proto, tc.p.SrcPort, tc.p.DstPort, got, rule, tc.want, tc.wantRule)
+		}
+	}
+	p := pkt(tcp, "10.0.0.1", 40000, "192.0.2.10", 8081)
+	if a := testing.AllocsPerRun(100, func() { pol.Decide(p) }); a != 0 {
+		t.Errorf("Decide with port lists: %v allocs", a)
+	}
+}
+
+func TestRuleLabel(t *testing.T) {
+	if l := (&Rule{Name: "web"}).Label(3); l != "web" {
+		t.Errorf("named: %q", l)
+	}
+	if l := (&Rule{}).Label(3); l != "rules[3]" {
+		t.Errorf("unnamed: %q", l)
+	}
+}

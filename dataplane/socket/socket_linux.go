@@ -109,6 +109,11 @@ func New(cfg Config) (*Backend, error) {
 		if fd, err := openRaw(); err == nil {
 			unix.Close(fd)
 			b.reply = ReplyRaw
+		} else if errors.Is(err, ErrNoRawSocket) {
+			b.log.Warn("raw sockets not permitted: replies go through per-port UDP sockets, slower; " +
+				"grant CAP_NET_RAW (AmbientCapabilities=CAP_NET_RAW in the unit)")
+		} else {
+			b.log.Warn("no raw socket: replies go through per-port UDP sockets, slower", "err", err)
 		}
 	default:
 		return nil, fmt.Errorf("socket backend: unknown reply mode %q", cfg.Reply)

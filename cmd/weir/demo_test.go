@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDemoLastStatusAgreesWithSummary runs a short demo: its last status line
+// counts every mirrored frame the summary counts, its folder is removed, and the
+// summary ends with the next step.
+func TestDemoLastStatusAgreesWithSummary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for a second")
+	}
+	code, out, errs := runWeir(t, "demo", "-duration", "1s")
+	if code != 0 {
+		t.Fatalf("demo = %d; stderr %q\n%s", code, errs, out)
+	}
+	var last string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "[") {
+			last = l
+		}
+	}
+	status := regexp.MustCompile(`mirror: sent +(\d+) `).FindStringSubmatch(last)
+	summary := regexp.MustCompile(`frames sent by AWS \(sim\) +(\d+) `).FindStringSubmatch(out)
+	if status == nil || summary == nil || status[1] != summary[1] {
+		t.Errorf("last status line %q and summary disagree on mirrored frames sent:\n%s", last, out)
+	}
+	dir := regexp.MustCompile(`outputs in (\S+)`).FindStringSubmatch(out)
+	if dir == nil {
+		t.Fatalf("no output folder in:\n%s", out)
+	}
+	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
+		t.Errorf("demo left %s behind (%v)", dir[1], err)
+		os.RemoveAll(dir[1])
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.Contains(strings.Join(lines[len(lines)-2:], "\n"), "next: weir check-config examples/both.yaml") {
+		t.Errorf("the summary does not end with the next step:\n%s", out)
+	}
+}
+
+func TestDemoKeep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for a second")
+	}
+	code, out, errs := runWeir(t, "demo", "-duration", "500ms", "-keep")
+	if code != 0 {
+		t.Fatalf("demo -keep = %d; stderr %q", code, errs)
+	}
+	dir := regexp.MustCompile(`outputs in (\S+)\n`).FindStringSubmatch(out)
+	if dir == nil {
+		t.Fatalf("no output folder in:\n%s", out)
+	}
+	defer os.RemoveAll(dir[1])
+	if _, err := os.Stat(dir[1] + "/eve.json"); err != nil {
+		t.Errorf("demo -keep: %v", err)
+	}
+}
