@@ -252,7 +252,7 @@ mirror:
   listen: 0.0.0.0:4789
   dedupe_window: 200ms
   sessions:
-    - {vni: 101, name: web, eni_ip: 192.0.2.11, interface_id: eni-0000000000000web}
+    - {vni: 101, name: web, eni_ip: 192.0.2.11, interface_id: eni-00000000000000eb}
     - {vni: 102, name: db, eni_ip: 192.0.2.12, interface_id: eni-00000000000000db}
 `, filepath.Join(dir, "pcap"))
 	sim := startIn(t, tp.gw, weirBinary(t), "sim", "mirror", "-target", nodeAddr+":4789",
