@@ -176,3 +176,29 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 		}
 	})
 }
+
+// reload is what SIGHUP does: the EVE log and the flow log are reopened at their
+// paths (logrotate renamed them), then the configuration file is read again and
+// what can change while packets flow is put in force. A file that fails to load
+// leaves the running configuration as it is; weir keeps running either way.
+func (n *node) reload(path string, level *slog.LevelVar) {
+	files, err := n.ReopenOutputs()
+	if err != nil {
+		n.Log.Error("reopening logs; writing on to the old files", "err", err)
+	}
+	if path == "" {
+		n.Log.Info("SIGHUP: logs reopened; no configuration file to reload", "files_reopened", files)
+		return
+	}
+	r, err := n.Reload(path)
+	if err != nil {
+		n.Log.Error("reload failed; keeping the running configuration", "err", err, "files_reopened", files)
+		return
+	}
+	for _, k := range r.Restart {
+		n.Log.Warn(k+" needs a restart; keeping the running value", "key", k)
+	}
+	setLevel(level, n.Current().Log.Level)
+	n.Log.Info("reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
+		"files_reopened", files)
+}
