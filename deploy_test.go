@@ -33,14 +33,15 @@ func TestLogrotateSnippet(t *testing.T) {
 	// instead of signalling weir.service.
 	const postrotate = "systemctl kill -s HUP --kill-who=main weir.service 2>/dev/null || true"
 	conf := string(snippet)
-	if !strings.Contains(conf, "/var/log/weir/eve.json /var/log/weir/flows.log {") || !strings.Contains(conf, postrotate) {
+	if !strings.Contains(conf, "/var/log/weir/eve.json /var/log/weir/flows.log /var/log/weir/weir.log {") || !strings.Contains(conf, postrotate) {
 		t.Fatalf("the snippet's paths or postrotate changed; update this test:\n%s", conf)
 	}
-	eve, flows, mark := filepath.Join(dir, "eve.json"), filepath.Join(dir, "flows.log"), filepath.Join(dir, "hups")
-	conf = strings.Replace(conf, "/var/log/weir/eve.json /var/log/weir/flows.log", eve+" "+flows, 1)
+	eve, flows, own := filepath.Join(dir, "eve.json"), filepath.Join(dir, "flows.log"), filepath.Join(dir, "weir.log")
+	mark := filepath.Join(dir, "hups")
+	conf = strings.Replace(conf, "/var/log/weir/eve.json /var/log/weir/flows.log /var/log/weir/weir.log", eve+" "+flows+" "+own, 1)
 	conf = strings.Replace(conf, postrotate, "echo hup >> "+mark, 1)
 	confPath := filepath.Join(dir, "weir.conf")
-	for p, data := range map[string]string{confPath: conf, eve: "{}\n", flows: "version\n"} {
+	for p, data := range map[string]string{confPath: conf, eve: "{}\n", flows: "version\n", own: "{}\n"} {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +50,7 @@ func TestLogrotateSnippet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("logrotate -f: %v\n%s", err, out)
 	}
-	for _, p := range []string{eve, flows} {
+	for _, p := range []string{eve, flows, own} {
 		if _, err := os.Stat(p + ".1"); err != nil {
 			t.Errorf("%s was not rotated to .1 (uncompressed: delaycompress): %v", p, err)
 		}

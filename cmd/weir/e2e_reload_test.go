@@ -26,6 +26,7 @@ func TestE2EReload(t *testing.T) {
 	dir := t.TempDir()
 	evePath := filepath.Join(dir, "eve.json")
 	flowLog := filepath.Join(dir, "flows.log")
+	logPath := filepath.Join(dir, "weir.log")
 	path := filepath.Join(dir, "weir.yaml")
 	base := fmt.Sprintf(`
 gwlb:
@@ -47,7 +48,9 @@ flows:
 outputs:
   eve: %s
   flowlog: {path: %s}
-`, gwlbAddr, nodeAddr, nodeAddr, evePath, flowLog)
+log:
+  file: %s
+`, gwlbAddr, nodeAddr, nodeAddr, evePath, flowLog, logPath)
 	write := func(yaml string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
@@ -83,6 +86,12 @@ outputs:
 		}
 		return n
 	}
+	// weir's own log, across its rotation.
+	logs := func() string {
+		old, _ := os.ReadFile(logPath + ".1")
+		cur, _ := os.ReadFile(logPath)
+		return string(old) + string(cur)
+	}
 	eveFlows := func() float64 { return scrape(t, tp.gw)[`weir_eve_records_total{event_type="flow"}`] }
 
 	// Before: TCP flows (which stay in the table: 600 s) and UDP flows (which end
@@ -99,7 +108,7 @@ outputs:
 	waitFor(t, 15*time.Second, func() bool { return eveFlows() == float64(udpBefore) })
 
 	// logrotate: rename the logs; the operator adds a drop rule and raises flows.max.
-	for _, p := range []string{evePath, flowLog} {
+	for _, p := range []string{evePath, flowLog, logPath} {
 		if err := os.Rename(p, p+".1"); err != nil {
 			t.Fatal(err)
 		}
@@ -107,16 +116,19 @@ outputs:
 	write(fmt.Sprintf(base, 2048) + "policy:\n  default: allow\n  rules:\n    - {action: drop, proto: tcp, dst_port: 443}\n")
 	sendSignal(t, node, syscall.SIGHUP)
 	waitFor(t, 10*time.Second, func() bool {
-		return strings.Contains(node.stderr.String(), `"msg":"reloaded"`) || node.exited()
+		return strings.Contains(logs(), `"msg":"reloaded"`) || node.exited()
 	})
 	if node.exited() {
-		t.Fatalf("weir exited on SIGHUP: %v\n%s", node.err, node.stderr.String())
+		t.Fatalf("weir exited on SIGHUP: %v\n%s%s", node.err, node.stderr.String(), logs())
 	}
-	logs := node.stderr.String()
-	for _, want := range []string{`"policy_rules":1`, `"files_reopened":2`, `flows.max needs a restart; keeping the running value`} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("the log lacks %s:\n%s", want, logs)
+	for _, want := range []string{`"policy_rules":1`, `"files_reopened":3`, `flows.max needs a restart; keeping the running value`} {
+		if !strings.Contains(logs(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs())
 		}
+	}
+	if old, _ := os.ReadFile(logPath + ".1"); !strings.Contains(string(old), `"msg":"weir running"`) ||
+		strings.Contains(string(old), `"msg":"reloaded"`) {
+		t.Errorf("the old log.file should end before the reload:\n%s", old)
 	}
 	if code, body, err := get(tp.gw, "http://"+nodeAddr+":8080/healthz"); err != nil || code != 200 {
 		t.Fatalf("health after SIGHUP: %d %q %v", code, body, err)
@@ -148,12 +160,12 @@ outputs:
 	write(fmt.Sprintf(base, 2048) + "policy:\n  default: maybe\n")
 	errLine := path + ":" + fmt.Sprint(strings.Count(fmt.Sprintf(base, 2048), "\n")+2) + ": "
 	sendSignal(t, node, syscall.SIGHUP)
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(node.stderr.String(), errLine) || node.exited() })
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs(), errLine) || node.exited() })
 	if node.exited() {
-		t.Fatalf("weir exited on SIGHUP with a broken file: %v\n%s", node.err, node.stderr.String())
+		t.Fatalf("weir exited on SIGHUP with a broken file: %v\n%s%s", node.err, node.stderr.String(), logs())
 	}
-	if !strings.Contains(node.stderr.String(), `"level":"ERROR","msg":"reload failed; keeping the running configuration"`) {
-		t.Errorf("the failed reload is not logged as an error:\n%s", node.stderr.String())
+	if !strings.Contains(logs(), `"level":"ERROR","msg":"reload failed; keeping the running configuration"`) {
+		t.Errorf("the failed reload is not logged as an error:\n%s", logs())
 	}
 	if code, _, err := get(tp.gw, "http://"+nodeAddr+":8080/healthz"); err != nil || code != 200 {
 		t.Fatalf("health after a failed reload: %d %v", code, err)
@@ -165,7 +177,10 @@ outputs:
 
 	sendSignal(t, node, syscall.SIGTERM)
 	if err := node.wait(t, 20*time.Second); err != nil {
-		t.Fatalf("weir did not exit 0 on SIGTERM: %v\n%s", err, node.stderr.String())
+		t.Fatalf("weir did not exit 0 on SIGTERM: %v\n%s%s", err, node.stderr.String(), logs())
+	}
+	if cur, _ := os.ReadFile(logPath); !strings.Contains(string(cur), `"msg":"stopped"`) {
+		t.Errorf("the new log.file lacks the last line:\n%s", cur)
 	}
 
 	// Every flow record is in exactly one file: the UDP flows that ended before the

@@ -134,6 +134,15 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 	}
 	level := new(slog.LevelVar)
+	var logf *logFile
+	if cfg.Log.File != "" {
+		var err error
+		if logf, err = openLogFile(cfg.Log.File); err != nil {
+			return fmt.Errorf("log.file: %w", err)
+		}
+		defer logf.Close()
+		stderr = logf
+	}
 	log := newLogger(cfg, stderr, level)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -154,7 +163,7 @@ wait:
 	for {
 		select {
 		case <-hups:
-			n.reload(*path, level)
+			n.reload(*path, level, logf)
 		case sig := <-sigs:
 			log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
 				"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())

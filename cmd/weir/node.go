@@ -177,14 +177,21 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 	})
 }
 
-// reload is what SIGHUP does: the EVE log and the flow log are reopened at their
-// paths (logrotate renamed them), then the configuration file is read again and
+// reload is what SIGHUP does: the EVE log, the flow log and log.file are reopened
+// at their paths (logrotate renamed them), then the configuration file is read again and
 // what can change while packets flow is put in force. A file that fails to load
 // leaves the running configuration as it is; weir keeps running either way.
-func (n *node) reload(path string, level *slog.LevelVar) {
+func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 	files, err := n.ReopenOutputs()
 	if err != nil {
 		n.Log.Error("reopening logs; writing on to the old files", "err", err)
+	}
+	if logf != nil {
+		if err := logf.Reopen(); err != nil {
+			n.Log.Error("reopening log.file; writing on to the old file", "err", err)
+		} else {
+			files++
+		}
 	}
 	if path == "" {
 		n.Log.Info("SIGHUP: logs reopened; no configuration file to reload", "files_reopened", files)

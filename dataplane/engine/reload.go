@@ -63,6 +63,7 @@ var restartKeys = []configKey{
 	{"outputs.flowlog.interval", "Outputs.FlowLog.Interval"},
 	{"outputs.flowlog.account_id", "Outputs.FlowLog.AccountID"},
 	{"log.format", "Log.Format"},
+	{"log.file", "Log.File"}, // reopened at its path on SIGHUP, but not moved
 }
 
 // configKey is a configuration key and the config.Config field that holds it.
