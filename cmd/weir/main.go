@@ -159,11 +159,20 @@ func cmdRun(args []string, stderr io.Writer) error {
 	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
 		"gwlb", cfg.GWLB.Listen.String(), "mirror", cfg.Mirror.Listen.String(),
 		"health", n.healthAddr(), "metrics", n.metricsAddr())
+	// A reload runs beside this loop, so that SIGTERM is served even while a log
+	// reopen waits for a stuck reader; HUPs meanwhile wait for it in the channel.
+	hupc, reloaded := hups, make(chan struct{}, 1)
 wait:
 	for {
 		select {
-		case <-hups:
-			n.reload(*path, level, logf)
+		case <-hupc:
+			hupc = nil
+			go func() {
+				n.reload(*path, level, logf)
+				reloaded <- struct{}{}
+			}()
+		case <-reloaded:
+			hupc = hups
 		case sig := <-sigs:
 			log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
 				"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())

@@ -149,7 +149,15 @@ func Open(path string, queue int, log *slog.Logger) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !regular(f.(*os.File)) {
+		open = nil // a FIFO or a device: nothing renames it, nothing to reopen
+	}
 	return newWriter(f, c, queue, log, open), nil
+}
+
+func regular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // New writes EVE records to out; Close closes out.

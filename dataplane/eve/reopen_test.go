@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"weir/dataplane/eve"
 )
 
@@ -61,4 +63,24 @@ func TestWriterReopen(t *testing.T) {
 		t.Error("stdout: CanReopen true or Reopen failed; want nothing to reopen")
 	}
 	stdout.Close()
+
+	// A FIFO (a log shipper reading it) is not renamed by logrotate: nothing to
+	// reopen, and opening it again could wait for a reader.
+	fifo := filepath.Join(t.TempDir(), "eve.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	pipe, err := eve.Open(fifo, 0, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pipe.CanReopen() {
+		t.Error("CanReopen = true for a FIFO")
+	}
+	pipe.Close()
 }

@@ -90,7 +90,9 @@ func Open(cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.reopen = open
+	if fi, err := out.(*os.File).Stat(); err == nil && fi.Mode().IsRegular() {
+		cfg.reopen = open // a FIFO or a device: nothing renames it, nothing to reopen
+	}
 	return newWriter(out, closer, prefix != "", cfg), nil
 }
 

@@ -191,9 +191,9 @@ var ErrClosed = errors.New("writer closed")
 func (w *Writer[T]) CanReopen() bool { return w.reopen != nil }
 
 // Reopen makes the writer continue in a new file at the same path, the way
-// logrotate expects after renaming the old one: what was taken from the queue
-// before goes to the old file, which is flushed and closed, and everything after to
-// the new one, so nothing is lost or written twice. The writer goroutine swaps the
+// logrotate expects after renaming the old one: what was queued before the call
+// goes to the old file, which is flushed and closed, and everything after to the
+// new one, so nothing is lost or written twice. The writer goroutine swaps the
 // files between two values; Put never waits for it, and values queued meanwhile
 // simply wait in the queue. When the new file cannot be opened the writer keeps
 // writing to the old one and Reopen returns the error. Without Config.Reopen it
@@ -246,19 +246,29 @@ func (w *Writer[T]) loop() {
 				w.flush()
 				return
 			}
-			var n int
-			line, n = w.format(line[:0], v)
-			if _, err := w.bw.Write(line); err != nil {
-				w.fail(err)
-			} else {
-				w.classOf(v).written.Add(uint64(n))
-			}
+			line = w.write(line, v)
 		case <-tick.C:
 			w.flush()
 		case reply := <-w.reopenReq:
+			// What was queued before the request goes to the old file.
+			for n := len(w.q); n > 0; n-- {
+				*v = <-w.q
+				line = w.write(line, v)
+			}
 			reply <- w.swap()
 		}
 	}
+}
+
+// write formats v into line (scratch space, returned for reuse) and buffers it.
+func (w *Writer[T]) write(line []byte, v *T) []byte {
+	line, n := w.format(line[:0], v)
+	if _, err := w.bw.Write(line); err != nil {
+		w.fail(err)
+	} else {
+		w.classOf(v).written.Add(uint64(n))
+	}
+	return line
 }
 
 func (w *Writer[T]) flush() {

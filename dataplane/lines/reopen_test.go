@@ -163,3 +163,42 @@ func TestReopenNeverBlocksPut(t *testing.T) {
 		t.Errorf("old file %q, new file %q; want nothing and the four queued values", old, cur)
 	}
 }
+
+// TestReopenQueuedBefore: values queued before Reopen is called go to the old
+// file, even those the writer had not taken from the queue yet.
+func TestReopenQueuedBefore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.log")
+	open := openAt(path)
+	out, closer, _, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		w := New(Config[int]{Out: out, Closer: closer, Queue: 64, Format: oneLine, What: "test", Reopen: open})
+		for i := 1; i <= 50; i++ {
+			w.Put(&i, 1, true)
+		}
+		if err := os.Rename(path, path+".1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Reopen(); err != nil {
+			t.Fatal(err)
+		}
+		v := 51
+		w.Put(&v, 1, true)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		old, _ := os.ReadFile(path + ".1")
+		cur, _ := os.ReadFile(path)
+		if lines := strings.Count(string(old), "\n"); lines != 50 || string(cur) != "# header\n51\n" {
+			t.Fatalf("old file has %d lines, new file %q; want 50 and the header with 51", lines, cur)
+		}
+		os.Remove(path + ".1")
+		os.Remove(path)
+		if out, closer, _, err = open(); err != nil { // the next round starts afresh
+			t.Fatal(err)
+		}
+	}
+	closer.Close()
+}
