@@ -73,6 +73,7 @@ type Config struct {
 	Log struct {
 		Level  string
 		Format string
+		File   string // weir's own log; "" = stderr
 	}
 
 	file    string            // the file it was read from, for KeyError
@@ -272,6 +273,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			p.mapping(n, "log", map[string]func(*yaml.Node){
 				"level":  func(n *yaml.Node) { c.Log.Level = p.oneOf(n, "log.level", "debug", "info", "warn", "error") },
 				"format": func(n *yaml.Node) { c.Log.Format = p.oneOf(n, "log.format", "auto", "json", "text") },
+				"file":   func(n *yaml.Node) { c.Log.File = p.str(n, "log.file") },
 			})
 		},
 	})

@@ -99,6 +99,7 @@ func TestParseConfigFull(t *testing.T) {
 	check("flows.midstream", c.Flows.Midstream, "drop")
 	check("log.level", c.Log.Level, "debug")
 	check("log.format", c.Log.Format, "json")
+	check("log.file", c.Log.File, "/var/log/weir/weir.log")
 	check("policy.default", c.Policy.Default, policy.Drop)
 
 	want := []policy.Rule{

@@ -22,8 +22,9 @@ type Gauges struct {
 	EVEWritten, EVEDropped func(i int) uint64
 	// FlowsEnded returns how many flows have ended, by their ACL verdict.
 	FlowsEnded func() (allowed, dropped uint64)
-	// Sessions are the mirror sessions, for per-session metrics.
-	Sessions []*Session
+	// Sessions returns the mirror sessions (they change on reload), for per-session
+	// metrics.
+	Sessions func() []*Session
 	// FlowLogWritten and FlowLogDropped return the flow-log lines written, and
 	// lost to a full queue; nil without a flow log.
 	FlowLogWritten, FlowLogDropped func() uint64
@@ -150,7 +151,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter(c.vxlanReserved, t.VXLANReserved)
-	for _, x := range c.g.Sessions {
+	var sessions []*Session
+	if c.g.Sessions != nil {
+		sessions = c.g.Sessions()
+	}
+	for _, x := range sessions {
 		if int(x.Index) >= len(t.Sessions) {
 			continue
 		}

@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"weir/dataplane/flow"
 	"weir/dataplane/mirror"
@@ -24,36 +26,64 @@ type Session struct {
 	InterfaceID  string // the mirrored ENI (eni-...), for flow logs; "" if unknown
 }
 
-// Sessions finds a mirror session by VNI.
+// MaxSessions is the highest Session.Index: the per-worker session counters have
+// room for this many, so that a reload can add sessions without the packet workers
+// resizing anything.
+const MaxSessions = 1024
+
+// Sessions finds a mirror session by VNI. The set can be replaced while packets
+// flow (a configuration reload): each Lookup sees either the old set or the new
+// one, never a mix, and takes no lock.
 type Sessions struct {
+	set atomic.Pointer[sessionSet]
+}
+
+// sessionSet is one immutable generation of the sessions.
+type sessionSet struct {
 	byVNI    map[uint32]*Session
 	catchAll *Session
 	list     []*Session
 }
 
-// NewSessions indexes sessions; their Index must be 1..len(list), in order.
+// NewSessions indexes sessions; see Replace.
 func NewSessions(list []*Session) *Sessions {
-	s := &Sessions{byVNI: make(map[uint32]*Session, len(list)), list: list}
+	s := &Sessions{}
+	s.Replace(list)
+	return s
+}
+
+// Replace makes list the sessions from the next Lookup on. Their Index must be
+// unique and in 1..MaxSessions (it panics otherwise); a session that carries on
+// from the old set should keep its Index, which keys its flows and counters. A
+// packet that already has its session keeps it.
+func (s *Sessions) Replace(list []*Session) {
+	set := &sessionSet{byVNI: make(map[uint32]*Session, len(list)), list: list}
+	seen := make(map[uint16]bool, len(list))
 	for _, x := range list {
+		if x.Index < 1 || x.Index > MaxSessions || seen[x.Index] {
+			panic(fmt.Sprintf("dataplane: session %q: index %d repeated or outside 1..%d", x.Name, x.Index, MaxSessions))
+		}
+		seen[x.Index] = true
 		if x.CatchAll {
-			s.catchAll = x
+			set.catchAll = x
 		} else {
-			s.byVNI[x.VNI] = x
+			set.byVNI[x.VNI] = x
 		}
 	}
-	return s
+	s.set.Store(set)
 }
 
 // Lookup returns the session for vni, or nil when none takes it.
 func (s *Sessions) Lookup(vni uint32) *Session {
-	if x, ok := s.byVNI[vni]; ok {
+	set := s.set.Load()
+	if x, ok := set.byVNI[vni]; ok {
 		return x
 	}
-	return s.catchAll
+	return set.catchAll
 }
 
-// List is the sessions in index order.
-func (s *Sessions) List() []*Session { return s.list }
+// List is the sessions, in the order given to Replace.
+func (s *Sessions) List() []*Session { return s.set.Load().list }
 
 // VXLANDecode decodes Traffic Mirroring datagrams — VXLAN on the mirror listener, or
 // VXLAN inside GENEVE when the mirror target is a GWLB endpoint — and finds each one's

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,7 @@ func (a Action) String() string {
 // Pipeline is the ordered list of stages every batch goes through.
 type Pipeline struct {
 	stages   []Stage
-	sessions int // mirror sessions, for per-session counters
+	sessions atomic.Int32 // the highest mirror session index in use, for per-session counters
 
 	mu      sync.Mutex
 	workers []*Worker
@@ -89,8 +90,16 @@ func NewPipeline(stages ...Stage) *Pipeline {
 	return &Pipeline{stages: stages}
 }
 
-// SetSessions sizes the per-session counters; call it before NewWorker.
-func (p *Pipeline) SetSessions(n int) { p.sessions = n }
+// SetSessions says that session indexes up to n (at most MaxSessions) are in use,
+// for the per-session counters. It may be called at any time, but before sessions
+// with such indexes are handed to the stages (Sessions.Replace); the counters have
+// room for MaxSessions from the start, so workers never resize them.
+func (p *Pipeline) SetSessions(n int) {
+	if n < 0 || n > MaxSessions {
+		panic(fmt.Sprintf("dataplane: %d mirror sessions, more than %d", n, MaxSessions))
+	}
+	p.sessions.Store(int32(n))
+}
 
 // NewWorker makes the per-goroutine state a backend worker needs to run the
 // pipeline. Its counters are summed into the pipeline's totals.
@@ -98,7 +107,7 @@ func (p *Pipeline) NewWorker() *Worker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w := &Worker{ID: len(p.workers), pipeline: p,
-		sess: make([]sessionTally, p.sessions+1), sessC: make([]sessionCounters, p.sessions+1),
+		sess: make([]sessionTally, MaxSessions+1), sessC: make([]sessionCounters, MaxSessions+1),
 		stageState: make([]any, len(p.stages))}
 	for i, s := range p.stages {
 		if ws, ok := s.(WorkerStage); ok {
@@ -258,7 +267,9 @@ func (w *Worker) publish() {
 			}
 		}
 	}
-	for i := range w.sess {
+	// Sessions past the highest index in use have counted nothing: an index is in
+	// use (SetSessions) before any packet can carry it.
+	for i := range w.sess[:w.pipeline.sessions.Load()+1] {
 		l := &w.sess[i]
 		if *l == (sessionTally{}) {
 			continue
@@ -303,6 +314,7 @@ func (p *Pipeline) Totals() Totals {
 	ws := p.workers
 	p.mu.Unlock()
 	var t Totals
+	t.Sessions = make([]SessionTotals, p.sessions.Load()+1)
 	for _, w := range ws {
 		c := &w.counters
 		for e := range c.packets {
@@ -323,10 +335,7 @@ func (p *Pipeline) Totals() Totals {
 				t.InnerErr[e][r] += c.innerErr[e][r].Load()
 			}
 		}
-		if t.Sessions == nil {
-			t.Sessions = make([]SessionTotals, len(w.sessC))
-		}
-		for i := range w.sessC {
+		for i := range t.Sessions {
 			sc, st := &w.sessC[i], &t.Sessions[i]
 			st.Received += sc.received.Load()
 			st.ReceivedBytes += sc.receivedBytes.Load()

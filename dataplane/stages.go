@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"sync/atomic"
 
 	"weir/dataplane/flow"
 	"weir/dataplane/packet"
@@ -12,17 +13,28 @@ import (
 // GeneveDecode checks a GWLB datagram's source and decodes its GENEVE header.
 type GeneveDecode struct {
 	// AllowedSources are the GWLB addresses (in AWS, the GWLB's subnets) that may
-	// send GENEVE; empty allows every source.
+	// send GENEVE; empty allows every source. SetAllowedSources replaces them while
+	// packets flow.
 	AllowedSources []netip.Prefix
+
+	reloaded atomic.Pointer[[]netip.Prefix] // set by SetAllowedSources; then it wins
 }
 
+// SetAllowedSources replaces AllowedSources while workers run: each batch reads the
+// list once, so it sees either the old list or the new one.
+func (g *GeneveDecode) SetAllowedSources(p []netip.Prefix) { g.reloaded.Store(&p) }
+
 func (g *GeneveDecode) Process(w *Worker, b *Batch) {
+	allowedSources := g.AllowedSources
+	if p := g.reloaded.Load(); p != nil {
+		allowedSources = *p
+	}
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		if s.done || s.Encap != EncapGeneve {
 			continue
 		}
-		if !g.allowed(s.Outer.Src) {
+		if !allowed(allowedSources, s.Outer.Src) {
 			s.Drop(ActionSourceDenied)
 			continue
 		}
@@ -41,11 +53,11 @@ func (g *GeneveDecode) Process(w *Worker, b *Batch) {
 	}
 }
 
-func (g *GeneveDecode) allowed(a netip.Addr) bool {
-	if len(g.AllowedSources) == 0 {
+func allowed(sources []netip.Prefix, a netip.Addr) bool {
+	if len(sources) == 0 {
 		return true
 	}
-	for _, p := range g.AllowedSources {
+	for _, p := range sources {
 		if p.Contains(a) {
 			return true
 		}

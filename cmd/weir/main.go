@@ -286,10 +286,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	log := newLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	var logf *logFile
+	if cfg.Log.File != "" {
+		var err error
+		if logf, err = openLogFile(cfg.Log.File); err != nil {
+			return fmt.Errorf("log.file: %w", err)
+		}
+		defer logf.Close()
+		stderr = logf
+	}
+	log := newLogger(cfg, stderr, level)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// SIGHUP reopens the logs and reloads the configuration; it never stops weir,
+	// also while it drains (a HUP then waits in the channel, unhandled).
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	n, err := startNode(context.Background(), cfg, log)
 	if err != nil {
 		return err
@@ -297,14 +312,29 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
 		"gwlb", cfg.GWLB.Listen.String(), "mirror", cfg.Mirror.Listen.String(),
 		"health", n.healthAddr(), "metrics", n.metricsAddr())
-	select {
-	case sig := <-sigs:
-		log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
-			"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())
-	case err := <-n.failed:
-		log.Error("dataplane failed", "err", err)
-		n.shutdown(0, nil)
-		return err
+	// A reload runs beside this loop, so that SIGTERM is served even while a log
+	// reopen waits for a stuck reader; HUPs meanwhile wait for it in the channel.
+	hupc, reloaded := hups, make(chan struct{}, 1)
+wait:
+	for {
+		select {
+		case <-hupc:
+			hupc = nil
+			go func() {
+				n.reload(*path, level, logf)
+				reloaded <- struct{}{}
+			}()
+		case <-reloaded:
+			hupc = hups
+		case sig := <-sigs:
+			log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
+				"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())
+			break wait
+		case err := <-n.failed:
+			log.Error("dataplane failed", "err", err)
+			n.shutdown(0, nil)
+			return err
+		}
 	}
 	// A second signal ends the drain early; the flows are still written out.
 	n.shutdown(cfg.Health.DrainDelay, sigs)
@@ -312,10 +342,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// newLogger logs JSON unless stderr is a terminal (or log.format says otherwise).
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+// newLogger logs JSON unless stderr is a terminal (or log.format says otherwise),
+// at log.level, which it sets in level (a reload can change it there).
+func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	setLevel(level, cfg.Log.Level)
 	opts := &slog.HandlerOptions{Level: level}
 	format := cfg.Log.Format
 	if format == "auto" {
@@ -333,4 +363,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// setLevel sets v to the log.level name, which the config loader has checked.
+func setLevel(v *slog.LevelVar, name string) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(name))
+	v.Set(l)
 }

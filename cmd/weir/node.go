@@ -177,3 +177,44 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 		}
 	})
 }
+
+// reload is what SIGHUP does: the configuration file is read again and what can
+// change while packets flow is put in force, then the EVE log, the flow log and
+// log.file are reopened at their paths (logrotate renamed them). A file that fails
+// to load leaves the running configuration as it is; weir keeps running either
+// way. The configuration comes first because reopening waits for each log's
+// writer to finish its current write, which a stuck reader can hold up.
+func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
+	var r engine.Reloaded
+	var reloadErr error
+	if path != "" {
+		if r, reloadErr = n.Reload(path); reloadErr != nil {
+			n.Log.Error("reload failed; keeping the running configuration", "err", reloadErr)
+		} else {
+			for _, k := range r.Restart {
+				n.Log.Warn(k+" needs a restart; keeping the running value", "key", k)
+			}
+			setLevel(level, n.Current().Log.Level)
+		}
+	}
+	files, err := n.ReopenOutputs()
+	if err != nil {
+		n.Log.Error("reopening logs; writing on to the old files", "err", err)
+	}
+	if logf != nil {
+		if err := logf.Reopen(); err != nil {
+			n.Log.Error("reopening log.file; writing on to the old file", "err", err)
+		} else {
+			files++
+		}
+	}
+	switch {
+	case path == "":
+		n.Log.Info("SIGHUP: logs reopened; no configuration file to reload", "files_reopened", files)
+	case reloadErr != nil:
+		n.Log.Info("SIGHUP: logs reopened; configuration unchanged", "files_reopened", files)
+	default:
+		n.Log.Info("reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
+			"files_reopened", files)
+	}
+}

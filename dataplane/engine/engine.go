@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 	"weir/config"
@@ -26,6 +26,8 @@ import (
 // pipeline, the flow tables and the outputs. `weir run` feeds it from sockets,
 // `weir replay` from capture files.
 type Engine struct {
+	// Config is the configuration the engine started with; Current is the one in
+	// force after reloads.
 	Config   *config.Config
 	Log      *slog.Logger
 	Pipeline *dataplane.Pipeline
@@ -44,6 +46,17 @@ type Engine struct {
 	// OnFlowEnded, when set before packets flow, sees every ended flow's record
 	// after the outputs (weir replay's summary). It may run on any goroutine.
 	OnFlowEnded func(*flow.Record)
+
+	// What a reload replaces (reload.go).
+	live     atomic.Pointer[config.Config] // the configuration in force
+	policy   *policy.Live
+	geneve   *dataplane.GeneveDecode
+	reloadMu sync.Mutex // one reload at a time; guards the session bookkeeping below
+	known    map[string]*knownSession
+	// lastIndex is the highest session index handed out; byIndex the latest session
+	// at each index (removed ones included: their flows may still be in the table).
+	lastIndex uint16
+	byIndex   atomic.Pointer[[]*dataplane.Session]
 }
 
 // New builds the engine. offline (weir replay) makes every output wait for
@@ -55,19 +68,10 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 			e.CloseOutputs()
 		}
 	}()
-	var list []*dataplane.Session
-	for i, sc := range cfg.Mirror.Sessions {
-		list = append(list, &dataplane.Session{
-			Index: uint16(i + 1), Name: sc.Name, VNI: sc.VNI, CatchAll: sc.CatchAll,
-			PacketLength: sc.PacketLength, Filter: sc.Filter, AmazonDNS: cfg.Mirror.AmazonDNS,
-			Directions:  mirror.NewDirections(sc.ENIMAC, sc.ENIIP, 1024),
-			InterfaceID: sc.InterfaceID,
-		})
-	}
-	if len(list) == 0 {
-		// No sessions configured: mirror every VNI, unfiltered.
-		list = append(list, &dataplane.Session{Index: 1, Name: "default", CatchAll: true,
-			AmazonDNS: cfg.Mirror.AmazonDNS, Directions: mirror.NewDirections(nil, netip.Addr{}, 1024)})
+	e.live.Store(cfg)
+	list, err := e.sessionsOf(cfg)
+	if err != nil {
+		return nil, err
 	}
 	e.Sessions = dataplane.NewSessions(list)
 
@@ -80,16 +84,8 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 		if e.EVE, err = eve.Open(cfg.Outputs.EVE, cfg.Outputs.EVEQueue, log); err != nil {
 			return nil, cfg.KeyError("outputs.eve", err)
 		}
-		names := make([]string, len(list)+1)
-		for _, s := range list {
-			names[s.Index] = s.Name
-		}
-		e.EVE.SetSessionNames(names)
-		rules := make([]string, len(cfg.Policy.Rules))
-		for i := range cfg.Policy.Rules {
-			rules[i] = cfg.Policy.Rules[i].Label(i)
-		}
-		e.EVE.SetRuleNames(rules)
+		e.EVE.SetSessionNames(e.sessionNames())
+		e.EVE.SetRuleNames(ruleNames(cfg.Policy.Rules))
 	}
 	if cfg.Outputs.PCAP.Dir != "" {
 		pc := cfg.Outputs.PCAP
@@ -123,11 +119,12 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 		OnInterval:    onInterval,
 	}
 	pol := cfg.Policy
+	e.policy = policy.NewLive(&pol)
 	inlineCfg := tableCfg
 	if cfg.Flows.Midstream == "drop" {
 		inlineCfg.Midstream = flow.MidstreamDrop
 	}
-	e.Table = flow.NewTable(inlineCfg, &pol, e.flowEnded)
+	e.Table = flow.NewTable(inlineCfg, e.policy, e.flowEnded)
 	e.tables = []*flow.Table{e.Table}
 	if offline || cfg.Mirror.Listen.IsValid() || len(cfg.Mirror.GWLBEndpoints) != 0 {
 		// Only when mirrored traffic can arrive: a path that is off costs no memory.
@@ -141,8 +138,9 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	if cfg.Mirror.DedupeWindow > 0 {
 		dedupe = mirror.NewDedupe(cfg.Mirror.DedupeWindow, 1<<16)
 	}
+	e.geneve = &dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources}
 	stages := []dataplane.Stage{
-		&dataplane.GeneveDecode{AllowedSources: cfg.GWLB.AllowedSources},
+		e.geneve,
 		&dataplane.VXLANDecode{Sessions: e.Sessions, MirrorEndpoints: cfg.Mirror.GWLBEndpoints,
 			AllowedSources: cfg.Mirror.AllowedSources},
 		dataplane.InnerDecode{},
@@ -154,7 +152,7 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 		stages = append(stages, &dataplane.Record{PCAP: e.PCAP, Wait: offline})
 	}
 	e.Pipeline = dataplane.NewPipeline(stages...)
-	e.Pipeline.SetSessions(len(list))
+	e.Pipeline.SetSessions(int(e.lastIndex))
 	return e, nil
 }
 
@@ -162,8 +160,8 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 // or the GWLB endpoint of an inline flow.
 func (e *Engine) interfaceID(r *flow.Record) string {
 	if r.Session != 0 {
-		if l := e.Sessions.List(); int(r.Session) <= len(l) {
-			return l[r.Session-1].InterfaceID
+		if x := e.sessionAt(r.Session); x != nil {
+			return x.InterfaceID
 		}
 		return ""
 	}
@@ -198,6 +196,16 @@ func (e *Engine) Alert(a *eve.Alert) {
 	e.EVE.Alert(a)
 }
 
+// ruleNames labels the policy's rules for EVE's weir.rule: a rule's name, or
+// rules[N].
+func ruleNames(rules []policy.Rule) []string {
+	names := make([]string, len(rules))
+	for i := range rules {
+		names[i] = rules[i].Label(i)
+	}
+	return names
+}
+
 // FlowsEnded is how many flows have ended, by verdict.
 func (e *Engine) FlowsEnded() (allowed, dropped uint64) {
 	return e.flowsAllowed.Load(), e.flowsDropped.Load()
@@ -210,7 +218,7 @@ func (e *Engine) Gauges() dataplane.Gauges {
 		FlowsEvicted: e.FlowsEvicted,
 		FlowsLost:    e.FlowsLost,
 		FlowsEnded:   e.FlowsEnded,
-		Sessions:     e.Sessions.List(),
+		Sessions:     e.Sessions.List,
 	}
 	if e.EVE != nil {
 		for t := eve.EventType(0); t < eve.NumEventTypes; t++ {

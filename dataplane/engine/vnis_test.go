@@ -16,7 +16,7 @@ import (
 )
 
 // mirrorBatch is one VXLAN datagram per VNI, from src.
-func mirrorBatch(src string, vnis ...uint32) *dataplane.Batch {
+func arpBatch(src string, vnis ...uint32) *dataplane.Batch {
 	b := dataplane.NewBatch(len(vnis))
 	frame := make([]byte, 60)
 	frame[12], frame[13] = 0x08, 0x06 // ARP
@@ -39,7 +39,7 @@ func TestUnknownVNIsLogged(t *testing.T) {
 	}
 	defer e.CloseOutputs()
 	w := e.Pipeline.NewWorker()
-	w.Process(mirrorBatch("10.0.1.25", 4242, 7331466, 7331466))
+	w.Process(arpBatch("10.0.1.25", 4242, 7331466, 7331466))
 
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	e.LogUnknownVNIs(now)
@@ -48,7 +48,7 @@ func TestUnknownVNIsLogged(t *testing.T) {
 		t.Fatalf("log:\n%s\nwant one line saying %q", got, want)
 	}
 	// More packets within the minute: no second line. After it: one more.
-	w.Process(mirrorBatch("10.0.1.25", 7331466))
+	w.Process(arpBatch("10.0.1.25", 7331466))
 	e.LogUnknownVNIs(now.Add(30 * time.Second))
 	if n := strings.Count(logs.String(), "VNI 7331466"); n != 1 {
 		t.Errorf("%d lines within a minute, want 1", n)
@@ -70,7 +70,7 @@ func TestUnknownVNIsLogged(t *testing.T) {
 	for i := range uint32(50) {
 		many = append(many, 100+i)
 	}
-	w.Process(mirrorBatch("10.0.1.26", many...))
+	w.Process(arpBatch("10.0.1.26", many...))
 	for i := range 30 {
 		e.LogUnknownVNIs(now.Add(300*time.Second + time.Duration(i)*time.Second))
 	}

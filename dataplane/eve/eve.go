@@ -137,28 +137,44 @@ type Writer struct {
 // Open opens (appending, creating) the EVE log at path; "-" writes to stdout.
 func Open(path string, queue int, log *slog.Logger) (*Writer, error) {
 	if path == "-" {
-		return newWriter(os.Stdout, nil, queue, log), nil
+		return newWriter(os.Stdout, nil, queue, log, nil), nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	open := func() (io.Writer, io.Closer, string, error) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("eve: %w", err)
+		}
+		return f, f, "", nil
+	}
+	f, c, _, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("eve: %w", err)
+		return nil, err
 	}
-	return newWriter(f, f, queue, log), nil
+	if !regular(f.(*os.File)) {
+		open = nil // a FIFO or a device: nothing renames it, nothing to reopen
+	}
+	return newWriter(f, c, queue, log, open), nil
+}
+
+func regular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // New writes EVE records to out; Close closes out.
 func New(out io.WriteCloser, queue int, log *slog.Logger) *Writer {
-	return newWriter(out, out, queue, log)
+	return newWriter(out, out, queue, log, nil)
 }
 
-func newWriter(out io.Writer, closer io.Closer, queue int, log *slog.Logger) *Writer {
+func newWriter(out io.Writer, closer io.Closer, queue int, log *slog.Logger,
+	reopen func() (io.Writer, io.Closer, string, error)) *Writer {
 	if queue <= 0 {
 		queue = 65536
 	}
 	w := &Writer{}
 	w.lw = lines.New(lines.Config[event]{Out: out, Closer: closer, Queue: queue,
 		Format: w.format, Classes: int(NumEventTypes), Class: func(e *event) int { return int(e.typ) },
-		What: "eve", Log: log})
+		What: "eve", Log: log, Reopen: reopen})
 	return w
 }
 
@@ -207,6 +223,14 @@ func (w *Writer) DroppedOf(t EventType) uint64 { return w.lw.DroppedClass(int(t)
 
 // Close writes what is queued, flushes, closes, and returns the first write error.
 func (w *Writer) Close() error { return w.lw.Close() }
+
+// Reopen continues the log in a new file at its path, after logrotate renamed the
+// old one: every record goes to exactly one of the two, in order, and none waits
+// for it. A writer to stdout or to a given io.WriteCloser has nothing to reopen.
+func (w *Writer) Reopen() error { return w.lw.Reopen() }
+
+// CanReopen reports whether the log is a file that Reopen opens again.
+func (w *Writer) CanReopen() bool { return w.lw.CanReopen() }
 
 // SetSessionNames names mirror sessions by index (Record.Session) for weir.session.
 func (w *Writer) SetSessionNames(names []string) { w.names.Store(&names) }

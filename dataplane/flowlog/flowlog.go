@@ -43,6 +43,8 @@ type Config struct {
 	InterfaceID func(r *flow.Record) string
 	Queue       int          // records queued for the writer; default DefaultQueue
 	Logger      *slog.Logger // nil means slog.Default()
+
+	reopen func() (io.Writer, io.Closer, string, error) // set by Open
 }
 
 // Writer appends flow log lines to a file.
@@ -64,31 +66,41 @@ type item struct {
 }
 
 // Open opens (appending, creating) the flow log at cfg.Path; "-" writes to stdout.
-// The header line is written unless the file is a regular file that is not empty.
+// The header line is written unless the file is a regular file that is not empty;
+// the same goes for the new file Reopen opens after logrotate renamed the old one.
 func Open(cfg Config) (*Writer, error) {
-	var (
-		out    io.Writer
-		closer io.Closer
-		f      *os.File
-	)
 	switch cfg.Path {
 	case "":
 		return nil, errors.New("flowlog: no path")
 	case "-":
-		f, out = os.Stdout, os.Stdout
-	default:
-		var err error
-		f, err = os.OpenFile(cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		return newWriter(os.Stdout, nil, headerOf(os.Stdout), cfg), nil
+	}
+	open := func() (io.Writer, io.Closer, string, error) {
+		f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("flowlog: %w", err)
+			return nil, nil, "", fmt.Errorf("flowlog: %w", err)
 		}
-		out, closer = f, f
+		prefix := ""
+		if headerOf(f) {
+			prefix = Header + "\n"
+		}
+		return f, f, prefix, nil
 	}
-	header := true
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
-		header = false
+	out, closer, prefix, err := open()
+	if err != nil {
+		return nil, err
 	}
-	return newWriter(out, closer, header, cfg), nil
+	if fi, err := out.(*os.File).Stat(); err == nil && fi.Mode().IsRegular() {
+		cfg.reopen = open // a FIFO or a device: nothing renames it, nothing to reopen
+	}
+	return newWriter(out, closer, prefix != "", cfg), nil
+}
+
+// headerOf says whether f needs the header line: it is not a regular file that
+// already holds something.
+func headerOf(f *os.File) bool {
+	fi, err := f.Stat()
+	return err != nil || !fi.Mode().IsRegular() || fi.Size() == 0
 }
 
 // newWriter writes to out, starting with the header line if header; Close closes
@@ -106,7 +118,7 @@ func newWriter(out io.Writer, closer io.Closer, header bool, cfg Config) *Writer
 		prefix = Header + "\n"
 	}
 	w.Writer = lines.New(lines.Config[item]{Out: out, Closer: closer, Queue: cfg.Queue,
-		Prefix: prefix, Format: w.format, What: "flow log", Log: cfg.Logger})
+		Prefix: prefix, Format: w.format, What: "flow log", Log: cfg.Logger, Reopen: cfg.reopen})
 	return w
 }
 

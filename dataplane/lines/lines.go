@@ -6,6 +6,7 @@ package lines
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -31,6 +32,11 @@ type Config[T any] struct {
 	Class   func(v *T) int
 	What    string       // for the log: "eve", "flow log"
 	Log     *slog.Logger // nil means slog.Default()
+	// Reopen, when not nil, opens the file again at its path (after logrotate
+	// renamed it): the new output, its closer (nil for none) and what to write
+	// first in it (a header, or ""). Writer.Reopen calls it on the writer's own
+	// goroutine, between two values.
+	Reopen func() (io.Writer, io.Closer, string, error)
 }
 
 // counts are the lines of one class. Packet workers add to dropped while the writer
@@ -44,14 +50,16 @@ type counts struct {
 
 // Writer writes the lines of queued values of type T.
 type Writer[T any] struct {
-	q      chan T
-	bw     *bufio.Writer
-	closer io.Closer
-	format Format[T]
-	class  func(*T) int
-	log    *slog.Logger
-	what   string
-	counts []counts
+	q         chan T
+	bw        *bufio.Writer
+	closer    io.Closer
+	format    Format[T]
+	class     func(*T) int
+	log       *slog.Logger
+	what      string
+	counts    []counts
+	reopen    func() (io.Writer, io.Closer, string, error)
+	reopenReq chan chan error
 
 	mu     sync.RWMutex // Put holds it shared, Close exclusively
 	closed bool
@@ -70,15 +78,17 @@ func New[T any](c Config[T]) *Writer[T] {
 		c.Class, c.Classes = nil, 1
 	}
 	w := &Writer[T]{
-		q:      make(chan T, max(c.Queue, 0)),
-		bw:     bufio.NewWriterSize(c.Out, 256<<10),
-		closer: c.Closer,
-		format: c.Format,
-		class:  c.Class,
-		log:    c.Log,
-		what:   c.What,
-		counts: make([]counts, c.Classes),
-		done:   make(chan struct{}),
+		q:         make(chan T, max(c.Queue, 0)),
+		bw:        bufio.NewWriterSize(c.Out, 256<<10),
+		closer:    c.Closer,
+		format:    c.Format,
+		class:     c.Class,
+		log:       c.Log,
+		what:      c.What,
+		counts:    make([]counts, c.Classes),
+		reopen:    c.Reopen,
+		reopenReq: make(chan chan error),
+		done:      make(chan struct{}),
 	}
 	w.bw.WriteString(c.Prefix) // a bufio.Writer reports write errors at Flush
 	go w.loop()
@@ -174,6 +184,54 @@ func (w *Writer[T]) Close() error {
 	return w.err
 }
 
+// ErrClosed is what Reopen returns after Close.
+var ErrClosed = errors.New("writer closed")
+
+// CanReopen reports whether the writer has a file to reopen (Config.Reopen).
+func (w *Writer[T]) CanReopen() bool { return w.reopen != nil }
+
+// Reopen makes the writer continue in a new file at the same path, the way
+// logrotate expects after renaming the old one: what was queued before the call
+// goes to the old file, which is flushed and closed, and everything after to the
+// new one, so nothing is lost or written twice. The writer goroutine swaps the
+// files between two values; Put never waits for it, and values queued meanwhile
+// simply wait in the queue. When the new file cannot be opened the writer keeps
+// writing to the old one and Reopen returns the error. Without Config.Reopen it
+// does nothing.
+func (w *Writer[T]) Reopen() error {
+	if w.reopen == nil {
+		return nil
+	}
+	reply := make(chan error, 1)
+	select {
+	case w.reopenReq <- reply:
+	case <-w.done:
+		return ErrClosed
+	}
+	return <-reply
+}
+
+// swap runs on the writer goroutine: it opens the new file first, so that a
+// failure leaves the old one in use.
+func (w *Writer[T]) swap() error {
+	out, closer, prefix, err := w.reopen()
+	if err != nil {
+		return err
+	}
+	w.flush()
+	if w.closer != nil {
+		if err := w.closer.Close(); err != nil {
+			w.fail(err)
+		}
+	}
+	// A new file is a fresh start: a write error of the old one is forgotten.
+	w.err = nil
+	w.closer = closer
+	w.bw.Reset(out)
+	w.bw.WriteString(prefix)
+	return nil
+}
+
 func (w *Writer[T]) loop() {
 	defer close(w.done)
 	tick := time.NewTicker(time.Second)
@@ -188,17 +246,29 @@ func (w *Writer[T]) loop() {
 				w.flush()
 				return
 			}
-			var n int
-			line, n = w.format(line[:0], v)
-			if _, err := w.bw.Write(line); err != nil {
-				w.fail(err)
-			} else {
-				w.classOf(v).written.Add(uint64(n))
-			}
+			line = w.write(line, v)
 		case <-tick.C:
 			w.flush()
+		case reply := <-w.reopenReq:
+			// What was queued before the request goes to the old file.
+			for n := len(w.q); n > 0; n-- {
+				*v = <-w.q
+				line = w.write(line, v)
+			}
+			reply <- w.swap()
 		}
 	}
+}
+
+// write formats v into line (scratch space, returned for reuse) and buffers it.
+func (w *Writer[T]) write(line []byte, v *T) []byte {
+	line, n := w.format(line[:0], v)
+	if _, err := w.bw.Write(line); err != nil {
+		w.fail(err)
+	} else {
+		w.classOf(v).written.Add(uint64(n))
+	}
+	return line
 }
 
 func (w *Writer[T]) flush() {
