@@ -273,7 +273,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			p.mapping(n, "log", map[string]func(*yaml.Node){
 				"level":  func(n *yaml.Node) { c.Log.Level = p.oneOf(n, "log.level", "debug", "info", "warn", "error") },
 				"format": func(n *yaml.Node) { c.Log.Format = p.oneOf(n, "log.format", "auto", "json", "text") },
-				"file":   func(n *yaml.Node) { c.Log.File = p.str(n, "log.file") },
+				"file":   func(n *yaml.Node) { c.Log.File = p.path(n, "log.file", c) },
 			})
 		},
 	})

@@ -28,6 +28,9 @@ func (c *Config) outputs() []outputPath {
 	if p := c.Outputs.PCAP.Dir; p != "" {
 		list = append(list, outputPath{key: "outputs.pcap.dir", path: p, dir: true})
 	}
+	if p := c.Log.File; p != "" {
+		list = append(list, outputPath{key: "log.file", path: p})
+	}
 	return list
 }
 
@@ -85,6 +88,8 @@ func (c *Config) outputValue(key string) string {
 		return c.Outputs.FlowLog.Path
 	case "outputs.pcap.dir":
 		return c.Outputs.PCAP.Dir
+	case "log.file":
+		return c.Log.File
 	}
 	return ""
 }

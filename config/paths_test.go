@@ -34,6 +34,9 @@ func TestCheckPaths(t *testing.T) {
 			"3: outputs.pcap.dir: " + file + ": " + file + " is not a directory"},
 		{"flowlog under a file", "outputs:\n  flowlog:\n    path: " + file + "/flows.log\n",
 			"3: outputs.flowlog.path: " + file + "/flows.log: " + file + " is not a directory"},
+		{"log file to create", "log:\n  file: " + dir + "/logs/weir.log\n", ""},
+		{"log file under a file", "log:\n  level: info\n  file: " + file + "/weir.log\n",
+			"3: log.file: " + file + "/weir.log: " + file + " is not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("weir.yaml", []byte(tc.yaml))
@@ -84,14 +87,14 @@ func TestCheckPathsPermission(t *testing.T) {
 
 func TestMakeOutputDirs(t *testing.T) {
 	dir := t.TempDir()
-	c, err := Parse("weir.yaml", []byte("outputs:\n  eve: "+dir+"/e/v/eve.json\n  flowlog: {path: "+dir+"/fl/flows.log}\n"))
+	c, err := Parse("weir.yaml", []byte("outputs:\n  eve: "+dir+"/e/v/eve.json\n  flowlog: {path: "+dir+"/fl/flows.log}\nlog:\n  file: "+dir+"/lg/weir.log\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.MakeOutputDirs(); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"e/v", "fl"} {
+	for _, d := range []string{"e/v", "fl", "lg"} {
 		fi, err := os.Stat(filepath.Join(dir, d))
 		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755&^umask() {
 			t.Errorf("%s: %v %v", d, fi, err)

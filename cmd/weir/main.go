@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -289,9 +290,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	var logf *logFile
 	if cfg.Log.File != "" {
+		// Its folder is made as the outputs' are (engine.New makes them too, later).
+		if err := cfg.MakeOutputDirs(); err != nil {
+			return err
+		}
 		var err error
 		if logf, err = openLogFile(cfg.Log.File); err != nil {
-			return fmt.Errorf("log.file: %w", err)
+			return cfg.KeyError("log.file", err)
 		}
 		defer logf.Close()
 		stderr = logf
@@ -310,7 +315,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
-		"gwlb", cfg.GWLB.Listen.String(), "mirror", cfg.Mirror.Listen.String(),
+		"gwlb", cfg.GWLB.Listen.String(), "mirror", listenText(cfg.Mirror.Listen),
 		"health", n.healthAddr(), "metrics", n.metricsAddr())
 	// A reload runs beside this loop, so that SIGTERM is served even while a log
 	// reopen waits for a stuck reader; HUPs meanwhile wait for it in the channel.
@@ -370,4 +375,12 @@ func setLevel(v *slog.LevelVar, name string) {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(name))
 	v.Set(l)
+}
+
+// listenText is a listen address for the log, "off" when the listener is off.
+func listenText(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "off"
+	}
+	return a.String()
 }

@@ -208,13 +208,17 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 			files++
 		}
 	}
+	// What is in force after a SIGHUP is always logged, whatever log.level says: at
+	// info, or at the configured level when that is higher.
+	at := max(slog.LevelInfo, level.Level())
+	ctx := context.Background()
 	switch {
 	case path == "":
-		n.Log.Info("SIGHUP: logs reopened; no configuration file to reload", "files_reopened", files)
+		n.Log.Log(ctx, at, "SIGHUP: logs reopened; no configuration file to reload", "files_reopened", files)
 	case reloadErr != nil:
-		n.Log.Info("SIGHUP: logs reopened; configuration unchanged", "files_reopened", files)
+		n.Log.Log(ctx, at, "SIGHUP: logs reopened; configuration unchanged", "files_reopened", files)
 	default:
-		n.Log.Info("reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
+		n.Log.Log(ctx, at, "reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
 			"files_reopened", files)
 	}
 }
