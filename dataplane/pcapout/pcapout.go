@@ -71,10 +71,10 @@ type Config struct {
 	Slot          int           // bytes kept per packet (default 9216, at most Snaplen)
 	// ReorderWindow, when > 0, holds records up to this long so that those that
 	// reach the queue out of order (several workers write to it) leave in
-	// timestamp order: a record is written once it is older than the newest
-	// record seen minus the window, or once it has waited the window. A record
-	// older than one already written is still written, and counted (Late). 0
-	// writes records in queue order.
+	// timestamp order: a record is written once it has waited the window (or
+	// when the held records fill half the queue), oldest timestamp first. A
+	// record older than the one written before it is still written, and counted
+	// (Late). 0 writes records in queue order.
 	ReorderWindow time.Duration
 	Logger        *slog.Logger // default slog.Default()
 }
@@ -424,15 +424,15 @@ func (w *Writer) release(now int64, hold *time.Timer) {
 	}
 }
 
-// emit writes held slot i, counting it late if a record with a later timestamp
-// went before it.
+// emit writes held slot i, counting it late if the record written just before it
+// has a later timestamp: each step back in the file counts once, so a clock
+// stepped back counts one, not every record after it.
 func (w *Writer) emit(i int32) {
 	ts := w.meta[i].ts
 	if w.held.wrote && ts < w.held.last {
 		w.late.Add(1)
-	} else {
-		w.held.last, w.held.wrote = ts, true
 	}
+	w.held.last, w.held.wrote = ts, true
 	w.record(i)
 }
 

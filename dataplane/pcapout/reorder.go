@@ -7,8 +7,7 @@ type reorder struct {
 	h      []held
 	window int64 // ns
 	seq    uint64
-	newest int64 // the newest timestamp seen
-	last   int64 // the timestamp of the newest record written
+	last   int64 // the timestamp of the record written last
 	wrote  bool
 }
 
@@ -33,7 +32,6 @@ func (r *reorder) less(a, b int) bool {
 
 func (r *reorder) push(slot int32, ts, now int64) {
 	r.seq++
-	r.newest = max(r.newest, ts)
 	r.h = append(r.h, held{ts: ts, seq: r.seq, arrived: now, slot: slot})
 	for i := len(r.h) - 1; i > 0; {
 		p := (i - 1) / 2
@@ -67,12 +65,13 @@ func (r *reorder) pop() int32 {
 	return top
 }
 
-// due reports whether the oldest held record may go: it is the window older than
-// the newest record seen, or it has waited the window. Every held record has gone
-// at the latest a window after the last record arrived.
+// due reports whether the oldest held record may go: it has waited the window on
+// the writer's clock. Arrival time, not the records' own timestamps, decides, so
+// that one record stamped in the future (a clock stepped back, a stray capture
+// time) cannot make every later one due at once. Every held record has gone at the
+// latest a window after the last record arrived.
 func (r *reorder) due(now int64) bool {
-	x := &r.h[0]
-	return x.ts <= r.newest-r.window || now-x.arrived >= r.window
+	return now-r.h[0].arrived >= r.window
 }
 
 // wait is how long until the oldest held record has waited the window.

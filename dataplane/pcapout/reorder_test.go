@@ -1,6 +1,7 @@
 package pcapout
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -45,18 +46,18 @@ func TestReorderTwoWriters(t *testing.T) {
 	}
 }
 
-// TestReorderReleases: a record goes once the window is behind the newest record,
-// or once it has waited the window; a record older than one written is still
-// written, and counted late.
+// TestReorderReleases: a record goes once it has waited the window; a record older
+// than one written is still written, and counted late. (The window is long enough
+// that the first three writes surely land within it, however busy the machine.)
 func TestReorderReleases(t *testing.T) {
-	w := mustNew(t, Config{Dir: t.TempDir(), Queue: 64, Slot: 128, ReorderWindow: 200 * time.Millisecond},
+	w := mustNew(t, Config{Dir: t.TempDir(), Queue: 64, Slot: 128, ReorderWindow: 2 * time.Second},
 		hooks{create: defaultHooks().create, retry: time.Second, tick: 5 * time.Millisecond})
 	f := frame(t, 100, 0)
 	sec := int64(time.Second)
 	w.Write(base+sec, f, len(f), 0)
 	w.Write(base, f, len(f), 0) // a second before the first: goes ahead of it
 	w.Write(base+3*sec, f, len(f), 0)
-	// base and base+1s are a window behind base+3s; base+3s waits the window.
+	// Each waits the window from its arrival, and they leave sorted.
 	waitFor(t, 5*time.Second, "all three written", func() bool { return w.Written() == 3 })
 	w.Write(base+2*sec, f, len(f), 0) // after base+3s was written: late
 	waitFor(t, 5*time.Second, "the late one written", func() bool { return w.Written() == 4 })
@@ -108,5 +109,49 @@ func TestReorderWriteAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Write allocates %v times", allocs)
+	}
+}
+
+// TestReorderHalfFull: the writer holds at most half its queue's slots, so with a
+// window of an hour a writer that waits for room still gets it: 100 records through
+// an 8-slot queue all arrive and none is dropped; arriving newest first, some are
+// written after newer ones and counted late.
+func TestReorderHalfFull(t *testing.T) {
+	w := mustNew(t, Config{Dir: t.TempDir(), Queue: 8, Slot: 128, ReorderWindow: time.Hour}, defaultHooks())
+	f := frame(t, 100, 0)
+	const n = 100
+	for k := n; k >= 1; k-- { // newest first: the worst order
+		w.WriteWait(base+int64(k), f, len(f), 0)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := readPcap(t, w.Files()[0], DefaultSnaplen)
+	if len(recs) != n || w.Dropped() != 0 {
+		t.Fatalf("%d records written, %d dropped; want %d and 0", len(recs), w.Dropped(), n)
+	}
+	if w.Late() == 0 {
+		t.Error("records arriving newest first through a small queue: none counted late")
+	}
+}
+
+// TestReorderAfterFutureStamp: one record stamped an hour ahead (a wall clock
+// stepped back, a stray capture time) does not switch the window off for the
+// records after it, and counts as one step back, not one per record.
+func TestReorderAfterFutureStamp(t *testing.T) {
+	w := mustNew(t, Config{Dir: t.TempDir(), Queue: 64, Slot: 128, ReorderWindow: time.Hour}, defaultHooks())
+	f := frame(t, 100, 0)
+	w.Write(base+int64(time.Hour), f, len(f), 0)
+	w.Write(base+2e6, f, len(f), 0)
+	w.Write(base+1e6, f, len(f), 0)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, r := range readPcap(t, w.Files()[0], DefaultSnaplen) {
+		got = append(got, r.ci.Timestamp.UnixNano()-base)
+	}
+	if want := []int64{1e6, 2e6, int64(time.Hour)}; fmt.Sprint(got) != fmt.Sprint(want) || w.Late() != 0 {
+		t.Errorf("written %v, late %d; want %v and 0", got, w.Late(), want)
 	}
 }
