@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -132,6 +133,14 @@ func checkOutput(o outputPath) error {
 		return fmt.Errorf("%s: %w", o.path, errno(err))
 	case fi.IsDir():
 		return fmt.Errorf("%s: is a directory, not a file", o.path)
+	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO or a device: opening one to write can wait for a reader for ever,
+		// so ask the kernel whether we may write rather than open it.
+		if err := syscall.Access(o.path, 2); err != nil { // W_OK
+			return fmt.Errorf("%s: cannot write: %w", o.path, errno(err))
+		}
+		return nil
 	}
 	// Opening for append without O_CREATE changes nothing, not even the times.
 	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND, 0)

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCheckPaths(t *testing.T) {
@@ -125,5 +127,28 @@ func TestKeyErrorFlagOverride(t *testing.T) {
 	}
 	if got := Default().KeyError("outputs.eve", os.ErrPermission).Error(); got != "outputs.eve: permission denied" {
 		t.Errorf("KeyError of the defaults = %q", got)
+	}
+}
+
+// TestCheckPathsFIFO: an output that is a FIFO is checked without opening it (an
+// open to write waits for a reader for ever).
+func TestCheckPathsFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "eve.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("weir.yaml", []byte("outputs:\n  eve: "+fifo+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.CheckPaths() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("a writable FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second): // a bound on failure, not a wait for success
+		t.Fatal("CheckPaths blocked opening a FIFO")
 	}
 }

@@ -109,18 +109,6 @@ type VXLANDecode struct {
 // NewWorkerState is a worker's table of the VNIs it has seen.
 func (v *VXLANDecode) NewWorkerState() any { return newVNITable(v.TrackVNIs) }
 
-func (v *VXLANDecode) allowed(a netip.Addr) bool {
-	if len(v.AllowedSources) == 0 {
-		return true
-	}
-	for _, p := range v.AllowedSources {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 func (v *VXLANDecode) mirrorEndpoint(id uint64) bool {
 	for _, e := range v.MirrorEndpoints {
 		if e == id {
@@ -141,7 +129,7 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		var outer geneve.Outer
 		switch s.Encap {
 		case EncapVXLAN:
-			if !v.allowed(s.Outer.Src) {
+			if !allowed(v.AllowedSources, s.Outer.Src) {
 				s.Drop(ActionSourceDenied)
 				continue
 			}
@@ -156,7 +144,7 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 			if dgram, outer = vxlanInGeneve(s.Inner); dgram == nil {
 				continue
 			}
-			if !v.allowed(outer.Src) {
+			if !allowed(v.AllowedSources, outer.Src) {
 				s.Drop(ActionSourceDenied)
 				continue
 			}
@@ -184,7 +172,7 @@ func (v *VXLANDecode) Process(w *Worker, b *Batch) {
 		s.Frame = frame
 		s.Session = v.Sessions.Lookup(s.VNI)
 		if vnis != nil {
-			vnis.see(s.VNI, s.Outer.Src, b.Now, s.Session)
+			vnis.see(s.VNI, s.Outer.Src, b.TimeOf(s), s.Session)
 		}
 		if s.Session == nil {
 			s.Drop(ActionNoSession)

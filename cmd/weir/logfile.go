@@ -9,9 +9,10 @@ import (
 // its path on SIGHUP after logrotate renamed it. Logging is rare and never on the
 // packet path, so a mutex between writes and the reopen is enough.
 type logFile struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
+	path   string
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
 }
 
 func openLogFile(path string) (*logFile, error) {
@@ -34,21 +35,37 @@ func (l *logFile) Write(p []byte) (int, error) {
 }
 
 // Reopen continues the log in a new file at the path; if that cannot be opened,
-// the old file stays in use.
+// the old file stays in use. Only a regular file is reopened (logrotate renames
+// regular files): opening a FIFO again could wait for a reader for ever, and the
+// SIGHUP that asked would hold up every later one. After Close it does nothing.
 func (l *logFile) Reopen() error {
+	l.mu.Lock()
+	fi, err := l.f.Stat()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed || err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
 	f, err := l.open()
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed { // closed while we opened
+		return f.Close()
+	}
 	old := l.f
 	l.f = f
-	l.mu.Unlock()
 	return old.Close()
 }
 
 func (l *logFile) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
 	return l.f.Close()
 }

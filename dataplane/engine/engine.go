@@ -39,6 +39,7 @@ type Engine struct {
 	FlowLog  *flowlog.Writer // nil without outputs.flowlog.path
 
 	tables                     []*flow.Table // Table, and Mirror when there is one
+	ruleNames                  []string      // every policy rule's label by number (policy.RuleBase); guarded by reloadMu after New
 	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
 	offline                    bool
 	vniLog                     vniLog
@@ -80,12 +81,13 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	if err := cfg.MakeOutputDirs(); err != nil {
 		return nil, err
 	}
+	e.ruleNames = ruleNames(nil, cfg.Policy.Rules)
 	if cfg.Outputs.EVE != "" {
 		if e.EVE, err = eve.Open(cfg.Outputs.EVE, cfg.Outputs.EVEQueue, log); err != nil {
 			return nil, cfg.KeyError("outputs.eve", err)
 		}
 		e.EVE.SetSessionNames(e.sessionNames())
-		e.EVE.SetRuleNames(ruleNames(cfg.Policy.Rules))
+		e.EVE.SetRuleNames(e.ruleNames)
 	}
 	if cfg.Outputs.PCAP.Dir != "" {
 		pc := cfg.Outputs.PCAP
@@ -196,14 +198,16 @@ func (e *Engine) Alert(a *eve.Alert) {
 	e.EVE.Alert(a)
 }
 
-// ruleNames labels the policy's rules for EVE's weir.rule: a rule's name, or
-// rules[N].
-func ruleNames(rules []policy.Rule) []string {
-	names := make([]string, len(rules))
+// ruleNames appends to names the labels of a policy's rules for EVE's weir.rule:
+// a rule's name, or rules[N] by its index in that policy. It returns a new slice:
+// the EVE writer may be reading the old one.
+func ruleNames(names []string, rules []policy.Rule) []string {
+	out := make([]string, len(names), len(names)+len(rules))
+	copy(out, names)
 	for i := range rules {
-		names[i] = rules[i].Label(i)
+		out = append(out, rules[i].Label(i))
 	}
-	return names
+	return out
 }
 
 // FlowsEnded is how many flows have ended, by verdict.

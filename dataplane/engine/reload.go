@@ -117,12 +117,14 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 		return Reloaded{}, err
 	}
 	pol := merged.Policy
+	pol.RuleBase = len(e.ruleNames) // numbers past every rule so far: old flows keep their names
+	e.ruleNames = ruleNames(e.ruleNames, pol.Rules)
 	// The counters and the EVE names learn of new session indexes before any
 	// packet can carry them.
 	e.Pipeline.SetSessions(int(e.lastIndex))
 	if e.EVE != nil {
 		e.EVE.SetSessionNames(e.sessionNames())
-		e.EVE.SetRuleNames(ruleNames(pol.Rules)) // before the policy: a new flow's rule has its name
+		e.EVE.SetRuleNames(e.ruleNames) // before the policy: a new flow's rule has its name
 	}
 	e.Sessions.Replace(list)
 	e.policy.Store(&pol)

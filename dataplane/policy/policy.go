@@ -90,13 +90,18 @@ func portMatch(one PortRange, list Ports, p uint16) bool {
 type Policy struct {
 	Default Action
 	Rules   []Rule
+	// RuleBase is the number Decide gives Rules[0] (the others follow): a policy
+	// loaded again numbers its rules past the ones before, so a number names one
+	// rule for the life of the process, and a flow decided before a reload keeps its
+	// rule's name. 0 for the first policy.
+	RuleBase int
 }
 
 // NoRule is the rule index Decide returns when the default action applied.
 const NoRule = -1
 
-// Decide returns the action for a flow whose first packet is p, and the index of the
-// rule that matched (NoRule for the default). Ports are compared only for TCP and UDP.
+// Decide returns the action for a flow whose first packet is p, and the number of
+// the rule that matched, RuleBase plus its index (NoRule for the default). Ports are compared only for TCP and UDP.
 func (pol *Policy) Decide(p *packet.Packet) (Action, int) {
 	for i := range pol.Rules {
 		r := &pol.Rules[i]
@@ -117,7 +122,7 @@ func (pol *Policy) Decide(p *packet.Packet) (Action, int) {
 				continue
 			}
 		}
-		return r.Action, i
+		return r.Action, pol.RuleBase + i
 	}
 	return pol.Default, NoRule
 }
