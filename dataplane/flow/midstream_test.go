@@ -165,3 +165,31 @@ func TestHandshakeProcessedLate(t *testing.T) {
 		})
 	}
 }
+
+// TestLateSYNOnClosedMidstreamFlow: a flow first seen mid-stream (no SYN either way)
+// that closed. A bare SYN received before the flow's newest packet belongs to this
+// connection (a worker ran ahead) and joins it; one received after it is a new
+// connection on the 5-tuple and restarts the flow.
+func TestLateSYNOnClosedMidstreamFlow(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		at      int64 // the SYN's receive time
+		restart bool
+	}{
+		{"received before the last packet", sec + 5, false},
+		{"received after the last packet", sec + 13, true}, // within the closed timeout: the rule decides, not expiry
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, _, _ := newTest(t, Config{})
+			syn := tcp(client, 40000, server, 8080, packet.TCPSyn)
+			data := withFlags(syn, packet.TCPAck|packet.TCPPsh)
+			first := tb.Track(0, data, 60, nil, sec+10) // mid-stream: the flow starts here
+			tb.Track(0, reverse(syn, packet.TCPAck|packet.TCPFin), 60, nil, sec+11)
+			tb.Track(0, withFlags(syn, packet.TCPAck|packet.TCPFin), 60, nil, sec+12)
+			r := tb.Track(0, syn, 60, nil, tc.at)
+			if restarted := r.Created || r.FlowID != first.FlowID; restarted != tc.restart {
+				t.Errorf("SYN at %ds: %+v (first flow %d); want restart %v", tc.at/sec, r, first.FlowID, tc.restart)
+			}
+		})
+	}
+}
