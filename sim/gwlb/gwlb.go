@@ -10,8 +10,12 @@
 // target does not return are counted as dropped.
 //
 // Like GWLB it health-checks targets over HTTP (2xx and 3xx are healthy) and hashes
-// each flow's 5-tuple onto the healthy targets, moving a flow only when its target
-// turns unhealthy.
+// each new flow's 5-tuple onto the healthy targets; a flow then stays on its target.
+// What happens to a target's existing flows when it turns unhealthy follows GWLB's
+// target_failover attribute (Config.Failover): with NoRebalance (AWS's default) they
+// keep going to it; with Rebalance they, and only they, are rehashed over the healthy
+// targets mid-stream, keeping their GENEVE header (endpoint, attachment, cookie) and
+// source port, and stay on their new target when the old one recovers.
 //
 // Everything runs unprivileged on ordinary UDP sockets. Choosing addresses:
 //
@@ -38,6 +42,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +61,22 @@ type Target struct {
 // IPv4Only is an IPv6Share value that makes every flow IPv4 (a zero IPv6Share means
 // the default, 0.5).
 const IPv4Only = -1.0
+
+// Failover is GWLB's target_failover attribute: what happens to the existing flows of
+// a target that turns unhealthy.
+type Failover string
+
+const (
+	// NoRebalance keeps sending a target's existing flows to it after it turns
+	// unhealthy (AWS's default: they go on until the target is deregistered or the
+	// flows time out); only new flows avoid it.
+	NoRebalance Failover = "no_rebalance"
+	// Rebalance rehashes the existing flows of a target that turns unhealthy over the
+	// healthy targets, from their next packet on (mid-stream, without a new SYN). Flows
+	// on other targets do not move, and moved flows do not move back when the target
+	// recovers.
+	Rebalance Failover = "rebalance"
+)
 
 // Config describes a simulation run. Zero values mean the documented defaults.
 type Config struct {
@@ -111,6 +132,8 @@ type Config struct {
 	HealthTimeout      time.Duration
 	HealthyThreshold   int
 	UnhealthyThreshold int
+	// Failover is NoRebalance (the default, "" means it) or Rebalance.
+	Failover Failover
 
 	PerFlow bool // fill Report.Flows
 	// Progress, if non-nil, is called about once a second from another goroutine while
@@ -145,9 +168,30 @@ type Report struct {
 	// DeniedSent and DeniedReturned count the packets of DeniedSources flows.
 	DeniedSent     uint64 `json:"denied_sent"`
 	DeniedReturned uint64 `json:"denied_returned"`
-	Rehashed       uint64 `json:"rehashed"` // flows moved off a target that turned unhealthy
+	// Failover is Config.Failover.
+	Failover Failover `json:"failover"`
+	// Rehashed counts flow moves off a target that turned unhealthy (Rebalance); a flow
+	// whose new target fails too moves again and counts again. MovedFlows counts the
+	// flows that moved at least once, and Moves breaks the moves down by old and new
+	// target.
+	Rehashed   uint64 `json:"rehashed"`
+	MovedFlows uint64 `json:"moved_flows"`
+	Moves      []Move `json:"moves,omitempty"`
+	// MovedFlowsLost counts the moved flows that lost at least one packet sent after
+	// their first move (to the new target), and LostAfterMove those packets. Packets
+	// sent to the old target before the move are not in them: they are in Dropped.
+	MovedFlowsLost uint64 `json:"moved_flows_lost"`
+	LostAfterMove  uint64 `json:"lost_after_move"`
+	// WrongTarget counts returned packets that came from the address of a target other
+	// than the one they were sent to (also in Mismatched, reason wrong_target). Targets
+	// are told apart by address: a target replies from its address and the source
+	// port P the packet came from, not from its GENEVE port.
+	WrongTarget uint64 `json:"wrong_target"`
+	// SentToUnhealthy counts packets of existing flows sent to a target that was
+	// unhealthy at the time (NoRebalance).
+	SentToUnhealthy uint64 `json:"sent_to_unhealthy"`
 	// MismatchReasons breaks Mismatched down: malformed, unknown, late_or_duplicate,
-	// wrong_source_addr, wrong_source_port, bytes_differ.
+	// wrong_target, wrong_source_addr, wrong_source_port, bytes_differ.
 	MismatchReasons map[string]uint64 `json:"mismatch_reasons,omitempty"`
 	LatencyUS       Latency           `json:"latency_us"`
 	// Targets is keyed by Target.Addr.String().
@@ -156,6 +200,13 @@ type Report struct {
 	Elapsed  time.Duration           `json:"-"`               // from the first send to the end of draining
 	ElapsedS float64                 `json:"elapsed_s"`       // Elapsed in seconds
 	PPS      float64                 `json:"pps"`             // Sent / Elapsed
+}
+
+// Move counts the flows moved from one target to another (Report.Moves).
+type Move struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Flows uint64 `json:"flows"`
 }
 
 // TargetReport is one target's share of a run.
@@ -168,26 +219,34 @@ type TargetReport struct {
 	Healthy        bool   `json:"healthy"`
 	HealthChecks   uint64 `json:"health_checks"`
 	HealthFailures uint64 `json:"health_failures"`
+	MovedOut       uint64 `json:"moved_out"`      // flows moved off it (Rebalance)
+	MovedIn        uint64 `json:"moved_in"`       // flows moved onto it (Rebalance)
+	SentUnhealthy  uint64 `json:"sent_unhealthy"` // packets sent to it while unhealthy (NoRebalance)
 }
 
 // FlowReport is one flow. Src is the client (initiator) and Dst the server; for ICMP,
 // SrcPort is the echo identifier and DstPort 0.
 type FlowReport struct {
-	Proto      string     `json:"proto"` // tcp, udp, icmp, icmpv6
-	Src        netip.Addr `json:"src"`
-	Dst        netip.Addr `json:"dst"`
-	SrcPort    uint16     `json:"src_port"`
-	DstPort    uint16     `json:"dst_port"`
-	Endpoint   uint64     `json:"endpoint"`
-	Attachment uint64     `json:"attachment"`
-	Cookie     uint32     `json:"cookie"`
-	SourcePort uint16     `json:"source_port"` // the GWLB's outer UDP source port P
-	Target     string     `json:"target"`      // "" if never sent
-	Denied     bool       `json:"denied"`      // client address from DeniedSources
-	Sent       uint64     `json:"sent"`
-	Returned   uint64     `json:"returned"`
-	Dropped    uint64     `json:"dropped"`
-	Mismatched uint64     `json:"mismatched"`
+	Proto       string     `json:"proto"` // tcp, udp, icmp, icmpv6
+	Src         netip.Addr `json:"src"`
+	Dst         netip.Addr `json:"dst"`
+	SrcPort     uint16     `json:"src_port"`
+	DstPort     uint16     `json:"dst_port"`
+	Endpoint    uint64     `json:"endpoint"`
+	Attachment  uint64     `json:"attachment"`
+	Cookie      uint32     `json:"cookie"`
+	SourcePort  uint16     `json:"source_port"`  // the GWLB's outer UDP source port P
+	Target      string     `json:"target"`       // the final target; "" if never sent
+	FirstTarget string     `json:"first_target"` // the target of its first packet; "" if never sent
+	Moved       bool       `json:"moved"`        // moved off a target that turned unhealthy
+	Moves       int        `json:"moves"`        // times it moved
+	// LostAfterMove counts its packets sent after its first move and not returned.
+	LostAfterMove uint64 `json:"lost_after_move"`
+	Denied        bool   `json:"denied"` // client address from DeniedSources
+	Sent          uint64 `json:"sent"`
+	Returned      uint64 `json:"returned"`
+	Dropped       uint64 `json:"dropped"`
+	Mismatched    uint64 `json:"mismatched"`
 }
 
 const maxLatencySamples = 100000
@@ -289,6 +348,13 @@ func (c *Config) setDefaults() error {
 	if c.UnhealthyThreshold == 0 {
 		c.UnhealthyThreshold = 2
 	}
+	switch c.Failover {
+	case "":
+		c.Failover = NoRebalance
+	case NoRebalance, Rebalance:
+	default:
+		return fmt.Errorf("gwlbsim: unknown failover %q (want rebalance or no_rebalance)", c.Failover)
+	}
 	return nil
 }
 
@@ -298,15 +364,25 @@ type target struct {
 	url  string
 
 	healthy atomic.Bool
+	downs   atomic.Uint64 // times it turned from healthy to unhealthy
 	first   chan struct{} // closed after the first health check
 
 	// guarded by runner.mu
 	sent, returned, dropped, mismatched uint64
 	flows                               int
 	checks, failures                    uint64
+	movedOut, movedIn, sentUnhealthy    uint64
+}
+
+// setHealthy records a health decision.
+func (t *target) setHealthy(ok bool) {
+	if t.healthy.Swap(ok) && !ok {
+		t.downs.Add(1)
+	}
 }
 
 type pend struct {
+	seq    uint64
 	buf    []byte
 	f      *flow
 	t      *target
@@ -345,8 +421,14 @@ type runner struct {
 	latN     uint64
 	latRng   *rand.Rand
 	flows    []*flow // when PerFlow
+	moves    map[[2]int]uint64
 	recvErr  error
 }
+
+// testSendHook, when set, is called by the sender before each packet with the number
+// of packets generated so far, counting this one (tests use it to act at a point of
+// the run).
+var testSendHook func(k uint64)
 
 // Run simulates the GWLB until every flow is sent and the replies are in (or
 // ReplyTimeout has passed since the last send), or until ctx is done. It returns the
@@ -363,6 +445,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		active:  map[synth.Tuple]bool{},
 		pending: map[uint64]pend{},
 		reasons: map[string]uint64{},
+		moves:   map[[2]int]uint64{},
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.pool.New = func() any { b := make([]byte, 0, 2048); return &b }
@@ -424,7 +507,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}()
 	for _, t := range r.targets {
 		if t.url == "" {
-			t.healthy.Store(true)
+			t.setHealthy(true)
 			close(t.first)
 			continue
 		}
@@ -497,7 +580,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 func (r *runner) newFlow(idx int) *flow {
 	cfg := &r.cfg
 	rng := r.rng
-	f := &flow{Conversation: synth.Conversation{Packets: cfg.PacketsPerFlow}, idx: idx, target: -1}
+	f := &flow{Conversation: synth.Conversation{Packets: cfg.PacketsPerFlow}, idx: idx, target: -1, first: -1}
 	for try := 0; ; try++ {
 		proto := cfg.Protos[rng.IntN(len(cfg.Protos))]
 		f.denied = len(cfg.DeniedSources) > 0 && idx%10 == 0
@@ -595,6 +678,9 @@ func (r *runner) send(ctx context.Context) {
 			}
 		}
 		k++
+		if testSendHook != nil {
+			testSendHook(k)
+		}
 		f := active[i]
 		r.sendOne(ctx, f, cfg.JumboEvery > 0 && k%uint64(cfg.JumboEvery) == 0)
 		if !f.Done() {
@@ -617,27 +703,57 @@ func (r *runner) send(ctx context.Context) {
 }
 
 // pick returns the index of f's target, assigning or moving f when needed, or -1 when
-// no target is healthy.
+// no target is healthy. A new flow is hashed onto the healthy targets. An assigned
+// flow stays on its target, except with Rebalance when the target has turned
+// unhealthy since the flow was put on it: then it is hashed onto the other healthy
+// targets (or stays, if there are none and its target is healthy again).
 func (r *runner) pick(f *flow) int {
-	if f.target >= 0 && r.targets[f.target].healthy.Load() {
-		return f.target
+	if f.target >= 0 {
+		t := r.targets[f.target]
+		if r.cfg.Failover != Rebalance {
+			return f.target
+		}
+		// Load downs before healthy: a target that fails in between is seen as
+		// failed by the next packet.
+		if d := t.downs.Load(); d == f.downs && t.healthy.Load() {
+			return f.target
+		}
 	}
 	r.healthy = r.healthy[:0]
 	for i, t := range r.targets {
-		if t.healthy.Load() {
+		if i != f.target && t.healthy.Load() {
 			r.healthy = append(r.healthy, i)
 		}
 	}
 	if len(r.healthy) == 0 {
+		if f.target >= 0 {
+			t := r.targets[f.target]
+			if d := t.downs.Load(); t.healthy.Load() {
+				f.downs = d // recovered and the only healthy one: stay
+				return f.target
+			}
+		}
 		return -1
 	}
 	n := r.healthy[f.hash%uint64(len(r.healthy))]
+	to := r.targets[n]
+	f.downs = to.downs.Load()
 	r.mu.Lock()
-	if f.target >= 0 {
-		r.targets[f.target].flows--
+	if from := f.target; from >= 0 {
+		r.targets[from].flows--
+		r.targets[from].movedOut++
+		to.movedIn++
+		r.moves[[2]int{from, n}]++
 		r.rep.Rehashed++
+		if f.moves == 0 {
+			r.rep.MovedFlows++
+			f.moveSeq = r.seq // the next packet is the first after the move
+		}
+		f.moves++
+	} else {
+		f.first = n
 	}
-	r.targets[n].flows++
+	to.flows++
 	f.target = n // written under r.mu for snapshot; read here without it (sender only)
 	r.mu.Unlock()
 	return n
@@ -653,6 +769,7 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 		return
 	}
 	t := r.targets[ti]
+	unhealthy := !t.healthy.Load()
 	plen := r.payloadLen(f)
 	var buf []byte
 	var bp *[]byte
@@ -682,9 +799,9 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 		return
 	}
 	now := time.Now()
-	r.pending[seq] = pend{buf: buf, f: f, t: t, port: r.ports[f.sock], at: now, pooled: bp != nil}
+	r.pending[seq] = pend{seq: seq, buf: buf, f: f, t: t, port: r.ports[f.sock], at: now, pooled: bp != nil}
 	r.nextSeq = seq + 1
-	r.count(f, t, buf, jumbo, +1)
+	r.count(f, t, buf, jumbo, unhealthy, +1)
 	r.lastSend = now
 	r.mu.Unlock()
 
@@ -692,7 +809,7 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 		r.mu.Lock()
 		if _, ok := r.pending[seq]; ok {
 			delete(r.pending, seq)
-			r.count(f, t, buf, jumbo, -1)
+			r.count(f, t, buf, jumbo, unhealthy, -1)
 		}
 		r.rep.SendErrors++
 		r.mu.Unlock()
@@ -700,8 +817,12 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 }
 
 // count adds (d=+1) or removes (d=-1) a sent packet; r.mu held.
-func (r *runner) count(f *flow, t *target, buf []byte, jumbo bool, d int) {
+func (r *runner) count(f *flow, t *target, buf []byte, jumbo, unhealthy bool, d int) {
 	u := uint64(d) // wraps to subtract for -1
+	if unhealthy {
+		r.rep.SentToUnhealthy += u
+		t.sentUnhealthy += u
+	}
 	r.rep.Sent += u
 	r.rep.SentBytes += uint64(len(buf)) * u
 	if jumbo {
@@ -772,7 +893,12 @@ func (r *runner) match(b []byte, from netip.AddrPort, now time.Time) {
 	defer r.release(p)
 	switch {
 	case from.Addr().Unmap() != p.t.addr.Addr():
-		r.mismatch("wrong_source_addr", &p)
+		if r.isTarget(from.Addr().Unmap()) {
+			r.rep.WrongTarget++
+			r.mismatch("wrong_target", &p)
+		} else {
+			r.mismatch("wrong_source_addr", &p)
+		}
 	case from.Port() != p.port:
 		r.mismatch("wrong_source_port", &p)
 	case !bytes.Equal(b, p.buf):
@@ -795,11 +921,28 @@ func (r *runner) match(b []byte, from netip.AddrPort, now time.Time) {
 	}
 }
 
+// isTarget reports whether a is the address of one of the targets.
+func (r *runner) isTarget(a netip.Addr) bool {
+	for _, t := range r.targets {
+		if t.addr.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
 // drop counts a pending packet as dropped; r.mu held, p already removed.
 func (r *runner) drop(p pend) {
 	r.rep.Dropped++
 	p.f.dropped++
 	p.t.dropped++
+	if p.f.moves > 0 && p.seq >= p.f.moveSeq {
+		if p.f.lostAfterMove == 0 {
+			r.rep.MovedFlowsLost++
+		}
+		p.f.lostAfterMove++
+		r.rep.LostAfterMove++
+	}
 	r.release(p)
 }
 
@@ -880,8 +1023,20 @@ func (r *runner) snapshot(flows bool) Report {
 		rep.Targets[t.key] = TargetReport{
 			Sent: t.sent, Returned: t.returned, Dropped: t.dropped, Mismatched: t.mismatched,
 			Flows: t.flows, Healthy: t.healthy.Load(), HealthChecks: t.checks, HealthFailures: t.failures,
+			MovedOut: t.movedOut, MovedIn: t.movedIn, SentUnhealthy: t.sentUnhealthy,
 		}
 	}
+	rep.Failover = r.cfg.Failover
+	rep.Moves = nil
+	for k, n := range r.moves {
+		rep.Moves = append(rep.Moves, Move{From: r.targets[k[0]].key, To: r.targets[k[1]].key, Flows: n})
+	}
+	slices.SortFunc(rep.Moves, func(a, b Move) int {
+		if c := strings.Compare(a.From, b.From); c != 0 {
+			return c
+		}
+		return strings.Compare(a.To, b.To)
+	})
 	if len(r.lat) > 0 {
 		s := slices.Clone(r.lat)
 		slices.Sort(s)
@@ -900,9 +1055,13 @@ func (r *runner) snapshot(flows bool) Report {
 			Endpoint: f.aws.EndpointID, Attachment: f.aws.AttachmentID, Cookie: f.aws.FlowCookie,
 			SourcePort: r.ports[f.sock], Denied: f.denied,
 			Sent: f.sent, Returned: f.returned, Dropped: f.dropped, Mismatched: f.mismatched,
+			Moved: f.moves > 0, Moves: f.moves, LostAfterMove: f.lostAfterMove,
 		}
 		if ti := f.target; ti >= 0 {
 			fr.Target = r.targets[ti].key
+		}
+		if ti := f.first; ti >= 0 {
+			fr.FirstTarget = r.targets[ti].key
 		}
 		rep.Flows = append(rep.Flows, fr)
 	}

@@ -595,6 +595,7 @@ func TestSpreadAndFailover(t *testing.T) {
 		Rate:           4000,
 		PerFlow:        true,
 		HealthInterval: 20 * time.Millisecond,
+		Failover:       Rebalance,
 	})
 	ta, tb := rep.Targets[a.addr.String()], rep.Targets[b.addr.String()]
 	if rep.Sent != 2000 || rep.Returned != 2000 || ta.Sent+tb.Sent != 2000 {
@@ -778,3 +779,213 @@ func TestRandAddrIn(t *testing.T) {
 }
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+// fleetTarget is an echo target with its own health endpoint. kill stops it as a dead
+// process stops: its socket closes, so nothing more comes back, and its health
+// checks fail (each connection is dropped unanswered and counted in failed).
+type fleetTarget struct {
+	*echoTarget
+	url    string
+	dead   atomic.Bool
+	failed atomic.Int32
+}
+
+func startFleetTarget(t *testing.T, ip string, gwlbPort uint16) *fleetTarget {
+	t.Helper()
+	ft := &fleetTarget{echoTarget: startEcho(t, ip, gwlbPort, false, nil)}
+	s := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		if ft.dead.Load() {
+			ft.failed.Add(1)
+			panic(http.ErrAbortHandler)
+		}
+	}))
+	t.Cleanup(s.Close)
+	ft.url = s.URL + "/healthz"
+	return ft
+}
+
+func (ft *fleetTarget) kill() {
+	ft.dead.Store(true)
+	ft.conn.Close()
+}
+
+// Failover runs: three targets, 60 flows of 60 packets, 30 open at once and sent
+// round-robin, so each flow of the first 30 has sent 20 packets when the second
+// target dies at packet killAt, and the second 30 flows start after holdAt.
+const (
+	foFlows, foActive, foPackets = 60, 30, 60
+	killAt, holdAt               = 600, 900
+)
+
+// failoverRun kills the second target at packet killAt. At packet holdAt the sender
+// waits until the simulator has acted on the target's second failed health check
+// (UnhealthyThreshold 2): it checks a third time only after that. So the death is
+// seen mid-run however busy the machine is, and what was sent to the dead target in
+// between is lost as it would be.
+func failoverRun(t *testing.T, mode Failover) (Report, []*fleetTarget) {
+	port := freePort(t)
+	fts := []*fleetTarget{
+		startFleetTarget(t, "127.0.0.1", port),
+		startFleetTarget(t, "127.0.0.3", port),
+		startFleetTarget(t, "127.0.0.4", port),
+	}
+	dying := fts[1]
+	defer func() { testSendHook = nil }()
+	testSendHook = func(k uint64) {
+		switch k {
+		case killAt:
+			dying.kill()
+		case holdAt:
+			deadline := time.Now().Add(10 * time.Second)
+			for dying.failed.Load() < 3 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if dying.failed.Load() < 3 {
+				t.Errorf("the dead target failed %d health checks in 10 s", dying.failed.Load())
+			}
+		}
+	}
+	var targets []Target
+	for _, ft := range fts {
+		targets = append(targets, Target{Addr: ft.addr, HealthURL: ft.url})
+	}
+	rep := run(t, Config{
+		Targets:        targets,
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		Flows:          foFlows,
+		ActiveFlows:    foActive,
+		PacketsPerFlow: foPackets,
+		Rate:           5000,
+		PerFlow:        true,
+		HealthInterval: 10 * time.Millisecond,
+		ReplyTimeout:   500 * time.Millisecond,
+		Failover:       mode,
+	})
+	if rep.Failover != mode || rep.Sent != foFlows*foPackets || rep.Unhealthy != 0 || rep.Mismatched != 0 || rep.WrongTarget != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	t.Logf("%s: sent %d returned %d dropped %d rehashed %d moves %+v lost after move %d sent to unhealthy %d",
+		mode, rep.Sent, rep.Returned, rep.Dropped, rep.Rehashed, rep.Moves, rep.LostAfterMove, rep.SentToUnhealthy)
+	if rep.Returned+rep.Dropped != rep.Sent || rep.Dropped == 0 {
+		t.Errorf("sent %d returned %d dropped %d", rep.Sent, rep.Returned, rep.Dropped)
+	}
+	if tr := rep.Targets[dying.addr.String()]; tr.Healthy || tr.Dropped != rep.Dropped {
+		t.Errorf("dead target %+v; %d dropped in all", tr, rep.Dropped)
+	}
+	for i, ft := range fts {
+		if tr := rep.Targets[ft.addr.String()]; i != 1 && (!tr.Healthy || tr.Dropped != 0 || tr.Returned != tr.Sent) {
+			t.Errorf("live target %v: %+v", ft.addr, tr)
+		}
+	}
+	for i, f := range rep.Flows {
+		if i >= foActive && f.FirstTarget == dying.addr.String() {
+			t.Errorf("flow %d, started after the death was seen, sent to the dead target: %+v", i, f)
+		}
+		if f.FirstTarget != dying.addr.String() && (f.Moved || f.Target != f.FirstTarget || f.Returned != f.Sent) {
+			t.Errorf("flow %d on a live target disturbed: %+v", i, f)
+		}
+	}
+	return rep, fts
+}
+
+// TestFailoverRebalance: a target dies mid-run; its flows, and only they, move to the
+// other two and carry on (they lose only what was sent to it before the move), and
+// nothing comes back from the wrong target.
+func TestFailoverRebalance(t *testing.T) {
+	rep, fts := failoverRun(t, Rebalance)
+	dead := fts[1].addr.String()
+	tb := rep.Targets[dead]
+	if rep.Rehashed == 0 || rep.MovedFlows != rep.Rehashed || tb.MovedOut != rep.Rehashed || tb.Flows != 0 || tb.MovedIn != 0 {
+		t.Errorf("rehashed %d, moved flows %d, dead target %+v", rep.Rehashed, rep.MovedFlows, tb)
+	}
+	if rep.MovedFlowsLost != 0 || rep.LostAfterMove != 0 || rep.SentToUnhealthy != 0 {
+		t.Errorf("moved flows lost %d (%d packets) after the move; %d sent to the unhealthy target",
+			rep.MovedFlowsLost, rep.LostAfterMove, rep.SentToUnhealthy)
+	}
+	var in, fromMoves uint64
+	for _, ft := range []*fleetTarget{fts[0], fts[2]} {
+		tr := rep.Targets[ft.addr.String()]
+		if tr.MovedIn == 0 || tr.MovedOut != 0 {
+			t.Errorf("live target %v: %+v", ft.addr, tr)
+		}
+		in += tr.MovedIn
+	}
+	for _, m := range rep.Moves {
+		if m.From != dead || m.To == dead {
+			t.Errorf("move %+v", m)
+		}
+		fromMoves += m.Flows
+	}
+	if in != rep.Rehashed || fromMoves != rep.Rehashed || len(rep.Moves) != 2 {
+		t.Errorf("moved in %d, moves %+v, rehashed %d", in, rep.Moves, rep.Rehashed)
+	}
+	var moved uint64
+	for i, f := range rep.Flows {
+		if f.FirstTarget != dead {
+			continue
+		}
+		moved++
+		// 20 packets per flow were sent before the death; it is seen by packet holdAt
+		// (10 more per flow); everything after the move comes back.
+		if !f.Moved || f.Moves != 1 || f.Target == dead || f.LostAfterMove != 0 ||
+			f.Returned+f.Dropped != f.Sent || f.Dropped == f.Sent || f.Returned < foPackets-(holdAt/foActive) {
+			t.Errorf("flow %d from the dead target: %+v", i, f)
+		}
+	}
+	if moved != rep.MovedFlows {
+		t.Errorf("%d flows started on the dead target, %d moved", moved, rep.MovedFlows)
+	}
+}
+
+// TestFailoverNoRebalance: a target dies mid-run; its flows stay on it and die, new
+// flows go to the others.
+func TestFailoverNoRebalance(t *testing.T) {
+	rep, fts := failoverRun(t, NoRebalance)
+	dead := fts[1].addr.String()
+	tb := rep.Targets[dead]
+	if rep.Rehashed != 0 || rep.MovedFlows != 0 || rep.Moves != nil || rep.MovedFlowsLost != 0 || tb.MovedOut != 0 {
+		t.Errorf("flows moved: %+v", rep)
+	}
+	if rep.SentToUnhealthy == 0 || tb.SentUnhealthy != rep.SentToUnhealthy || tb.Flows == 0 {
+		t.Errorf("sent to unhealthy %d, dead target %+v", rep.SentToUnhealthy, tb)
+	}
+	n := 0
+	for i, f := range rep.Flows {
+		if f.FirstTarget != dead {
+			continue
+		}
+		n++
+		// 20 of its 60 packets were sent before the death; none after it returns.
+		if f.Moved || f.Target != dead || f.Sent != foPackets || f.Returned > killAt/foActive || f.Dropped < foPackets-killAt/foActive {
+			t.Errorf("flow %d on the dead target: %+v", i, f)
+		}
+	}
+	if n == 0 || n != tb.Flows {
+		t.Errorf("%d flows on the dead target, its report says %d", n, tb.Flows)
+	}
+}
+
+// TestWrongTarget: a target replying from another target's address has those replies
+// counted as returned by the wrong target.
+func TestWrongTarget(t *testing.T) {
+	port := freePort(t)
+	a := startEcho(t, "127.0.0.1", port, false, nil)
+	b := startEcho(t, "127.0.0.3", port, false, nil)
+	a.mu.Lock()
+	a.from = b.addr.Addr()
+	a.mu.Unlock()
+	rep := run(t, Config{
+		Targets:        []Target{{Addr: a.addr}, {Addr: b.addr}},
+		Local:          gwlbAddr,
+		ListenPort:     port,
+		MaxOutstanding: lossless,
+		Flows:          40,
+		PacketsPerFlow: 3,
+	})
+	ta, tb := rep.Targets[a.addr.String()], rep.Targets[b.addr.String()]
+	if ta.Sent == 0 || rep.WrongTarget != ta.Sent || rep.MismatchReasons["wrong_target"] != ta.Sent ||
+		ta.Mismatched != ta.Sent || tb.Returned != tb.Sent || rep.Returned != tb.Sent {
+		t.Errorf("a %+v b %+v report %+v", ta, tb, rep)
+	}
+}

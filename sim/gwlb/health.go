@@ -50,7 +50,7 @@ func (r *runner) health(ctx context.Context, hc *http.Client, t *target) {
 		return
 	}
 	record(ok)
-	t.healthy.Store(ok)
+	t.setHealthy(ok)
 	close(t.first)
 
 	tick := time.NewTicker(r.cfg.HealthInterval)
@@ -71,13 +71,13 @@ func (r *runner) health(ctx context.Context, hc *http.Client, t *target) {
 			passes++
 			fails = 0
 			if passes >= r.cfg.HealthyThreshold {
-				t.healthy.Store(true)
+				t.setHealthy(true)
 			}
 		} else {
 			fails++
 			passes = 0
 			if fails >= r.cfg.UnhealthyThreshold {
-				t.healthy.Store(false)
+				t.setHealthy(false)
 			}
 		}
 	}

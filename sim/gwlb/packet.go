@@ -37,9 +37,16 @@ type flow struct {
 	sock   int    // index of the source socket (GWLB's ephemeral port P)
 	hash   uint64 // 5-tuple hash for target selection
 	target int    // index into runner.targets, -1 while unassigned
+	downs  uint64 // the target's downs count when the flow was put on it (sender only)
+
+	// written under runner.mu by the sender
+	first   int    // the first target, -1 while unassigned
+	moves   int    // times moved off a failed target
+	moveSeq uint64 // sequence number of the first packet after the first move
 
 	// guarded by runner.mu
 	sent, returned, dropped, mismatched uint64
+	lostAfterMove                       uint64
 }
 
 // tupleHash is GWLB's 5-tuple flow hash (FNV-1a over protocol, addresses and ports,
