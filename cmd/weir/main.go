@@ -42,7 +42,7 @@ commands:
                                privileges: exit 0 when valid, else FILE:LINE: message
   replay -eve OUT.json [-config FILE] [-pcap-dir DIR] [-flowlog FILE] PCAP...
                                run capture files through the pipeline
-  sim gwlb -target ADDR:PORT[,HEALTH_URL] [-rate N] [-flows N] [-progress]
+  sim gwlb -target ADDR:PORT[,HEALTH_URL] [-rate N] [-flows N] [-failover MODE] [-progress]
                                simulate a Gateway Load Balancer against targets
   sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-both-ends] [-pcap FILE]
                                send AWS-style Traffic Mirroring traffic

@@ -163,6 +163,18 @@ synthetic TCP, UDP and ICMP flows to the targets, spreads flows over healthy tar
 5-tuple as a GWLB does, checks every returned packet byte for byte, and prints a JSON
 report (sent, returned, dropped, mismatched, latency percentiles).
 
+Targets with a HEALTH_URL are checked like a target group's (GET every
+-health-interval; 200-399 passes; -healthy-threshold passes make a target healthy,
+-unhealthy-threshold failures unhealthy). A new flow goes to a healthy target and
+stays there. -failover is the target group's target_failover: no_rebalance (the
+default, as on AWS) keeps sending a target's existing flows to it after it turns
+unhealthy; rebalance moves them, and only them, to the healthy targets from their next
+packet on, and they stay there when it recovers. The report counts the moves
+(rehashed, moved_flows, moves), what moved flows lost after moving (moved_flows_lost,
+lost_after_move), replies from the wrong target (wrong_target) and packets sent to
+unhealthy targets (sent_to_unhealthy). Long-lived flows: many -packets per flow at a
+modest -rate, e.g. -flows 100 -packets 200 -rate 2000 keeps 100 flows open for 10 s.
+
 flags:`)
 		fs.PrintDefaults()
 	}
@@ -184,6 +196,12 @@ flags:`)
 	timeout := fs.Duration("reply-timeout", time.Second, "wait this long for replies")
 	perFlow := fs.Bool("per-flow", false, "include every flow in the report")
 	progress := fs.Bool("progress", false, "print a progress line a second on stderr")
+	failover := fs.String("failover", string(gwlbsim.NoRebalance),
+		"target_failover `MODE`: no_rebalance (AWS's default: existing flows stay on an unhealthy target) or rebalance (they move to healthy ones)")
+	hInterval := fs.Duration("health-interval", time.Second, "health check interval")
+	hTimeout := fs.Duration("health-timeout", 2*time.Second, "health check timeout")
+	hHealthy := fs.Int("healthy-threshold", 2, "consecutive passes that make a target healthy")
+	hUnhealthy := fs.Int("unhealthy-threshold", 2, "consecutive failures that make a target unhealthy")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -194,6 +212,20 @@ flags:`)
 	if err != nil {
 		return usageError{fmt.Errorf("-local: %v", err)}
 	}
+	fo := gwlbsim.Failover(*failover)
+	if fo != gwlbsim.NoRebalance && fo != gwlbsim.Rebalance {
+		return usageError{fmt.Errorf("-failover %q: want rebalance or no_rebalance", *failover)}
+	}
+	for name, d := range map[string]time.Duration{"-health-interval": *hInterval, "-health-timeout": *hTimeout} {
+		if d <= 0 {
+			return usageError{fmt.Errorf("%s %v: must be positive", name, d)}
+		}
+	}
+	for name, n := range map[string]int{"-healthy-threshold": *hHealthy, "-unhealthy-threshold": *hUnhealthy} {
+		if n < 1 {
+			return usageError{fmt.Errorf("%s %d: must be at least 1", name, n)}
+		}
+	}
 	share := *v6
 	if share <= 0 {
 		share = gwlbsim.IPv4Only
@@ -203,12 +235,14 @@ flags:`)
 		Flows: *flows, PacketsPerFlow: *ppf, ActiveFlows: *active, Rate: *rate,
 		IPv6Share: share, Protos: strings.Split(*protos, ","), JumboEvery: *jumbo,
 		Endpoints: *endpoints, DeniedSources: denied, Seed: *seed,
-		ReplyTimeout: *timeout, PerFlow: *perFlow,
+		ReplyTimeout: *timeout, PerFlow: *perFlow, Failover: fo,
+		HealthInterval: *hInterval, HealthTimeout: *hTimeout,
+		HealthyThreshold: *hHealthy, UnhealthyThreshold: *hUnhealthy,
 	}
 	if *progress {
 		cfg.Progress = func(r gwlbsim.Report) {
-			fmt.Fprintf(stderr, "sim: sent=%d returned=%d dropped=%d mismatched=%d\n",
-				r.Sent, r.Returned, r.Dropped, r.Mismatched)
+			fmt.Fprintf(stderr, "sim: sent=%d returned=%d dropped=%d mismatched=%d rehashed=%d lost_after_move=%d\n",
+				r.Sent, r.Returned, r.Dropped, r.Mismatched, r.Rehashed, r.LostAfterMove)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
