@@ -792,7 +792,7 @@ type fleetTarget struct {
 
 func startFleetTarget(t *testing.T, ip string, gwlbPort uint16) *fleetTarget {
 	t.Helper()
-	ft := &fleetTarget{echoTarget: startEcho(t, ip, gwlbPort, false, nil)}
+	ft := &fleetTarget{echoTarget: startEcho(t, ip, gwlbPort, true, nil)}
 	s := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		if ft.dead.Load() {
 			ft.failed.Add(1)
@@ -935,6 +935,112 @@ func TestFailoverRebalance(t *testing.T) {
 	}
 	if moved != rep.MovedFlows {
 		t.Errorf("%d flows started on the dead target, %d moved", moved, rep.MovedFlows)
+	}
+	// A moved flow reaches its new target with the same GENEVE options and from the
+	// same source port P as before.
+	type seen struct {
+		ep, att uint64
+		port    uint16
+	}
+	got := map[string]map[uint32]seen{} // target -> cookie -> what it received
+	for _, ft := range fts {
+		m := map[uint32]seen{}
+		for _, r := range ft.recorded() {
+			_, _, aws, err := geneve.Decode(r.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := m[aws.FlowCookie]; ok && prev != (seen{aws.EndpointID, aws.AttachmentID, r.from.Port()}) {
+				t.Errorf("cookie %#x: options or source port changed on %v", aws.FlowCookie, ft.addr)
+			}
+			m[aws.FlowCookie] = seen{aws.EndpointID, aws.AttachmentID, r.from.Port()}
+		}
+		got[ft.addr.String()] = m
+	}
+	for _, f := range rep.Flows {
+		if !f.Moved {
+			continue
+		}
+		want := seen{f.Endpoint, f.Attachment, f.SourcePort}
+		if g, ok := got[f.Target][f.Cookie]; !ok || g != want {
+			t.Errorf("moved flow %+v: new target got %+v (%v)", f, g, ok)
+		}
+		if g, ok := got[dead][f.Cookie]; !ok || g != want {
+			t.Errorf("moved flow %+v: dead target got %+v (%v)", f, g, ok)
+		}
+	}
+}
+
+// TestPickRebalance drives target selection directly through failures and
+// recoveries.
+func TestPickRebalance(t *testing.T) {
+	for _, mode := range []Failover{Rebalance, NoRebalance} {
+		r := &runner{cfg: Config{Failover: mode}, moves: map[[2]int]uint64{}}
+		for i := range 3 {
+			r.targets = append(r.targets, &target{key: string(rune('a' + i))})
+			r.targets[i].setHealthy(true)
+		}
+		var flows []*flow
+		for i := range 300 {
+			f := &flow{target: -1, first: -1, hash: uint64(i) * 0x9e3779b97f4a7c15}
+			flows = append(flows, f)
+			r.pick(f)
+		}
+		before := make([]int, len(flows))
+		for i, f := range flows {
+			before[i] = f.target
+		}
+		b := r.targets[1]
+		b.setHealthy(false)
+		// Flows 0-99 send during the outage; 100-299 only after b recovers.
+		for _, f := range flows[:100] {
+			r.pick(f)
+		}
+		b.setHealthy(true)
+		for _, f := range flows {
+			r.pick(f)
+		}
+		onB, movedFlows := 0, 0
+		for i, f := range flows {
+			switch {
+			case before[i] != 1 || mode == NoRebalance:
+				if f.target != before[i] || f.moves != 0 {
+					t.Errorf("%s: flow %d moved from %d to %d", mode, i, before[i], f.target)
+				}
+			default:
+				// Rebalanced at the failure, whether or not it sent during it; it
+				// stays on its new target after b recovers.
+				onB++
+				movedFlows++
+				if f.target == 1 || f.moves != 1 || f.first != 1 {
+					t.Errorf("%s: flow %d on b: now on %d after %d moves", mode, i, f.target, f.moves)
+				}
+			}
+		}
+		if mode == Rebalance && (onB == 0 || r.rep.Rehashed != uint64(movedFlows) || b.movedOut != uint64(movedFlows) ||
+			r.targets[0].movedIn+r.targets[2].movedIn != uint64(movedFlows) || b.flows != 0) {
+			t.Errorf("%s: %d flows were on b; rehashed %d, b %+v", mode, onB, r.rep.Rehashed, b)
+		}
+		// New flows use b again.
+		newOnB := 0
+		for i := range 30 {
+			f := &flow{target: -1, first: -1, hash: uint64(1000+i) * 0x9e3779b97f4a7c15}
+			if r.pick(f) == 1 {
+				newOnB++
+			}
+		}
+		if newOnB == 0 {
+			t.Errorf("%s: no new flow on the recovered target", mode)
+		}
+		// No healthy target: nothing is picked; an unhealthy target keeps its
+		// flows with NoRebalance.
+		for _, tg := range r.targets {
+			tg.setHealthy(false)
+		}
+		f := flows[0]
+		if got := r.pick(f); mode == Rebalance && got != -1 || mode == NoRebalance && got != f.target {
+			t.Errorf("%s: all unhealthy: picked %d for a flow on %d", mode, got, f.target)
+		}
 	}
 }
 
