@@ -703,20 +703,21 @@ func (r *runner) send(ctx context.Context) {
 }
 
 // pick returns the index of f's target, assigning or moving f when needed, or -1 when
-// no target is healthy. A new flow is hashed onto the healthy targets. An assigned
+// no target is healthy, and whether that target is unhealthy (an existing flow kept on
+// it by NoRebalance). A new flow is hashed onto the healthy targets. An assigned
 // flow stays on its target, except with Rebalance when the target has turned
 // unhealthy since the flow was put on it: then it is hashed onto the other healthy
 // targets (or stays, if there are none and its target is healthy again).
-func (r *runner) pick(f *flow) int {
+func (r *runner) pick(f *flow) (ti int, unhealthy bool) {
 	if f.target >= 0 {
 		t := r.targets[f.target]
 		if r.cfg.Failover != Rebalance {
-			return f.target
+			return f.target, !t.healthy.Load()
 		}
 		// Load downs before healthy: a target that fails in between is seen as
 		// failed by the next packet.
 		if d := t.downs.Load(); d == f.downs && t.healthy.Load() {
-			return f.target
+			return f.target, false
 		}
 	}
 	r.healthy = r.healthy[:0]
@@ -730,10 +731,10 @@ func (r *runner) pick(f *flow) int {
 			t := r.targets[f.target]
 			if d := t.downs.Load(); t.healthy.Load() {
 				f.downs = d // recovered and the only healthy one: stay
-				return f.target
+				return f.target, false
 			}
 		}
-		return -1
+		return -1, false
 	}
 	n := r.healthy[f.hash%uint64(len(r.healthy))]
 	to := r.targets[n]
@@ -756,11 +757,11 @@ func (r *runner) pick(f *flow) int {
 	to.flows++
 	f.target = n // written under r.mu for snapshot; read here without it (sender only)
 	r.mu.Unlock()
-	return n
+	return n, false
 }
 
 func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
-	ti := r.pick(f)
+	ti, unhealthy := r.pick(f)
 	if ti < 0 {
 		f.Skip() // GWLB drops it; keep the flow's packet count
 		r.mu.Lock()
@@ -769,7 +770,6 @@ func (r *runner) sendOne(ctx context.Context, f *flow, jumbo bool) {
 		return
 	}
 	t := r.targets[ti]
-	unhealthy := !t.healthy.Load()
 	plen := r.payloadLen(f)
 	var buf []byte
 	var bp *[]byte

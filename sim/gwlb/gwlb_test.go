@@ -782,19 +782,26 @@ func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 
 // fleetTarget is an echo target with its own health endpoint. kill stops it as a dead
 // process stops: its socket closes, so nothing more comes back, and its health
-// checks fail (each connection is dropped unanswered and counted in failed).
+// checks fail (each connection is dropped unanswered and counted in failed), though
+// only once release is closed, so that a test can let traffic reach the dead target
+// before the simulator can notice.
 type fleetTarget struct {
 	*echoTarget
-	url    string
-	dead   atomic.Bool
-	failed atomic.Int32
+	url     string
+	dead    atomic.Bool
+	release chan struct{}
+	failed  atomic.Int32
 }
 
 func startFleetTarget(t *testing.T, ip string, gwlbPort uint16) *fleetTarget {
 	t.Helper()
-	ft := &fleetTarget{echoTarget: startEcho(t, ip, gwlbPort, true, nil)}
-	s := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	ft := &fleetTarget{echoTarget: startEcho(t, ip, gwlbPort, true, nil), release: make(chan struct{})}
+	s := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
 		if ft.dead.Load() {
+			select {
+			case <-ft.release:
+			case <-req.Context().Done():
+			}
 			ft.failed.Add(1)
 			panic(http.ErrAbortHandler)
 		}
@@ -811,17 +818,19 @@ func (ft *fleetTarget) kill() {
 
 // Failover runs: three targets, 60 flows of 60 packets, 30 open at once and sent
 // round-robin, so each flow of the first 30 has sent 20 packets when the second
-// target dies at packet killAt, and the second 30 flows start after holdAt.
+// target dies at packet killAt and 5 more when its health checks may start failing
+// (releaseAt); the second 30 flows start after holdAt.
 const (
 	foFlows, foActive, foPackets = 60, 30, 60
-	killAt, holdAt               = 600, 900
+	killAt, releaseAt, holdAt    = 600, 750, 900
 )
 
-// failoverRun kills the second target at packet killAt. At packet holdAt the sender
-// waits until the simulator has acted on the target's second failed health check
-// (UnhealthyThreshold 2): it checks a third time only after that. So the death is
-// seen mid-run however busy the machine is, and what was sent to the dead target in
-// between is lost as it would be.
+// failoverRun kills the second target at packet killAt; its health checks fail from
+// packet releaseAt on. At packet holdAt the sender waits until the simulator has
+// acted on the target's second failed health check (UnhealthyThreshold 2): it checks
+// a third time only after that. So the death is seen mid-run however busy the
+// machine is, and what was sent to the dead target in between is lost as it would
+// be.
 func failoverRun(t *testing.T, mode Failover) (Report, []*fleetTarget) {
 	port := freePort(t)
 	fts := []*fleetTarget{
@@ -835,6 +844,8 @@ func failoverRun(t *testing.T, mode Failover) (Report, []*fleetTarget) {
 		switch k {
 		case killAt:
 			dying.kill()
+		case releaseAt:
+			close(dying.release)
 		case holdAt:
 			deadline := time.Now().Add(10 * time.Second)
 			for dying.failed.Load() < 3 && time.Now().Before(deadline) {
@@ -859,7 +870,7 @@ func failoverRun(t *testing.T, mode Failover) (Report, []*fleetTarget) {
 		Rate:           5000,
 		PerFlow:        true,
 		HealthInterval: 10 * time.Millisecond,
-		ReplyTimeout:   500 * time.Millisecond,
+		ReplyTimeout:   time.Second,
 		Failover:       mode,
 	})
 	if rep.Failover != mode || rep.Sent != foFlows*foPackets || rep.Unhealthy != 0 || rep.Mismatched != 0 || rep.WrongTarget != 0 {
@@ -926,10 +937,11 @@ func TestFailoverRebalance(t *testing.T) {
 			continue
 		}
 		moved++
-		// 20 packets per flow were sent before the death; it is seen by packet holdAt
-		// (10 more per flow); everything after the move comes back.
+		// 20 packets per flow were sent before the death and 5 more (lost) before it
+		// could be seen; it is seen by packet holdAt (5 more per flow); everything
+		// after the move comes back.
 		if !f.Moved || f.Moves != 1 || f.Target == dead || f.LostAfterMove != 0 ||
-			f.Returned+f.Dropped != f.Sent || f.Dropped == f.Sent || f.Returned < foPackets-(holdAt/foActive) {
+			f.Returned+f.Dropped != f.Sent || f.Dropped < (releaseAt-killAt)/foActive || f.Returned < foPackets-(holdAt/foActive) {
 			t.Errorf("flow %d from the dead target: %+v", i, f)
 		}
 	}
@@ -1025,7 +1037,7 @@ func TestPickRebalance(t *testing.T) {
 		newOnB := 0
 		for i := range 30 {
 			f := &flow{target: -1, first: -1, hash: uint64(1000+i) * 0x9e3779b97f4a7c15}
-			if r.pick(f) == 1 {
+			if ti, _ := r.pick(f); ti == 1 {
 				newOnB++
 			}
 		}
@@ -1038,7 +1050,8 @@ func TestPickRebalance(t *testing.T) {
 			tg.setHealthy(false)
 		}
 		f := flows[0]
-		if got := r.pick(f); mode == Rebalance && got != -1 || mode == NoRebalance && got != f.target {
+		got, unhealthy := r.pick(f)
+		if mode == Rebalance && (got != -1 || unhealthy) || mode == NoRebalance && (got != f.target || !unhealthy) {
 			t.Errorf("%s: all unhealthy: picked %d for a flow on %d", mode, got, f.target)
 		}
 	}
