@@ -232,7 +232,7 @@ const checkConfigUsage = `usage: weir check-config FILE
 Checks a configuration file as weir run would, short of what needs privileges
 (binding ports, raw sockets): the YAML, every key and value, the filter files, and
 that the output files (outputs.eve, outputs.flowlog.path, outputs.pcap.dir) can be
-created and opened for append. Prints "FILE: ok" and exits 0 when valid, else
+created and opened for append, and cluster.secret_key_file's keys. Prints "FILE: ok" and exits 0 when valid, else
 prints FILE:LINE: message and exits 1.
 `
 
@@ -252,6 +252,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := cfg.CheckPaths(); err != nil {
+		return err
+	}
+	if err := cfg.CheckClusterKeys(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
