@@ -23,12 +23,16 @@ type Status struct {
 	Node      string   `json:"node"`
 	Address   string   `json:"address"`
 	Encrypted bool     `json:"encrypted"`
+	Keys      int      `json:"keys"`    // keys installed (2 or more mid-rotation)
 	Members   []Member `json:"members"` // by name, this node included
 }
 
 // Status reports the members this node knows, dead and left ones for 30 minutes.
 func (n *Node) Status() Status {
 	st := Status{Node: n.name, Encrypted: n.mlConf.Keyring != nil}
+	if kr := n.mlConf.Keyring; kr != nil {
+		st.Keys = len(kr.GetKeys())
+	}
 	if a := n.Addr(); a.IsValid() {
 		st.Address = a.String()
 	}

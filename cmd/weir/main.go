@@ -47,6 +47,9 @@ commands:
   sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-both-ends] [-pcap FILE]
                                send AWS-style Traffic Mirroring traffic
   demo [-duration 10s] [-keep] run an appliance and both simulators on loopback
+  cluster status -addr HOST:PORT
+                               print the fleet as the node at HOST:PORT (its
+                               health.listen) sees it
   version                      print the version, VCS revision and Go version
   help                         print this
 
@@ -75,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSim(args, stdout, stderr)
 	case "demo":
 		err = cmdDemo(args, stdout, stderr)
+	case "cluster":
+		err = cmdCluster(args, stdout, stderr)
 	case "version", "-version", "--version":
 		err = cmdVersion(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
