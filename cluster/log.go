@@ -43,6 +43,9 @@ func (s *logSink) Write(p []byte) (int, error) {
 
 func (s *logSink) line(text string) {
 	n := s.n
+	if n.state.Load() == 2 {
+		return // memberlist's timers outlive its Shutdown
+	}
 	level, msg := slog.LevelInfo, text
 	for _, l := range []struct {
 		tag   string

@@ -494,6 +494,9 @@ type events Node
 
 func (e *events) NotifyJoin(mn *memberlist.Node) {
 	n := (*Node)(e)
+	if n.state.Load() == 2 {
+		return // memberlist's timers outlive its Shutdown
+	}
 	n.mu.Lock()
 	m := n.members[mn.Name]
 	if m == nil {
@@ -510,6 +513,9 @@ func (e *events) NotifyJoin(mn *memberlist.Node) {
 
 func (e *events) NotifyLeave(mn *memberlist.Node) {
 	n := (*Node)(e)
+	if n.state.Load() == 2 {
+		return // memberlist's timers outlive its Shutdown
+	}
 	n.mu.Lock()
 	m := n.members[mn.Name]
 	if m == nil {
@@ -534,6 +540,9 @@ func (e *events) NotifyLeave(mn *memberlist.Node) {
 
 func (e *events) NotifyUpdate(mn *memberlist.Node) {
 	n := (*Node)(e)
+	if n.state.Load() == 2 {
+		return // memberlist's timers outlive its Shutdown
+	}
 	n.mu.Lock()
 	if m := n.members[mn.Name]; m != nil {
 		m.node = copyNode(mn)

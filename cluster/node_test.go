@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +30,9 @@ var (
 // start runs a node on addr (port 0: a free one) with a recorder as its handler.
 func start(t *testing.T, name, addr string, keys [][]byte, seeds ...string) (*cluster.Node, *clustertest.Recorder) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
+	out := &testOutput{w: t.Output()}
+	t.Cleanup(out.close)
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
 	n, err := cluster.New(cluster.Config{
 		Bind: netip.AddrPortFrom(netip.MustParseAddr(addr), 0), NodeName: name, Join: seeds, Keys: keys,
 	}, logger)
@@ -42,6 +46,29 @@ func start(t *testing.T, name, addr string, keys [][]byte, seeds ...string) (*cl
 	}
 	t.Cleanup(func() { n.Shutdown() })
 	return n, r
+}
+
+// testOutput is the test's output until the test ends, then nothing: memberlist's
+// timers can fire after Shutdown.
+type testOutput struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (o *testOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return len(p), nil
+	}
+	return o.w.Write(p)
+}
+
+func (o *testOutput) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
 }
 
 // fleet starts three nodes: the first on 127.0.0.1 (so that "localhost" finds it),
