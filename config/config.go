@@ -75,6 +75,7 @@ type Config struct {
 		Format string
 		File   string // weir's own log; "" = stderr
 	}
+	Cluster ClusterConfig
 
 	file    string            // the file it was read from, for KeyError
 	sources map[string]source // where the output paths were read
@@ -269,6 +270,7 @@ func Parse(file string, data []byte) (*Config, error) {
 				},
 			})
 		},
+		"cluster": func(n *yaml.Node) { p.cluster(n, c) },
 		"log": func(n *yaml.Node) {
 			p.mapping(n, "log", map[string]func(*yaml.Node){
 				"level":  func(n *yaml.Node) { c.Log.Level = p.oneOf(n, "log.level", "debug", "info", "warn", "error") },
@@ -279,6 +281,14 @@ func Parse(file string, data []byte) (*Config, error) {
 	})
 	if p.err != nil {
 		return nil, p.err
+	}
+	if cl := c.Cluster; cl.Bind.IsValid() && cl.SecretKeyFile == "" && !cl.Insecure {
+		line := 1
+		if n := findKey(root, "cluster", "bind"); n != nil {
+			line = n.Line
+		}
+		return nil, &Error{File: file, Line: line,
+			Msg: "cluster.secret_key_file: required when cluster.bind is set (or insecure: true to gossip in clear text)"}
 	}
 	if l, m := c.GWLB.Listen, c.Mirror.Listen; m.IsValid() && l.Port() == m.Port() &&
 		(l.Addr() == m.Addr() || l.Addr().IsUnspecified() || m.Addr().IsUnspecified()) {

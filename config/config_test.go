@@ -101,6 +101,12 @@ func TestParseConfigFull(t *testing.T) {
 	check("log.format", c.Log.Format, "json")
 	check("log.file", c.Log.File, "/var/log/weir/weir.log")
 	check("policy.default", c.Policy.Default, policy.Drop)
+	check("cluster.bind", c.Cluster.Bind, netip.MustParseAddrPort("10.0.1.5:7946"))
+	check("cluster.advertise", c.Cluster.Advertise, netip.MustParseAddrPort("192.0.2.5:7946"))
+	check("cluster.node_name", c.Cluster.NodeName, "weir-a")
+	check("cluster.join", c.Cluster.Join, []string{"10.0.1.6", "10.0.1.7:7946", "weir.internal", "[fd00::7]:7000"})
+	check("cluster.secret_key_file", c.Cluster.SecretKeyFile, "/etc/weir/cluster.key")
+	check("cluster.insecure", c.Cluster.Insecure, false)
 
 	want := []policy.Rule{
 		{

@@ -91,6 +91,8 @@ func (c *Config) outputValue(key string) string {
 		return c.Outputs.PCAP.Dir
 	case "log.file":
 		return c.Log.File
+	case "cluster.secret_key_file":
+		return c.Cluster.SecretKeyFile
 	}
 	return ""
 }

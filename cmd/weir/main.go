@@ -47,6 +47,9 @@ commands:
   sim mirror -target ADDR:PORT -eni IP,MAC,VNI [-both-ends] [-pcap FILE]
                                send AWS-style Traffic Mirroring traffic
   demo [-duration 10s] [-keep] run an appliance and both simulators on loopback
+  cluster status -addr HOST:PORT
+                               print the fleet as the node at HOST:PORT (its
+                               health.listen) sees it
   version                      print the version, VCS revision and Go version
   help                         print this
 
@@ -75,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSim(args, stdout, stderr)
 	case "demo":
 		err = cmdDemo(args, stdout, stderr)
+	case "cluster":
+		err = cmdCluster(args, stdout, stderr)
 	case "version", "-version", "--version":
 		err = cmdVersion(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -232,7 +237,7 @@ const checkConfigUsage = `usage: weir check-config FILE
 Checks a configuration file as weir run would, short of what needs privileges
 (binding ports, raw sockets): the YAML, every key and value, the filter files, and
 that the output files (outputs.eve, outputs.flowlog.path, outputs.pcap.dir) can be
-created and opened for append. Prints "FILE: ok" and exits 0 when valid, else
+created and opened for append, and cluster.secret_key_file's keys. Prints "FILE: ok" and exits 0 when valid, else
 prints FILE:LINE: message and exits 1.
 `
 
@@ -252,6 +257,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := cfg.CheckPaths(); err != nil {
+		return err
+	}
+	if err := cfg.CheckClusterKeys(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)

@@ -26,9 +26,15 @@ func writeConfig(t *testing.T, name, data string) string {
 	return path
 }
 
+// testKeyFile writes a cluster key file of one AES-128 key.
+func testKeyFile(t *testing.T) string {
+	return writeConfig(t, "cluster.key", "AAAAAAAAAAAAAAAAAAAAAA==\n")
+}
+
 func TestRunCheckConfigValid(t *testing.T) {
+	full := strings.ReplaceAll(readFile(t, "../../config/testdata/full.yaml"), "/etc/weir/cluster.key", testKeyFile(t))
 	for name, data := range map[string]string{
-		"full.yaml":  readFile(t, "../../config/testdata/full.yaml"),
+		"full.yaml":  full,
 		"empty.yaml": "",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -58,6 +64,10 @@ func TestRunCheckConfigInvalid(t *testing.T) {
 		{"yaml syntax", "log:\n\tlevel: info\n", "2", "tab in indentation: YAML indents with spaces"},
 		{"over-indented key", "log:\n  level: info\n    format: json\n", "3", `"format" is indented deeper than line 2`},
 		{"unclosed bracket", "gwlb:\n  allowed_sources: [10.0.0.0/8\nlog:\n  level: info\n", "2", "unclosed ["},
+		{"cluster key missing", "cluster:\n  bind: 127.0.0.1:7946\n  secret_key_file: /nonexistent/cluster.key\n", "3",
+			"cluster.secret_key_file: open /nonexistent/cluster.key"},
+		{"cluster key bad", "cluster:\n  bind: 127.0.0.1:7946\n  secret_key_file: " + writeConfig(t, "bad.key", "AAAA\n") + "\n", "3",
+			"bad.key:1: a key of 3 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, "weir.yaml", tc.data)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"weir/cluster"
 	"weir/config"
 	"weir/dataplane/engine"
 
@@ -25,6 +26,7 @@ type node struct {
 	servers []*health.Server
 	hsrv    *health.Server
 	msrv    *health.Server
+	cluster *cluster.Node // nil when standalone (no cluster.bind)
 
 	failed chan error // the dataplane stopped on its own
 	cancel context.CancelFunc
@@ -44,9 +46,25 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 			for _, s := range n.servers {
 				_ = s.Close()
 			}
+			if n.cluster != nil {
+				_ = n.cluster.Shutdown()
+			}
 			n.CloseOutputs()
 		}
 	}()
+	if cfg.Cluster.Bind.IsValid() {
+		ccfg, err := cluster.FromConfig(cfg.Cluster)
+		if err != nil {
+			return nil, cfg.KeyError("cluster.secret_key_file", err)
+		}
+		if n.cluster, err = cluster.New(ccfg, log); err != nil {
+			return nil, err
+		}
+		if err := n.cluster.Start(); err != nil {
+			n.cluster = nil
+			return nil, fmt.Errorf("cluster.bind %s: %w", cfg.Cluster.Bind, err)
+		}
+	}
 	listeners := []socket.Listener{{Addr: cfg.GWLB.Listen, Encap: dataplane.EncapGeneve}}
 	if cfg.Mirror.Listen.IsValid() {
 		listeners = append(listeners, socket.Listener{Addr: cfg.Mirror.Listen, Encap: dataplane.EncapVXLAN})
@@ -75,6 +93,10 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
 	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
+	if n.cluster != nil {
+		reg.MustRegister(n.cluster.Collector())
+		hmux.Handle("/cluster", n.cluster)
+	}
 	mmux := http.NewServeMux()
 	mmux.Handle("/metrics", health.MetricsHandler(reg))
 	if cfg.Health.Listen != "" && cfg.Health.Listen == cfg.Metrics.Listen {
@@ -167,6 +189,11 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 		}
 		n.cancel()
 		n.wg.Wait()
+		if n.cluster != nil {
+			// Peers see this node leave (not die) once it forwards no more.
+			_ = n.cluster.Leave(2 * time.Second)
+			_ = n.cluster.Shutdown()
+		}
 		ended := n.Flush(time.Now().UnixNano())
 		n.Log.Info("flows flushed", "flows", ended)
 		for _, s := range n.servers {
@@ -195,6 +222,16 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 				n.Log.Warn(k+" needs a restart; keeping the running value", "key", k)
 			}
 			setLevel(level, n.Current().Log.Level)
+		}
+	}
+	if n.cluster != nil {
+		// The key file is re-read (its path needs a restart): keys rotate in place.
+		if f := n.Current().Cluster.SecretKeyFile; f != "" {
+			if keys, err := cluster.LoadKeys(f); err != nil {
+				n.Log.Error("cluster keys not reloaded; keeping the running keys", "err", err)
+			} else if err := n.cluster.SetKeys(keys); err != nil {
+				n.Log.Error("cluster keys not reloaded; keeping the running keys", "err", err)
+			}
 		}
 	}
 	files, err := n.ReopenOutputs()

@@ -66,6 +66,12 @@ var restartKeys = []configKey{
 	{"outputs.flowlog.account_id", "Outputs.FlowLog.AccountID"},
 	{"log.format", "Log.Format"},
 	{"log.file", "Log.File"}, // reopened at its path on SIGHUP, but not moved
+	{"cluster.bind", "Cluster.Bind"},
+	{"cluster.advertise", "Cluster.Advertise"},
+	{"cluster.node_name", "Cluster.NodeName"},
+	{"cluster.join", "Cluster.Join"},
+	{"cluster.secret_key_file", "Cluster.SecretKeyFile"}, // its keys are re-read on SIGHUP
+	{"cluster.insecure", "Cluster.Insecure"},
 }
 
 // configKey is a configuration key and the config.Config field that holds it.
