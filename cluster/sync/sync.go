@@ -19,13 +19,20 @@
 //     that ended.
 //   - Loss. Datagrams are best effort. Rather than acknowledgements and a resend
 //     queue per peer (conntrackd's FTFW, whose users still report lost sync when the
-//     queue overflows), each node re-announces every flow it owns (flow ids carry
-//     the node id) once per Config.Refresh, paced to Config.RefreshRate flows a
-//     second; flows with traffic are also refreshed by the table's own journal
-//     (JournalRefresh). A flow's state is idempotent (the newest Last wins), so a
-//     re-announcement heals any loss within one refresh period whatever was lost,
-//     needs no per-peer state at the sender, and its cost is bounded and
-//     predictable. Sequence gaps are counted (reason "gap") so loss is visible.
+//     resend queue overflows or a peer restarts), each node re-announces every flow
+//     it owns (flow ids carry the node id) once per Config.Refresh over the reliable
+//     channel (SendTo, chunks of up to 64 KiB), paced to Config.RefreshRate flows a
+//     second. A flow's state is idempotent (the newest Last wins), so whatever
+//     datagrams were lost, every peer holds every live flow's state as of the last
+//     refresh pass at most one period (plus the pass) later; the sender keeps no
+//     per-peer state, and the cost is bounded and predictable. Flows taken over from
+//     a dead node carry traffic here, so the table's own journal refresh
+//     (flow.Config.JournalRefresh) re-announces them. Sequence gaps are counted
+//     (Stats.Gaps) so loss is visible. One race remains: a flow that ends while its
+//     refresh chunk is in flight may be re-imported by a peer after the end; that
+//     copy carries no traffic and ends silently at its idle timeout.
+//   - The Syncer calls the table's FlushJournal every MaxDelay/2, so that events of
+//     quiet shards do not wait for the table's own housekeeping.
 //   - Bulk sync. A node that starts while peers are alive asks one of them
 //     (MsgBulkRequest over SendTo) for its whole table; the peer streams it in
 //     chunks of Config.BulkChunk bytes (never the whole table in one buffer) and
@@ -356,7 +363,7 @@ func (b *broadcaster) flush() {
 func (s *Syncer) sender() {
 	defer s.wg.Done()
 	var (
-		spare   = make([]flow.FlowState, 0, cap(s.queue))
+		spare   = make([]flow.FlowState, 0, s.cfg.Queue)
 		pending []flow.FlowState // coalesced, in first-seen order
 		index   = map[uint64]int{}
 		b       = broadcaster{s: s}
@@ -418,44 +425,81 @@ func (s *Syncer) sender() {
 	}
 }
 
-// refresher re-announces this node's own flows every Refresh, paced.
+// refreshChunk bounds a refresh message.
+const refreshChunk = 64 << 10
+
+// refresher re-announces this node's own flows every Refresh to every peer over the
+// reliable channel, paced to RefreshRate flows a second; it also flushes the
+// table's journal every MaxDelay/2.
 func (s *Syncer) refresher() {
 	defer s.wg.Done()
-	if s.cfg.Refresh < 0 {
-		return
+	flush := time.NewTicker(s.cfg.MaxDelay / 2)
+	defer flush.Stop()
+	var tick <-chan time.Time
+	if s.cfg.Refresh > 0 {
+		t := time.NewTicker(s.cfg.Refresh)
+		defer t.Stop()
+		tick = t.C
 	}
-	b := broadcaster{s: s}
-	tick := time.NewTicker(s.cfg.Refresh)
-	defer tick.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-tick.C:
+		case <-flush.C:
+			s.table.FlushJournal()
+		case <-tick:
+			s.refresh()
 		}
-		start, sent := time.Now(), 0
-		s.table.Export(func(batch []flow.FlowState) bool {
-			for i := range batch {
-				if flow.NodeOfID(batch[i].ID) != s.cfg.NodeID {
-					continue
-				}
-				batch[i].Kind = flow.JournalRefreshed
-				b.add(&batch[i])
-				sent++
-			}
-			b.flush()
-			// Pace: sent flows take sent/RefreshRate seconds at least.
-			if d := time.Duration(float64(sent)/float64(s.cfg.RefreshRate)*float64(time.Second)) - time.Since(start); d > 0 {
-				select {
-				case <-s.stop:
-					return false
-				case <-time.After(d):
-				}
-			}
-			return true
-		})
-		s.c.refreshed.Add(uint64(sent))
 	}
+}
+
+func (s *Syncer) refresh() {
+	start, sent := time.Now(), 0
+	h := Header{Type: MsgRefresh, Node: s.cfg.NodeID, Epoch: s.epoch}
+	var e Encoder
+	e.Reset(h)
+	ok := true
+	send := func() {
+		if e.Count() == 0 {
+			return
+		}
+		for _, p := range s.tr.Peers() {
+			if s.send(p, e.Bytes()) {
+				s.c.flowsOut.Add(uint64(e.Count()))
+			}
+		}
+		sent += e.Count()
+		e.Reset(h)
+		// Pace: sent flows take sent/RefreshRate seconds at least.
+		if d := time.Duration(float64(sent)/float64(s.cfg.RefreshRate)*float64(time.Second)) - time.Since(start); d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-s.stop:
+				ok = false
+			case <-t.C:
+			}
+		}
+	}
+	s.table.Export(func(batch []flow.FlowState) bool {
+		for i := range batch {
+			if flow.NodeOfID(batch[i].ID) != s.cfg.NodeID {
+				continue
+			}
+			batch[i].Kind = flow.JournalRefreshed
+			if !e.Append(&batch[i], refreshChunk) {
+				if send(); !ok {
+					return false
+				}
+				e.Append(&batch[i], refreshChunk)
+			}
+		}
+		return ok
+	})
+	if ok {
+		send()
+	}
+	s.c.refreshed.Add(uint64(sent))
 }
 
 // PeerJoined is called by the transport when a peer joins. A joining peer asks for
@@ -505,6 +549,8 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 			s.c.errors[ReasonStale].Add(1)
 			return
 		}
+		s.importFlows(flows)
+	case MsgRefresh:
 		s.importFlows(flows)
 	case MsgBulkRequest:
 		s.serveBulk(from, h.Seq)

@@ -13,9 +13,9 @@ import (
 //
 //	magic   2  'W' 'S'
 //	version 1  Version
-//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk or MsgBulkDone
+//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk, MsgBulkDone or MsgRefresh
 //	node    2  the sender's flow.Config.NodeID
-//	count   2  flow records that follow (MsgUpdate, MsgBulkChunk)
+//	count   2  flow records that follow (MsgUpdate, MsgBulkChunk, MsgRefresh)
 //	epoch   8  the sender's start time (unix ns): a restarted sender has a new epoch
 //	seq     8  MsgUpdate: the sender's datagram sequence number (from 1 each epoch);
 //	           bulk messages: the request's session number
@@ -51,6 +51,7 @@ const (
 	MsgBulkRequest uint8 = 2 // a joining node asks for the full table (SendTo)
 	MsgBulkChunk   uint8 = 3 // part of the full table (SendTo)
 	MsgBulkDone    uint8 = 4 // the end of a bulk transfer (SendTo)
+	MsgRefresh     uint8 = 5 // re-announcement of the sender's own flows (SendTo)
 )
 
 const (
@@ -240,7 +241,7 @@ func DecodeHeader(msg []byte) (Header, error) {
 		return h, ReasonShort
 	}
 	h.Type = msg[3]
-	if h.Type < MsgUpdate || h.Type > MsgBulkDone {
+	if h.Type < MsgUpdate || h.Type > MsgRefresh {
 		return h, ReasonType
 	}
 	h.Node = binary.BigEndian.Uint16(msg[4:])
@@ -258,7 +259,7 @@ func (d *Decoder) Decode(msg []byte) (Header, []flow.FlowState, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	if h.Type != MsgUpdate && h.Type != MsgBulkChunk {
+	if h.Type != MsgUpdate && h.Type != MsgBulkChunk && h.Type != MsgRefresh {
 		return h, nil, nil
 	}
 	body := msg[HeaderLen:]

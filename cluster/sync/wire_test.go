@@ -187,7 +187,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if h.Type != MsgUpdate && h.Type != MsgBulkChunk {
+		if h.Type != MsgUpdate && h.Type != MsgBulkChunk && h.Type != MsgRefresh {
 			return
 		}
 		var e Encoder
