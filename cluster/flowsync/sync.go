@@ -1,4 +1,4 @@
-// Package sync shares flow state across a weir fleet, so that when GWLB moves a dead
+// Package flowsync shares flow state across a weir fleet, so that when GWLB moves a dead
 // node's flows to the survivors (target_failover rebalance), they already know them:
 // same flow id, verdict, orientation and TCP state.
 //
@@ -39,7 +39,7 @@
 //     ends with MsgBulkDone. Ready is closed when all chunks arrived, or after
 //     Config.BulkTimeout whatever happened (logged), so health never stays 503
 //     forever; if the peer leaves during the transfer another is asked.
-package sync
+package flowsync
 
 import (
 	"log/slog"

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Handler receives a node's messages and membership changes (*sync.Syncer is one).
+// Handler receives a node's messages and membership changes (*flowsync.Syncer is one).
 type Handler interface {
 	HandleMessage(from string, msg []byte)
 	PeerJoined(name string)

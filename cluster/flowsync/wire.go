@@ -1,4 +1,4 @@
-package sync
+package flowsync
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package sync
+package flowsync
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"weir/cluster/sync/fakenet"
+	"weir/cluster/flowsync/fakenet"
 	"weir/dataplane/flow"
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
