@@ -24,7 +24,18 @@ type State struct {
 	dataplaneUp atomic.Bool
 	draining    atomic.Bool
 	stall       atomic.Pointer[StallCheck]
+	// syncing, when set, is why the node may not take traffic yet (a fleet node
+	// pulling its peers' flows): the load balancer must not send it flows it cannot
+	// know.
+	syncing atomic.Pointer[string]
 }
+
+// SetSyncing makes health fail with reason until SetSynced; a fleet node calls it
+// before its bulk sync starts.
+func (s *State) SetSyncing(reason string) { s.syncing.Store(&reason) }
+
+// SetSynced ends SetSyncing.
+func (s *State) SetSynced() { s.syncing.Store(nil) }
 
 // StallCheck reports a dataplane worker that has made no progress for too long, and
 // how long. health does not import the dataplane: the node wires this to the
@@ -69,6 +80,9 @@ func (s *State) status() status {
 		return status{Status: "draining"}
 	case !s.dataplaneUp.Load():
 		return status{Status: "dataplane down"}
+	}
+	if r := s.syncing.Load(); r != nil {
+		return status{Status: *r}
 	}
 	if f := s.stall.Load(); f != nil {
 		if w, d, stalled := (*f)(); stalled {

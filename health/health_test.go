@@ -274,3 +274,21 @@ func TestJSONHandler(t *testing.T) {
 		t.Errorf("POST: %d, want 405", rec.Code)
 	}
 }
+
+func TestSyncingFailsHealth(t *testing.T) {
+	var s health.State
+	s.SetDataplaneUp(true)
+	s.SetSyncing("syncing flows from peers")
+	if ok, why := s.Healthy(); ok || why != "syncing flows from peers" {
+		t.Errorf("while syncing: %v %q", ok, why)
+	}
+	s.SetSynced()
+	if ok, why := s.Healthy(); !ok {
+		t.Errorf("after sync: %v %q", ok, why)
+	}
+	s.SetSyncing("syncing flows from peers")
+	s.Drain()
+	if _, why := s.Healthy(); why != "draining" {
+		t.Errorf("draining while syncing says %q", why)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"hash/fnv"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,8 +11,10 @@ import (
 	"sync"
 	"time"
 	"weir/cluster"
+	"weir/cluster/flowsync"
 	"weir/config"
 	"weir/dataplane/engine"
+	"weir/dataplane/flow"
 
 	"weir/dataplane"
 	"weir/dataplane/socket"
@@ -26,7 +30,8 @@ type node struct {
 	servers []*health.Server
 	hsrv    *health.Server
 	msrv    *health.Server
-	cluster *cluster.Node // nil when standalone (no cluster.bind)
+	cluster *cluster.Node    // nil when standalone (no cluster.bind)
+	sync    *flowsync.Syncer // with cluster: shares the inline flow table
 
 	failed chan error // the dataplane stopped on its own
 	cancel context.CancelFunc
@@ -38,7 +43,26 @@ type node struct {
 // listener is bound before it returns, so a bad address fails here.
 func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *node, err error) {
 	n := &node{failed: make(chan error, 1)}
-	if n.Engine, err = engine.New(cfg, log, false); err != nil {
+	// A fleet node's flow table journals to the sync engine and numbers its flows
+	// with the node's id, so the cluster comes first.
+	var fleet engine.Fleet
+	if cfg.Cluster.Bind.IsValid() {
+		ccfg, err := cluster.FromConfig(cfg.Cluster)
+		if err != nil {
+			return nil, cfg.KeyError("cluster.secret_key_file", err)
+		}
+		if n.cluster, err = cluster.New(ccfg, log); err != nil {
+			return nil, err
+		}
+		fleet.NodeID = nodeID(n.cluster.LocalName())
+		n.sync = flowsync.New(flowsync.Config{Transport: n.cluster, NodeID: fleet.NodeID, Logger: log})
+		n.cluster.SetHandler(fleetHandler{n.sync, fleet.NodeID, log})
+		fleet.Journal = n.sync.Journal
+	}
+	if n.Engine, err = engine.NewWith(cfg, log, false, fleet); err != nil {
+		if n.cluster != nil {
+			_ = n.cluster.Shutdown()
+		}
 		return nil, err
 	}
 	defer func() {
@@ -48,22 +72,21 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 			}
 			if n.cluster != nil {
 				_ = n.cluster.Shutdown()
+				n.sync.Close()
 			}
 			n.CloseOutputs()
 		}
 	}()
-	if cfg.Cluster.Bind.IsValid() {
-		ccfg, err := cluster.FromConfig(cfg.Cluster)
-		if err != nil {
-			return nil, cfg.KeyError("cluster.secret_key_file", err)
-		}
-		if n.cluster, err = cluster.New(ccfg, log); err != nil {
-			return nil, err
-		}
+	if n.cluster != nil {
+		// Health fails until this node holds its peers' flows: GWLB must not send it
+		// a flow it cannot know (in strict mode it would drop it).
+		n.state.SetSyncing("syncing flows from peers")
 		if err := n.cluster.Start(); err != nil {
+			n.cluster.Shutdown()
 			n.cluster = nil
 			return nil, fmt.Errorf("cluster.bind %s: %w", cfg.Cluster.Bind, err)
 		}
+		go n.startSync(len(cfg.Cluster.Join) > 0)
 	}
 	listeners := []socket.Listener{{Addr: cfg.GWLB.Listen, Encap: dataplane.EncapGeneve}}
 	if cfg.Mirror.Listen.IsValid() {
@@ -94,7 +117,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	hmux.Handle("/healthz", n.state.Handler())
 	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
 	if n.cluster != nil {
-		reg.MustRegister(n.cluster.Collector())
+		reg.MustRegister(n.cluster.Collector(), flowsync.NewCollector(n.sync))
 		hmux.Handle("/cluster", n.cluster)
 	}
 	mmux := http.NewServeMux()
@@ -190,9 +213,12 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 		n.cancel()
 		n.wg.Wait()
 		if n.cluster != nil {
-			// Peers see this node leave (not die) once it forwards no more.
+			// Peers see this node leave (not die) once it forwards no more; what it
+			// journalled while draining has been sent by then.
+			n.Table.FlushJournal()
 			_ = n.cluster.Leave(2 * time.Second)
 			_ = n.cluster.Shutdown()
+			n.sync.Close()
 		}
 		ended := n.Flush(time.Now().UnixNano())
 		n.Log.Info("flows flushed", "flows", ended)
@@ -258,4 +284,49 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 		n.Log.Log(ctx, at, "reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
 			"files_reopened", files)
 	}
+}
+
+// joinWait bounds how long a node with seeds waits to find a peer before it starts
+// syncing alone: the first node of a new fleet has no one to pull from.
+const joinWait = 10 * time.Second
+
+// startSync starts the flow-state sync once the node has found its fleet (or
+// joinWait passed, or it has no seeds to look for), and lets health pass once the
+// bulk sync is done (or timed out, which flowsync logs).
+func (n *node) startSync(seeds bool) {
+	if seeds {
+		deadline := time.Now().Add(joinWait)
+		for len(n.cluster.Peers()) == 0 && time.Now().Before(deadline) && !n.state.Draining() {
+			time.Sleep(100 * time.Millisecond) // polling membership, off the packet path
+		}
+	}
+	n.sync.Start(n.Table)
+	<-n.sync.Ready()
+	n.state.SetSynced()
+	n.Log.Info("cluster: flow table synced", "peers", len(n.cluster.Peers()), "flows", n.Table.Active())
+}
+
+// nodeID is the node's part of its flow ids, from its name: flow ids stay unique
+// across the fleet as long as no two members' names hash alike, which
+// fleetHandler watches for.
+func nodeID(name string) uint16 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return uint16(h.Sum32() % (flow.MaxNodeID + 1))
+}
+
+// fleetHandler hands the cluster's messages to the sync engine, and warns when a
+// peer's node id (from its name) equals this node's.
+type fleetHandler struct {
+	*flowsync.Syncer
+	id  uint16
+	log *slog.Logger
+}
+
+func (h fleetHandler) PeerJoined(name string) {
+	if nodeID(name) == h.id {
+		h.log.Error("cluster: a peer's flow ids would collide with this node's; give one of them another cluster.node_name",
+			"peer", name, "node_id", h.id)
+	}
+	h.Syncer.PeerJoined(name)
 }

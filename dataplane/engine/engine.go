@@ -63,6 +63,19 @@ type Engine struct {
 // New builds the engine. offline (weir replay) makes every output wait for
 // room rather than drop: nothing is live, and nothing should be lost.
 func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err error) {
+	return NewWith(cfg, log, offline, Fleet{})
+}
+
+// Fleet is what a node in a fleet gives its inline flow table: the node id that
+// goes into its flow ids, and where the table journals what peers must know. The
+// zero Fleet is a standalone node.
+type Fleet struct {
+	NodeID  uint16
+	Journal func(shard int, events []flow.FlowState) // must not block: the packet path calls it
+}
+
+// NewWith is New for a node of a fleet.
+func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_ *Engine, err error) {
 	e := &Engine{Config: cfg, Log: log, offline: offline}
 	defer func() {
 		if err != nil {
@@ -123,6 +136,7 @@ func New(cfg *config.Config, log *slog.Logger, offline bool) (_ *Engine, err err
 	pol := cfg.Policy
 	e.policy = policy.NewLive(&pol)
 	inlineCfg := tableCfg
+	inlineCfg.NodeID, inlineCfg.Journal = fleet.NodeID, fleet.Journal
 	if cfg.Flows.Midstream == "drop" {
 		inlineCfg.Midstream = flow.MidstreamDrop
 	}
