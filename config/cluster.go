@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"weir/internal/echo"
@@ -53,7 +54,13 @@ func (p *parser) cluster(n *yaml.Node, c *Config) {
 				cl.Join = append(cl.Join, s)
 			}
 		},
-		"secret_key_file": func(n *yaml.Node) { cl.SecretKeyFile = p.path(n, "cluster.secret_key_file", c) },
+		"secret_key_file": func(n *yaml.Node) {
+			// A relative path is read from the configuration file's folder, as filters are.
+			cl.SecretKeyFile = p.path(n, "cluster.secret_key_file", c)
+			if cl.SecretKeyFile != "" && !filepath.IsAbs(cl.SecretKeyFile) {
+				cl.SecretKeyFile = filepath.Join(filepath.Dir(p.file), cl.SecretKeyFile)
+			}
+		},
 		"insecure": func(n *yaml.Node) {
 			switch s, _ := p.scalar(n, "cluster.insecure"); s {
 			case "true":

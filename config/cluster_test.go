@@ -126,3 +126,27 @@ func TestReadKeyFile(t *testing.T) {
 		t.Errorf("CheckClusterKeys(good) = %v", err)
 	}
 }
+
+// TestClusterKeyFileRelative: a relative secret_key_file is read from the
+// configuration file's folder, as filter files are.
+func TestClusterKeyFileRelative(t *testing.T) {
+	dir := t.TempDir()
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n" // 32 bytes
+	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte("# example\n"+key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "weir.yaml")
+	if err := os.WriteFile(cfgPath, []byte("cluster:\n  bind: 127.0.0.1:7946\n  secret_key_file: cluster.key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "cluster.key"); c.Cluster.SecretKeyFile != want {
+		t.Fatalf("secret_key_file = %q, want %q", c.Cluster.SecretKeyFile, want)
+	}
+	if err := c.CheckClusterKeys(); err != nil {
+		t.Error(err)
+	}
+}
