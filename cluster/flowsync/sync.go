@@ -118,6 +118,7 @@ func (s *Stats) ErrorCount(r Reason) uint64 { return s.Errors[r] }
 type counters struct {
 	msgIn, msgOut, bytesIn, bytesOut, flowsIn, flowsOut   atomic.Uint64
 	imported, refreshed, dropped, gaps, served, bulkFlows atomic.Uint64
+	reordered                                             atomic.Uint64
 	errors                                                [numReasons]atomic.Uint64
 	bulkDur                                               atomic.Int64
 	bulkTimedOut                                          atomic.Bool
@@ -125,6 +126,7 @@ type counters struct {
 
 type peerSeq struct {
 	epoch, seq uint64
+	seen       uint64 // bit i: datagram seq-i has arrived (a window of 64)
 }
 
 // Syncer publishes this node's flows to its peers and imports theirs.
@@ -554,6 +556,13 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.importFlows(flows)
 	case MsgBulkRequest:
 		s.serveBulk(from, h.Seq)
+	case MsgBulkRefused:
+		s.bmu.Lock()
+		ok := from == s.bulkPeer && h.Seq == s.bulkSess
+		s.bmu.Unlock()
+		if ok {
+			s.retryBulk()
+		}
 	case MsgBulkChunk:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
@@ -593,6 +602,37 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	}
 }
 
+// retryBulk asks another peer after a refusal; when every peer has been asked, it
+// starts over after a short pause (peers that were starting themselves may serve
+// now). BulkTimeout still bounds the whole wait.
+func (s *Syncer) retryBulk() {
+	if s.askBulk() {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(bulkRetry)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.ready:
+			return
+		case <-s.stop:
+			return
+		}
+		s.bmu.Lock()
+		clear(s.bulkAsked)
+		s.bmu.Unlock()
+		if !s.askBulk() {
+			s.markReady(false) // no peer left to ask: alone now
+		}
+	}()
+}
+
+// bulkRetry is the pause before asking every peer again.
+const bulkRetry = 200 * time.Millisecond
+
 func (s *Syncer) bulkDone() {
 	if s.markReady(false) {
 		s.log.Info("cluster sync: bulk sync done", "flows", s.c.bulkFlows.Load(),
@@ -600,8 +640,12 @@ func (s *Syncer) bulkDone() {
 	}
 }
 
-// fresh reports whether an update from peer is newer than all it sent before, and
-// counts the datagrams its sequence skipped.
+// fresh reports whether an update from peer should be imported. Datagrams may
+// arrive out of order (the transport is best effort): one within the last 64 of the
+// peer's sequence that has not arrived yet is taken (Import keeps the newest state of
+// each flow, so order within a flow is safe); a duplicate, or one older than the
+// window or from the peer's previous life (epoch), is stale. Sequence numbers
+// skipped count as gaps until they arrive.
 func (s *Syncer) fresh(peer string, h *Header) bool {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
@@ -611,12 +655,31 @@ func (s *Syncer) fresh(peer string, h *Header) bool {
 		if h.Seq > 1 && ok {
 			s.c.gaps.Add(h.Seq - 1)
 		}
-	case h.Epoch < p.epoch || h.Seq <= p.seq:
+		p = peerSeq{epoch: h.Epoch, seq: h.Seq, seen: 1}
+	case h.Epoch < p.epoch:
 		return false
-	case h.Seq > p.seq+1:
-		s.c.gaps.Add(h.Seq - p.seq - 1)
+	case h.Seq > p.seq:
+		if d := h.Seq - p.seq; d > 1 {
+			s.c.gaps.Add(d - 1)
+		}
+		if d := h.Seq - p.seq; d < 64 {
+			p.seen = p.seen<<d | 1
+		} else {
+			p.seen = 1
+		}
+		p.seq = h.Seq
+	default: // at or behind the newest: late, or a duplicate
+		d := p.seq - h.Seq
+		if d >= 64 || p.seen&(1<<d) != 0 {
+			return false
+		}
+		p.seen |= 1 << d
+		s.c.reordered.Add(1)
+		if g := s.c.gaps.Load(); g > 0 {
+			s.c.gaps.Add(^uint64(0)) // it was counted as a gap when skipped
+		}
 	}
-	s.peers[peer] = peerSeq{epoch: h.Epoch, seq: h.Seq}
+	s.peers[peer] = p
 	return true
 }
 
@@ -638,8 +701,20 @@ func (s *Syncer) importFlows(flows []flow.FlowState) {
 // time, so that a crowd of joining nodes cannot pile up table walks.
 func (s *Syncer) serveBulk(peer string, sess uint64) {
 	if s.table == nil || s.serving.Add(1) > 2 {
-		s.serving.Add(-1)
-		s.log.Warn("cluster sync: bulk request refused (busy)", "peer", peer)
+		if s.table != nil {
+			s.serving.Add(-1)
+		}
+		// Say so, so that the asker tries another peer (or again) at once rather
+		// than waiting out its BulkTimeout.
+		s.log.Info("cluster sync: bulk request refused (busy or starting)", "peer", peer)
+		// Not from the transport's receive goroutine: a reliable send may wait on it.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			var e Encoder
+			e.Reset(Header{Type: MsgBulkRefused, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: sess})
+			s.send(peer, e.Bytes())
+		}()
 		return
 	}
 	s.wg.Add(1)

@@ -431,3 +431,62 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(total), "B-out/flow")
 	b.ReportMetric(float64(dropped), "dropped")
 }
+
+// TestBulkPeerStarting: nodes of a fleet start together, so a bulk request can reach
+// a peer that has not started syncing itself. It refuses at once, and the asker asks
+// again, rather than waiting out BulkTimeout (which would keep it unhealthy).
+func TestBulkPeerStarting(t *testing.T) {
+	net := fakenet.New(0, time.Millisecond, 6)
+	cfg := Config{Refresh: -1, BulkTimeout: time.Hour}
+	// a: attached to the network but not started yet (no table).
+	a := &node{name: "n1"}
+	a.nd = net.Add(a.name)
+	acfg := cfg
+	acfg.Transport, acfg.NodeID, acfg.Logger = a.nd, 1, quiet
+	a.s = New(acfg)
+	a.tb = flow.NewTable(flow.Config{MaxFlows: 1 << 12, NodeID: 1, Journal: a.s.Journal, Logger: quiet}, dropPolicy{}, nil)
+	a.nd.Attach(a.s)
+	t.Cleanup(func() { a.nd.Leave(); a.s.Close() })
+
+	d := newNode(t, net, 2, cfg) // asks a, which refuses
+	waitFor(t, 10*time.Second, "d asked a", func() bool { return a.s.Stats().MessagesIn > 0 })
+	now := time.Now().UnixNano()
+	handshake(t, &node{name: a.name, tb: a.tb, s: a.s, nd: a.nd}, 1, 443, now)
+	a.s.Start(a.tb) // a starts: d's next request is served
+	select {
+	case <-d.s.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("d never became ready: a refusal was waited out")
+	}
+	if st := d.s.Stats(); st.BulkTimedOut || d.tb.Active() != 1 {
+		t.Fatalf("d: timed out %v, %d flows; want a's one flow by bulk sync", st.BulkTimedOut, d.tb.Active())
+	}
+}
+
+// TestReordered: the best-effort transport may deliver datagrams out of order; a
+// late one not seen before is imported (its flows would otherwise wait for the next
+// refresh), and no gap stays counted; a duplicate is dropped.
+func TestReordered(t *testing.T) {
+	net := fakenet.New(0, 0, 7)
+	ns := cluster(t, net, 1, Config{Refresh: -1})
+	s, tb := ns[0].s, ns[0].tb
+	send := func(seq uint64, f flow.FlowState) {
+		var e Encoder
+		e.Reset(Header{Type: MsgUpdate, Node: 2, Epoch: 10, Seq: seq})
+		e.Append(&f, MaxDatagram)
+		s.HandleMessage("peer", e.Bytes())
+	}
+	x, y := gwlbFlow(1), gwlbFlow(2)
+	x.Kind, y.Kind = flow.JournalCreated, flow.JournalCreated
+	x.ID, y.ID = 2<<43|1, 2<<43|2
+	send(1, x)
+	send(3, x) // 2 is late
+	send(2, y)
+	if _, ok := flows(tb)[y.ID]; !ok {
+		t.Fatal("the flow of a datagram that arrived out of order was dropped")
+	}
+	send(2, y) // a duplicate
+	if st := s.Stats(); st.Errors[ReasonStale] != 1 || st.Gaps != 0 {
+		t.Fatalf("stale %d (want the duplicate), gaps %d (want none: the late one arrived)", st.Errors[ReasonStale], st.Gaps)
+	}
+}

@@ -13,7 +13,7 @@ import (
 //
 //	magic   2  'W' 'S'
 //	version 1  Version
-//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk, MsgBulkDone or MsgRefresh
+//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk, MsgBulkDone, MsgRefresh or MsgBulkRefused
 //	node    2  the sender's flow.Config.NodeID
 //	count   2  flow records that follow (MsgUpdate, MsgBulkChunk, MsgRefresh)
 //	epoch   8  the sender's start time (unix ns): a restarted sender has a new epoch
@@ -52,6 +52,7 @@ const (
 	MsgBulkChunk   uint8 = 3 // part of the full table (SendTo)
 	MsgBulkDone    uint8 = 4 // the end of a bulk transfer (SendTo)
 	MsgRefresh     uint8 = 5 // re-announcement of the sender's own flows (SendTo)
+	MsgBulkRefused uint8 = 6 // a peer cannot serve a bulk request now (busy, or starting itself)
 )
 
 const (
@@ -241,7 +242,7 @@ func DecodeHeader(msg []byte) (Header, error) {
 		return h, ReasonShort
 	}
 	h.Type = msg[3]
-	if h.Type < MsgUpdate || h.Type > MsgRefresh {
+	if h.Type < MsgUpdate || h.Type > MsgBulkRefused {
 		return h, ReasonType
 	}
 	h.Node = binary.BigEndian.Uint16(msg[4:])

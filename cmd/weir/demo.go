@@ -86,6 +86,9 @@ flags:
 `
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fleet" {
+		return cmdDemoFleet(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = commandUsage(fs, demoUsage)

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,32 @@ func TestDemoKeep(t *testing.T) {
 	defer os.RemoveAll(dir[1])
 	if _, err := os.Stat(dir[1] + "/eve.json"); err != nil {
 		t.Errorf("demo -keep: %v", err)
+	}
+}
+
+// TestDemoFleet: three nodes on loopback, one killed mid-run: with flow sync every
+// moved flow continues in strict mode; without it they die. (Short, unprivileged.)
+func TestDemoFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two fleets for a few seconds each")
+	}
+	code, out, errs := runWeir(t, "demo", "fleet", "-flows", "60", "-packets", "60", "-rate", "1200")
+	if code != 0 {
+		t.Fatalf("demo fleet exited %d\n%s\n%s", code, out, errs)
+	}
+	re := regexp.MustCompile(`(with|without) flow sync +\S+ killed; (\d+) flows moved, (\d+) continued, (\d+) died`)
+	got := map[string][3]int{}
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		var v [3]int
+		for i := range v {
+			v[i], _ = strconv.Atoi(m[i+2])
+		}
+		got[m[1]] = v
+	}
+	if w := got["with"]; w[0] == 0 || w[2] != 0 {
+		t.Errorf("with sync: %d moved, %d died; want some moved and none died\n%s", w[0], w[2], out)
+	}
+	if w := got["without"]; w[0] == 0 || w[2] < w[0]/2 {
+		t.Errorf("without sync: %d moved, %d died; want most moved flows to die\n%s", w[0], w[2], out)
 	}
 }
