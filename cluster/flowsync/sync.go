@@ -38,7 +38,10 @@
 //     chunks of Config.BulkChunk bytes (never the whole table in one buffer) and
 //     ends with MsgBulkDone. Ready is closed when all chunks arrived, or after
 //     Config.BulkTimeout whatever happened (logged), so health never stays 503
-//     forever; if the peer leaves during the transfer another is asked.
+//     forever; if the peer leaves during the transfer another is asked. A peer that
+//     cannot serve the request (it has not started syncing itself: nodes of a fleet
+//     start together; or it serves two already) answers MsgBulkRefused, and another
+//     peer is asked, or, once all were, all of them again after Config.BulkRetry.
 package flowsync
 
 import (
@@ -73,6 +76,7 @@ const (
 	DefaultQueue       = 1 << 16
 	DefaultBulkTimeout = 30 * time.Second
 	DefaultBulkChunk   = 256 << 10
+	DefaultBulkRetry   = 500 * time.Millisecond
 )
 
 // Config configures a Syncer.
@@ -90,6 +94,9 @@ type Config struct {
 	Queue int
 	// BulkTimeout bounds the wait for the bulk sync at start.
 	BulkTimeout time.Duration
+	// BulkRetry is the pause before the peers, all of which refused the bulk
+	// request, are asked again.
+	BulkRetry time.Duration
 	// BulkChunk is the size of a bulk transfer's messages (at most MaxReliable).
 	BulkChunk int
 	Logger    *slog.Logger
@@ -110,6 +117,7 @@ type Stats struct {
 	BulkFlows               uint64        // flows received by this node's bulk sync
 	BulkDuration            time.Duration // how long this node's bulk sync took (0 until done)
 	BulkTimedOut            bool          // Ready closed by BulkTimeout
+	BulkRefusals            uint64        // this node's bulk requests that peers refused
 }
 
 // ErrorCount returns the errors counted for reason r.
@@ -118,6 +126,7 @@ func (s *Stats) ErrorCount(r Reason) uint64 { return s.Errors[r] }
 type counters struct {
 	msgIn, msgOut, bytesIn, bytesOut, flowsIn, flowsOut   atomic.Uint64
 	imported, refreshed, dropped, gaps, served, bulkFlows atomic.Uint64
+	bulkRefused                                           atomic.Uint64
 	errors                                                [numReasons]atomic.Uint64
 	bulkDur                                               atomic.Int64
 	bulkTimedOut                                          atomic.Bool
@@ -159,6 +168,7 @@ type Syncer struct {
 	ready      chan struct{}
 	readyOnce  stdsync.Once
 	serving    atomic.Int32
+	started    atomic.Bool // table is set: Start was called (table is read by the transport's goroutines)
 
 	stop chan struct{}
 	wg   stdsync.WaitGroup
@@ -182,6 +192,9 @@ func New(cfg Config) *Syncer {
 	if cfg.BulkTimeout <= 0 {
 		cfg.BulkTimeout = DefaultBulkTimeout
 	}
+	if cfg.BulkRetry <= 0 {
+		cfg.BulkRetry = DefaultBulkRetry
+	}
 	if cfg.BulkChunk <= 0 || cfg.BulkChunk > MaxReliable {
 		cfg.BulkChunk = DefaultBulkChunk
 	}
@@ -203,6 +216,7 @@ func New(cfg Config) *Syncer {
 // is ready at once.
 func (s *Syncer) Start(table *flow.Table) {
 	s.table = table
+	s.started.Store(true)
 	s.wg.Add(2)
 	go s.sender()
 	go s.refresher()
@@ -313,8 +327,9 @@ func (s *Syncer) Stats() Stats {
 		BytesOut: s.c.bytesOut.Load(), FlowsIn: s.c.flowsIn.Load(), FlowsOut: s.c.flowsOut.Load(),
 		FlowsImported: s.c.imported.Load(), Refreshed: s.c.refreshed.Load(), QueueDropped: s.c.dropped.Load(),
 		Gaps: s.c.gaps.Load(), BulkServed: s.c.served.Load(), BulkFlows: s.c.bulkFlows.Load(),
-		BulkDuration: time.Duration(s.c.bulkDur.Load()), BulkTimedOut: s.c.bulkTimedOut.Load()}
-	if s.table != nil {
+		BulkDuration: time.Duration(s.c.bulkDur.Load()), BulkTimedOut: s.c.bulkTimedOut.Load(),
+		BulkRefusals: s.c.bulkRefused.Load()}
+	if s.started.Load() {
 		st.JournalLost = s.table.JournalLost()
 	}
 	for i := range st.Errors {
@@ -554,6 +569,18 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.importFlows(flows)
 	case MsgBulkRequest:
 		s.serveBulk(from, h.Seq)
+	case MsgBulkRefused:
+		s.bmu.Lock()
+		ok := from == s.bulkPeer && h.Seq == s.bulkSess
+		s.bmu.Unlock()
+		if !ok {
+			s.c.errors[ReasonStale].Add(1)
+			return
+		}
+		s.c.bulkRefused.Add(1)
+		s.log.Info("cluster sync: bulk request refused; asking again", "peer", from)
+		s.wg.Add(1)
+		go s.askAgain()
 	case MsgBulkChunk:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
@@ -593,6 +620,30 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	}
 }
 
+// askAgain asks another peer for the table after a refusal; when every peer has
+// been asked, it asks them all again after BulkRetry, until Ready.
+func (s *Syncer) askAgain() {
+	defer s.wg.Done()
+	if s.askBulk() {
+		return
+	}
+	t := time.NewTimer(s.cfg.BulkRetry)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ready:
+		return
+	case <-s.stop:
+		return
+	}
+	s.bmu.Lock()
+	clear(s.bulkAsked)
+	s.bmu.Unlock()
+	if !s.askBulk() {
+		s.log.Warn("cluster sync: no peer to bulk sync from; waiting for BulkTimeout")
+	}
+}
+
 func (s *Syncer) bulkDone() {
 	if s.markReady(false) {
 		s.log.Info("cluster sync: bulk sync done", "flows", s.c.bulkFlows.Load(),
@@ -622,7 +673,7 @@ func (s *Syncer) fresh(peer string, h *Header) bool {
 
 func (s *Syncer) importFlows(flows []flow.FlowState) {
 	s.c.flowsIn.Add(uint64(len(flows)))
-	if s.table == nil {
+	if !s.started.Load() {
 		return
 	}
 	n := 0
@@ -637,9 +688,22 @@ func (s *Syncer) importFlows(flows []flow.FlowState) {
 // serveBulk streams the table to peer in a goroutine of its own; at most two at a
 // time, so that a crowd of joining nodes cannot pile up table walks.
 func (s *Syncer) serveBulk(peer string, sess uint64) {
-	if s.table == nil || s.serving.Add(1) > 2 {
+	why := ""
+	if s.serving.Add(1) > 2 {
+		why = "busy"
+	} else if !s.started.Load() {
+		why = "not syncing yet"
+	}
+	if why != "" {
 		s.serving.Add(-1)
-		s.log.Warn("cluster sync: bulk request refused (busy)", "peer", peer)
+		s.log.Info("cluster sync: bulk request refused", "peer", peer, "reason", why)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			var e Encoder
+			e.Reset(Header{Type: MsgBulkRefused, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: sess})
+			s.send(peer, e.Bytes())
+		}()
 		return
 	}
 	s.wg.Add(1)

@@ -365,6 +365,43 @@ func TestBulkPeerLeaves(t *testing.T) {
 	}
 }
 
+// Nodes of a fleet start together: a node asked for its table before it has
+// started syncing refuses, and the asker asks again instead of waiting for
+// BulkTimeout with nothing coming.
+func TestBulkRefusedAsksAgain(t *testing.T) {
+	net := fakenet.New(0, time.Millisecond, 9)
+	cfg := Config{Refresh: -1, BulkTimeout: 30 * time.Second, BulkRetry: 50 * time.Millisecond}
+	// B holds flows, is in the fleet, and has not started its Syncer yet.
+	b := &node{name: "n2", nd: net.Add("n2")}
+	bcfg := cfg
+	bcfg.Transport, bcfg.NodeID, bcfg.Logger = b.nd, 2, quiet
+	b.s = New(bcfg)
+	b.tb = flow.NewTable(flow.Config{MaxFlows: 1024, NodeID: 2, Journal: b.s.Journal,
+		Midstream: flow.MidstreamDrop, Logger: quiet}, dropPolicy{}, nil)
+	b.nd.Attach(b.s)
+	t.Cleanup(func() {
+		b.nd.Leave()
+		b.s.Close()
+	})
+	now := time.Now().UnixNano()
+	for i := range 10 {
+		handshake(t, b, i, 443, now)
+	}
+	start := time.Now()
+	a := newNode(t, net, 1, cfg)
+	waitFor(t, 5*time.Second, "B refuses A's request", func() bool { return a.s.Stats().BulkRefusals > 0 })
+	b.s.Start(b.tb)
+	select {
+	case <-a.s.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("A not ready 5 s after B started: the refusal was not followed by another request")
+	}
+	if st := a.s.Stats(); st.BulkTimedOut || a.tb.Active() != 10 {
+		t.Fatalf("timed out %v, A holds %d flows of B's 10", st.BulkTimedOut, a.tb.Active())
+	}
+	t.Logf("A synced %v after it started, %d refusals", time.Since(start).Round(time.Millisecond), a.s.Stats().BulkRefusals)
+}
+
 // Journal never blocks: with the sender stalled, thousands of events return at
 // once and the excess is counted.
 func TestJournalNeverBlocks(t *testing.T) {
