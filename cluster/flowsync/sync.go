@@ -14,9 +14,13 @@
 //     event was queued.
 //   - A receiver decodes each datagram and imports its flows (flow.Table.Import,
 //     which keeps the newer Last). Datagrams carry the sender's epoch (start time) and
-//     a sequence number: one older than what the sender already told is dropped
-//     (counted as stale), so a late datagram never rolls a flow back, nor revives one
-//     that ended.
+//     a sequence number. The transport reorders datagrams (memberlist hands a
+//     burst to the handler newest first), so a late datagram is imported as long as
+//     it is at most seqWindow numbers behind the sender's newest: Import keeps the
+//     newer Last, so it never rolls a flow back. Datagrams of an older epoch, numbers
+//     already seen and ones further behind are dropped (counted as stale). A late
+//     datagram can revive a flow whose end arrived before it: that copy carries no
+//     traffic and ends silently at its idle timeout, as in the refresh race below.
 //   - Loss. Datagrams are best effort. Rather than acknowledgements and a resend
 //     queue per peer (conntrackd's FTFW, whose users still report lost sync when the
 //     resend queue overflows or a peer restarts), each node re-announces every flow
@@ -40,8 +44,10 @@
 //     Config.BulkTimeout whatever happened (logged), so health never stays 503
 //     forever; if the peer leaves during the transfer another is asked. A peer that
 //     cannot serve the request (it has not started syncing itself: nodes of a fleet
-//     start together; or it serves two already) answers MsgBulkRefused, and another
-//     peer is asked, or, once all were, all of them again after Config.BulkRetry.
+//     start together; or it serves two already) answers MsgBulkRefused; a refused
+//     request, or one nothing answered within 4 × Config.BulkRetry (the refusal
+//     itself can be lost: a peer may get the request before it knows the asker), is
+//     asked again of another peer, or of all again once all were asked.
 package flowsync
 
 import (
@@ -94,8 +100,8 @@ type Config struct {
 	Queue int
 	// BulkTimeout bounds the wait for the bulk sync at start.
 	BulkTimeout time.Duration
-	// BulkRetry is the pause before the peers, all of which refused the bulk
-	// request, are asked again.
+	// BulkRetry is how often the bulk sync at start checks its request: a refused
+	// one, or one unanswered for 4 × BulkRetry, is made again.
 	BulkRetry time.Duration
 	// BulkChunk is the size of a bulk transfer's messages (at most MaxReliable).
 	BulkChunk int
@@ -132,9 +138,22 @@ type counters struct {
 	bulkTimedOut                                          atomic.Bool
 }
 
+// seqWindow is how far behind a peer's newest datagram a late one is still
+// imported: the transport delivers datagrams out of order (memberlist hands a burst
+// of them to the handler newest first, from a queue of up to 1024).
+const seqWindow = 1024
+
+// peerSeq is what a peer's datagrams told so far: the epoch, the newest sequence
+// number, and which of the seqWindow numbers up to it arrived (bit q%seqWindow).
 type peerSeq struct {
 	epoch, seq uint64
+	base       uint64 // numbers up to base are not missed: sent before this node heard the epoch
+	seen       [seqWindow / 64]uint64
 }
+
+func (p *peerSeq) has(q uint64) bool { i := q % seqWindow; return p.seen[i/64]&(1<<(i%64)) != 0 }
+func (p *peerSeq) set(q uint64)      { i := q % seqWindow; p.seen[i/64] |= 1 << (i % 64) }
+func (p *peerSeq) unset(q uint64)    { i := q % seqWindow; p.seen[i/64] &^= 1 << (i % 64) }
 
 // Syncer publishes this node's flows to its peers and imports theirs.
 type Syncer struct {
@@ -155,7 +174,7 @@ type Syncer struct {
 	decoders stdsync.Pool
 
 	pmu   stdsync.Mutex
-	peers map[string]peerSeq
+	peers map[string]*peerSeq
 
 	// Bulk sync at start.
 	bmu        stdsync.Mutex
@@ -165,6 +184,9 @@ type Syncer struct {
 	bulkWant   int64 // chunks the peer reported, -1 until MsgBulkDone
 	bulkStart  time.Time
 	bulkAsked  map[string]bool
+	bulkAt     time.Time // when the current request was sent
+	bulkHeard  bool      // the current request was answered (a chunk or done)
+	bulkNo     bool      // the current request was refused
 	ready      chan struct{}
 	readyOnce  stdsync.Once
 	serving    atomic.Int32
@@ -204,7 +226,7 @@ func New(cfg Config) *Syncer {
 	}
 	s := &Syncer{cfg: cfg, tr: cfg.Transport, log: cfg.Logger, epoch: uint64(time.Now().UnixNano()),
 		queue: make([]flow.FlowState, 0, cfg.Queue), kick: make(chan struct{}, 1),
-		peers: map[string]peerSeq{}, bulkAsked: map[string]bool{}, bulkWant: -1,
+		peers: map[string]*peerSeq{}, bulkAsked: map[string]bool{}, bulkWant: -1,
 		ready: make(chan struct{}), stop: make(chan struct{})}
 	s.decoders.New = func() any { return new(Decoder) }
 	return s
@@ -227,7 +249,8 @@ func (s *Syncer) Start(table *flow.Table) {
 		s.markReady(false)
 		return
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go s.bulkWatch()
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTimer(s.cfg.BulkTimeout)
@@ -280,6 +303,7 @@ func (s *Syncer) askBulk() bool {
 		s.bulkPeer = p
 		s.bulkSess++
 		s.bulkChunks, s.bulkWant = 0, -1
+		s.bulkAt, s.bulkHeard, s.bulkNo = time.Now(), false, false
 		h := Header{Type: MsgBulkRequest, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: s.bulkSess}
 		s.bmu.Unlock()
 		var e Encoder
@@ -572,6 +596,9 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	case MsgBulkRefused:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
+		if ok {
+			s.bulkNo = true
+		}
 		s.bmu.Unlock()
 		if !ok {
 			s.c.errors[ReasonStale].Add(1)
@@ -579,8 +606,6 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		}
 		s.c.bulkRefused.Add(1)
 		s.log.Info("cluster sync: bulk request refused; asking again", "peer", from)
-		s.wg.Add(1)
-		go s.askAgain()
 	case MsgBulkChunk:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
@@ -593,6 +618,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.c.bulkFlows.Add(uint64(len(flows)))
 		s.bmu.Lock()
 		s.bulkChunks++
+		s.bulkHeard = true
 		done := s.bulkWant >= 0 && s.bulkChunks >= uint64(s.bulkWant)
 		s.bmu.Unlock()
 		if done {
@@ -608,6 +634,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
 		if ok {
 			s.bulkWant = int64(chunks)
+			s.bulkHeard = true
 		}
 		done := ok && s.bulkChunks >= chunks
 		s.bmu.Unlock()
@@ -620,27 +647,33 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	}
 }
 
-// askAgain asks another peer for the table after a refusal; when every peer has
-// been asked, it asks them all again after BulkRetry, until Ready.
-func (s *Syncer) askAgain() {
+// bulkWatch makes the bulk request again, of another peer (or of all again once
+// all were asked), when it was refused or nothing answered it in time; until Ready.
+func (s *Syncer) bulkWatch() {
 	defer s.wg.Done()
-	if s.askBulk() {
-		return
-	}
-	t := time.NewTimer(s.cfg.BulkRetry)
+	t := time.NewTicker(s.cfg.BulkRetry)
 	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.ready:
-		return
-	case <-s.stop:
-		return
-	}
-	s.bmu.Lock()
-	clear(s.bulkAsked)
-	s.bmu.Unlock()
-	if !s.askBulk() {
-		s.log.Warn("cluster sync: no peer to bulk sync from; waiting for BulkTimeout")
+	for {
+		select {
+		case <-t.C:
+		case <-s.ready:
+			return
+		case <-s.stop:
+			return
+		}
+		s.bmu.Lock()
+		again := s.bulkNo || !s.bulkHeard && time.Since(s.bulkAt) > 4*s.cfg.BulkRetry
+		if again && !s.bulkNo {
+			s.log.Info("cluster sync: bulk request unanswered; asking again", "peer", s.bulkPeer)
+		}
+		s.bmu.Unlock()
+		if !again || s.askBulk() {
+			continue
+		}
+		s.bmu.Lock()
+		clear(s.bulkAsked)
+		s.bmu.Unlock()
+		s.askBulk()
 	}
 }
 
@@ -651,23 +684,61 @@ func (s *Syncer) bulkDone() {
 	}
 }
 
-// fresh reports whether an update from peer is newer than all it sent before, and
-// counts the datagrams its sequence skipped.
+// fresh reports whether an update from peer is to be imported: not of an older
+// epoch, and, of the current one, not a number already seen nor one more than
+// seqWindow behind the newest. A late datagram within the window is imported:
+// Import keeps the newer Last, so it cannot roll a flow back. A number is counted
+// missing (Stats.Gaps) once it falls out of the window unseen.
 func (s *Syncer) fresh(peer string, h *Header) bool {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	p, ok := s.peers[peer]
+	p := s.peers[peer]
 	switch {
-	case !ok || h.Epoch > p.epoch:
-		if h.Seq > 1 && ok {
-			s.c.gaps.Add(h.Seq - 1)
+	case p == nil || h.Epoch > p.epoch:
+		np := &peerSeq{epoch: h.Epoch, seq: h.Seq}
+		if p == nil {
+			// A peer heard for the first time: what it sent before is not missed,
+			// but may still arrive late.
+			np.base = h.Seq - 1
+		} else if h.Seq > seqWindow {
+			s.c.gaps.Add(h.Seq - seqWindow) // a restarted peer: from 1, behind the window
 		}
-	case h.Epoch < p.epoch || h.Seq <= p.seq:
+		np.set(h.Seq)
+		s.peers[peer] = np
+		return true
+	case h.Epoch < p.epoch:
 		return false
-	case h.Seq > p.seq+1:
-		s.c.gaps.Add(h.Seq - p.seq - 1)
+	case h.Seq > p.seq:
+		// The numbers up to h.Seq-seqWindow leave the window: count the unseen
+		// (those after p.seq were never in it), then free the slots of the new ones.
+		lo := max(int64(p.seq)-seqWindow+1, int64(p.base)+1, 1)
+		hi := int64(h.Seq) - seqWindow
+		var gaps uint64
+		for q := lo; q <= min(hi, int64(p.seq)); q++ {
+			if !p.has(uint64(q)) {
+				gaps++
+			}
+		}
+		if hi > int64(p.seq) {
+			gaps += uint64(hi - int64(p.seq))
+		}
+		if h.Seq-p.seq >= seqWindow {
+			clear(p.seen[:])
+		} else {
+			for q := p.seq + 1; q <= h.Seq; q++ {
+				p.unset(q)
+			}
+		}
+		if gaps > 0 {
+			s.c.gaps.Add(gaps)
+		}
+		p.seq = h.Seq
+		p.set(h.Seq)
+		return true
+	case p.seq-h.Seq >= seqWindow || p.has(h.Seq):
+		return false // a duplicate, or too late to tell
 	}
-	s.peers[peer] = peerSeq{epoch: h.Epoch, seq: h.Seq}
+	p.set(h.Seq)
 	return true
 }
 
