@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,9 +193,23 @@ outputs:
 		t.Fatalf("sim report: %v\n%s", err, sim.stdout.String())
 	}
 	for i, p := range nodes {
-		if i != victim && p.exited() {
-			t.Errorf("node %d exited: %v", i, p.err)
+		if i == victim {
+			continue
 		}
+		if p.exited() {
+			t.Errorf("node %d exited: %v", i, p.err)
+			continue
+		}
+		// What the survivor did with the packets, and what the sync did.
+		var lines []string
+		for k, v := range scrapeURL(t, tp.gw, metricsURL(i)) {
+			if v != 0 && (strings.HasPrefix(k, "weir_packets_total") || strings.HasPrefix(k, "weir_cluster_sync") ||
+				strings.HasPrefix(k, "weir_cluster_flows") || strings.HasPrefix(k, "weir_flows_active")) {
+				lines = append(lines, fmt.Sprintf("%s %g", k, v))
+			}
+		}
+		slices.Sort(lines)
+		t.Logf("node %d metrics:\n\t%s", i, strings.Join(lines, "\n\t"))
 	}
 
 	var survivorFlows, survivorLost int
