@@ -14,9 +14,13 @@
 //     event was queued.
 //   - A receiver decodes each datagram and imports its flows (flow.Table.Import,
 //     which keeps the newer Last). Datagrams carry the sender's epoch (start time) and
-//     a sequence number: one older than what the sender already told is dropped
-//     (counted as stale), so a late datagram never rolls a flow back, nor revives one
-//     that ended.
+//     a sequence number. The transport reorders datagrams (memberlist hands a
+//     burst to the handler newest first), so a late datagram is imported as long as
+//     it is at most seqWindow numbers behind the sender's newest: Import keeps the
+//     newer Last, so it never rolls a flow back. Datagrams of an older epoch, numbers
+//     already seen and ones further behind are dropped (counted as stale). A late
+//     datagram can revive a flow whose end arrived before it: that copy carries no
+//     traffic and ends silently at its idle timeout, as in the refresh race below.
 //   - Loss. Datagrams are best effort. Rather than acknowledgements and a resend
 //     queue per peer (conntrackd's FTFW, whose users still report lost sync when the
 //     resend queue overflows or a peer restarts), each node re-announces every flow
@@ -38,7 +42,12 @@
 //     chunks of Config.BulkChunk bytes (never the whole table in one buffer) and
 //     ends with MsgBulkDone. Ready is closed when all chunks arrived, or after
 //     Config.BulkTimeout whatever happened (logged), so health never stays 503
-//     forever; if the peer leaves during the transfer another is asked.
+//     forever; if the peer leaves during the transfer another is asked. A peer that
+//     cannot serve the request (it has not started syncing itself: nodes of a fleet
+//     start together; or it serves two already) answers MsgBulkRefused; a refused
+//     request, or one nothing answered within 4 × Config.BulkRetry (the refusal
+//     itself can be lost: a peer may get the request before it knows the asker), is
+//     asked again of another peer, or of all again once all were asked.
 package flowsync
 
 import (
@@ -73,6 +82,7 @@ const (
 	DefaultQueue       = 1 << 16
 	DefaultBulkTimeout = 30 * time.Second
 	DefaultBulkChunk   = 256 << 10
+	DefaultBulkRetry   = 500 * time.Millisecond
 )
 
 // Config configures a Syncer.
@@ -90,6 +100,9 @@ type Config struct {
 	Queue int
 	// BulkTimeout bounds the wait for the bulk sync at start.
 	BulkTimeout time.Duration
+	// BulkRetry is how often the bulk sync at start checks its request: a refused
+	// one, or one unanswered for 4 × BulkRetry, is made again.
+	BulkRetry time.Duration
 	// BulkChunk is the size of a bulk transfer's messages (at most MaxReliable).
 	BulkChunk int
 	Logger    *slog.Logger
@@ -110,6 +123,7 @@ type Stats struct {
 	BulkFlows               uint64        // flows received by this node's bulk sync
 	BulkDuration            time.Duration // how long this node's bulk sync took (0 until done)
 	BulkTimedOut            bool          // Ready closed by BulkTimeout
+	BulkRefusals            uint64        // this node's bulk requests that peers refused
 }
 
 // ErrorCount returns the errors counted for reason r.
@@ -118,16 +132,28 @@ func (s *Stats) ErrorCount(r Reason) uint64 { return s.Errors[r] }
 type counters struct {
 	msgIn, msgOut, bytesIn, bytesOut, flowsIn, flowsOut   atomic.Uint64
 	imported, refreshed, dropped, gaps, served, bulkFlows atomic.Uint64
-	reordered                                             atomic.Uint64
+	bulkRefused                                           atomic.Uint64
 	errors                                                [numReasons]atomic.Uint64
 	bulkDur                                               atomic.Int64
 	bulkTimedOut                                          atomic.Bool
 }
 
+// seqWindow is how far behind a peer's newest datagram a late one is still
+// imported: the transport delivers datagrams out of order (memberlist hands a burst
+// of them to the handler newest first, from a queue of up to 1024).
+const seqWindow = 1024
+
+// peerSeq is what a peer's datagrams told so far: the epoch, the newest sequence
+// number, and which of the seqWindow numbers up to it arrived (bit q%seqWindow).
 type peerSeq struct {
 	epoch, seq uint64
-	seen       uint64 // bit i: datagram seq-i has arrived (a window of 64)
+	base       uint64 // numbers up to base are not missed: sent before this node heard the epoch
+	seen       [seqWindow / 64]uint64
 }
+
+func (p *peerSeq) has(q uint64) bool { i := q % seqWindow; return p.seen[i/64]&(1<<(i%64)) != 0 }
+func (p *peerSeq) set(q uint64)      { i := q % seqWindow; p.seen[i/64] |= 1 << (i % 64) }
+func (p *peerSeq) unset(q uint64)    { i := q % seqWindow; p.seen[i/64] &^= 1 << (i % 64) }
 
 // Syncer publishes this node's flows to its peers and imports theirs.
 type Syncer struct {
@@ -148,7 +174,7 @@ type Syncer struct {
 	decoders stdsync.Pool
 
 	pmu   stdsync.Mutex
-	peers map[string]peerSeq
+	peers map[string]*peerSeq
 
 	// Bulk sync at start.
 	bmu        stdsync.Mutex
@@ -158,9 +184,13 @@ type Syncer struct {
 	bulkWant   int64 // chunks the peer reported, -1 until MsgBulkDone
 	bulkStart  time.Time
 	bulkAsked  map[string]bool
+	bulkAt     time.Time // when the current request was sent
+	bulkHeard  bool      // the current request was answered (a chunk or done)
+	bulkNo     bool      // the current request was refused
 	ready      chan struct{}
 	readyOnce  stdsync.Once
 	serving    atomic.Int32
+	started    atomic.Bool // table is set: Start was called (table is read by the transport's goroutines)
 
 	stop chan struct{}
 	wg   stdsync.WaitGroup
@@ -184,6 +214,9 @@ func New(cfg Config) *Syncer {
 	if cfg.BulkTimeout <= 0 {
 		cfg.BulkTimeout = DefaultBulkTimeout
 	}
+	if cfg.BulkRetry <= 0 {
+		cfg.BulkRetry = DefaultBulkRetry
+	}
 	if cfg.BulkChunk <= 0 || cfg.BulkChunk > MaxReliable {
 		cfg.BulkChunk = DefaultBulkChunk
 	}
@@ -193,7 +226,7 @@ func New(cfg Config) *Syncer {
 	}
 	s := &Syncer{cfg: cfg, tr: cfg.Transport, log: cfg.Logger, epoch: uint64(time.Now().UnixNano()),
 		queue: make([]flow.FlowState, 0, cfg.Queue), kick: make(chan struct{}, 1),
-		peers: map[string]peerSeq{}, bulkAsked: map[string]bool{}, bulkWant: -1,
+		peers: map[string]*peerSeq{}, bulkAsked: map[string]bool{}, bulkWant: -1,
 		ready: make(chan struct{}), stop: make(chan struct{})}
 	s.decoders.New = func() any { return new(Decoder) }
 	return s
@@ -205,6 +238,7 @@ func New(cfg Config) *Syncer {
 // is ready at once.
 func (s *Syncer) Start(table *flow.Table) {
 	s.table = table
+	s.started.Store(true)
 	s.wg.Add(2)
 	go s.sender()
 	go s.refresher()
@@ -215,7 +249,8 @@ func (s *Syncer) Start(table *flow.Table) {
 		s.markReady(false)
 		return
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go s.bulkWatch()
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTimer(s.cfg.BulkTimeout)
@@ -268,6 +303,7 @@ func (s *Syncer) askBulk() bool {
 		s.bulkPeer = p
 		s.bulkSess++
 		s.bulkChunks, s.bulkWant = 0, -1
+		s.bulkAt, s.bulkHeard, s.bulkNo = time.Now(), false, false
 		h := Header{Type: MsgBulkRequest, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: s.bulkSess}
 		s.bmu.Unlock()
 		var e Encoder
@@ -315,8 +351,9 @@ func (s *Syncer) Stats() Stats {
 		BytesOut: s.c.bytesOut.Load(), FlowsIn: s.c.flowsIn.Load(), FlowsOut: s.c.flowsOut.Load(),
 		FlowsImported: s.c.imported.Load(), Refreshed: s.c.refreshed.Load(), QueueDropped: s.c.dropped.Load(),
 		Gaps: s.c.gaps.Load(), BulkServed: s.c.served.Load(), BulkFlows: s.c.bulkFlows.Load(),
-		BulkDuration: time.Duration(s.c.bulkDur.Load()), BulkTimedOut: s.c.bulkTimedOut.Load()}
-	if s.table != nil {
+		BulkDuration: time.Duration(s.c.bulkDur.Load()), BulkTimedOut: s.c.bulkTimedOut.Load(),
+		BulkRefusals: s.c.bulkRefused.Load()}
+	if s.started.Load() {
 		st.JournalLost = s.table.JournalLost()
 	}
 	for i := range st.Errors {
@@ -559,10 +596,16 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	case MsgBulkRefused:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
-		s.bmu.Unlock()
 		if ok {
-			s.retryBulk()
+			s.bulkNo = true
 		}
+		s.bmu.Unlock()
+		if !ok {
+			s.c.errors[ReasonStale].Add(1)
+			return
+		}
+		s.c.bulkRefused.Add(1)
+		s.log.Info("cluster sync: bulk request refused; asking again", "peer", from)
 	case MsgBulkChunk:
 		s.bmu.Lock()
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
@@ -575,6 +618,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.c.bulkFlows.Add(uint64(len(flows)))
 		s.bmu.Lock()
 		s.bulkChunks++
+		s.bulkHeard = true
 		done := s.bulkWant >= 0 && s.bulkChunks >= uint64(s.bulkWant)
 		s.bmu.Unlock()
 		if done {
@@ -590,6 +634,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
 		if ok {
 			s.bulkWant = int64(chunks)
+			s.bulkHeard = true
 		}
 		done := ok && s.bulkChunks >= chunks
 		s.bmu.Unlock()
@@ -602,18 +647,13 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 	}
 }
 
-// retryBulk asks another peer after a refusal; when every peer has been asked, it
-// starts over after a short pause (peers that were starting themselves may serve
-// now). BulkTimeout still bounds the whole wait.
-func (s *Syncer) retryBulk() {
-	if s.askBulk() {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTimer(bulkRetry)
-		defer t.Stop()
+// bulkWatch makes the bulk request again, of another peer (or of all again once
+// all were asked), when it was refused or nothing answered it in time; until Ready.
+func (s *Syncer) bulkWatch() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.BulkRetry)
+	defer t.Stop()
+	for {
 		select {
 		case <-t.C:
 		case <-s.ready:
@@ -622,16 +662,20 @@ func (s *Syncer) retryBulk() {
 			return
 		}
 		s.bmu.Lock()
+		again := s.bulkNo || !s.bulkHeard && time.Since(s.bulkAt) > 4*s.cfg.BulkRetry
+		if again && !s.bulkNo {
+			s.log.Info("cluster sync: bulk request unanswered; asking again", "peer", s.bulkPeer)
+		}
+		s.bmu.Unlock()
+		if !again || s.askBulk() {
+			continue
+		}
+		s.bmu.Lock()
 		clear(s.bulkAsked)
 		s.bmu.Unlock()
-		if !s.askBulk() {
-			s.markReady(false) // no peer left to ask: alone now
-		}
-	}()
+		s.askBulk()
+	}
 }
-
-// bulkRetry is the pause before asking every peer again.
-const bulkRetry = 200 * time.Millisecond
 
 func (s *Syncer) bulkDone() {
 	if s.markReady(false) {
@@ -640,52 +684,67 @@ func (s *Syncer) bulkDone() {
 	}
 }
 
-// fresh reports whether an update from peer should be imported. Datagrams may
-// arrive out of order (the transport is best effort): one within the last 64 of the
-// peer's sequence that has not arrived yet is taken (Import keeps the newest state of
-// each flow, so order within a flow is safe); a duplicate, or one older than the
-// window or from the peer's previous life (epoch), is stale. Sequence numbers
-// skipped count as gaps until they arrive.
+// fresh reports whether an update from peer is to be imported: not of an older
+// epoch, and, of the current one, not a number already seen nor one more than
+// seqWindow behind the newest. A late datagram within the window is imported:
+// Import keeps the newer Last, so it cannot roll a flow back. A number is counted
+// missing (Stats.Gaps) once it falls out of the window unseen.
 func (s *Syncer) fresh(peer string, h *Header) bool {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	p, ok := s.peers[peer]
+	p := s.peers[peer]
 	switch {
-	case !ok || h.Epoch > p.epoch:
-		if h.Seq > 1 && ok {
-			s.c.gaps.Add(h.Seq - 1)
+	case p == nil || h.Epoch > p.epoch:
+		np := &peerSeq{epoch: h.Epoch, seq: h.Seq}
+		if p == nil {
+			// A peer heard for the first time: what it sent before is not missed,
+			// but may still arrive late.
+			np.base = h.Seq - 1
+		} else if h.Seq > seqWindow {
+			s.c.gaps.Add(h.Seq - seqWindow) // a restarted peer: from 1, behind the window
 		}
-		p = peerSeq{epoch: h.Epoch, seq: h.Seq, seen: 1}
+		np.set(h.Seq)
+		s.peers[peer] = np
+		return true
 	case h.Epoch < p.epoch:
 		return false
 	case h.Seq > p.seq:
-		if d := h.Seq - p.seq; d > 1 {
-			s.c.gaps.Add(d - 1)
+		// The numbers up to h.Seq-seqWindow leave the window: count the unseen
+		// (those after p.seq were never in it), then free the slots of the new ones.
+		lo := max(int64(p.seq)-seqWindow+1, int64(p.base)+1, 1)
+		hi := int64(h.Seq) - seqWindow
+		var gaps uint64
+		for q := lo; q <= min(hi, int64(p.seq)); q++ {
+			if !p.has(uint64(q)) {
+				gaps++
+			}
 		}
-		if d := h.Seq - p.seq; d < 64 {
-			p.seen = p.seen<<d | 1
+		if hi > int64(p.seq) {
+			gaps += uint64(hi - int64(p.seq))
+		}
+		if h.Seq-p.seq >= seqWindow {
+			clear(p.seen[:])
 		} else {
-			p.seen = 1
+			for q := p.seq + 1; q <= h.Seq; q++ {
+				p.unset(q)
+			}
+		}
+		if gaps > 0 {
+			s.c.gaps.Add(gaps)
 		}
 		p.seq = h.Seq
-	default: // at or behind the newest: late, or a duplicate
-		d := p.seq - h.Seq
-		if d >= 64 || p.seen&(1<<d) != 0 {
-			return false
-		}
-		p.seen |= 1 << d
-		s.c.reordered.Add(1)
-		if g := s.c.gaps.Load(); g > 0 {
-			s.c.gaps.Add(^uint64(0)) // it was counted as a gap when skipped
-		}
+		p.set(h.Seq)
+		return true
+	case p.seq-h.Seq >= seqWindow || p.has(h.Seq):
+		return false // a duplicate, or too late to tell
 	}
-	s.peers[peer] = p
+	p.set(h.Seq)
 	return true
 }
 
 func (s *Syncer) importFlows(flows []flow.FlowState) {
 	s.c.flowsIn.Add(uint64(len(flows)))
-	if s.table == nil {
+	if !s.started.Load() {
 		return
 	}
 	n := 0
@@ -700,14 +759,15 @@ func (s *Syncer) importFlows(flows []flow.FlowState) {
 // serveBulk streams the table to peer in a goroutine of its own; at most two at a
 // time, so that a crowd of joining nodes cannot pile up table walks.
 func (s *Syncer) serveBulk(peer string, sess uint64) {
-	if s.table == nil || s.serving.Add(1) > 2 {
-		if s.table != nil {
-			s.serving.Add(-1)
-		}
-		// Say so, so that the asker tries another peer (or again) at once rather
-		// than waiting out its BulkTimeout.
-		s.log.Info("cluster sync: bulk request refused (busy or starting)", "peer", peer)
-		// Not from the transport's receive goroutine: a reliable send may wait on it.
+	why := ""
+	if s.serving.Add(1) > 2 {
+		why = "busy"
+	} else if !s.started.Load() {
+		why = "not syncing yet"
+	}
+	if why != "" {
+		s.serving.Add(-1)
+		s.log.Info("cluster sync: bulk request refused", "peer", peer, "reason", why)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

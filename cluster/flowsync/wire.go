@@ -13,7 +13,8 @@ import (
 //
 //	magic   2  'W' 'S'
 //	version 1  Version
-//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk, MsgBulkDone, MsgRefresh or MsgBulkRefused
+//	type    1  MsgUpdate, MsgBulkRequest, MsgBulkChunk, MsgBulkDone, MsgRefresh or
+//	           MsgBulkRefused
 //	node    2  the sender's flow.Config.NodeID
 //	count   2  flow records that follow (MsgUpdate, MsgBulkChunk, MsgRefresh)
 //	epoch   8  the sender's start time (unix ns): a restarted sender has a new epoch
@@ -41,7 +42,7 @@ import (
 // An IPv4 flow without tunnel and AWS options takes about 40 bytes, a GWLB flow
 // (endpoint id, attachment id, cookie, GENEVE tunnel) 85: 13 fit in a datagram.
 //
-// MsgBulkRequest carries no body. MsgBulkDone carries uvarint chunks and uvarint
+// MsgBulkRequest and MsgBulkRefused carry no body. MsgBulkDone carries uvarint chunks and uvarint
 // flows: what the sender sent in the session, so that the receiver knows it has all
 // of it even when the reliable transport delivers messages out of order.
 
@@ -52,7 +53,7 @@ const (
 	MsgBulkChunk   uint8 = 3 // part of the full table (SendTo)
 	MsgBulkDone    uint8 = 4 // the end of a bulk transfer (SendTo)
 	MsgRefresh     uint8 = 5 // re-announcement of the sender's own flows (SendTo)
-	MsgBulkRefused uint8 = 6 // a peer cannot serve a bulk request now (busy, or starting itself)
+	MsgBulkRefused uint8 = 6 // a bulk request the peer cannot serve now: ask again (SendTo)
 )
 
 const (

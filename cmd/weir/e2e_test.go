@@ -96,9 +96,15 @@ func e2eDecide(t *testing.T, f gwlbsim.FlowReport) policy.Action {
 // scrape returns the value of every sample of metric name (with labels) from /metrics.
 func scrape(t *testing.T, ns string) map[string]float64 {
 	t.Helper()
-	code, body, err := get(ns, "http://"+nodeAddr+":9090/metrics")
+	return scrapeURL(t, ns, "http://"+nodeAddr+":9090/metrics")
+}
+
+// scrapeURL is scrape from a given metrics URL.
+func scrapeURL(t *testing.T, ns, url string) map[string]float64 {
+	t.Helper()
+	code, body, err := get(ns, url)
 	if err != nil || code != 200 {
-		t.Fatalf("metrics: %d %v", code, err)
+		t.Fatalf("metrics %s: %d %v", url, code, err)
 	}
 	m := map[string]float64{}
 	for _, line := range strings.Split(body, "\n") {

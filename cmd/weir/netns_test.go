@@ -35,9 +35,12 @@ func TestMain(m *testing.M) {
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			name, _, _ := strings.Cut(line, " ")
-			rest, ok := strings.CutPrefix(name, "weir-gw-")
-			if !ok {
-				rest, ok = strings.CutPrefix(name, "weir-node-")
+			var rest string
+			var ok bool
+			for _, prefix := range []string{"weir-gw-", "weir-node-", "weir-br-"} {
+				if rest, ok = strings.CutPrefix(name, prefix); ok {
+					break
+				}
 			}
 			pid, _, _ := strings.Cut(rest, "-")
 			if n, err := strconv.Atoi(pid); ok && err == nil && syscall.Kill(n, 0) != nil {
@@ -142,6 +145,53 @@ func newTopology(t *testing.T) *topology {
 	}
 	sh(t, "ip", "-n", tp.gw, "link", "set", "veth-gw", "up")
 	sh(t, "ip", "-n", tp.node, "link", "set", "veth-node", "up")
+	return tp
+}
+
+// fleetTopology is a switched segment: a bridge in a namespace of its own, and the
+// simulated GWLB and n weir nodes each in a namespace attached to it by a veth.
+type fleetTopology struct {
+	bridge string   // the namespace holding the bridge
+	gw     string   // the GWLB's namespace, at gwlbAddr
+	nodes  []string // the nodes' namespaces, at fleetNodeAddr(i)
+}
+
+// fleetNodeAddr is node i's address on a fleet topology.
+func fleetNodeAddr(i int) string { return fmt.Sprintf("192.0.2.%d", 11+i) }
+
+// newFleetTopology creates the namespaces, the bridge and the veths; everything is
+// deleted when the test ends, failed or not.
+func newFleetTopology(t *testing.T, n int) *fleetTopology {
+	t.Helper()
+	requireNetns(t)
+	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+	tp := &fleetTopology{bridge: "weir-br-" + id, gw: "weir-gw-" + id}
+	for i := range n {
+		tp.nodes = append(tp.nodes, fmt.Sprintf("weir-node-%s-%d", id, i))
+	}
+	all := append([]string{tp.bridge, tp.gw}, tp.nodes...)
+	t.Cleanup(func() {
+		for _, ns := range all {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	for _, ns := range all {
+		sh(t, "ip", "netns", "add", ns)
+		sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "ip", "-n", tp.bridge, "link", "add", "br0", "mtu", "9001", "type", "bridge")
+	sh(t, "ip", "-n", tp.bridge, "link", "set", "br0", "up")
+	attach := func(port, ns, addr string) {
+		sh(t, "ip", "-n", tp.bridge, "link", "add", port, "mtu", "9001", "type", "veth",
+			"peer", "name", "eth0", "mtu", "9001", "netns", ns)
+		sh(t, "ip", "-n", tp.bridge, "link", "set", port, "master", "br0", "up")
+		sh(t, "ip", "-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+		sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	}
+	attach("p-gw", tp.gw, gwlbAddr)
+	for i, ns := range tp.nodes {
+		attach(fmt.Sprintf("p-node%d", i), ns, fleetNodeAddr(i))
+	}
 	return tp
 }
 
