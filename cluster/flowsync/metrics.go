@@ -1,20 +1,29 @@
 package flowsync
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"weir/dataplane/flow"
+)
 
 // Collector exports a Syncer's counters as weir_cluster_* metrics.
 type Collector struct {
 	s                                    *Syncer
+	table                                *flow.Table // for weir_cluster_flows; may be nil
+	flowsOrigin                          *prometheus.Desc
 	messages, bytes, flows, errors, lost *prometheus.Desc
 	imported, gaps, bulkSeconds          *prometheus.Desc
 }
 
-// NewCollector makes the metrics of s.
-func NewCollector(s *Syncer) *Collector {
+// NewCollector makes the metrics of s and, when table is not nil, the flows of
+// table by origin.
+func NewCollector(s *Syncer, table *flow.Table) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	return &Collector{s: s,
+	return &Collector{s: s, table: table,
+		flowsOrigin: d("weir_cluster_flows",
+			"Flows in the table: this node's own (local, including peers' flows it now carries), and learned from peers (peer).", "origin"),
 		messages: d("weir_cluster_sync_messages_total", "Flow-sync messages sent (out) and received (in).", "direction"),
 		bytes:    d("weir_cluster_sync_bytes_total", "Bytes of flow-sync messages sent (out) and received (in).", "direction"),
 		flows:    d("weir_cluster_sync_flows_total", "Flow records sent (out) and received (in).", "direction"),
@@ -28,7 +37,7 @@ func NewCollector(s *Syncer) *Collector {
 }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.messages, c.bytes, c.flows, c.errors, c.lost, c.imported, c.gaps, c.bulkSeconds} {
+	for _, d := range []*prometheus.Desc{c.flowsOrigin, c.messages, c.bytes, c.flows, c.errors, c.lost, c.imported, c.gaps, c.bulkSeconds} {
 		ch <- d
 	}
 }
@@ -52,4 +61,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.imported, st.FlowsImported)
 	counter(c.gaps, st.Gaps)
 	ch <- prometheus.MustNewConstMetric(c.bulkSeconds, prometheus.GaugeValue, st.BulkDuration.Seconds())
+	if c.table != nil {
+		peer := c.table.Imported()
+		ch <- prometheus.MustNewConstMetric(c.flowsOrigin, prometheus.GaugeValue, float64(c.table.Active()-peer), "local")
+		ch <- prometheus.MustNewConstMetric(c.flowsOrigin, prometheus.GaugeValue, float64(peer), "peer")
+	}
 }

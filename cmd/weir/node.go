@@ -117,7 +117,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	hmux.Handle("/healthz", n.state.Handler())
 	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
 	if n.cluster != nil {
-		reg.MustRegister(n.cluster.Collector(), flowsync.NewCollector(n.sync))
+		reg.MustRegister(n.cluster.Collector(), flowsync.NewCollector(n.sync, n.Table))
 		hmux.Handle("/cluster", n.cluster)
 	}
 	mmux := http.NewServeMux()

@@ -153,3 +153,37 @@ func TestJournalReplay(t *testing.T) {
 		t.Fatal("the peer decided or emitted")
 	}
 }
+
+// TestImportedCount: Imported counts the flows learned from peers that carried no
+// packet here since, as they come, carry traffic, end and expire.
+func TestImportedCount(t *testing.T) {
+	tb, _, _ := newTest(t, Config{})
+	mk := func(id uint64, port uint16) FlowState {
+		return FlowState{Kind: JournalCreated, ID: id, Proto: packet.ProtoTCP, Src: client, SrcPort: port,
+			Dst: server, DstPort: 443, Start: sec, Last: sec, State: StateEstablished}
+	}
+	a, b, c := mk(101, 40001), mk(102, 40002), mk(103, 40003)
+	for _, f := range []*FlowState{&a, &b, &c} {
+		if !tb.Import(f) {
+			t.Fatal("not imported")
+		}
+	}
+	tb.Track(0, tcp(client, 40004, server, 443, packet.TCPSyn), 60, nil, sec) // one of our own
+	if n := tb.Imported(); n != 3 || tb.Active() != 4 {
+		t.Fatalf("Imported %d of %d, want 3 of 4", n, tb.Active())
+	}
+	tb.Track(0, tcp(server, 443, client, 40001, packet.TCPAck), 60, nil, 2*sec) // a carries traffic here
+	if n := tb.Imported(); n != 2 {
+		t.Fatalf("after a packet: Imported %d, want 2", n)
+	}
+	ended := b
+	ended.Kind = JournalEnded
+	tb.Import(&ended)
+	if n := tb.Imported(); n != 1 || tb.Active() != 3 {
+		t.Fatalf("after an end: Imported %d of %d, want 1 of 3", n, tb.Active())
+	}
+	tb.Expire(sec + int64(DefaultTCPTimeout) + 10*sec)
+	if n := tb.Imported(); n != 0 || tb.Active() != 0 {
+		t.Fatalf("after expiry: Imported %d of %d, want 0 of 0", n, tb.Active())
+	}
+}

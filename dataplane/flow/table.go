@@ -263,6 +263,7 @@ type shard struct {
 	side  []byte        // beside slab, Config.SideSize bytes an entry
 	free  int32         // free list through entry.next, -1 when empty
 	n     int           // live entries
+	peer  int           // live entries Imported and not carried here since (stImported)
 	limit int
 	head  [numClasses]int32 // most recently seen
 	tail  [numClasses]int32 // least recently seen
@@ -599,6 +600,9 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	}
 	toServer := qSrcIsLo != e.clientIsLo() // the error travels back towards the quoted sender
 	imported := e.st&stImported != 0
+	if imported {
+		s.peer--
+	}
 	e.st &^= stImported
 	e.count(toServer, length, 0)
 	s.countIval(i, toServer, length, now)
@@ -640,6 +644,9 @@ func restarts(e *entry, p *packet.Packet, aws *geneve.AWS, toServer bool, now in
 // it.
 func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool, length int, m *Meta, now int64) Result {
 	e := &s.slab[i]
+	if e.st&stImported != 0 { // a peer's flow ended here and its slot reused in place
+		s.peer--
+	}
 	*e = entry{key: *k, start: now, last: now, rule: policy.NoRule}
 	midstream := p.Proto == packet.ProtoTCP && p.TCPFlags&(packet.TCPSyn|packet.TCPAck) != packet.TCPSyn
 	toServer := !midstream || !senderIsServer(p)
@@ -719,6 +726,9 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	e.count(toServer, length, p.TCPFlags)
 	s.countIval(i, toServer, length, now)
 	st := e.st
+	if st&stImported != 0 {
+		s.peer--
+	}
 	e.st &^= stImported
 	e.advance(p.TCPFlags, toServer)
 	kind := JournalKind(255)
@@ -1239,6 +1249,7 @@ func (t *Table) Import(f *FlowState) bool {
 		i = s.alloc()
 		s.insert(h, i)
 		s.n++
+		s.peer++
 		old.st = stImported
 		if s.ival != nil {
 			s.ival[i] = ival{}
@@ -1351,6 +1362,19 @@ func (t *Table) WithSide(h Handle, f func(side []byte)) bool {
 }
 
 // Active returns the number of flows in the table.
+// Imported returns how many of the table's flows were learned from peers (Import)
+// and have carried no packet here since: the rest are this node's own.
+func (t *Table) Imported() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.peer
+		s.mu.Unlock()
+	}
+	return n
+}
+
 func (t *Table) Active() int {
 	n := 0
 	for i := range t.shards {
@@ -1486,6 +1510,9 @@ func grow[T any](a []T, n int) []T {
 
 // remove drops live entry i: off its list, out of the index, onto the free list.
 func (s *shard) remove(i int32) {
+	if s.slab[i].st&stImported != 0 {
+		s.peer--
+	}
 	s.unlink(i)
 	s.unindex(i)
 	s.slab[i] = entry{next: s.free}
