@@ -59,97 +59,13 @@ func runFleetFailover(t *testing.T, fleet bool) (rep gwlbsim.Report, moved, lost
 	const n = 3
 	start := time.Now()
 	tp := newFleetTopology(t, n)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "cluster.key")
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	nodes := make([]*process, n)
-	for i := range n {
-		addr := fleetNodeAddr(i)
-		cfg := fmt.Sprintf(`
-gwlb:
-  listen: 0.0.0.0:6081
-  allowed_sources: [%s/32]
-dataplane:
-  workers: 1
-health:
-  listen: %s:8080
-  drain_delay: 0s
-metrics:
-  listen: %s:9090
-mirror:
-  listen: ""
-flows:
-  midstream: drop
-policy:
-  default: allow
-  rules:
-    - {name: denied-clients, action: drop, src: 203.0.113.0/24}
-outputs:
-  eve: %s
-`, gwlbAddr, addr, addr, filepath.Join(dir, fmt.Sprintf("eve%d.json", i)))
-		if fleet {
-			var join []string
-			for j := range n {
-				if j != i {
-					join = append(join, fleetNodeAddr(j)+":7946")
-				}
-			}
-			// The namespaces share the host's name: each node names itself.
-			cfg += fmt.Sprintf(`cluster:
-  bind: %s:7946
-  node_name: weir-%d
-  join: [%s]
-  secret_key_file: %s
-`, addr, i, strings.Join(join, ", "), keyFile)
-		}
-		path := filepath.Join(dir, fmt.Sprintf("weir%d.yaml", i))
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = startIn(t, tp.nodes[i], weirBinary(t), "run", "-config", path)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, p := range nodes {
-				t.Logf("node %d stderr:\n%s", i, p.stderr.String())
-			}
-		}
-	})
-	healthURL := func(i int) string { return "http://" + fleetNodeAddr(i) + ":8080/healthz" }
-	metricsURL := func(i int) string { return "http://" + fleetNodeAddr(i) + ":9090/metrics" }
-	for i := range n {
-		// A fleet node's health passes once it has found its peers and pulled their
-		// flows (or given up waiting: up to about 15 s).
-		waitHealthy(t, tp.gw, healthURL(i), 30*time.Second, nodes[i])
-	}
+	keyFile := ""
 	if fleet {
-		for i := range n {
-			waitFor(t, 15*time.Second, func() bool {
-				code, body, err := get(tp.gw, "http://"+fleetNodeAddr(i)+":8080/cluster")
-				if err != nil || code != 200 {
-					return false
-				}
-				var st cluster.Status
-				if json.Unmarshal([]byte(body), &st) != nil {
-					return false
-				}
-				alive := 0
-				for _, m := range st.Members {
-					if m.State == cluster.StateAlive {
-						alive++
-					}
-				}
-				return alive == n
-			})
-		}
+		keyFile = filepath.Join(t.TempDir(), "cluster.key")
+		writeClusterKey(t, keyFile)
 	}
+	nodes, _ := startFleet(t, tp, n, keyFile)
+	healthURL, metricsURL := fleetHealthURL, fleetMetricsURL
 	t.Logf("%d nodes healthy (fleet %v) after %s", n, fleet, time.Since(start).Round(time.Millisecond))
 
 	// 300 TCP flows of 150 packets at 3,000 packets a second: every flow is open
@@ -269,4 +185,134 @@ outputs:
 		t.Errorf("wrong_target %d", rep.WrongTarget)
 	}
 	return rep, moved, lost
+}
+
+// startFleet starts nodes 0 to n-1 of tp, as one fleet sharing keyFile (each
+// joining the others) or, without keyFile, standalone; it waits until each is
+// healthy (a fleet node once it has found its peers and pulled their flows, or
+// given up waiting: up to about 15 s) and, in a fleet, sees all n alive. It returns
+// the nodes and the directory of their configurations.
+func startFleet(t *testing.T, tp *fleetTopology, n int, keyFile string) ([]*process, string) {
+	t.Helper()
+	dir := t.TempDir()
+	nodes := make([]*process, n)
+	for i := range n {
+		var join []int
+		for j := range n {
+			if j != i {
+				join = append(join, j)
+			}
+		}
+		path := writeFleetConfig(t, dir, i, join, keyFile)
+		nodes[i] = startIn(t, tp.nodes[i], weirBinary(t), "run", "-config", path)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, p := range nodes {
+				t.Logf("node %d stderr:\n%s", i, p.stderr.String())
+			}
+		}
+	})
+	for i := range n {
+		waitHealthy(t, tp.gw, fleetHealthURL(i), 30*time.Second, nodes[i])
+	}
+	if keyFile != "" {
+		waitFleetAlive(t, tp.gw, n, n)
+	}
+	return nodes, dir
+}
+
+// writeClusterKey writes a new random cluster key (one base64 line) to path.
+func writeClusterKey(t *testing.T, path string) {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeFleetConfig writes the configuration of fleet node i (at fleetNodeAddr(i),
+// strict about mid-stream packets, denying 203.0.113.0/24) into dir and returns
+// its path. With keyFile, the node is a fleet member named weir-i that joins the
+// nodes in join; without, it runs standalone.
+func writeFleetConfig(t *testing.T, dir string, i int, join []int, keyFile string) string {
+	t.Helper()
+	addr := fleetNodeAddr(i)
+	cfg := fmt.Sprintf(`
+gwlb:
+  listen: 0.0.0.0:6081
+  allowed_sources: [%s/32]
+dataplane:
+  workers: 1
+health:
+  listen: %s:8080
+  drain_delay: 0s
+metrics:
+  listen: %s:9090
+mirror:
+  listen: ""
+flows:
+  midstream: drop
+policy:
+  default: allow
+  rules:
+    - {name: denied-clients, action: drop, src: 203.0.113.0/24}
+outputs:
+  eve: %s
+`, gwlbAddr, addr, addr, filepath.Join(dir, fmt.Sprintf("eve%d.json", i)))
+	if keyFile != "" {
+		var seeds []string
+		for _, j := range join {
+			seeds = append(seeds, fleetNodeAddr(j)+":7946")
+		}
+		// The namespaces share the host's name: each node names itself.
+		cfg += fmt.Sprintf(`cluster:
+  bind: %s:7946
+  node_name: weir-%d
+  join: [%s]
+  secret_key_file: %s
+`, addr, i, strings.Join(seeds, ", "), keyFile)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("weir%d.yaml", i))
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func fleetHealthURL(i int) string  { return "http://" + fleetNodeAddr(i) + ":8080/healthz" }
+func fleetMetricsURL(i int) string { return "http://" + fleetNodeAddr(i) + ":9090/metrics" }
+
+// fleetStatus fetches node i's GET /cluster from namespace ns.
+func fleetStatus(ns string, i int) (st cluster.Status, ok bool) {
+	code, body, err := get(ns, "http://"+fleetNodeAddr(i)+":8080/cluster")
+	if err != nil || code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// aliveMembers counts the members st shows alive, the node itself included.
+func aliveMembers(st cluster.Status) int {
+	alive := 0
+	for _, m := range st.Members {
+		if m.State == cluster.StateAlive {
+			alive++
+		}
+	}
+	return alive
+}
+
+// waitFleetAlive waits until each of nodes 0 to n-1 shows want members alive.
+func waitFleetAlive(t *testing.T, ns string, n, want int) {
+	t.Helper()
+	for i := range n {
+		waitFor(t, 15*time.Second, func() bool {
+			st, ok := fleetStatus(ns, i)
+			return ok && aliveMembers(st) == want
+		})
+	}
 }
