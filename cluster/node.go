@@ -90,11 +90,12 @@ const forget = 30 * time.Minute
 
 // Node is this instance in the fleet. It implements Transport.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	mlConf *memberlist.Config
-	ml     *memberlist.Memberlist
-	name   string
+	syncStatus atomic.Pointer[func() any] // GET /cluster's "sync", when set
+	cfg        Config
+	log        *slog.Logger
+	mlConf     *memberlist.Config
+	ml         *memberlist.Memberlist
+	name       string
 
 	handler atomic.Pointer[Handler]
 	leaving atomic.Bool

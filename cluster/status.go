@@ -23,9 +23,14 @@ type Status struct {
 	Node      string   `json:"node"`
 	Address   string   `json:"address"`
 	Encrypted bool     `json:"encrypted"`
-	Keys      int      `json:"keys"`    // keys installed (2 or more mid-rotation)
-	Members   []Member `json:"members"` // by name, this node included
+	Keys      int      `json:"keys"`           // keys installed (2 or more mid-rotation)
+	Members   []Member `json:"members"`        // by name, this node included
+	Sync      any      `json:"sync,omitempty"` // what the flow sync reports (SetSyncStatus)
 }
+
+// SetSyncStatus has GET /cluster include what f returns, as "sync" (the flow sync's
+// state: the membership does not know it).
+func (n *Node) SetSyncStatus(f func() any) { n.syncStatus.Store(&f) }
 
 // Status reports the members this node knows, dead and left ones for 30 minutes.
 func (n *Node) Status() Status {
@@ -74,7 +79,11 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(n.Status())
+	st := n.Status()
+	if f := n.syncStatus.Load(); f != nil {
+		st.Sync = (*f)()
+	}
+	_ = enc.Encode(st)
 }
 
 var (

@@ -53,6 +53,8 @@ package flowsync
 import (
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +177,7 @@ type Syncer struct {
 
 	pmu   stdsync.Mutex
 	peers map[string]*peerSeq
+	heard map[string]time.Time // when each peer's newest message arrived; guarded by pmu
 
 	// Bulk sync at start.
 	bmu        stdsync.Mutex
@@ -582,6 +585,13 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.c.errors[r].Add(1)
 		return
 	}
+	now := time.Now()
+	s.pmu.Lock()
+	if s.heard == nil {
+		s.heard = map[string]time.Time{}
+	}
+	s.heard[from] = now
+	s.pmu.Unlock()
 	switch h.Type {
 	case MsgUpdate:
 		if !s.fresh(from, &h) {
@@ -827,4 +837,42 @@ func (s *Syncer) serveBulk(peer string, sess uint64) {
 			s.log.Info("cluster sync: bulk transfer sent", "peer", peer, "flows", flows, "chunks", chunks)
 		}
 	}()
+}
+
+// PeerSync is what this node has heard from one peer.
+type PeerSync struct {
+	Peer           string    `json:"peer"`
+	LastMessage    time.Time `json:"last_message"`
+	LastMessageAgo string    `json:"last_message_ago"` // how stale this node's view of the peer's flows may be
+}
+
+// SyncStatus is the flow sync as GET /cluster shows it.
+type SyncStatus struct {
+	Ready           bool       `json:"ready"` // the bulk sync at start is done (or timed out)
+	BulkSyncSeconds float64    `json:"bulk_sync_seconds"`
+	BulkTimedOut    bool       `json:"bulk_timed_out"`
+	Peers           []PeerSync `json:"peers"` // by name
+	QueueDropped    uint64     `json:"queue_dropped"`
+	Gaps            uint64     `json:"gaps"`
+}
+
+// Status reports the sync's state for a person: per peer, when its newest message
+// arrived (an idle peer still refreshes its flows every Refresh).
+func (s *Syncer) Status() SyncStatus {
+	st := s.Stats()
+	out := SyncStatus{BulkSyncSeconds: st.BulkDuration.Seconds(), BulkTimedOut: st.BulkTimedOut,
+		QueueDropped: st.QueueDropped, Gaps: st.Gaps}
+	select {
+	case <-s.ready:
+		out.Ready = true
+	default:
+	}
+	now := time.Now()
+	s.pmu.Lock()
+	for p, t := range s.heard {
+		out.Peers = append(out.Peers, PeerSync{Peer: p, LastMessage: t, LastMessageAgo: now.Sub(t).Round(time.Millisecond).String()})
+	}
+	s.pmu.Unlock()
+	slices.SortFunc(out.Peers, func(a, b PeerSync) int { return strings.Compare(a.Peer, b.Peer) })
+	return out
 }

@@ -602,3 +602,15 @@ func TestReordered(t *testing.T) {
 		t.Fatalf("stale %d (want the duplicate), gaps %d (want none: the late one arrived)", st.Errors[ReasonStale], st.Gaps)
 	}
 }
+
+// TestStatus: the sync's status says it is ready and when each peer was last heard.
+func TestStatus(t *testing.T) {
+	net := fakenet.New(0, time.Millisecond, 8)
+	ns := cluster(t, net, 2, Config{MaxDelay: 10 * time.Millisecond, Refresh: -1})
+	handshake(t, ns[0], 1, 443, time.Now().UnixNano())
+	waitFor(t, 5*time.Second, "n2 heard n1", func() bool { return len(ns[1].s.Status().Peers) == 1 })
+	st := ns[1].s.Status()
+	if !st.Ready || st.Peers[0].Peer != ns[0].name || st.Peers[0].LastMessage.IsZero() || st.Peers[0].LastMessageAgo == "" {
+		t.Errorf("status %+v", st)
+	}
+}

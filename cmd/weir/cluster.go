@@ -104,4 +104,23 @@ func printClusterStatus(w io.Writer, st cluster.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, m.Address, m.State, since)
 	}
 	tw.Flush()
+	if sync, ok := st.Sync.(map[string]any); ok {
+		ready := "syncing from a peer"
+		if r, _ := sync["ready"].(bool); r {
+			ready = "ready"
+		}
+		fmt.Fprintf(w, "\nflow sync: %s", ready)
+		if peers, _ := sync["peers"].([]any); len(peers) > 0 {
+			fmt.Fprintf(w, "; last message from")
+			for i, p := range peers {
+				pm, _ := p.(map[string]any)
+				sep := ","
+				if i == 0 {
+					sep = ""
+				}
+				fmt.Fprintf(w, "%s %s %v ago", sep, echo.Clip(fmt.Sprint(pm["peer"]), cluster.MaxNameLen), pm["last_message_ago"])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }

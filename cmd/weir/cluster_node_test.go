@@ -73,6 +73,11 @@ cluster:
 	if err != nil || st.Node != "weir-run" || !st.Encrypted || len(st.Members) != 1 {
 		t.Fatalf("/cluster = %+v, %v", st, err)
 	}
+	if sync, ok := st.Sync.(map[string]any); !ok || sync["peers"] != nil && len(sync["peers"].([]any)) != 0 {
+		t.Errorf("/cluster sync = %#v, want the flow sync's status with no peers", st.Sync)
+	} else if _, ok := sync["ready"]; !ok {
+		t.Errorf("/cluster sync has no ready: %#v", sync)
+	}
 	// SIGHUP with a second key: it is added (a bad file would be logged and ignored).
 	if err := os.WriteFile(key, []byte("AAAAAAAAAAAAAAAAAAAAAA==\nBBBBBBBBBBBBBBBBBBBBBA==\n"), 0o600); err != nil {
 		t.Fatal(err)

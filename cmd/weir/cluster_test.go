@@ -71,4 +71,12 @@ c     10.0.1.7:7946  suspect  2s
 	if _, err := json.Marshal(st); err != nil {
 		t.Fatal(err)
 	}
+	// With the flow sync's part, as it comes from JSON.
+	st.Sync = map[string]any{"ready": true, "peers": []any{
+		map[string]any{"peer": "a", "last_message_ago": "90s"}, map[string]any{"peer": "c", "last_message_ago": "40ms"}}}
+	sb.Reset()
+	printClusterStatus(&sb, st, now)
+	if !strings.HasSuffix(sb.String(), "\nflow sync: ready; last message from a 90s ago, c 40ms ago\n") {
+		t.Errorf("with sync:\n%s", sb.String())
+	}
 }

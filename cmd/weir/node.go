@@ -57,6 +57,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		fleet.NodeID = nodeID(n.cluster.LocalName())
 		n.sync = flowsync.New(flowsync.Config{Transport: n.cluster, NodeID: fleet.NodeID, Logger: log})
 		n.cluster.SetHandler(fleetHandler{n.sync, fleet.NodeID, log})
+		n.cluster.SetSyncStatus(func() any { return n.sync.Status() })
 		fleet.Journal = n.sync.Journal
 	}
 	if n.Engine, err = engine.NewWith(cfg, log, false, fleet); err != nil {
