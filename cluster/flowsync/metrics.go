@@ -8,6 +8,10 @@ import (
 
 // Collector exports a Syncer's counters as weir_cluster_* metrics.
 type Collector struct {
+	// Decrypt, when set, is how many messages the transport could not decrypt (a
+	// peer without the fleet's key): weir_cluster_sync_errors_total{reason="decrypt"}.
+	Decrypt func() uint64
+
 	s                                    *Syncer
 	table                                *flow.Table // for weir_cluster_flows; may be nil
 	flowsOrigin                          *prometheus.Desc
@@ -55,6 +59,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.flows, st.FlowsOut, "out")
 	for r := Reason(1); r < numReasons; r++ { // 0 is no error
 		counter(c.errors, st.Errors[r], r.String())
+	}
+	if c.Decrypt != nil {
+		counter(c.errors, c.Decrypt(), "decrypt")
 	}
 	counter(c.lost, st.QueueDropped, "queue")
 	counter(c.lost, st.JournalLost, "table")

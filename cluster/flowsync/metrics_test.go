@@ -43,6 +43,28 @@ weir_cluster_flows{origin="peer"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(flows), "weir_cluster_flows"); err != nil {
 		t.Error(err)
 	}
+	c := flowsync.NewCollector(s, nil)
+	c.Decrypt = func() uint64 { return 3 }
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(c)
+	mfs, err := reg2.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "weir_cluster_sync_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if l := m.GetLabel(); len(l) == 1 && l[0].GetValue() == "decrypt" && m.GetCounter().GetValue() == 3 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error(`weir_cluster_sync_errors_total{reason="decrypt"} 3 not exported`)
+	}
 	if n := testutil.CollectAndCount(flowsync.NewCollector(s, nil), "weir_cluster_sync_errors_total"); n < 8 {
 		t.Errorf("%d error reasons exported, want 8 (every reason but none)", n)
 	}

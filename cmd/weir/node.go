@@ -118,7 +118,9 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	hmux.Handle("/healthz", n.state.Handler())
 	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
 	if n.cluster != nil {
-		reg.MustRegister(n.cluster.Collector(), flowsync.NewCollector(n.sync, n.Table))
+		sc := flowsync.NewCollector(n.sync, n.Table)
+		sc.Decrypt = func() uint64 { return n.cluster.Rejected("decrypt") }
+		reg.MustRegister(n.cluster.Collector(), sc)
 		hmux.Handle("/cluster", n.cluster)
 	}
 	mmux := http.NewServeMux()
