@@ -38,7 +38,7 @@ const (
 	evictLogEvery = int64(10 * time.Second)
 	idBits        = 53 - nodeBits // flow ids stay below 2^53, exact in JSON numbers
 	idMask        = 1<<idBits - 1 // the per-node part of a flow id
-	nodeBits      = 10
+	nodeBits      = 16            // fleets: ids from name hashes collide rarely (0.2% for 16 nodes)
 	distBits      = 5
 	distMax       = 1<<distBits - 1
 )
