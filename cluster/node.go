@@ -216,6 +216,7 @@ func (n *Node) Start() error {
 		cancel()
 		n.events.stop()
 		n.wg.Wait()
+		n.state.Store(2) // stopped: Shutdown has nothing to do
 		return fmt.Errorf("cluster: %w", err)
 	}
 	n.ml = ml
@@ -343,7 +344,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 // Shutdown stops gossip and closes the sockets, without telling the peers (they
 // will see this node dead); Leave first for a graceful exit.
 func (n *Node) Shutdown() error {
-	if !n.state.CompareAndSwap(1, 2) {
+	if !n.state.CompareAndSwap(1, 2) || n.ml == nil {
 		n.state.Store(2)
 		return nil
 	}
@@ -478,6 +479,9 @@ func (d *delegate) NodeMeta(limit int) []byte {
 func (d *delegate) NotifyMsg(b []byte) {
 	if len(b) < 1 || len(b) < 1+int(b[0]) {
 		return
+	}
+	if (*Node)(d).state.Load() == 2 {
+		return // shut down: memberlist's stream handlers may still deliver
 	}
 	from, msg := string(b[1:1+int(b[0])]), b[1+int(b[0]):]
 	if h := (*Node)(d).handler.Load(); h != nil {

@@ -175,6 +175,9 @@ type Syncer struct {
 
 	decoders stdsync.Pool
 
+	cmu    stdsync.Mutex // guards closed against wg.Add: no goroutine starts after Close
+	closed bool
+
 	pmu   stdsync.Mutex
 	peers map[string]*peerSeq
 	heard map[string]time.Time // when each peer's newest message arrived; guarded by pmu
@@ -240,11 +243,18 @@ func New(cfg Config) *Syncer {
 // table, and Ready closes when that is done or BulkTimeout passed; alone, the node
 // is ready at once.
 func (s *Syncer) Start(table *flow.Table) {
+	s.cmu.Lock()
+	closed := s.closed
+	s.cmu.Unlock()
+	if closed {
+		return
+	}
 	s.table = table
 	s.started.Store(true)
 	s.wg.Add(2)
 	go s.sender()
 	go s.refresher()
+	s.spawn(s.forgetter)
 	s.bmu.Lock()
 	s.bulkStart = time.Now()
 	s.bmu.Unlock()
@@ -272,8 +282,66 @@ func (s *Syncer) Start(table *flow.Table) {
 
 // Close stops the goroutines; the transport must stop calling s first.
 func (s *Syncer) Close() {
+	s.cmu.Lock()
+	if s.closed {
+		s.cmu.Unlock()
+		return
+	}
+	s.closed = true
+	s.cmu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	s.markReady(false) // whoever waits for Ready (health) is not left waiting
+}
+
+// forgetAfter is how long a peer's sequence and last-heard time are kept after its
+// last message: peers of an autoscaled fleet come and go, and a late datagram after
+// PeerLeft would otherwise leave an entry for good. A live peer refreshes its flows
+// well within it (Refresh).
+const forgetAfter = 3 * time.Minute
+
+// forgetter drops what is kept of peers not heard for forgetAfter.
+func (s *Syncer) forgetter() {
+	t := time.NewTicker(forgetAfter / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.forget(now)
+		}
+	}
+}
+
+func (s *Syncer) forget(now time.Time) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	for p := range s.peers {
+		if t, ok := s.heard[p]; !ok || now.Sub(t) > forgetAfter {
+			delete(s.peers, p)
+		}
+	}
+	for p, t := range s.heard {
+		if now.Sub(t) > forgetAfter {
+			delete(s.heard, p)
+		}
+	}
+}
+
+// spawn runs f on a goroutine Close waits for, unless Close has begun.
+func (s *Syncer) spawn(f func()) bool {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // Ready is closed when the bulk sync at start completed or timed out.
@@ -553,6 +621,7 @@ func (s *Syncer) PeerJoined(name string) {}
 func (s *Syncer) PeerLeft(name string) {
 	s.pmu.Lock()
 	delete(s.peers, name)
+	delete(s.heard, name) // autoscaled peers come and go: keep nothing of the gone
 	s.pmu.Unlock()
 	s.bmu.Lock()
 	was := s.bulkPeer == name
@@ -562,13 +631,11 @@ func (s *Syncer) PeerLeft(name string) {
 		case <-s.ready:
 		default:
 			s.log.Warn("cluster sync: bulk sync peer left; asking another", "peer", name)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			s.spawn(func() {
 				if !s.askBulk() {
 					s.log.Warn("cluster sync: no peer left to bulk sync from; waiting for BulkTimeout")
 				}
-			}()
+			})
 		}
 	}
 }
@@ -628,7 +695,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		s.c.bulkFlows.Add(uint64(len(flows)))
 		s.bmu.Lock()
 		s.bulkChunks++
-		s.bulkHeard = true
+		s.bulkHeard, s.bulkAt = true, time.Now()
 		done := s.bulkWant >= 0 && s.bulkChunks >= uint64(s.bulkWant)
 		s.bmu.Unlock()
 		if done {
@@ -644,7 +711,7 @@ func (s *Syncer) HandleMessage(from string, msg []byte) {
 		ok := from == s.bulkPeer && h.Seq == s.bulkSess
 		if ok {
 			s.bulkWant = int64(chunks)
-			s.bulkHeard = true
+			s.bulkHeard, s.bulkAt = true, time.Now()
 		}
 		done := ok && s.bulkChunks >= chunks
 		s.bmu.Unlock()
@@ -672,9 +739,11 @@ func (s *Syncer) bulkWatch() {
 			return
 		}
 		s.bmu.Lock()
-		again := s.bulkNo || !s.bulkHeard && time.Since(s.bulkAt) > 4*s.cfg.BulkRetry
+		// Ask again when refused, or when nothing came for a while: no answer to the
+		// request, or a transfer that stalled (its peer stopped, or a send failed).
+		again := s.bulkNo || time.Since(s.bulkAt) > 4*s.cfg.BulkRetry
 		if again && !s.bulkNo {
-			s.log.Info("cluster sync: bulk request unanswered; asking again", "peer", s.bulkPeer)
+			s.log.Info("cluster sync: bulk request unanswered or stalled; asking again", "peer", s.bulkPeer, "answered", s.bulkHeard)
 		}
 		s.bmu.Unlock()
 		if !again || s.askBulk() {
@@ -778,18 +847,14 @@ func (s *Syncer) serveBulk(peer string, sess uint64) {
 	if why != "" {
 		s.serving.Add(-1)
 		s.log.Info("cluster sync: bulk request refused", "peer", peer, "reason", why)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.spawn(func() {
 			var e Encoder
 			e.Reset(Header{Type: MsgBulkRefused, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: sess})
 			s.send(peer, e.Bytes())
-		}()
+		})
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	if !s.spawn(func() {
 		defer s.serving.Add(-1)
 		h := Header{Type: MsgBulkChunk, Node: s.cfg.NodeID, Epoch: s.epoch, Seq: sess}
 		var e Encoder
@@ -836,7 +901,9 @@ func (s *Syncer) serveBulk(peer string, sess uint64) {
 			s.c.served.Add(1)
 			s.log.Info("cluster sync: bulk transfer sent", "peer", peer, "flows", flows, "chunks", chunks)
 		}
-	}()
+	}) {
+		s.serving.Add(-1) // closed: no transfer
+	}
 }
 
 // PeerSync is what this node has heard from one peer.
