@@ -68,7 +68,7 @@ func TestDemoFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two fleets for a few seconds each")
 	}
-	code, out, errs := runWeir(t, "demo", "fleet", "-flows", "60", "-packets", "60", "-rate", "1200")
+	code, out, errs := runWeir(t, "demo", "fleet", "-flows", "60", "-packets", "150", "-rate", "1500") // 6 s a run: time to see the kill and move
 	if code != 0 {
 		t.Fatalf("demo fleet exited %d\n%s\n%s", code, out, errs)
 	}
