@@ -69,8 +69,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.gaps, st.Gaps)
 	ch <- prometheus.MustNewConstMetric(c.bulkSeconds, prometheus.GaugeValue, st.BulkDuration.Seconds())
 	if c.table != nil {
-		peer := c.table.Imported()
-		ch <- prometheus.MustNewConstMetric(c.flowsOrigin, prometheus.GaugeValue, float64(c.table.Active()-peer), "local")
+		active, peer := c.table.Counts() // one pass: local never comes out negative
+		ch <- prometheus.MustNewConstMetric(c.flowsOrigin, prometheus.GaugeValue, float64(active-peer), "local")
 		ch <- prometheus.MustNewConstMetric(c.flowsOrigin, prometheus.GaugeValue, float64(peer), "peer")
 	}
 }

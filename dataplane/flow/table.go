@@ -1361,28 +1361,29 @@ func (t *Table) WithSide(h Handle, f func(side []byte)) bool {
 	return true
 }
 
-// Active returns the number of flows in the table.
-// Imported returns how many of the table's flows were learned from peers (Import)
-// and have carried no packet here since: the rest are this node's own.
-func (t *Table) Imported() int {
-	n := 0
+// Counts returns, in one pass, the number of flows in the table and how many of
+// them were learned from peers (Import) and have carried no packet here since (the
+// rest are this node's own).
+func (t *Table) Counts() (active, imported int) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += s.peer
+		active += s.n
+		imported += s.peer
 		s.mu.Unlock()
 	}
+	return active, imported
+}
+
+// Active returns the number of flows in the table.
+func (t *Table) Active() int {
+	n, _ := t.Counts()
 	return n
 }
 
-func (t *Table) Active() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += s.n
-		s.mu.Unlock()
-	}
+// Imported returns how many flows were learned from peers and not carried here.
+func (t *Table) Imported() int {
+	_, n := t.Counts()
 	return n
 }
 
