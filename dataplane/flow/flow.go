@@ -89,6 +89,7 @@ type Record struct {
 	Tunnel     Tunnel // outer addressing of the flow's first packet
 	Direction  uint8  // mirror direction of the client's packets (Meta.Direction of the first packet)
 	Session    uint16 // mirror session index of the first packet (0 = none)
+	Alerts     uint32 // alerts raised on the flow (Table.NoteAlert)
 }
 
 // Encapsulations in Tunnel.Encap.
@@ -150,6 +151,10 @@ type Config struct {
 	// SideSize is the size in bytes of a per-flow side record that later stages
 	// (detection) keep beside the table's entry; see Table.WithSide. 0: none.
 	SideSize int
+	// SideRecord, when set, adds to an ended or reported flow's record what its side
+	// record holds (detection's alert count): it runs with the flow's shard locked,
+	// as WithSide's callbacks do.
+	SideRecord func(side []byte, r *Record)
 	// Journal, when not nil, receives per shard, in order and in batches, what a peer
 	// needs to know to take the flows over (see FlowState): each flow created, each
 	// change of its TCP state, verdict (SetAction) or GWLB options, a refresh of its

@@ -129,3 +129,23 @@ func TestHandleAllocs(t *testing.T) {
 		t.Errorf("SetAction, WithSide: %v allocs", a)
 	}
 }
+
+// SideRecord puts what the side record holds into the flow's record when it ends.
+func TestSideRecordFillsRecord(t *testing.T) {
+	tb, s, _ := newTest(t, Config{SideSize: 4, SideRecord: func(side []byte, r *Record) {
+		r.Alerts = binary.LittleEndian.Uint32(side)
+	}})
+	p := tcp(netip.MustParseAddr("10.0.0.1"), 1000, server, 443, packet.TCPSyn)
+	h := tb.Track(0, p, 60, nil, 1).Handle
+	tb.WithSide(h, func(side []byte) { binary.LittleEndian.PutUint32(side, 3) })
+	q := tcp(netip.MustParseAddr("10.0.0.2"), 1000, server, 443, packet.TCPSyn)
+	tb.Track(0, q, 60, nil, 1)
+	tb.Flush(2)
+	got := map[netip.Addr]uint32{}
+	for _, r := range s.take() {
+		got[r.Src] = r.Alerts
+	}
+	if got[p.Src] != 3 || got[q.Src] != 0 || len(got) != 2 {
+		t.Fatalf("alerts by client: %v, want 10.0.0.1: 3, 10.0.0.2: 0", got)
+	}
+}

@@ -305,6 +305,7 @@ type Table struct {
 	log       *slog.Logger
 	maxFlows  int
 	sideSize  int
+	sideRec   func(side []byte, r *Record)
 
 	journalFn    func(int, []FlowState)
 	midDrop      bool
@@ -356,6 +357,7 @@ func NewTable(cfg Config, decide Decider, onEnd func(*Record)) *Table {
 		log:       cfg.Logger,
 		maxFlows:  cfg.MaxFlows,
 		sideSize:  max(cfg.SideSize, 0),
+		sideRec:   cfg.SideRecord,
 		journalFn: cfg.Journal,
 		midDrop:   cfg.Midstream == MidstreamDrop,
 	}
@@ -988,6 +990,10 @@ func (s *shard) record(r *Record, i int32) {
 	r.Tunnel = s.tunnel(i)
 	r.Direction = e.direction
 	r.Session = e.session
+	r.Alerts = 0
+	if sz := s.t.sideSize; sz > 0 && s.t.sideRec != nil {
+		s.t.sideRec(s.side[int(i)*sz:int(i+1)*sz:int(i+1)*sz], r)
+	}
 }
 
 // emit hands the shard's records ended by packet workers to OnInterval and onEnd.
