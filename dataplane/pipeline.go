@@ -28,6 +28,9 @@ const (
 	ActionNotIP                      // mirrored frames that carry no IP packet (ARP, ...)
 	ActionFragment                   // a later fragment whose first fragment was not seen
 	ActionMidstream                  // a TCP packet of no known flow, without SYN, under flows.midstream: drop
+	// ActionIPSDrop counts packets detection dropped inline in ips mode: the packet
+	// a drop rule matched, and every later packet of its flow (Track drops those).
+	ActionIPSDrop
 	numBuiltinActions
 )
 
@@ -40,7 +43,7 @@ var actions = struct {
 	names [MaxActions]string
 	n     atomic.Uint32
 }{names: [MaxActions]string{"allow", "drop", "malformed", "source_denied", "filtered", "duplicate",
-	"no_session", "not_ip", "fragment_unmatched", "midstream"}}
+	"no_session", "not_ip", "fragment_unmatched", "midstream", "ips_drop"}}
 
 func init() { actions.n.Store(uint32(numBuiltinActions)) }
 

@@ -162,10 +162,14 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			continue
 		}
 		if s.Packet.FirstFragment && t.Fragments != nil {
-			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action != policy.Drop, now)
+			t.Fragments.Put(s.AWS.EndpointID, &s.Packet, s.Flow.Action == policy.Allow, now)
 		}
-		if s.Flow.Action == policy.Drop {
+		switch s.Flow.Action {
+		case policy.Drop:
 			s.Drop(ActionDrop)
+			continue
+		case policy.IPSDrop:
+			s.Drop(ActionIPSDrop)
 			continue
 		}
 		s.action = ActionAllow

@@ -375,7 +375,7 @@ func (r *reader) flow(f *flow.FlowState) {
 		return
 	}
 	flags, addrs := fixed[0], fixed[1]
-	if flags>>5 != 0 || flags&(1<<4) == 0 && addrs>>4 != 0 {
+	if flags>>5 != 0 || flags&(1<<4) == 0 && addrs>>4 != 0 || fixed[3] > byte(policy.MaxAction) {
 		r.fail(ReasonField)
 		return
 	}

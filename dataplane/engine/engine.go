@@ -189,7 +189,7 @@ func (e *Engine) interfaceID(r *flow.Record) string {
 
 func (e *Engine) flowEnded(r *flow.Record) {
 	r.Background = r.Background || e.offline
-	if r.Action == policy.Drop {
+	if r.Action != policy.Allow {
 		e.flowsDropped.Add(1)
 	} else {
 		e.flowsAllowed.Add(1)

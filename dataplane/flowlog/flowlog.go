@@ -153,7 +153,7 @@ func (w *Writer) Record(r *flow.Record, d *flow.Delta) {
 	}
 	it := item{
 		src: r.Src, dst: r.Dst, srcPort: r.SrcPort, dstPort: r.DstPort, proto: r.Proto,
-		reject: r.Action == policy.Drop,
+		reject: r.Action != policy.Allow,
 		pkts:   [2]uint64{d.PktsToServer, d.PktsToClient},
 		bytes:  [2]uint64{d.BytesToServer, d.BytesToClient},
 		start:  [2]int64{unix(d.FirstToServer), unix(d.FirstToClient)},
@@ -198,10 +198,10 @@ func AppendLine(b []byte, accountID, interfaceID string, r *flow.Record, d *flow
 	}
 	if toServer {
 		return appendLine(b, accountID, interfaceID, r.Src, r.Dst, r.SrcPort, r.DstPort, r.Proto,
-			d.PktsToServer, d.BytesToServer, unix(d.FirstToServer), unix(d.LastToServer), r.Action == policy.Drop)
+			d.PktsToServer, d.BytesToServer, unix(d.FirstToServer), unix(d.LastToServer), r.Action != policy.Allow)
 	}
 	return appendLine(b, accountID, interfaceID, r.Dst, r.Src, r.DstPort, r.SrcPort, r.Proto,
-		d.PktsToClient, d.BytesToClient, unix(d.FirstToClient), unix(d.LastToClient), r.Action == policy.Drop)
+		d.PktsToClient, d.BytesToClient, unix(d.FirstToClient), unix(d.LastToClient), r.Action != policy.Allow)
 }
 
 // appendLine appends one line; start and end 0 are written "-".

@@ -16,11 +16,18 @@ type Action uint8
 const (
 	Allow Action = iota
 	Drop
+	// IPSDrop is a flow blocked by detection in ips mode: a drop rule matched one
+	// of its packets, and every later packet of the flow is dropped.
+	IPSDrop
+	MaxAction = IPSDrop
 )
 
 func (a Action) String() string {
-	if a == Drop {
+	switch a {
+	case Drop:
 		return "drop"
+	case IPSDrop:
+		return "ips_drop"
 	}
 	return "allow"
 }
