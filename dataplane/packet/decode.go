@@ -81,6 +81,7 @@ func (p *Packet) decodeIPv4(b []byte) error {
 	}
 	p.Family = IPv4Version
 	p.Proto = ip.Protocol()
+	p.TTL = ip.TTL()
 	p.Src = ip.SourceAddress()
 	p.Dst = ip.DestinationAddress()
 	tl := int(ip.TotalLength())
@@ -105,6 +106,7 @@ func (p *Packet) decodeIPv6(b []byte) error {
 	}
 	ip := IPv6(b)
 	p.Family = IPv6Version
+	p.TTL = ip.HopLimit()
 	p.Src = ip.SourceAddress()
 	p.Dst = ip.DestinationAddress()
 	n := IPv6MinimumSize + int(ip.PayloadLength())

@@ -314,6 +314,13 @@ func TestDecode(t *testing.T) {
 			if !sameHeaders(p, c.want) {
 				t.Errorf("Decode:\n got %+v\nwant %+v", p, c.want)
 			}
+			ttl := c.b[8] // IPv4 TTL
+			if c.want.Family == 6 {
+				ttl = c.b[7] // IPv6 hop limit
+			}
+			if p.TTL != ttl || ttl == 0 {
+				t.Errorf("TTL %d, want %d", p.TTL, ttl)
+			}
 			// The same packet behind Ethernet, with and without VLAN tags.
 			typ := EtherTypeIPv4
 			if c.want.Family == 6 {
@@ -333,8 +340,11 @@ func TestDecode(t *testing.T) {
 }
 
 // sameHeaders compares every field but Payload (which TestDecodePayload checks).
+// sameHeaders compares decoded headers but the payload and the TTL (TestDecode
+// checks that against the packet's bytes).
 func sameHeaders(a, b Packet) bool {
 	a.Payload, b.Payload = nil, nil
+	a.TTL, b.TTL = 0, 0
 	return reflect.DeepEqual(a, b)
 }
 
@@ -525,7 +535,7 @@ func TestDecodeErrorKeepsOuterFields(t *testing.T) {
 	if err := p.Decode(b); err != ReasonTCPHeader {
 		t.Fatalf("Decode = %v", err)
 	}
-	want := Packet{Family: 4, Proto: ProtoTCP, Src: src4, Dst: dst4, Length: 40}
+	want := Packet{Family: 4, Proto: ProtoTCP, TTL: 64, Src: src4, Dst: dst4, Length: 40}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got %+v, want %+v", p, want)
 	}

@@ -27,6 +27,7 @@ const (
 type Packet struct {
 	Family   uint8      // 4 or 6
 	Proto    uint8      // transport protocol (after IPv6 extension headers)
+	TTL      uint8      // IPv4 TTL, IPv6 hop limit
 	Src, Dst netip.Addr // IP addresses
 	// SrcPort and DstPort are TCP/UDP ports. For ICMP and ICMPv6 echo request and
 	// reply both hold the echo identifier, so that a ping and its replies share a flow;
