@@ -76,6 +76,7 @@ type Config struct {
 		File   string // weir's own log; "" = stderr
 	}
 	Cluster ClusterConfig
+	Detect  DetectConfig
 
 	file    string            // the file it was read from, for KeyError
 	sources map[string]source // where the output paths were read
@@ -109,6 +110,7 @@ func Default() *Config {
 	c.Outputs.FlowLog.Interval = time.Minute
 	c.Log.Level = "info"
 	c.Log.Format = "auto"
+	defaultDetect(&c.Detect)
 	return c
 }
 
@@ -271,6 +273,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			})
 		},
 		"cluster": func(n *yaml.Node) { p.cluster(n, c) },
+		"detect":  func(n *yaml.Node) { p.detect(n, c) },
 		"log": func(n *yaml.Node) {
 			p.mapping(n, "log", map[string]func(*yaml.Node){
 				"level":  func(n *yaml.Node) { c.Log.Level = p.oneOf(n, "log.level", "debug", "info", "warn", "error") },

@@ -14,6 +14,7 @@ import (
 	"weir/config"
 
 	"weir/dataplane"
+	"weir/dataplane/detect"
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
 	"weir/dataplane/flowlog"
@@ -37,8 +38,14 @@ type Engine struct {
 	EVE      *eve.Writer     // nil without outputs.eve
 	PCAP     *pcapout.Writer // nil without outputs.pcap.dir
 	FlowLog  *flowlog.Writer // nil without outputs.flowlog.path
+	// Detect is the detection stage; nil when the configuration the engine
+	// started with asked for no detection (enabling it then needs a restart: the
+	// flow tables carry detection's side records only when it is on).
+	Detect *detect.Stage
 
 	tables                     []*flow.Table // Table, and Mirror when there is one
+	flowbits                   *detect.Flowbits
+	detectInfo                 atomic.Pointer[DetectInfo]
 	ruleNames                  []string      // every policy rule's label by number (policy.RuleBase); guarded by reloadMu after New
 	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
 	offline                    bool
@@ -133,6 +140,18 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 		Logger:        log,
 		OnInterval:    onInterval,
 	}
+	if cfg.Detect.Enabled() {
+		e.flowbits = detect.NewFlowbits()
+		eng, info, err := buildDetect(cfg, e.flowbits, log)
+		if err != nil {
+			return nil, err
+		}
+		e.detectInfo.Store(&info)
+		e.Detect = detect.NewStage(eng)
+		e.Detect.MidstreamDrop = cfg.Flows.Midstream == "drop"
+		e.Detect.Alert = e.Alert
+		tableCfg.SideSize, tableCfg.SideRecord = detect.SideSize(), detect.SideRecord
+	}
 	pol := cfg.Policy
 	e.policy = policy.NewLive(&pol)
 	inlineCfg := tableCfg
@@ -163,6 +182,10 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 		&dataplane.MirrorFilter{Dedupe: dedupe},
 		&dataplane.Track{Table: e.Table, Mirror: e.Mirror, MergeSessions: dedupe != nil,
 			Fragments: dataplane.NewFragments(1<<16, 30*time.Second)},
+	}
+	if e.Detect != nil {
+		e.Detect.Inline, e.Detect.Mirror = e.Table, e.Mirror
+		stages = append(stages, e.Detect)
 	}
 	if e.PCAP != nil {
 		stages = append(stages, &dataplane.Record{PCAP: e.PCAP, Wait: offline})

@@ -10,6 +10,7 @@ import (
 	"weir/config"
 
 	"weir/dataplane"
+	"weir/dataplane/detect"
 	"weir/dataplane/mirror"
 )
 
@@ -17,6 +18,7 @@ import (
 type Reloaded struct {
 	PolicyRules int // rules of the inline policy now in force
 	Sessions    int // mirror sessions now in force
+	Detect      DetectInfo
 	// Restart names the keys that differ in the new file but cannot change without
 	// a restart; their running values are kept.
 	Restart []string
@@ -30,6 +32,22 @@ var reloadKeys = []configKey{
 	{"mirror.sessions", "Mirror.Sessions"},
 	{"mirror.amazon_dns", "Mirror.AmazonDNS"},
 	{"log.level", "Log.Level"}, // applied by the caller, which owns the logger
+	// Detection is rebuilt from its files on every reload (rule files change
+	// without the configuration changing), when it was on at start.
+	{"detect.rules", "Detect.Rules"},
+	{"detect.rules", "Detect.RuleLines"},
+	{"detect.vars", "Detect.Vars"},
+	{"detect.mode", "Detect.Mode"},
+	{"detect.stream_depth", "Detect.StreamDepth"},
+	{"detect.alert_packet", "Detect.AlertPacket"},
+	{"detect.intel", "Detect.Intel"},
+	{"detect.portscan.ports", "Detect.PortScan.Ports"},
+	{"detect.portscan.hosts", "Detect.PortScan.Hosts"},
+	{"detect.portscan.window", "Detect.PortScan.Window"},
+	{"detect.portscan.repeat", "Detect.PortScan.Repeat"},
+	{"detect.synflood.half_open", "Detect.SYNFlood.HalfOpen"},
+	{"detect.synflood.window", "Detect.SYNFlood.Window"},
+	{"detect.synflood.repeat", "Detect.SYNFlood.Repeat"},
 }
 
 // restartKeys are the keys a reload cannot change: listeners, sockets, table
@@ -118,6 +136,18 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 		}
 		k.value(&merged).Set(running)
 	}
+	// Detection is built first: a rule file that fails to load changes nothing.
+	var eng *detect.Engine
+	switch {
+	case e.Detect != nil:
+		var err error
+		if eng, r.Detect, err = buildDetect(&merged, e.flowbits, e.Log); err != nil {
+			return Reloaded{}, err
+		}
+	case merged.Detect.Enabled():
+		r.Restart = append(r.Restart, "detect")
+		merged.Detect = cur.Detect
+	}
 	list, err := e.sessionsOf(&merged)
 	if err != nil {
 		return Reloaded{}, err
@@ -135,6 +165,10 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 	e.Sessions.Replace(list)
 	e.policy.Store(&pol)
 	e.geneve.SetAllowedSources(merged.GWLB.AllowedSources)
+	if eng != nil {
+		e.Detect.SetEngine(eng)
+		e.detectInfo.Store(&r.Detect)
+	}
 	e.live.Store(&merged)
 	r.PolicyRules, r.Sessions = len(pol.Rules), len(list)
 	return r, nil

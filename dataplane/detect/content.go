@@ -1,0 +1,211 @@
+package detect
+
+import (
+	"bytes"
+	"regexp"
+
+	"weir/dataplane/detect/rules"
+)
+
+// cmatch is a content or pcre compiled for inspection.
+type cmatch struct {
+	pattern  []byte // nocase: lower-cased
+	folded   bool   // nocase
+	negated  bool
+	re       *regexp.Regexp
+	relative bool // distance/within, or pcre's R: from the end of the previous match
+	// Window: absolute offset/depth (hasDepth), or relative distance/within.
+	offset, depth, distance, within int
+	hasDepth, hasWithin             bool
+}
+
+// chain is the matches of one buffer, in rule order.
+type chain struct {
+	buffer rules.Buffer
+	ms     []cmatch
+	// relAfter[i] says whether a match after i is relative: only then is it worth
+	// trying the later occurrences of match i (backtracking), as Suricata does.
+	relAfter []bool
+	// needPos says whether a pcre must report where it matched (a relative match
+	// follows it); otherwise it runs without allocating.
+	needPos []bool
+}
+
+func compileChain(buffer rules.Buffer, ms []rules.Match) chain {
+	c := chain{buffer: buffer}
+	for _, m := range ms {
+		cm := cmatch{negated: m.Negated}
+		switch m.Kind {
+		case rules.MatchContent:
+			cm.pattern, cm.folded = m.Pattern, m.Nocase
+			if m.Nocase {
+				cm.pattern = bytes.ToLower(m.Pattern)
+			}
+			cm.relative = m.HasDistance || m.HasWithin
+			cm.offset, cm.depth, cm.hasDepth = m.Offset, m.Depth, m.HasDepth
+			cm.distance, cm.within, cm.hasWithin = m.Distance, m.Within, m.HasWithin
+		case rules.MatchPCRE:
+			cm.re, cm.relative = m.Regexp, m.Relative
+		}
+		c.ms = append(c.ms, cm)
+	}
+	c.relAfter = make([]bool, len(c.ms))
+	c.needPos = make([]bool, len(c.ms))
+	rel := false
+	for i := len(c.ms) - 1; i >= 0; i-- {
+		c.relAfter[i] = rel
+		c.needPos[i] = rel
+		rel = rel || c.ms[i].relative
+	}
+	return c
+}
+
+// maxSteps bounds the occurrences tried while backtracking over one chain, as
+// Suricata bounds its inspection recursion: a crafted payload cannot make a rule
+// cost more than this.
+const maxSteps = 3000
+
+// view is a buffer to inspect: for the TCP stream, a window of it that starts at
+// stream offset base, of which the bytes from fresh on were not inspected before.
+type view struct {
+	buf   []byte
+	base  int // stream offset of buf[0]; 0 for packet buffers
+	fresh int // a match must end after buf[fresh] to be new
+}
+
+// matchChain reports whether the chain matches v, with at least one positive
+// match ending in v's fresh bytes.
+func matchChain(c *chain, v *view) bool {
+	steps := 0
+	return matchFrom(c, v, 0, 0, -1, &steps)
+}
+
+// matchFrom matches c.ms[i:] with the previous match ending at prevEnd (an index
+// into v.buf) and the furthest positive match so far ending at maxEnd.
+func matchFrom(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
+	if i == len(c.ms) {
+		if maxEnd < 0 { // only negated matches: new when the buffer is
+			return v.fresh == 0 || len(v.buf) > v.fresh
+		}
+		return maxEnd > v.fresh
+	}
+	m := &c.ms[i]
+	if m.re != nil {
+		return matchPCRE(c, v, i, prevEnd, maxEnd, steps)
+	}
+	lo, hi := window(m, v, prevEnd)
+	if m.negated {
+		if lo < hi && hi-lo >= len(m.pattern) && index(v.buf[lo:hi], m.pattern, m.folded) >= 0 {
+			return false
+		}
+		return matchFrom(c, v, i+1, prevEnd, maxEnd, steps)
+	}
+	for lo < hi && hi-lo >= len(m.pattern) {
+		*steps++
+		if *steps > maxSteps {
+			return false
+		}
+		at := index(v.buf[lo:hi], m.pattern, m.folded)
+		if at < 0 {
+			return false
+		}
+		end := lo + at + len(m.pattern)
+		if matchFrom(c, v, i+1, end, max(maxEnd, end), steps) {
+			return true
+		}
+		if !c.relAfter[i] && end > v.fresh {
+			return false // a later occurrence changes nothing for what follows
+		}
+		lo += at + 1
+	}
+	return false
+}
+
+// window is the part of v.buf that match m may occupy, [lo, hi).
+func window(m *cmatch, v *view, prevEnd int) (lo, hi int) {
+	hi = len(v.buf)
+	if m.relative {
+		lo = prevEnd + m.distance
+		if m.hasWithin {
+			hi = min(hi, prevEnd+m.distance+m.within)
+		}
+	} else {
+		// offset and depth count from the start of the buffer: of the stream, for
+		// stream inspection.
+		lo = m.offset - v.base
+		if m.hasDepth {
+			hi = min(hi, m.offset+m.depth-v.base)
+		}
+	}
+	return max(lo, 0), hi
+}
+
+func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
+	m := &c.ms[i]
+	lo := 0
+	if m.relative {
+		lo = min(prevEnd, len(v.buf))
+	}
+	b := v.buf[lo:]
+	if m.negated {
+		if m.re.Match(b) {
+			return false
+		}
+		return matchFrom(c, v, i+1, prevEnd, maxEnd, steps)
+	}
+	if !c.needPos[i] && v.fresh == 0 {
+		return m.re.Match(b) && matchFrom(c, v, i+1, prevEnd, max(maxEnd, len(v.buf)), steps)
+	}
+	loc := m.re.FindIndex(b)
+	if loc == nil {
+		return false
+	}
+	end := lo + loc[1]
+	return matchFrom(c, v, i+1, end, max(maxEnd, end), steps)
+}
+
+// index is bytes.Index, or for folded (nocase) patterns, already lower case, an
+// ASCII case-insensitive search.
+func index(s, pattern []byte, folded bool) int {
+	if !folded {
+		return bytes.Index(s, pattern)
+	}
+	if len(pattern) == 0 {
+		return 0
+	}
+	first := pattern[0]
+	upper := first
+	if 'a' <= first && first <= 'z' {
+		upper = first - 'a' + 'A'
+	}
+	for i := 0; i+len(pattern) <= len(s); i++ {
+		// Skip to the next byte that can start the pattern.
+		j := bytes.IndexByte(s[i:len(s)-len(pattern)+1], first)
+		if upper != first {
+			if k := bytes.IndexByte(s[i:len(s)-len(pattern)+1], upper); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		}
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if equalFold(s[i:i+len(pattern)], pattern) {
+			return i
+		}
+	}
+	return -1
+}
+
+// equalFold compares s with the lower-case pattern p, ASCII case-insensitively.
+func equalFold(s, p []byte) bool {
+	for i, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,411 @@
+package detect
+
+import (
+	"encoding/binary"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"weir/dataplane"
+	"weir/dataplane/detect/rules"
+	"weir/dataplane/eve"
+	"weir/dataplane/flow"
+	"weir/dataplane/packet"
+	"weir/dataplane/policy"
+)
+
+// The side record a flow carries for detection (flow.Config.SideSize).
+const (
+	sideFlags    = 0 // sideInit, ...
+	sideAlerts   = 4 // uint32, little endian: alerts raised on the flow
+	sideBits     = 8 // MaxFlowbits bits
+	sideHeadSize = sideBits + MaxFlowbits/8
+)
+
+// Bits of the side record's flags byte.
+const (
+	sideInit        = 1 << iota // the flow's first packet was inspected
+	sidePass                    // a pass rule matched: no more inspection
+	sideNoStream                // picked up midstream under flows.midstream: drop: never established
+	sideEstablished             // TCP handshake seen (or midstream allowed); other protocols: both ways seen
+	sideSyn                     // TCP: SYN seen to the server
+	sideSynAck                  // TCP: SYN-ACK seen to the client
+	sideSeenToServer
+	sideSeenToClient
+)
+
+// MaxAlertsPerPacket bounds the alerts one packet raises, as Suricata's
+// packet_alert_max.
+const MaxAlertsPerPacket = 15
+
+// Stage runs the engine over each packet the flow tracker let through: inline
+// (GWLB) packets, mirrored ones and replayed ones. It must follow Track.
+type Stage struct {
+	// Inline and Mirror are the flow tables Track uses (Mirror may be nil); they
+	// must have been made with SideSize().
+	Inline, Mirror *flow.Table
+	// Alert receives each alert; it must not block (the EVE writer drops when
+	// full, on the packet path).
+	Alert func(*eve.Alert)
+	// SimulateIPS treats unencapsulated (replayed) packets as inline, as
+	// Suricata's --simulate-ips: drop rules block them in ips mode.
+	SimulateIPS bool
+	// MidstreamDrop is flows.midstream: drop, Suricata's stream.midstream: false:
+	// a TCP flow picked up midstream never becomes established.
+	MidstreamDrop bool
+
+	eng        atomic.Pointer[Engine]
+	thresholds *thresholds
+}
+
+// NewStage makes a stage that runs e (which may be nil: no rules yet).
+func NewStage(e *Engine) *Stage {
+	s := &Stage{thresholds: newThresholds()}
+	if e != nil {
+		s.eng.Store(e)
+	}
+	return s
+}
+
+// SideSize is the side record the flow tables must carry for the stage.
+func SideSize() int { return sideHeadSize }
+
+// SideRecord adds a flow's alert count to its record (flow.Config.SideRecord).
+func SideRecord(side []byte, r *flow.Record) {
+	r.Alerts = binary.LittleEndian.Uint32(side[sideAlerts:])
+}
+
+// SetEngine swaps in a new engine: packets after the swap see only it, flows keep
+// their side records (flowbits keep their names' bits across engines that share a
+// Flowbits).
+func (st *Stage) SetEngine(e *Engine) { st.eng.Store(e) }
+
+// Engine is the engine in force.
+func (st *Stage) Engine() *Engine { return st.eng.Load() }
+
+// workerState is one worker's scratch and counts.
+type workerState struct {
+	k       pkt
+	cands   []int32
+	hits    []hit
+	pass    bool
+	drop    bool
+	est     bool // this packet completed a TCP handshake
+	dnsBuf  [256]byte
+	alert   eve.Alert
+	counts  tally
+	publish published
+}
+
+type hit struct {
+	rule    int32
+	blocked bool
+}
+
+// tally is a worker's counts, plain; published copies them to atomics once per
+// batch.
+type tally struct {
+	inspected, alertsAllowed, alertsBlocked, blockedFlows uint64
+}
+
+type published struct {
+	inspected, alertsAllowed, alertsBlocked, blockedFlows atomic.Uint64
+}
+
+// NewWorkerState implements dataplane.WorkerStage.
+func (st *Stage) NewWorkerState() any {
+	return &workerState{cands: make([]int32, 0, 256), hits: make([]hit, 0, MaxAlertsPerPacket)}
+}
+
+// Publish implements dataplane.Publisher.
+func (ws *workerState) Publish() {
+	c, p := &ws.counts, &ws.publish
+	if *c == (tally{}) {
+		return
+	}
+	p.inspected.Add(c.inspected)
+	p.alertsAllowed.Add(c.alertsAllowed)
+	p.alertsBlocked.Add(c.alertsBlocked)
+	p.blockedFlows.Add(c.blockedFlows)
+	*c = tally{}
+}
+
+// Process implements dataplane.Stage.
+func (st *Stage) Process(w *dataplane.Worker, b *dataplane.Batch) {
+	e := st.eng.Load()
+	if e == nil || len(e.rules) == 0 {
+		return
+	}
+	ws := w.StageState().(*workerState)
+	for i := range b.Slots[:b.N] {
+		s := &b.Slots[i]
+		if s.Settled() {
+			continue
+		}
+		st.inspect(e, ws, b, s)
+	}
+}
+
+func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *dataplane.Slot) {
+	ws.counts.inspected++
+	p := &s.Packet
+	ws.hits, ws.pass, ws.drop, ws.est = ws.hits[:0], false, false, false
+	k := &ws.k
+	*k = pkt{p: p, payload: view{buf: p.Payload}}
+	st.appLayer(ws, p)
+
+	table := st.Inline
+	if s.Session != nil {
+		table = st.Mirror
+	}
+	h := s.Flow.Handle
+	if table == nil || h == (flow.Handle{}) ||
+		!table.WithSide(h, func(side []byte) { st.inspectFlow(e, ws, s, side) }) {
+		// No flow (a later fragment): packet rules only, no flowbits.
+		st.run(e, ws, nil, b.TimeOf(s))
+	}
+	if len(ws.hits) == 0 {
+		return
+	}
+	inline := s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS
+	block := inline && e.mode == ModeIPS && ws.drop
+	st.emit(e, ws, s, b.TimeOf(s), inline && e.mode == ModeIPS)
+	if block {
+		s.Drop(dataplane.ActionIPSDrop)
+		if table != nil && table.SetAction(h, policy.IPSDrop) {
+			ws.counts.blockedFlows++
+		}
+	}
+}
+
+// inspectFlow runs the engine for a packet of a flow, with the flow's side record
+// (under the flow's shard lock: packets of one flow are inspected one at a time,
+// in the order the table saw them).
+func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side []byte) {
+	f := side[sideFlags]
+	if f&sidePass != 0 {
+		return
+	}
+	p := &s.Packet
+	toServer := s.Flow.ToServer
+	if f&sideInit == 0 {
+		f |= sideInit
+		if s.Flow.Midstream {
+			if st.MidstreamDrop {
+				f |= sideNoStream
+			} else {
+				f |= sideEstablished
+			}
+		}
+	}
+	if p.Proto == packet.ProtoTCP {
+		syn, ack := p.TCPFlags&packet.TCPSyn != 0, p.TCPFlags&packet.TCPAck != 0
+		switch {
+		case toServer && syn && !ack:
+			f |= sideSyn
+		case !toServer && syn && ack && f&sideSyn != 0:
+			f |= sideSynAck
+		case toServer && !syn && ack && f&sideSynAck != 0 && f&(sideEstablished|sideNoStream) == 0:
+			f |= sideEstablished
+			ws.est = true
+		}
+	} else {
+		if toServer {
+			f |= sideSeenToServer
+		} else {
+			f |= sideSeenToClient
+		}
+		if f&(sideSeenToServer|sideSeenToClient) == sideSeenToServer|sideSeenToClient && f&sideNoStream == 0 {
+			f |= sideEstablished
+		}
+	}
+	k := &ws.k
+	k.hasFlow, k.toServer, k.established = true, toServer, f&sideEstablished != 0
+	bits := side[sideBits:sideHeadSize]
+	st.run(e, ws, bits, 0)
+	if ws.pass {
+		f |= sidePass
+	}
+	side[sideFlags] = f
+	if n := len(ws.hits); n > 0 {
+		a := binary.LittleEndian.Uint32(side[sideAlerts:])
+		binary.LittleEndian.PutUint32(side[sideAlerts:], a+uint32(n))
+	}
+}
+
+// run checks the rules the prefilters name against ws.k, applying flowbits to bits
+// (nil: a packet without a flow), and leaves what alerts in ws.hits.
+func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
+	k := &ws.k
+	g := &e.groups[classOf(k.p)]
+	cands := append(ws.cands[:0], g.always...)
+	payload := k.payload
+	if k.useStream {
+		payload = k.stream
+	}
+	if pf := g.pf[rules.BufferPayload]; pf != nil && len(payload.buf) != 0 {
+		cands = pf.scan(payload.buf, cands)
+	}
+	if pf := g.pf[rules.BufferDNSQuery]; pf != nil && k.hasDNS {
+		cands = pf.scan(k.dnsQuery, cands)
+	}
+	if pf := g.pf[rules.BufferTLSSNI]; pf != nil && k.hasSNI {
+		cands = pf.scan(k.sni, cands)
+	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	ws.cands = cands
+	if now == 0 {
+		now = time.Now().UnixNano()
+	}
+	for _, i := range cands {
+		c := &e.rules[i]
+		if !packetMatches(c.r, k) || !condsMatch(c.cond, bits) || !chainsMatch(c, k, &payload) {
+			continue
+		}
+		for _, a := range c.acts {
+			if bits != nil {
+				applyBit(bits, a)
+			}
+		}
+		r := c.r
+		if r.Action == rules.ActionPass {
+			ws.pass = true
+			return
+		}
+		if r.NoAlert {
+			continue
+		}
+		if r.DetectionFilter.Set && !st.thresholds.allow(i, &r.DetectionFilter, true, k.p.Src, k.p.Dst, now) {
+			continue
+		}
+		if r.Threshold.Set && !st.thresholds.allow(i, &r.Threshold, false, k.p.Src, k.p.Dst, now) {
+			continue
+		}
+		isDrop := r.Action == rules.ActionDrop || r.Action == rules.ActionReject
+		ws.drop = ws.drop || isDrop
+		ws.hits = append(ws.hits, hit{rule: i, blocked: isDrop})
+		if len(ws.hits) == MaxAlertsPerPacket {
+			return
+		}
+	}
+}
+
+func condsMatch(conds []bitCond, bits []byte) bool {
+	for i := range conds {
+		c := &conds[i]
+		set := !c.any
+		for _, b := range c.bits {
+			on := bits != nil && bits[b/8]&(1<<(b%8)) != 0
+			if c.any {
+				set = set || on
+			} else {
+				set = set && on
+			}
+		}
+		if set == c.not {
+			return false
+		}
+	}
+	return true
+}
+
+func applyBit(bits []byte, a bitAct) {
+	m := byte(1) << (a.bit % 8)
+	switch a.op {
+	case rules.FlowbitSet:
+		bits[a.bit/8] |= m
+	case rules.FlowbitUnset:
+		bits[a.bit/8] &^= m
+	case rules.FlowbitToggle:
+		bits[a.bit/8] ^= m
+	}
+}
+
+// chainsMatch checks a rule's contents and pcres, buffer by buffer.
+func chainsMatch(c *crule, k *pkt, payload *view) bool {
+	for i := range c.chains {
+		ch := &c.chains[i]
+		var v *view
+		var tmp view
+		switch ch.buffer {
+		case rules.BufferPayload:
+			v = payload
+		case rules.BufferDNSQuery:
+			if !k.hasDNS {
+				return false
+			}
+			tmp = view{buf: k.dnsQuery}
+			v = &tmp
+		case rules.BufferTLSSNI:
+			if !k.hasSNI {
+				return false
+			}
+			tmp = view{buf: k.sni}
+			v = &tmp
+		}
+		if !matchChain(ch, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// emit writes the packet's alerts.
+func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, now int64, ips bool) {
+	p := &s.Packet
+	a := &ws.alert
+	for _, h := range ws.hits {
+		r := e.rules[h.rule].r
+		*a = eve.Alert{GID: r.GID, SignatureID: r.SID, Rev: r.Rev, Severity: uint8(min(max(r.Priority, 0), 255)),
+			Signature: r.Msg, Category: r.Category,
+			Time: time.Unix(0, now), FlowID: s.Flow.FlowID, Proto: p.Proto, Src: p.Src, Dst: p.Dst,
+			SrcPort: p.SrcPort, DstPort: p.DstPort, AWS: s.AWS, Direction: uint8(s.Direction)}
+		if h.blocked && ips {
+			a.Action = eve.AlertBlocked
+			ws.counts.alertsBlocked++
+		} else {
+			ws.counts.alertsAllowed++
+		}
+		fillTunnel(a, s)
+		if st.Alert != nil {
+			st.Alert(a)
+		}
+	}
+}
+
+// fillTunnel sets the alert's outer addressing as Track sets a flow's.
+func fillTunnel(a *eve.Alert, s *dataplane.Slot) {
+	switch {
+	case s.Session != nil:
+		a.Session = s.Session.Index
+		a.Tunnel = flow.Tunnel{Encap: flow.EncapVXLAN, Src: s.Outer.Src, Dst: s.Outer.Dst,
+			SrcPort: s.Outer.SrcPort, DstPort: s.Outer.DstPort, VNI: s.VNI}
+	case s.Encap == dataplane.EncapGeneve:
+		a.Tunnel = flow.Tunnel{Encap: flow.EncapGeneve, Src: s.Outer.Src, Dst: s.Outer.Dst,
+			SrcPort: s.Outer.SrcPort, DstPort: s.Outer.DstPort, VNI: s.Geneve.VNI()}
+	}
+}
+
+// appLayer finds the dns.query and tls.sni buffers of the packet.
+func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
+	// Filled in by the app-layer parsers.
+}
+
+// Totals is the stage's counts, summed over workers.
+type Totals struct {
+	Inspected, AlertsAllowed, AlertsBlocked, BlockedFlows uint64
+}
+
+// Totals sums what the workers published.
+func (st *Stage) Totals(p *dataplane.Pipeline) Totals {
+	var t Totals
+	for _, s := range p.StageStates(st) {
+		ws := s.(*workerState)
+		t.Inspected += ws.publish.inspected.Load()
+		t.AlertsAllowed += ws.publish.alertsAllowed.Load()
+		t.AlertsBlocked += ws.publish.alertsBlocked.Load()
+		t.BlockedFlows += ws.publish.blockedFlows.Load()
+	}
+	return t
+}

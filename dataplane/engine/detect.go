@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"weir/config"
+	"weir/dataplane/detect"
+	"weir/dataplane/detect/rules"
+)
+
+// DetectInfo says what a detection build loaded.
+type DetectInfo struct {
+	Rules   int          // rules compiled
+	Skipped []rules.Skip // rules not run, each with its place and why
+}
+
+// LoadRules parses the rule files cfg names with its vars, as check-config and
+// the engine do. A syntax error stops it (FILE:LINE: message); rules using what
+// weir does not support are skipped and listed.
+func LoadRules(cfg *config.Config) (*rules.Set, error) {
+	d := &cfg.Detect
+	vars := rules.DefaultVars()
+	if err := vars.Merge(d.Vars); err != nil {
+		return nil, cfg.KeyError("detect.vars", err)
+	}
+	if len(d.Rules) == 0 {
+		return &rules.Set{}, nil
+	}
+	set, err := rules.LoadGlobs(d.Rules, vars)
+	if err != nil {
+		var re *rules.Error
+		if errors.As(err, &re) {
+			return nil, err // FILE:LINE of the rule file
+		}
+		return nil, fmt.Errorf("detect.rules: %w", err)
+	}
+	return set, nil
+}
+
+// buildDetect compiles the detection engine cfg describes.
+func buildDetect(cfg *config.Config, bits *detect.Flowbits, log *slog.Logger) (*detect.Engine, DetectInfo, error) {
+	set, err := LoadRules(cfg)
+	if err != nil {
+		return nil, DetectInfo{}, err
+	}
+	mode := detect.ModeIDS
+	if cfg.Detect.Mode == "ips" {
+		mode = detect.ModeIPS
+	}
+	eng, skips := detect.Compile(set, mode, bits)
+	info := DetectInfo{Rules: eng.Rules(), Skipped: append(set.Skipped, skips...)}
+	for _, s := range info.Skipped {
+		log.Warn("detect: rule skipped", "rule", s.String())
+	}
+	return eng, info, nil
+}
