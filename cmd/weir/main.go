@@ -27,6 +27,7 @@ import (
 	"runtime/debug"
 	"syscall"
 	"weir/config"
+	"weir/dataplane/engine"
 
 	"golang.org/x/sys/unix"
 )
@@ -261,6 +262,16 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := cfg.CheckClusterKeys(); err != nil {
 		return err
+	}
+	if cfg.Detect.Enabled() {
+		info, err := engine.CheckDetect(cfg)
+		if err != nil {
+			return err
+		}
+		for _, s := range info.Skipped {
+			fmt.Fprintln(stdout, s.String())
+		}
+		fmt.Fprintf(stdout, "%s: %d rules loaded, %d skipped, %d threat-intel entries\n", path, info.Rules, len(info.Skipped), info.IntelEntries)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil

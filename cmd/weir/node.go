@@ -114,6 +114,9 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	gauges.SocketDrops = n.backend.Drops
 	gauges.SocketRecvBuffer = n.backend.RecvBuffer
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
+	if dc := n.DetectCollector(); dc != nil {
+		reg.MustRegister(dc)
+	}
 	hmux := http.NewServeMux()
 	hmux.Handle("/healthz", n.state.Handler())
 	hmux.Handle("/mirror", health.JSONHandler(func() any { return n.MirrorReport() }))
@@ -285,7 +288,7 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 		n.Log.Log(ctx, at, "SIGHUP: logs reopened; configuration unchanged", "files_reopened", files)
 	default:
 		n.Log.Log(ctx, at, "reloaded", "config", path, "policy_rules", r.PolicyRules, "sessions", r.Sessions,
-			"files_reopened", files)
+			"detect_rules", r.Detect.Rules, "detect_rules_skipped", len(r.Detect.Skipped), "files_reopened", files)
 	}
 }
 

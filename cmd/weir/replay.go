@@ -69,6 +69,16 @@ type replaySummary struct {
 	FlowLogDropped uint64  `json:"flowlog_dropped"`
 	PCAPDropped    uint64  `json:"pcap_dropped"`
 	ElapsedS       float64 `json:"elapsed_s"`
+	// Detect is what detection did, when the configuration turns it on.
+	Detect *detectSummary `json:"detect,omitempty"`
+}
+
+type detectSummary struct {
+	Rules         int    `json:"rules"`
+	Skipped       int    `json:"rules_skipped"`
+	AlertsAllowed uint64 `json:"alerts_allowed"`
+	AlertsBlocked uint64 `json:"alerts_blocked"`
+	BlockedFlows  uint64 `json:"blocked_flows"`
 }
 
 // topSources is how many outer sources the summary lists.
@@ -169,6 +179,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	evePath := fs.String("eve", "", "write EVE JSON to `FILE` (required; - for stdout)")
 	pcapDir := fs.String("pcap-dir", "", "write the mirrored packets' pcaps to `DIR` (overrides outputs.pcap.dir)")
 	flowLog := fs.String("flowlog", "", "write flow-log records to `FILE` (overrides outputs.flowlog.path)")
+	simulateIPS := fs.Bool("simulate-ips", false, "apply detect.mode: ips to the replayed traffic as if it were inline: drop rules block (as Suricata's --simulate-ips)")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -194,6 +205,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	e, err := engine.New(cfg, log, true)
 	if err != nil {
 		return err
+	}
+	if e.Detect != nil {
+		e.Detect.SimulateIPS = *simulateIPS
 	}
 	cen := newCensus()
 	e.OnFlowEnded = cen.flow
@@ -301,5 +315,11 @@ func summarize(e *engine.Engine, files []string, eve string) replaySummary {
 	sum.VNIs, sum.UntrackedVNIPackets = rep.VNIs, rep.UntrackedPackets
 	a, d := e.FlowsEnded()
 	sum.Flows = a + d
+	if e.Detect != nil {
+		dt := e.Detect.Totals(e.Pipeline)
+		info := e.DetectInfo()
+		sum.Detect = &detectSummary{Rules: info.Rules, Skipped: len(info.Skipped),
+			AlertsAllowed: dt.AlertsAllowed, AlertsBlocked: dt.AlertsBlocked, BlockedFlows: dt.BlockedFlows}
+	}
 	return sum
 }

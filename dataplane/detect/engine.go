@@ -95,20 +95,37 @@ type group struct {
 	pf     [numBuffers]*prefilter
 }
 
+// Options are what an engine runs besides its rules.
+type Options struct {
+	Mode     Mode
+	PortScan PortScan
+	SYNFlood SYNFlood
+	// StreamDepth is how many bytes of each direction of a TCP stream are
+	// inspected in stream order (0: none, packets only).
+	StreamDepth uint32
+	// AlertPacket puts the packet in each alert.
+	AlertPacket bool
+}
+
 // Engine is a compiled rule set. It is immutable: a reload compiles a new one and
 // the stage swaps it in.
 type Engine struct {
 	rules      []crule
 	groups     [numClasses]group
-	mode       Mode
+	opts       Options
+	loaded     int  // rules of the set compiled
+	active     bool // something to run: rules or detectors
 	streamTail int // longest payload content - 1, capped: see Stage
+	// Rules of what weir raises without rules (detectors), by e.rules index; they
+	// are in no group, so no packet makes them candidates.
+	portsRule, hostsRule, synRule int32
 }
 
 // Rules is the number of rules compiled.
-func (e *Engine) Rules() int { return len(e.rules) }
+func (e *Engine) Rules() int { return e.loaded }
 
 // Mode is the engine's detect.mode.
-func (e *Engine) Mode() Mode { return e.mode }
+func (e *Engine) Mode() Mode { return e.opts.Mode }
 
 // MaxFlowbits is how many flowbit names a node can know (the side record holds a
 // bit for each); rules naming more are skipped.
@@ -140,8 +157,8 @@ func (f *Flowbits) bit(name string) (uint16, bool) {
 
 // Compile builds an engine of the rules of set. Rules it cannot run are returned
 // as skips, with the rule's place, as the parser's are.
-func Compile(set *rules.Set, mode Mode, bits *Flowbits) (*Engine, []rules.Skip) {
-	e := &Engine{mode: mode}
+func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Skip) {
+	e := &Engine{opts: opts}
 	var skips []rules.Skip
 	for _, r := range set.Rules {
 		c, err := compileRule(r, bits)
@@ -151,6 +168,8 @@ func Compile(set *rules.Set, mode Mode, bits *Flowbits) (*Engine, []rules.Skip) 
 		}
 		e.rules = append(e.rules, c)
 	}
+	e.loaded = len(e.rules)
+	e.active = e.loaded > 0 || opts.PortScan.Ports > 0 || opts.PortScan.Hosts > 0 || opts.SYNFlood.HalfOpen > 0
 	slices.SortStableFunc(e.rules, func(a, b crule) int {
 		for i := range a.rank {
 			if c := cmp.Compare(a.rank[i], b.rank[i]); c != 0 {
@@ -188,6 +207,17 @@ func Compile(set *rules.Set, mode Mode, bits *Flowbits) (*Engine, []rules.Skip) 
 			}
 		}
 	}
+	builtin := func(sid uint32, msg, classtype, category string, priority int) int32 {
+		e.rules = append(e.rules, crule{r: &rules.Rule{Action: rules.ActionAlert, GID: 1, SID: sid, Rev: 1,
+			Msg: msg, Classtype: classtype, Category: category, Priority: priority}})
+		return int32(len(e.rules) - 1)
+	}
+	e.portsRule = builtin(SIDPortScanPorts, "WEIR SCAN port scan: one source, many destination ports",
+		"attempted-recon", "Attempted Information Leak", 2)
+	e.hostsRule = builtin(SIDPortScanHosts, "WEIR SCAN host sweep: one source, many destination hosts",
+		"attempted-recon", "Attempted Information Leak", 2)
+	e.synRule = builtin(SIDSYNFlood, "WEIR DOS SYN flood: many half-open connections to one destination",
+		"attempted-dos", "Attempted Denial of Service", 2)
 	return e, skips
 }
 

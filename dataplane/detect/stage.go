@@ -56,11 +56,12 @@ type Stage struct {
 
 	eng        atomic.Pointer[Engine]
 	thresholds *thresholds
+	an         *anomalies
 }
 
 // NewStage makes a stage that runs e (which may be nil: no rules yet).
 func NewStage(e *Engine) *Stage {
-	s := &Stage{thresholds: newThresholds()}
+	s := &Stage{thresholds: newThresholds(), an: newAnomalies()}
 	if e != nil {
 		s.eng.Store(e)
 	}
@@ -95,6 +96,7 @@ type workerState struct {
 	alert   eve.Alert
 	counts  tally
 	publish published
+	batches uint32
 }
 
 type hit struct {
@@ -106,10 +108,16 @@ type hit struct {
 // batch.
 type tally struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows uint64
+	buckets                                               [numBuckets]uint64
+	timeSum, timeCount                                    uint64 // sampled per-packet times, ns
 }
+
+const numBuckets = 12 // len(TimeBuckets) + 1 (+Inf)
 
 type published struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows atomic.Uint64
+	buckets                                               [numBuckets]atomic.Uint64
+	timeSum, timeCount                                    atomic.Uint64
 }
 
 // NewWorkerState implements dataplane.WorkerStage.
@@ -127,16 +135,32 @@ func (ws *workerState) Publish() {
 	p.alertsAllowed.Add(c.alertsAllowed)
 	p.alertsBlocked.Add(c.alertsBlocked)
 	p.blockedFlows.Add(c.blockedFlows)
+	for i, v := range c.buckets {
+		if v != 0 {
+			p.buckets[i].Add(v)
+		}
+	}
+	p.timeSum.Add(c.timeSum)
+	p.timeCount.Add(c.timeCount)
 	*c = tally{}
 }
 
 // Process implements dataplane.Stage.
 func (st *Stage) Process(w *dataplane.Worker, b *dataplane.Batch) {
 	e := st.eng.Load()
-	if e == nil || len(e.rules) == 0 {
+	if e == nil || !e.active {
 		return
 	}
 	ws := w.StageState().(*workerState)
+	// The time detection takes is sampled, a batch in sampleEvery, so that the
+	// clock is not read per packet.
+	ws.batches++
+	sample := ws.batches%sampleEvery == 0
+	var t0 time.Time
+	n0 := ws.counts.inspected
+	if sample {
+		t0 = time.Now()
+	}
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		if s.Settled() {
@@ -144,6 +168,23 @@ func (st *Stage) Process(w *dataplane.Worker, b *dataplane.Batch) {
 		}
 		st.inspect(e, ws, b, s)
 	}
+	if n := ws.counts.inspected - n0; sample && n > 0 {
+		ws.counts.observe(time.Since(t0) / time.Duration(n))
+	}
+}
+
+const sampleEvery = 16
+
+// TimeBuckets are the upper bounds of weir_detect_packet_seconds.
+var TimeBuckets = []time.Duration{250 * time.Nanosecond, 500 * time.Nanosecond, time.Microsecond,
+	2 * time.Microsecond, 4 * time.Microsecond, 8 * time.Microsecond, 16 * time.Microsecond,
+	32 * time.Microsecond, 64 * time.Microsecond, 128 * time.Microsecond, time.Millisecond}
+
+func (t *tally) observe(d time.Duration) {
+	i, _ := slices.BinarySearch(TimeBuckets, d)
+	t.buckets[i]++ // the last is +Inf
+	t.timeSum += uint64(d)
+	t.timeCount++
 }
 
 func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *dataplane.Slot) {
@@ -159,17 +200,18 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		table = st.Mirror
 	}
 	h := s.Flow.Handle
+	now := b.TimeOf(s)
 	if table == nil || h == (flow.Handle{}) ||
-		!table.WithSide(h, func(side []byte) { st.inspectFlow(e, ws, s, side) }) {
+		!table.WithSide(h, func(side []byte) { st.inspectFlow(e, ws, s, side, now) }) {
 		// No flow (a later fragment): packet rules only, no flowbits.
-		st.run(e, ws, nil, b.TimeOf(s))
+		st.run(e, ws, nil, now)
 	}
 	if len(ws.hits) == 0 {
 		return
 	}
 	inline := s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS
-	block := inline && e.mode == ModeIPS && ws.drop
-	st.emit(e, ws, s, b.TimeOf(s), inline && e.mode == ModeIPS)
+	block := inline && e.opts.Mode == ModeIPS && ws.drop
+	st.emit(e, ws, s, b.TimeOf(s), inline && e.opts.Mode == ModeIPS)
 	if block {
 		s.Drop(dataplane.ActionIPSDrop)
 		if table != nil && table.SetAction(h, policy.IPSDrop) {
@@ -181,7 +223,7 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 // inspectFlow runs the engine for a packet of a flow, with the flow's side record
 // (under the flow's shard lock: packets of one flow are inspected one at a time,
 // in the order the table saw them).
-func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side []byte) {
+func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side []byte, now int64) {
 	f := side[sideFlags]
 	if f&sidePass != 0 {
 		return
@@ -222,9 +264,11 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side
 	k := &ws.k
 	k.hasFlow, k.toServer, k.established = true, toServer, f&sideEstablished != 0
 	bits := side[sideBits:sideHeadSize]
-	st.run(e, ws, bits, 0)
+	st.run(e, ws, bits, now)
 	if ws.pass {
 		f |= sidePass
+	} else {
+		st.anomalies(e, ws, s, now)
 	}
 	side[sideFlags] = f
 	if n := len(ws.hits); n > 0 {
@@ -255,9 +299,6 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
 	ws.cands = cands
-	if now == 0 {
-		now = time.Now().UnixNano()
-	}
 	for _, i := range cands {
 		c := &e.rules[i]
 		if !packetMatches(c.r, k) || !condsMatch(c.cond, bits) || !chainsMatch(c, k, &payload) {
@@ -288,6 +329,33 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 		if len(ws.hits) == MaxAlertsPerPacket {
 			return
 		}
+	}
+}
+
+// anomalies runs the detectors that need no rules, on a flow's first packet and
+// on the packet that completes a TCP handshake.
+func (st *Stage) anomalies(e *Engine, ws *workerState, s *dataplane.Slot, now int64) {
+	p := &s.Packet
+	add := func(rule int32) {
+		if len(ws.hits) < MaxAlertsPerPacket {
+			ws.hits = append(ws.hits, hit{rule: rule})
+		}
+	}
+	if s.Flow.Created {
+		ports, hosts := st.an.newFlow(&e.opts.PortScan, p.Src, p.Dst, p.DstPort, now)
+		if ports {
+			add(e.portsRule)
+		}
+		if hosts {
+			add(e.hostsRule)
+		}
+		if p.Proto == packet.ProtoTCP && p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn &&
+			st.an.syn(&e.opts.SYNFlood, p.Dst, true, now) {
+			add(e.synRule)
+		}
+	}
+	if ws.est {
+		st.an.syn(&e.opts.SYNFlood, p.Dst, false, now)
 	}
 }
 
@@ -395,6 +463,11 @@ func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
 // Totals is the stage's counts, summed over workers.
 type Totals struct {
 	Inspected, AlertsAllowed, AlertsBlocked, BlockedFlows uint64
+	// Sampled time per inspected packet: counts by TimeBuckets (and +Inf last),
+	// their sum and count.
+	Buckets   [numBuckets]uint64
+	TimeSum   time.Duration
+	TimeCount uint64
 }
 
 // Totals sums what the workers published.
@@ -406,6 +479,11 @@ func (st *Stage) Totals(p *dataplane.Pipeline) Totals {
 		t.AlertsAllowed += ws.publish.alertsAllowed.Load()
 		t.AlertsBlocked += ws.publish.alertsBlocked.Load()
 		t.BlockedFlows += ws.publish.blockedFlows.Load()
+		for i := range t.Buckets {
+			t.Buckets[i] += ws.publish.buckets[i].Load()
+		}
+		t.TimeSum += time.Duration(ws.publish.timeSum.Load())
+		t.TimeCount += ws.publish.timeCount.Load()
 	}
 	return t
 }

@@ -12,8 +12,9 @@ import (
 
 // DetectInfo says what a detection build loaded.
 type DetectInfo struct {
-	Rules   int          // rules compiled
-	Skipped []rules.Skip // rules not run, each with its place and why
+	Rules        int          // rules compiled
+	Skipped      []rules.Skip // rules not run, each with its place and why
+	IntelEntries int          // addresses, prefixes and domains of the threat-intel lists
 }
 
 // LoadRules parses the rule files cfg names with its vars, as check-config and
@@ -45,14 +46,35 @@ func buildDetect(cfg *config.Config, bits *detect.Flowbits, log *slog.Logger) (*
 	if err != nil {
 		return nil, DetectInfo{}, err
 	}
-	mode := detect.ModeIDS
-	if cfg.Detect.Mode == "ips" {
-		mode = detect.ModeIPS
+	d := &cfg.Detect
+	opts := detect.Options{
+		PortScan:    detect.PortScan{Ports: d.PortScan.Ports, Hosts: d.PortScan.Hosts, Window: d.PortScan.Window, Repeat: d.PortScan.Repeat},
+		SYNFlood:    detect.SYNFlood{HalfOpen: d.SYNFlood.HalfOpen, Window: d.SYNFlood.Window, Repeat: d.SYNFlood.Repeat},
+		StreamDepth: uint32(min(d.StreamDepth, 1<<31)),
+		AlertPacket: d.AlertPacket,
 	}
-	eng, skips := detect.Compile(set, mode, bits)
+	if d.Mode == "ips" {
+		opts.Mode = detect.ModeIPS
+	}
+	eng, skips := detect.Compile(set, opts, bits)
 	info := DetectInfo{Rules: eng.Rules(), Skipped: append(set.Skipped, skips...)}
 	for _, s := range info.Skipped {
 		log.Warn("detect: rule skipped", "rule", s.String())
 	}
 	return eng, info, nil
+}
+
+// DetectInfo is what the detection in force loaded.
+func (e *Engine) DetectInfo() DetectInfo {
+	if p := e.detectInfo.Load(); p != nil {
+		return *p
+	}
+	return DetectInfo{}
+}
+
+// CheckDetect loads and compiles what cfg's detect section names, as weir run
+// would, for check-config.
+func CheckDetect(cfg *config.Config) (DetectInfo, error) {
+	_, info, err := buildDetect(cfg, detect.NewFlowbits(), slog.New(slog.DiscardHandler))
+	return info, err
 }

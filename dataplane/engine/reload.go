@@ -142,8 +142,10 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 	case e.Detect != nil:
 		var err error
 		if eng, r.Detect, err = buildDetect(&merged, e.flowbits, e.Log); err != nil {
+			e.detectReloads[1].Add(1)
 			return Reloaded{}, err
 		}
+		e.detectReloads[0].Add(1)
 	case merged.Detect.Enabled():
 		r.Restart = append(r.Restart, "detect")
 		merged.Detect = cur.Detect
