@@ -66,14 +66,14 @@ type Config struct {
 
 // Stats counts what a Reassembler did.
 type Stats struct {
-	Fragments  uint64 // fragments given to Add
-	Datagrams  uint64 // datagrams completed
-	Overlaps   uint64 // fragments that overlapped data already held
-	Timeouts   uint64 // datagrams dropped unfinished after Timeout
-	NoRoom     uint64 // fragments dropped for want of a slot or memory
-	TooBig     uint64 // datagrams dropped for growing past 65535 bytes
-	Malformed  uint64 // packets that were not valid fragments
-	BufferSize uint64 // bytes of buffer memory held now
+	Fragments   uint64 // fragments given to Add
+	Datagrams   uint64 // datagrams completed
+	Overlaps    uint64 // fragments that overlapped data already held
+	Timeouts    uint64 // datagrams dropped unfinished after Timeout
+	NoRoom      uint64 // fragments dropped for want of a slot or memory
+	TooBig      uint64 // datagrams dropped for growing past 65535 bytes
+	Malformed   uint64 // packets that were not valid fragments
+	BufferBytes uint64 // bytes of buffer memory held now
 }
 
 // key identifies a datagram: RFC 791 (src, dst, protocol, id) for IPv4, RFC 8200
@@ -133,7 +133,7 @@ func (r *Reassembler) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stats
-	s.BufferSize = uint64(r.bufBytes)
+	s.BufferBytes = uint64(r.bufBytes)
 	return s
 }
 
@@ -181,6 +181,9 @@ func (r *Reassembler) add(dst []byte, f *fragment, now int64) ([]byte, Status) {
 		// An atomic fragment (RFC 6946): whole on its own, never mixed with others.
 		return rebuild(dst, f.key.v6, f.hdr, f.nhPos, f.nh, f.data), Complete
 	}
+	if f.offset == 0 && len(f.hdr) > hdrRoom {
+		return nil, Malformed
+	}
 	end := f.offset + len(f.data)
 	status := Held
 	i, ok := r.index[f.key]
@@ -202,14 +205,11 @@ func (r *Reassembler) add(dst []byte, f *fragment, now int64) ([]byte, Status) {
 	if (!f.more && (d.total >= 0 && d.total != end || d.maxEnd > end)) || (d.total >= 0 && end > d.total) {
 		return nil, Malformed // contradicts the datagram's end: ignore the fragment
 	}
-	if f.offset == 0 && d.hdrLen == 0 && len(f.hdr) > hdrRoom {
-		return nil, Malformed
-	}
 	hdrLen := d.hdrLen
 	if f.offset == 0 && hdrLen == 0 {
 		hdrLen = len(f.hdr)
 	}
-	if end > limit(f.key.v6, hdrLen) {
+	if max(end, d.maxEnd) > limit(f.key.v6, hdrLen) {
 		r.drop(i)
 		return nil, TooBig
 	}

@@ -334,7 +334,7 @@ func TestBounds(t *testing.T) {
 		if _, st := r.Add(nil, frag4(udp4(t, 3000, 2), 1480)[1], 0); st != NoRoom {
 			t.Fatalf("second datagram past MaxBytes: %v, want no room", st)
 		}
-		if s := r.Stats(); s.BufferSize > uint64(hdrRoom+maxPayload) || s.NoRoom != 1 {
+		if s := r.Stats(); s.BufferBytes > uint64(hdrRoom+maxPayload) || s.NoRoom != 1 {
 			t.Errorf("stats %+v: want at most %d bytes held and one no-room", s, hdrRoom+maxPayload)
 		}
 	})

@@ -6,8 +6,19 @@
 // still matches.
 //
 // Out-of-order data is inspected alone, as a packet; one such range is remembered so
-// that the stream resumes after it once the gap before it is filled. Bytes of a
-// content that straddles either edge of that range are not seen together.
+// that the stream resumes after it once the gap before it is filled. A content
+// that straddles the range's end (or its start, unless the filling segment runs
+// into the range) is not seen whole. A second out-of-order range that does not
+// touch the first is inspected but not remembered: the stream will find a gap after
+// the first and inspect what follows as out-of-order packets, with no tail.
+//
+// As in any reassembler that keeps the first copy of a byte, data sent only to the
+// inspector (an insertion: bad checksum, short TTL) can take the place of what the
+// host receives; the retransmission carrying the real bytes is then reported as a
+// Retransmit and not inspected again.
+//
+// A Dir's Segment is called for one direction's segments, with the flow's side
+// record locked (flow.Table.WithSide); a flow's record holds two Dirs.
 package stream
 
 import "encoding/binary"
@@ -114,7 +125,8 @@ func (d Dir) Next() (seq uint32, offset uint64, started bool) {
 func diff(a, b uint32) int64 { return int64(int32(a - b)) }
 
 // Segment takes the next TCP segment of this direction, in arrival order, and
-// returns what to inspect. depth is the stream offset after which inspection stops
+// returns what to inspect. A Dir shorter than Size(0) keeps no state: each segment
+// comes back alone, as OutOfOrder. depth is the stream offset after which inspection stops
 // (0: no limit). scratch should hold Size(tail)+len(payload) bytes; when it is
 // shorter, the segment is returned without the tail before it.
 func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint32, scratch []byte) (v View) {
@@ -165,12 +177,6 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 		status = Overlap
 	}
 	whole := len(payload)
-	// Bytes of the pending range were inspected when they came: stop before them.
-	if f&flagPending != 0 {
-		if ahead := diff(d.pendFrom(), next); ahead >= 0 && ahead < int64(len(payload)) {
-			payload = payload[:ahead]
-		}
-	}
 	if depth != 0 {
 		if at >= uint64(depth) {
 			d.setFlags(f | flagDepth)
@@ -198,7 +204,10 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 		f |= flagFin
 	}
 	if f&flagPending != 0 && diff(d.pendFrom(), next) <= 0 {
-		// The gap is filled: continue after the range inspected out of order.
+		// The gap is filled: continue after the range inspected out of order. A
+		// segment that filled it and ran on into that range was inspected whole:
+		// trimming it to the range's start would let data sent into the gap
+		// beforehand (an insertion) hide what the segment really carried.
 		if skip := diff(d.pendTo(), next); skip > 0 {
 			next += uint32(skip)
 			at += uint64(skip)

@@ -63,9 +63,14 @@ func TestSegment(t *testing.T) {
 			want: []result{{"", 0, Empty}, {"ab", 0, InOrder}, {"ef", 4, OutOfOrder}, {"cd", 2, InOrder}, {"gh", 6, InOrder}},
 		},
 		{
-			name: "fill overlapping the pending range stops before it",
-			segs: []seg{{seq: 0, syn: true}, {seq: 5, data: "ef"}, {seq: 1, data: "abcdef"}, {seq: 7, data: "g"}},
-			want: []result{{"", 0, Empty}, {"ef", 4, OutOfOrder}, {"abcd", 0, InOrder}, {"g", 6, InOrder}},
+			name: "a fill running into the pending range is inspected whole",
+			segs: []seg{{seq: 0, syn: true}, {seq: 5, data: "ef"}, {seq: 1, data: "abcdeX"}, {seq: 7, data: "g"}},
+			want: []result{{"", 0, Empty}, {"ef", 4, OutOfOrder}, {"abcdeX", 0, InOrder}, {"g", 6, InOrder}},
+		},
+		{
+			name: "a fill running past the pending range",
+			segs: []seg{{seq: 0, syn: true}, {seq: 3, data: "cd"}, {seq: 1, data: "abcdef"}, {seq: 7, data: "g"}},
+			want: []result{{"", 0, Empty}, {"cd", 2, OutOfOrder}, {"abcdef", 0, InOrder}, {"g", 6, InOrder}},
 		},
 		{
 			name: "two touching out-of-order ranges merge",
