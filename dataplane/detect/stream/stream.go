@@ -8,9 +8,11 @@
 // Out-of-order data is inspected alone, as a packet; one such range is remembered so
 // that the stream resumes after it once the gap before it is filled. A content
 // that straddles the range's end (or its start, unless the filling segment runs
-// into the range) is not seen whole. A second out-of-order range that does not
-// touch the first is inspected but not remembered: the stream will find a gap after
-// the first and inspect what follows as out-of-order packets, with no tail.
+// into the range) is not seen whole. Of two out-of-order ranges that do not touch,
+// only the one nearer the gap is remembered. A gap still open after maxStall
+// out-of-order segments (a mirror session that lost a packet) is given up: the
+// stream resumes after the pending range, and data later sent into that one gap is
+// still inspected, alone.
 //
 // As in any reassembler that keeps the first copy of a byte, data sent only to the
 // inspector (an insertion: bad checksum, short TTL) can take the place of what the
@@ -27,11 +29,14 @@ import "encoding/binary"
 const (
 	offFlags    = 0  // 1 byte, flag* bits
 	offTailLen  = 1  // 1 byte, bytes of tail kept
+	offStall    = 2  // 1 byte, out-of-order segments since the stream last moved
 	offNext     = 4  // 4 bytes, next expected sequence number
 	offStreamAt = 8  // 8 bytes, stream offset of the next expected byte
 	offPendFrom = 16 // 4 bytes, first sequence number of the pending range
 	offPendTo   = 20 // 4 bytes, sequence number after the pending range
-	headerLen   = 24
+	offHoleFrom = 24 // 4 bytes, first sequence number of the skipped gap
+	offHoleTo   = 28 // 4 bytes, sequence number after the skipped gap
+	headerLen   = 32
 
 	// MaxTail is the most tail bytes a Dir keeps.
 	MaxTail = 255
@@ -42,7 +47,14 @@ const (
 	flagDepth               // the inspection depth was reached
 	flagPending             // offPendFrom..offPendTo holds an out-of-order range
 	flagFin                 // a FIN was taken in order
+	flagHole                // offHoleFrom..offHoleTo holds a gap the stream skipped
 )
+
+// maxStall is how many out-of-order segments may arrive while a gap stays open
+// before the stream gives up on it and resumes after the pending range. Ordinary
+// reordering fills a gap within a few segments; a mirror session that lost a packet
+// never will (AWS drops mirrored traffic first under congestion).
+const maxStall = 8
 
 // Size returns the bytes one direction's state needs to keep up to tail bytes of
 // earlier data (tail is clamped to 0..MaxTail). For a rule set whose longest stream
@@ -59,13 +71,14 @@ const (
 	InOrder                    // new bytes, in order
 	Overlap                    // partly retransmitted: only the new bytes are new
 	Retransmit                 // all of its bytes were seen before
-	OutOfOrder                 // beyond a gap: inspected alone
+	OutOfOrder                 // beyond a gap, or inside a skipped one: inspected alone
+	Gap                        // out of order, and the stream gave up on the gap before it
 	DepthReached               // the stream passed the inspection depth
 	Reset                      // RST: its payload is not stream data
 	numStatus
 )
 
-var statusNames = [numStatus]string{"empty", "in_order", "overlap", "retransmit", "out_of_order", "depth_reached", "reset"}
+var statusNames = [numStatus]string{"empty", "in_order", "overlap", "retransmit", "out_of_order", "gap", "depth_reached", "reset"}
 
 func (s Status) String() string {
 	if s < numStatus {
@@ -165,11 +178,29 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 	at := d.streamAt()
 	rel := diff(dataSeq, next)
 	if rel > 0 {
+		v = View{Buf: payload, Offset: at + uint64(rel), Status: OutOfOrder}
 		d.remember(dataSeq, dataSeq+uint32(len(payload)))
-		return View{Buf: payload, Offset: at + uint64(rel), Status: OutOfOrder}
+		if stall := d[offStall] + 1; stall < maxStall {
+			d[offStall] = stall
+			return v
+		}
+		// Give up on the gap: the stream resumes after the pending range, and the gap
+		// is remembered so that its data, if it ever comes, is still inspected.
+		from, to := d.pendFrom(), d.pendTo()
+		binary.LittleEndian.PutUint32(d[offHoleFrom:], next)
+		binary.LittleEndian.PutUint32(d[offHoleTo:], from)
+		d.setNext(to)
+		d.setStreamAt(at + uint64(diff(to, next)))
+		d.setFlags(d.flags()&^flagPending | flagHole)
+		d[offTailLen], d[offStall] = 0, 0
+		v.Status = Gap
+		return v
 	}
 	status := InOrder
 	if rel < 0 {
+		if f&flagHole != 0 && d.inHole(dataSeq, len(payload)) {
+			return View{Buf: payload, Offset: at - min(at, uint64(-rel)), Status: OutOfOrder}
+		}
 		if -rel >= int64(len(payload)) {
 			return View{Status: Retransmit}
 		}
@@ -221,7 +252,15 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 	d.setNext(next)
 	d.setStreamAt(at)
 	d.setFlags(f)
+	d[offStall] = 0
 	return v
+}
+
+// inHole reports whether n bytes at seq overlap the gap the stream skipped.
+func (d Dir) inHole(seq uint32, n int) bool {
+	from := binary.LittleEndian.Uint32(d[offHoleFrom:])
+	to := binary.LittleEndian.Uint32(d[offHoleTo:])
+	return diff(seq, to) < 0 && diff(seq+uint32(n), from) > 0
 }
 
 // remember records [from, to) as the pending out-of-order range, merging it with the
