@@ -57,12 +57,25 @@ func (s Status) String() string {
 	return "unknown"
 }
 
-// Config bounds a Reassembler.
+// Config bounds a Reassembler. A field that is zero or less takes its default.
 type Config struct {
-	MaxBytes     int           // buffer memory, in bytes; at least one datagram's worth is allowed
-	MaxDatagrams int           // datagrams in progress at once (at least 1)
-	Timeout      time.Duration // a datagram's fragments must all arrive within this of its first
+	// MaxBytes bounds the buffers holding datagrams (default 4 MiB, Linux's
+	// ipfrag_high_thresh); it is raised to one largest datagram (66047 bytes) if
+	// lower. Each datagram slot also takes about 1.1 KB, allocated by New.
+	MaxBytes int
+	// MaxDatagrams is how many datagrams may be in progress at once (default 1024).
+	MaxDatagrams int
+	// Timeout is how long after its first fragment a datagram may take to complete
+	// (default 30 s, Linux's ipfrag_time).
+	Timeout time.Duration
 }
+
+// Defaults for Config's zero fields.
+const (
+	DefaultMaxBytes     = 4 << 20
+	DefaultMaxDatagrams = 1024
+	DefaultTimeout      = 30 * time.Second
+)
 
 // Stats counts what a Reassembler did.
 type Stats struct {
@@ -113,7 +126,15 @@ type Reassembler struct {
 
 // New returns a Reassembler bounded by cfg.
 func New(cfg Config) *Reassembler {
-	cfg.MaxDatagrams = max(cfg.MaxDatagrams, 1)
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxDatagrams <= 0 {
+		cfg.MaxDatagrams = DefaultMaxDatagrams
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	cfg.MaxBytes = max(cfg.MaxBytes, hdrRoom+maxPayload)
 	r := &Reassembler{
 		cfg:     cfg,
@@ -127,6 +148,9 @@ func New(cfg Config) *Reassembler {
 	}
 	return r
 }
+
+// Config returns the bounds r applies, defaults filled in.
+func (r *Reassembler) Config() Config { return r.cfg }
 
 // Stats returns the counters so far.
 func (r *Reassembler) Stats() Stats {

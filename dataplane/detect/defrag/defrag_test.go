@@ -455,6 +455,20 @@ func TestAddAllocs(t *testing.T) {
 	}
 }
 
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct{ in, want Config }{
+		{Config{}, Config{DefaultMaxBytes, DefaultMaxDatagrams, DefaultTimeout}},
+		{Config{-1, -1, -1}, Config{DefaultMaxBytes, DefaultMaxDatagrams, DefaultTimeout}},
+		{Config{1000, 3, time.Second}, Config{hdrRoom + maxPayload, 3, time.Second}},
+		{Config{1 << 24, 5, time.Minute}, Config{1 << 24, 5, time.Minute}},
+	}
+	for _, tt := range tests {
+		if got := New(tt.in).Config(); got != tt.want {
+			t.Errorf("New(%+v).Config() = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestStatusString(t *testing.T) {
 	for s := Status(0); s <= numStatus; s++ {
 		if s.String() == "" || (s < numStatus && s.String() == "unknown") {

@@ -310,3 +310,28 @@ func BenchmarkSegment(b *testing.B) {
 		})
 	}
 }
+
+func TestSideRecord(t *testing.T) {
+	// A flow's side record holds both directions; clearing it starts them afresh.
+	n := Size(8)
+	side := make([]byte, 2*n)
+	client, server := Dir(side[:n:n]), Dir(side[n:])
+	scratch := make([]byte, 64)
+	client.Segment(100, true, false, false, nil, 0, scratch)
+	server.Segment(5000, true, false, false, nil, 0, scratch)
+	client.Segment(101, false, false, false, []byte("GET /"), 0, scratch)
+	v := server.Segment(5001, false, false, false, []byte("HTTP/1.1"), 0, scratch)
+	if string(v.Buf) != "HTTP/1.1" || v.New != 0 || v.Offset != 0 {
+		t.Errorf("server view %q New %d Offset %d: the client's data leaked into it", v.Buf, v.New, v.Offset)
+	}
+	if seq, off, ok := client.Next(); seq != 106 || off != 5 || !ok {
+		t.Errorf("client.Next() = %d, %d, %v; want 106, 5, true", seq, off, ok)
+	}
+	clear(side)
+	if _, _, ok := client.Next(); ok {
+		t.Error("a cleared record still reads as started")
+	}
+	if _, _, ok := Dir(side[:3]).Next(); ok {
+		t.Error("a record too short for a Dir reads as started")
+	}
+}
