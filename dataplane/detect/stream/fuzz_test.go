@@ -7,7 +7,8 @@ import (
 )
 
 // FuzzSegment checks two things. ops is read as arbitrary segments (seq, flags,
-// length, depth), which must never panic nor give a View whose New is past its Buf.
+// length, depth), which must never panic, give a View whose New is past its Buf,
+// put in-order bytes anywhere but where the stream stood, or pass depth.
 // data is cut into segments delivered in order with retransmissions (full or
 // partial, chosen by cuts): the new bytes of the results must be the stream exactly.
 func FuzzSegment(f *testing.F) {
@@ -22,10 +23,17 @@ func FuzzSegment(f *testing.F) {
 			flags, n, depth := ops[4], int(ops[5]), uint32(ops[6])
 			ops = ops[7:]
 			n = min(n, len(ops))
+			_, at, _ := d.Next()
 			v := d.Segment(seq, flags&1 != 0, flags&2 != 0, flags&4 != 0, ops[:n], depth, scratch)
 			ops = ops[n:]
 			if v.New > len(v.Buf) {
 				t.Fatalf("New %d > len(Buf) %d", v.New, len(v.Buf))
+			}
+			if v.Status == InOrder && v.Offset+uint64(v.New) != at {
+				t.Fatalf("in-order bytes at offset %d, the stream was at %d", v.Offset+uint64(v.New), at)
+			}
+			if depth != 0 && (v.Status == InOrder || v.Status == Overlap) && v.Offset+uint64(len(v.Buf)) > uint64(depth) {
+				t.Fatalf("bytes up to offset %d inspected past depth %d", v.Offset+uint64(len(v.Buf)), depth)
 			}
 		}
 

@@ -138,10 +138,10 @@ func (d Dir) Next() (seq uint32, offset uint64, started bool) {
 func diff(a, b uint32) int64 { return int64(int32(a - b)) }
 
 // Segment takes the next TCP segment of this direction, in arrival order, and
-// returns what to inspect. A Dir shorter than Size(0) keeps no state: each segment
-// comes back alone, as OutOfOrder. depth is the stream offset after which inspection stops
+// returns what to inspect. depth is the stream offset after which inspection stops
 // (0: no limit). scratch should hold Size(tail)+len(payload) bytes; when it is
-// shorter, the segment is returned without the tail before it.
+// shorter, the segment is returned without the tail before it. A Dir shorter than
+// Size(0) keeps no state: each segment comes back alone, as OutOfOrder.
 func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint32, scratch []byte) (v View) {
 	if !d.Valid() {
 		return View{Buf: payload, Status: OutOfOrder}
@@ -197,33 +197,42 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 		return v
 	}
 	status := InOrder
+	old := 0 // bytes before next kept in payload: they reach into the skipped gap
 	if rel < 0 {
-		if f&flagHole != 0 && d.inHole(dataSeq, len(payload)) {
+		hole := f&flagHole != 0 && d.inHole(dataSeq, len(payload))
+		switch {
+		case hole && -rel >= int64(len(payload)):
 			return View{Buf: payload, Offset: at - min(at, uint64(-rel)), Status: OutOfOrder}
-		}
-		if -rel >= int64(len(payload)) {
+		case -rel >= int64(len(payload)):
 			return View{Status: Retransmit}
+		case hole:
+			old = int(-rel)
+		default:
+			payload = payload[-rel:]
 		}
-		payload = payload[-rel:]
 		status = Overlap
 	}
-	whole := len(payload)
+	whole := len(payload) - old
 	if depth != 0 {
 		if at >= uint64(depth) {
 			d.setFlags(f | flagDepth)
 			return View{Status: DepthReached}
 		}
-		if room := uint64(depth) - at; uint64(len(payload)) > room {
-			payload = payload[:room]
+		if room := uint64(depth) - at; uint64(whole) > room {
+			payload = payload[:old+int(room)]
 		}
 	}
-	n := len(payload)
-	if tl := d.tailLen(); tl > 0 && len(scratch) >= tl+n {
+	n := len(payload) - old
+	switch tl := d.tailLen(); {
+	case old > 0:
+		// The segment brings its own context: it is inspected whole, tail unneeded.
+		v = View{Buf: payload, Offset: at - min(at, uint64(old)), Status: status}
+	case tl > 0 && len(scratch) >= tl+n:
 		buf := scratch[:tl+n]
 		copy(buf, d.tail())
 		copy(buf[tl:], payload)
 		v = View{Buf: buf, New: tl, Offset: at - uint64(tl), Status: status}
-	} else {
+	default:
 		v = View{Buf: payload, Offset: at, Status: status}
 	}
 	d.keepTail(v.Buf)

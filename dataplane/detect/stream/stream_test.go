@@ -94,6 +94,17 @@ func TestSegment(t *testing.T) {
 				{"k", 10, InOrder}, {"b", 1, OutOfOrder}, {"bc", 1, OutOfOrder}, {"", 0, Retransmit}},
 		},
 		{
+			name: "a segment from the skipped gap into new data is inspected whole",
+			segs: []seg{{seq: 0, syn: true}, {seq: 1, data: "a"},
+				{seq: 3, data: "c"}, {seq: 4, data: "d"}, {seq: 5, data: "e"}, {seq: 6, data: "f"},
+				{seq: 7, data: "g"}, {seq: 8, data: "h"}, {seq: 9, data: "i"}, {seq: 10, data: "j"},
+				{seq: 2, data: "bcdefghijkl"}, {seq: 13, data: "m"}},
+			want: []result{{"", 0, Empty}, {"a", 0, InOrder},
+				{"c", 2, OutOfOrder}, {"d", 3, OutOfOrder}, {"e", 4, OutOfOrder}, {"f", 5, OutOfOrder},
+				{"g", 6, OutOfOrder}, {"h", 7, OutOfOrder}, {"i", 8, OutOfOrder}, {"j", 9, Gap},
+				{"bcdefghijkl", 1, Overlap}, {"m", 12, InOrder}},
+		},
+		{
 			name: "in-order progress resets the stall count",
 			segs: []seg{{seq: 0, syn: true},
 				{seq: 2, data: "b"}, {seq: 2, data: "b"}, {seq: 2, data: "b"}, {seq: 2, data: "b"}, {seq: 2, data: "b"}, {seq: 2, data: "b"}, {seq: 2, data: "b"},
