@@ -282,6 +282,16 @@ func limit(v6 bool, hdrLen int) int {
 // whether any were held already (an overlap: the first data stays).
 func (d *datagram) put(offset int, data []byte) (overlap bool) {
 	end := offset + len(data)
+	first, last := offset/blockSize, (end-1)/blockSize
+	if !d.held(first, last) {
+		// The usual case: nothing held there yet, one copy.
+		for w := first / 64; w <= last/64; w++ {
+			d.have[w] |= wordMask(w, first, last)
+		}
+		d.blocks += last - first + 1
+		copy(d.buf[hdrRoom+offset:], data)
+		return false
+	}
 	for b := offset / blockSize; b*blockSize < end; b++ {
 		w, bit := b/64, uint64(1)<<(b%64)
 		if d.have[w]&bit != 0 {
@@ -294,6 +304,28 @@ func (d *datagram) put(offset int, data []byte) (overlap bool) {
 		copy(d.buf[hdrRoom+b*blockSize:], data[from:min(from+blockSize, len(data))])
 	}
 	return overlap
+}
+
+// held reports whether any of blocks first..last is held.
+func (d *datagram) held(first, last int) bool {
+	for w := first / 64; w <= last/64; w++ {
+		if d.have[w]&wordMask(w, first, last) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// wordMask returns the bits of have[w] that stand for blocks first..last.
+func wordMask(w, first, last int) uint64 {
+	m := ^uint64(0)
+	if lo := first - w*64; lo > 0 {
+		m &= ^uint64(0) << lo
+	}
+	if hi := last - w*64; hi < 63 {
+		m &= ^uint64(0) >> (63 - hi)
+	}
+	return m
 }
 
 // take returns a free slot, expiring timed-out datagrams when there is none, or -1.

@@ -490,3 +490,23 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 }
+
+func TestWordMask(t *testing.T) {
+	tests := []struct {
+		w, first, last int
+		want           uint64
+	}{
+		{0, 0, 0, 1},
+		{0, 0, 63, ^uint64(0)},
+		{0, 3, 5, 0b111000},
+		{0, 60, 200, 0xf << 60},
+		{1, 60, 65, 0b11},
+		{1, 0, 200, ^uint64(0)},
+		{2, 130, 130, 1 << 2},
+	}
+	for _, tt := range tests {
+		if got := wordMask(tt.w, tt.first, tt.last); got != tt.want {
+			t.Errorf("wordMask(%d, %d, %d) = %#x, want %#x", tt.w, tt.first, tt.last, got, tt.want)
+		}
+	}
+}
