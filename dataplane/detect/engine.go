@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"weir/dataplane/detect/rules"
+	"weir/dataplane/detect/stream"
 	"weir/dataplane/packet"
 )
 
@@ -115,7 +116,7 @@ type Engine struct {
 	opts       Options
 	loaded     int  // rules of the set compiled
 	active     bool // something to run: rules or detectors
-	streamTail int // longest payload content - 1, capped: see Stage
+	streamTail int  // longest payload content - 1, capped: see Stage
 	// Rules of what weir raises without rules (detectors), by e.rules index; they
 	// are in no group, so no packet makes them candidates.
 	portsRule, hostsRule, synRule int32
@@ -183,7 +184,7 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 		c := &e.rules[i]
 		for _, m := range c.r.Matches {
 			if m.Kind == rules.MatchContent && !m.Negated && m.Buffer == rules.BufferPayload {
-				e.streamTail = max(e.streamTail, min(len(m.Pattern)-1, maxStreamTail))
+				e.streamTail = max(e.streamTail, min(len(m.Pattern)-1, stream.MaxTail))
 			}
 		}
 		fp, ok := fastPattern(c.r)
@@ -220,10 +221,6 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 		"attempted-dos", "Attempted Denial of Service", 2)
 	return e, skips
 }
-
-// maxStreamTail bounds the stream bytes kept per direction for contents that span
-// segments.
-const maxStreamTail = 255
 
 // fastPattern is the content a rule is prefiltered by: the one marked
 // fast_pattern, else the longest positive content (of the payload, else of

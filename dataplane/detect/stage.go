@@ -8,6 +8,7 @@ import (
 
 	"weir/dataplane"
 	"weir/dataplane/detect/rules"
+	"weir/dataplane/detect/stream"
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
 	"weir/dataplane/packet"
@@ -57,19 +58,29 @@ type Stage struct {
 	eng        atomic.Pointer[Engine]
 	thresholds *thresholds
 	an         *anomalies
+	dirSize    int // stream.Size of the tail the side records have room for
 }
 
 // NewStage makes a stage that runs e (which may be nil: no rules yet).
 func NewStage(e *Engine) *Stage {
-	s := &Stage{thresholds: newThresholds(), an: newAnomalies()}
+	s := &Stage{thresholds: newThresholds(), an: newAnomalies(), dirSize: stream.Size(tailOf(e))}
 	if e != nil {
 		s.eng.Store(e)
 	}
 	return s
 }
 
-// SideSize is the side record the flow tables must carry for the stage.
-func SideSize() int { return sideHeadSize }
+// SideSize is the side record the flow tables must carry for a stage started
+// with e (nil: no rules yet): the flags, alert count and flowbits, and each
+// direction's stream state with room for e's longest stream content.
+func SideSize(e *Engine) int { return sideHeadSize + 2*stream.Size(tailOf(e)) }
+
+func tailOf(e *Engine) int {
+	if e == nil {
+		return 0
+	}
+	return e.streamTail
+}
 
 // SideRecord adds a flow's alert count to its record (flow.Config.SideRecord).
 func SideRecord(side []byte, r *flow.Record) {
@@ -93,6 +104,7 @@ type workerState struct {
 	drop    bool
 	est     bool // this packet completed a TCP handshake
 	dnsBuf  [256]byte
+	scratch []byte // a stream segment with the tail before it
 	alert   eve.Alert
 	counts  tally
 	publish published
@@ -108,21 +120,27 @@ type hit struct {
 // batch.
 type tally struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows uint64
+	stream                                                [numStreamStatus]uint64
 	buckets                                               [numBuckets]uint64
 	timeSum, timeCount                                    uint64 // sampled per-packet times, ns
 }
 
 const numBuckets = 12 // len(TimeBuckets) + 1 (+Inf)
 
+// numStreamStatus is the number of stream.Status values.
+const numStreamStatus = int(stream.Reset) + 1
+
 type published struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows atomic.Uint64
+	stream                                                [numStreamStatus]atomic.Uint64
 	buckets                                               [numBuckets]atomic.Uint64
 	timeSum, timeCount                                    atomic.Uint64
 }
 
 // NewWorkerState implements dataplane.WorkerStage.
 func (st *Stage) NewWorkerState() any {
-	return &workerState{cands: make([]int32, 0, 256), hits: make([]hit, 0, MaxAlertsPerPacket)}
+	return &workerState{cands: make([]int32, 0, 256), hits: make([]hit, 0, MaxAlertsPerPacket),
+		scratch: make([]byte, stream.MaxTail+1<<16)}
 }
 
 // Publish implements dataplane.Publisher.
@@ -138,6 +156,11 @@ func (ws *workerState) Publish() {
 	for i, v := range c.buckets {
 		if v != 0 {
 			p.buckets[i].Add(v)
+		}
+	}
+	for i, v := range c.stream {
+		if v != 0 {
+			p.stream[i].Add(v)
 		}
 	}
 	p.timeSum.Add(c.timeSum)
@@ -263,6 +286,10 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side
 	}
 	k := &ws.k
 	k.hasFlow, k.toServer, k.established = true, toServer, f&sideEstablished != 0
+	if p.Proto == packet.ProtoTCP && !p.Fragment && f&sideNoStream == 0 &&
+		(f&sideEstablished != 0 || p.TCPFlags&packet.TCPSyn != 0) {
+		st.segment(e, ws, side, toServer)
+	}
 	bits := side[sideBits:sideHeadSize]
 	st.run(e, ws, bits, now)
 	if ws.pass {
@@ -329,6 +356,28 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 		if len(ws.hits) == MaxAlertsPerPacket {
 			return
 		}
+	}
+}
+
+// segment feeds a TCP segment to its direction's stream state and sets what
+// payload contents inspect: the stream's new bytes (with the tail before them),
+// nothing for a retransmission, or the packet alone when it is out of order or
+// past the stream depth.
+func (st *Stage) segment(e *Engine, ws *workerState, side []byte, toServer bool) {
+	p, k := ws.k.p, &ws.k
+	off := sideHeadSize
+	if !toServer {
+		off += st.dirSize
+	}
+	d := stream.Dir(side[off : off+st.dirSize])
+	v := d.Segment(p.Seq, p.TCPFlags&packet.TCPSyn != 0, p.TCPFlags&packet.TCPFin != 0, p.TCPFlags&packet.TCPRst != 0,
+		p.Payload, e.opts.StreamDepth, ws.scratch)
+	ws.counts.stream[v.Status]++
+	switch v.Status {
+	case stream.InOrder, stream.Overlap:
+		k.stream, k.useStream = view{buf: v.Buf, base: int(v.Offset), fresh: v.New}, true
+	case stream.Retransmit:
+		k.stream, k.useStream = view{}, true // nothing new: no payload content can alert again
 	}
 }
 
@@ -465,7 +514,9 @@ type Totals struct {
 	Inspected, AlertsAllowed, AlertsBlocked, BlockedFlows uint64
 	// Sampled time per inspected packet: counts by TimeBuckets (and +Inf last),
 	// their sum and count.
-	Buckets   [numBuckets]uint64
+	Buckets [numBuckets]uint64
+	// Stream counts TCP segments by what they were to their stream.
+	Stream    [numStreamStatus]uint64
 	TimeSum   time.Duration
 	TimeCount uint64
 }
@@ -481,6 +532,9 @@ func (st *Stage) Totals(p *dataplane.Pipeline) Totals {
 		t.BlockedFlows += ws.publish.blockedFlows.Load()
 		for i := range t.Buckets {
 			t.Buckets[i] += ws.publish.buckets[i].Load()
+		}
+		for i := range t.Stream {
+			t.Stream[i] += ws.publish.stream[i].Load()
 		}
 		t.TimeSum += time.Duration(ws.publish.timeSum.Load())
 		t.TimeCount += ws.publish.timeCount.Load()

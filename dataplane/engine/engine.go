@@ -151,7 +151,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 		e.Detect = detect.NewStage(eng)
 		e.Detect.MidstreamDrop = cfg.Flows.Midstream == "drop"
 		e.Detect.Alert = e.Alert
-		tableCfg.SideSize, tableCfg.SideRecord = detect.SideSize(), detect.SideRecord
+		tableCfg.SideSize, tableCfg.SideRecord = detect.SideSize(eng), detect.SideRecord
 	}
 	pol := cfg.Policy
 	e.policy = policy.NewLive(&pol)

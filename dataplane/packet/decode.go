@@ -182,6 +182,7 @@ func (p *Packet) decodeTransport(b []byte) error {
 		p.SrcPort = t.SourcePort()
 		p.DstPort = t.DestinationPort()
 		p.TCPFlags = t.Flags()
+		p.Seq = t.SequenceNumber()
 		p.Payload = nonEmpty(b[t.DataOffset():])
 	case ProtoUDP:
 		if len(b) < UDPMinimumSize {

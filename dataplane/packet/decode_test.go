@@ -345,6 +345,7 @@ func TestDecode(t *testing.T) {
 func sameHeaders(a, b Packet) bool {
 	a.Payload, b.Payload = nil, nil
 	a.TTL, b.TTL = 0, 0
+	a.Seq, b.Seq = 0, 0 // TestDecodeSeq
 	return reflect.DeepEqual(a, b)
 }
 
@@ -745,5 +746,15 @@ func TestDecodeUDPFirstFragment(t *testing.T) {
 	binary.BigEndian.PutUint16(b[24:], 100)
 	if err := p.Decode(b); err != ReasonUDPHeader {
 		t.Errorf("UDP length past an unfragmented packet: %v", err)
+	}
+}
+
+func TestDecodeSeq(t *testing.T) {
+	l := tcp(1, 2, TCPAck)
+	l.Seq = 0xdeadbeef
+	b := serialize(t, v4(layers.IPProtocolTCP), l)
+	var p Packet
+	if err := p.Decode(b); err != nil || p.Seq != 0xdeadbeef {
+		t.Fatalf("Decode: %v, Seq %#x", err, p.Seq)
 	}
 }

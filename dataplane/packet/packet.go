@@ -34,6 +34,7 @@ type Packet struct {
 	// for other ICMP messages both are 0.
 	SrcPort, DstPort   uint16
 	TCPFlags           uint8
+	Seq                uint32 // TCP sequence number, for stream inspection
 	ICMPType, ICMPCode uint8
 	// Length is the IP packet's own length: the IPv4 total length, or 40 + the IPv6
 	// payload length. Bytes the link added after it (padding) are not counted.
