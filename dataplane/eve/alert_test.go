@@ -27,6 +27,7 @@ func gwlbAlert() eve.Alert {
 		AWS: allAWS,
 		Tunnel: flow.Tunnel{Encap: flow.EncapGeneve, Src: netip.MustParseAddr("192.0.2.10"),
 			Dst: netip.MustParseAddr("192.0.2.20"), SrcPort: 51000, DstPort: 6081},
+		Flow: eve.FlowState{PktsToServer: 4, PktsToClient: 3, BytesToServer: 400, BytesToClient: 3000, Start: start},
 	}
 }
 
@@ -41,6 +42,7 @@ func mirrorAlert() eve.Alert {
 		Tunnel: flow.Tunnel{Encap: flow.EncapVXLAN, Src: netip.MustParseAddr("10.9.0.4"),
 			Dst: netip.MustParseAddr("10.9.0.100"), SrcPort: 33333, DstPort: 4789, VNI: 123},
 		Direction: flow.DirectionEgress, Session: 1,
+		Flow:      eve.FlowState{PktsToServer: 1, PktsToClient: 1, BytesToServer: 70, BytesToClient: 120, Start: start},
 	}
 }
 
@@ -49,12 +51,14 @@ func TestAppendAlert(t *testing.T) {
 		name     string
 		a        eve.Alert
 		sessions []string
+		ipv      json.Number
+		pktSrc   string
 		weir     map[string]any // the whole weir object
 	}{
-		{"gwlb", gwlbAlert(), nil, map[string]any{"encap": "geneve",
+		{"gwlb", gwlbAlert(), nil, "4", "geneve encapsulation", map[string]any{"encap": "geneve",
 			"gwlb_endpoint_id": "vpce-00123456789abcdef", "gwlb_attachment_id": "fedcba9876543210",
 			"gwlb_flow_cookie": "0badf00d"}},
-		{"mirror", mirrorAlert(), []string{"", "prod\n\"eni\"\x00"}, map[string]any{"encap": "vxlan",
+		{"mirror", mirrorAlert(), []string{"", "prod\n\"eni\"\x00"}, "6", "vxlan encapsulation", map[string]any{"encap": "vxlan",
 			"vni": json.Number("123"), "session": "prod\n\"eni\"\x00", "direction": "egress"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +71,8 @@ func TestAppendAlert(t *testing.T) {
 			wantTime(t, "timestamp", m["timestamp"], a.Time)
 			for key, want := range map[string]any{
 				"event_type": "alert", "flow_id": num64(a.FlowID),
-				"src_ip": a.Src.String(), "dest_ip": a.Dst.String(),
+				"src_ip": eve.SuricataAddr(a.Src), "dest_ip": eve.SuricataAddr(a.Dst),
+				"ip_v": tc.ipv, "pkt_src": tc.pktSrc, "direction": "to_client",
 				"src_port": num64(uint64(a.SrcPort)), "dest_port": num64(uint64(a.DstPort)),
 				"proto": eve.ProtoName(a.Proto),
 			} {
@@ -92,7 +97,8 @@ func TestAppendAlert(t *testing.T) {
 			}
 			tun := obj(t, m, "tunnel")
 			if tun["src_ip"] != a.Tunnel.Src.String() || tun["dest_ip"] != a.Tunnel.Dst.String() ||
-				tun["dest_port"] != num64(uint64(a.Tunnel.DstPort)) || tun["proto"] != "UDP" {
+				tun["dest_port"] != num64(uint64(a.Tunnel.DstPort)) || tun["proto"] != "UDP" ||
+				tun["depth"] != json.Number("1") || tun["pkt_src"] != "wire/pcap" || len(tun) != 7 {
 				t.Errorf("tunnel = %v", tun)
 			}
 			w := obj(t, m, "weir")
@@ -104,8 +110,18 @@ func TestAppendAlert(t *testing.T) {
 					t.Errorf("weir.%s = %v, want %v", k, w[k], v)
 				}
 			}
-			if _, ok := m["flow"]; ok {
-				t.Errorf("alert carries a flow object")
+			// The packet went to the client: the flow object names the flow's client first.
+			fl := obj(t, m, "flow")
+			if fl["src_ip"] != eve.SuricataAddr(a.Dst) || fl["dest_ip"] != eve.SuricataAddr(a.Src) ||
+				fl["src_port"] != num64(uint64(a.DstPort)) || fl["dest_port"] != num64(uint64(a.SrcPort)) ||
+				fl["pkts_toserver"] != num64(a.Flow.PktsToServer) || fl["bytes_toclient"] != num64(a.Flow.BytesToClient) {
+				t.Errorf("flow = %v", fl)
+			}
+			wantTime(t, "flow.start", fl["start"], a.Flow.Start)
+			for _, key := range []string{"pcap_cnt", "ether", "packet", "packet_info", "dns", "tls", "app_proto"} {
+				if _, ok := m[key]; ok {
+					t.Errorf("%s present: %s", key, line)
+				}
 			}
 		})
 	}
@@ -114,13 +130,16 @@ func TestAppendAlert(t *testing.T) {
 	a := eve.Alert{Proto: packet.ProtoICMP, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
 	line := eve.AppendAlert(nil, &a)
 	m := decode(t, line)
-	for _, key := range []string{"tunnel", "weir", "src_port", "dest_port"} {
+	for _, key := range []string{"tunnel", "weir", "src_port", "dest_port", "direction", "flow", "pcap_cnt"} {
 		if _, ok := m[key]; ok {
 			t.Errorf("%s present: %s", key, line)
 		}
 	}
 	if al := obj(t, m, "alert"); al["action"] != "allowed" || al["signature"] != "" {
 		t.Errorf("alert = %v", al)
+	}
+	if m["pkt_src"] != "wire/pcap" || m["ip_v"] != json.Number("4") {
+		t.Errorf("pkt_src %v ip_v %v", m["pkt_src"], m["ip_v"])
 	}
 }
 

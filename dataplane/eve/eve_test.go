@@ -174,7 +174,7 @@ func TestAppendFlow(t *testing.T) {
 			if m["event_type"] != "flow" {
 				t.Errorf("event_type = %v, want flow", m["event_type"])
 			}
-			if m["src_ip"] != r.Src.String() || m["dest_ip"] != r.Dst.String() {
+			if m["src_ip"] != eve.SuricataAddr(r.Src) || m["dest_ip"] != eve.SuricataAddr(r.Dst) {
 				t.Errorf("src_ip, dest_ip = %v, %v; want %v, %v", m["src_ip"], m["dest_ip"], r.Src, r.Dst)
 			}
 			if m["proto"] != tc.proto {
@@ -282,13 +282,13 @@ func TestAppendFlowAWSOptions(t *testing.T) {
 
 func TestAppendFlowEdgeCases(t *testing.T) {
 	// An unnamed protocol, a zero time and all-zero counters still make valid JSON.
-	r := flow.Record{Proto: 47, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
+	r := flow.Record{Proto: 99, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
 	m := decode(t, eve.AppendFlow(nil, &r))
-	if m["proto"] != "47" {
-		t.Errorf("proto = %v, want \"47\"", m["proto"])
+	if m["proto"] != "99" {
+		t.Errorf("proto = %v, want \"99\"", m["proto"])
 	}
 	if _, ok := m["src_port"]; ok {
-		t.Errorf("src_port present for proto 47")
+		t.Errorf("src_port present for proto 99")
 	}
 	if m["timestamp"] != "0001-01-01T00:00:00.000000+0000" {
 		t.Errorf("timestamp = %v", m["timestamp"])
@@ -311,7 +311,7 @@ func TestAppendFlowEdgeCases(t *testing.T) {
 }
 
 func TestProtoName(t *testing.T) {
-	for p, want := range map[uint8]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 47: "47", 0: "0"} {
+	for p, want := range map[uint8]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 4: "IPv4", 41: "IPv6", 47: "GRE", 99: "99", 0: "0"} {
 		if got := eve.ProtoName(p); got != want {
 			t.Errorf("ProtoName(%d) = %q, want %q", p, got, want)
 		}
