@@ -310,6 +310,34 @@ func TestAppendFlowEdgeCases(t *testing.T) {
 	}
 }
 
+// TestAppendFlowAlerted: flow.alerted says whether the flow raised alerts, and
+// weir.alerts how many, only when some.
+func TestAppendFlowAlerted(t *testing.T) {
+	for _, tc := range []struct {
+		alerts  uint32
+		alerted bool
+		count   any
+	}{
+		{0, false, nil},
+		{1, true, json.Number("1")},
+		{4294967295, true, json.Number("4294967295")},
+	} {
+		r := tcpRecord()
+		r.Alerts = tc.alerts
+		line := eve.AppendFlow(nil, &r)
+		m := decode(t, line)
+		if got := obj(t, m, "flow")["alerted"]; got != tc.alerted {
+			t.Errorf("alerts %d: flow.alerted = %v, want %v", tc.alerts, got, tc.alerted)
+		}
+		if got := obj(t, m, "weir")["alerts"]; got != tc.count {
+			t.Errorf("alerts %d: weir.alerts = %v, want %v", tc.alerts, got, tc.count)
+		}
+		if tc.alerts > 0 && !bytes.Contains(line, []byte(`"reason":"timeout","alerted":true}`)) {
+			t.Errorf("alerted not where Suricata writes it: %s", line)
+		}
+	}
+}
+
 func TestProtoName(t *testing.T) {
 	for p, want := range map[uint8]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 4: "IPv4", 41: "IPv6", 47: "GRE", 99: "99", 0: "0"} {
 		if got := eve.ProtoName(p); got != want {
@@ -335,7 +363,7 @@ func TestAppendFlowAllocs(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	buf := make([]byte, 0, 4096)
-	for _, r := range []flow.Record{tcpRecord(), udpRecord(), icmp6Record()} {
+	for _, r := range []flow.Record{tcpRecord(), udpRecord(), icmp6Record(), alertedRecord()} {
 		allocs := testing.AllocsPerRun(100, func() {
 			buf = eve.AppendFlow(buf[:0], &r)
 		})
@@ -603,4 +631,11 @@ func TestWriterRuleNames(t *testing.T) {
 	if !strings.Contains(string(b), `"rule":"web"`) {
 		t.Errorf("EVE = %s, want weir.rule \"web\"", b)
 	}
+}
+
+// alertedRecord is a TCP flow that raised 3 alerts.
+func alertedRecord() flow.Record {
+	r := tcpRecord()
+	r.Alerts = 3
+	return r
 }
