@@ -91,10 +91,12 @@ type Alert struct {
 	ToServer bool      // the packet went client to server ("direction")
 	Flow     FlowState // the flow at the packet, for the alert's flow object
 
-	AppProto AppProto // the flow's application protocol
-	DNSQuery string   // the query name, when AppProto is AppProtoDNS
-	DNSType  uint16   // the query type
-	TLSSNI   string   // the server name, when AppProto is AppProtoTLS
+	// AppProto is the flow's application protocol. DNSQuery and DNSType make the
+	// alert's dns object and TLSSNI its tls object, each written when not empty.
+	AppProto AppProto
+	DNSQuery string // the query name
+	DNSType  uint16 // the query type (QTYPE)
+	TLSSNI   string // the ClientHello's server name
 
 	HasEther       bool // the packet had an Ethernet header: SrcMAC and DstMAC are set
 	SrcMAC, DstMAC [6]byte
