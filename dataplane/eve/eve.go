@@ -460,12 +460,6 @@ func AppendAlert(b []byte, a *Alert) []byte { return AppendAlertNamed(b, a, nil)
 // direction, flow, packet and packet_info, then weir.
 func AppendAlertNamed(b []byte, a *Alert, sessions []string) []byte {
 	b = appendHead(b, a.Time, a.FlowID, a.PcapCnt, EventAlert, a.Proto, a.Src, a.Dst, a.SrcPort, a.DstPort)
-	switch {
-	case a.Src.Is4():
-		b = append(b, `,"ip_v":4`...)
-	case a.Src.Is6():
-		b = append(b, `,"ip_v":6`...)
-	}
 	b = append(b, `,"pkt_src":"`...)
 	b = append(b, pktSrc(a)...)
 	b = append(b, '"')
@@ -689,7 +683,8 @@ func linkTypeName(t uint16) string {
 }
 
 // appendHead opens an event with the fields every event about a packet or a flow
-// starts with, from "timestamp" to "proto"; pcap_cnt when not 0.
+// starts with, from "timestamp" to "proto" and "ip_v"; pcap_cnt when not 0. Suricata
+// 8 writes ip_v after proto in packet events but before it in flow records.
 func appendHead(b []byte, ts time.Time, id, pcapCnt uint64, typ EventType, proto uint8, src, dst netip.Addr, sport, dport uint16) []byte {
 	b = append(b, `{"timestamp":"`...)
 	b = ts.AppendFormat(b, TimeFormat)
@@ -714,9 +709,27 @@ func appendHead(b []byte, ts time.Time, id, pcapCnt uint64, typ EventType, proto
 		b = append(b, `,"dest_port":`...)
 		b = strconv.AppendUint(b, uint64(dport), 10)
 	}
+	if typ == EventFlow {
+		b = appendIPVersion(b, src)
+	}
 	b = append(b, `,"proto":"`...)
 	b = append(b, ProtoName(proto)...)
-	return append(b, '"')
+	b = append(b, '"')
+	if typ != EventFlow {
+		b = appendIPVersion(b, src)
+	}
+	return b
+}
+
+// appendIPVersion appends "ip_v", 4 or 6 as a is; nothing for no address.
+func appendIPVersion(b []byte, a netip.Addr) []byte {
+	switch {
+	case a.Is4():
+		return append(b, `,"ip_v":4`...)
+	case a.Is6():
+		return append(b, `,"ip_v":6`...)
+	}
+	return b
 }
 
 func hasPorts(proto uint8) bool { return proto == packet.ProtoTCP || proto == packet.ProtoUDP }

@@ -180,6 +180,13 @@ func TestAppendFlow(t *testing.T) {
 			if m["proto"] != tc.proto {
 				t.Errorf("proto = %v, want %s", m["proto"], tc.proto)
 			}
+			ipv := json.Number("4")
+			if r.Src.Is6() {
+				ipv = "6"
+			}
+			if m["ip_v"] != ipv {
+				t.Errorf("ip_v = %v, want %s", m["ip_v"], ipv)
+			}
 			hasPorts := r.Proto == packet.ProtoTCP || r.Proto == packet.ProtoUDP
 			for key, want := range map[string]uint16{"src_port": r.SrcPort, "dest_port": r.DstPort} {
 				v, ok := m[key]
@@ -331,6 +338,9 @@ func TestAppendFlowAlerted(t *testing.T) {
 		}
 		if got := obj(t, m, "weir")["alerts"]; got != tc.count {
 			t.Errorf("alerts %d: weir.alerts = %v, want %v", tc.alerts, got, tc.count)
+		}
+		if !bytes.Contains(line, []byte(`"dest_port":443,"ip_v":4,"proto":"TCP","flow":{`)) {
+			t.Errorf("ip_v not where Suricata 8 writes it in flow records: %s", line)
 		}
 		if tc.alerts > 0 && !bytes.Contains(line, []byte(`"reason":"timeout","alerted":true}`)) {
 			t.Errorf("alerted not where Suricata writes it: %s", line)

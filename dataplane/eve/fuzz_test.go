@@ -103,6 +103,13 @@ func FuzzEVE(f *testing.F) {
 		}
 		fuzzContext(t, m, &r.Tunnel, r.Session, sessions, buf)
 		fuzzAddr(t, m["src_ip"], r.Src, buf)
+		if m["ip_v"] != fuzzIPVersion(r.Src) {
+			t.Fatalf("flow ip_v %v for %v: %s", m["ip_v"], r.Src, buf)
+		}
+		if w, _ := m["weir"].(map[string]any); (w["alerts"] != nil) != (r.Alerts > 0) ||
+			m["flow"].(map[string]any)["alerted"] != (r.Alerts > 0) {
+			t.Fatalf("alerts %d: %s", r.Alerts, buf)
+		}
 
 		// The alert, through the queue's form of it too.
 		e := alertEvent(&al)
@@ -136,8 +143,7 @@ func FuzzEVE(f *testing.F) {
 // must be, with the value given.
 func fuzzAlertExtras(t *testing.T, m map[string]any, a *Alert, line []byte) {
 	t.Helper()
-	wantIPv := map[bool]any{true: json.Number("4"), false: json.Number("6")}[a.Src.Is4()]
-	if m["ip_v"] != wantIPv {
+	if m["ip_v"] != fuzzIPVersion(a.Src) {
 		t.Fatalf("ip_v %v for %v: %s", m["ip_v"], a.Src, line)
 	}
 	if _, ok := m["pcap_cnt"]; ok != (a.PcapCnt != 0) {
@@ -197,6 +203,14 @@ func fuzzAlertExtras(t *testing.T, m map[string]any, a *Alert, line []byte) {
 		}
 		fuzzAddr(t, fl["src_ip"], client, line)
 	}
+}
+
+// fuzzIPVersion is the ip_v an event about a has.
+func fuzzIPVersion(a netip.Addr) any {
+	if a.Is4() {
+		return json.Number("4")
+	}
+	return json.Number("6")
 }
 
 // fuzzDecode checks that line is one JSON object on one line and decodes it.
