@@ -158,7 +158,9 @@ func TestAppendAlertAllocs(t *testing.T) {
 	}
 	buf := make([]byte, 0, 4096)
 	names := []string{"", "prod \"eni\""}
-	for _, a := range []eve.Alert{gwlbAlert(), mirrorAlert(), fullAlert()} {
+	unnamed := fullAlert()
+	unnamed.Proto, unnamed.InnerTunnel.Proto, unnamed.Tunnel = 200, 250, flow.Tunnel{} // protocols without a name
+	for _, a := range []eve.Alert{gwlbAlert(), mirrorAlert(), fullAlert(), unnamed} {
 		if n := testing.AllocsPerRun(100, func() { buf = eve.AppendAlertNamed(buf[:0], &a, names) }); n != 0 {
 			t.Errorf("AppendAlert(%s): %v allocations, want 0", a.Signature, n)
 		}

@@ -365,6 +365,15 @@ func ProtoName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
+// appendProtoName appends ProtoName(p) without making a string of a number.
+func appendProtoName(b []byte, p uint8) []byte {
+	switch p {
+	case packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoICMPv6, protoIPv4, protoIPv6, protoGRE:
+		return append(b, ProtoName(p)...)
+	}
+	return strconv.AppendUint(b, uint64(p), 10)
+}
+
 // EndpointID formats a GWLB endpoint id as AWS writes it (vpce- and 17 hex digits).
 func EndpointID(v uint64) string { return string(appendEndpointID(nil, v)) }
 
@@ -617,11 +626,11 @@ func appendAlertTunnel(b []byte, a *Alert) []byte {
 	var (
 		src, dst     netip.Addr
 		sport, dport uint16
-		proto        = ProtoName(a.InnerTunnel.Proto)
+		proto        = a.InnerTunnel.Proto
 	)
 	if outer {
 		depth++
-		src, dst, sport, dport, proto = a.Tunnel.Src, a.Tunnel.Dst, a.Tunnel.SrcPort, a.Tunnel.DstPort, "UDP"
+		src, dst, sport, dport, proto = a.Tunnel.Src, a.Tunnel.Dst, a.Tunnel.SrcPort, a.Tunnel.DstPort, packet.ProtoUDP
 	} else {
 		src, dst = a.InnerTunnel.Src, a.InnerTunnel.Dst // GRE and IP-in-IP have no ports: Suricata writes 0
 	}
@@ -634,7 +643,7 @@ func appendAlertTunnel(b []byte, a *Alert) []byte {
 	b = append(b, `,"dest_port":`...)
 	b = strconv.AppendUint(b, uint64(dport), 10)
 	b = append(b, `,"proto":"`...)
-	b = append(b, proto...)
+	b = appendProtoName(b, proto)
 	b = append(b, `","depth":`...)
 	b = strconv.AppendUint(b, uint64(depth), 10)
 	if a.PcapCnt != 0 {
@@ -713,7 +722,7 @@ func appendHead(b []byte, ts time.Time, id, pcapCnt uint64, typ EventType, proto
 		b = appendIPVersion(b, src)
 	}
 	b = append(b, `,"proto":"`...)
-	b = append(b, ProtoName(proto)...)
+	b = appendProtoName(b, proto)
 	b = append(b, '"')
 	if typ != EventFlow {
 		b = appendIPVersion(b, src)
