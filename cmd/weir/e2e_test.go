@@ -244,7 +244,7 @@ func checkEVE(t *testing.T, path string, rep gwlbsim.Report) {
 		if ev["event_type"] != "flow" {
 			continue
 		}
-		records[key{fmt.Sprint(ev["src_ip"]), fmt.Sprint(ev["dest_ip"]), fmt.Sprint(ev["proto"])}] = ev
+		records[key{compactAddr(fmt.Sprint(ev["src_ip"])), compactAddr(fmt.Sprint(ev["dest_ip"])), fmt.Sprint(ev["proto"])}] = ev
 	}
 	if n != len(rep.Flows) {
 		t.Errorf("EVE has %d records, want %d (one per flow)", n, len(rep.Flows))

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,15 @@ type conv struct {
 	client             string
 	toServer, toClient int
 	vxlan, geneve      bool
+}
+
+// compactAddr is an EVE address, IPv6 written in full as Suricata writes it, in the
+// compressed form tshark and netip write, to compare them.
+func compactAddr(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.String()
+	}
+	return s
 }
 
 func makeConvKey(proto, src, dst string) (convKey, bool) {
@@ -147,6 +157,7 @@ func eveConversations(t *testing.T, path string) map[convKey]*conv {
 		if ev.EventType != "flow" {
 			continue
 		}
+		ev.SrcIP, ev.DestIP = compactAddr(ev.SrcIP), compactAddr(ev.DestIP)
 		port := func(p *int) string {
 			if p == nil {
 				return ""

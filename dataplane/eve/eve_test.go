@@ -174,11 +174,18 @@ func TestAppendFlow(t *testing.T) {
 			if m["event_type"] != "flow" {
 				t.Errorf("event_type = %v, want flow", m["event_type"])
 			}
-			if m["src_ip"] != r.Src.String() || m["dest_ip"] != r.Dst.String() {
+			if m["src_ip"] != eve.SuricataAddr(r.Src) || m["dest_ip"] != eve.SuricataAddr(r.Dst) {
 				t.Errorf("src_ip, dest_ip = %v, %v; want %v, %v", m["src_ip"], m["dest_ip"], r.Src, r.Dst)
 			}
 			if m["proto"] != tc.proto {
 				t.Errorf("proto = %v, want %s", m["proto"], tc.proto)
+			}
+			ipv := json.Number("4")
+			if r.Src.Is6() {
+				ipv = "6"
+			}
+			if m["ip_v"] != ipv {
+				t.Errorf("ip_v = %v, want %s", m["ip_v"], ipv)
 			}
 			hasPorts := r.Proto == packet.ProtoTCP || r.Proto == packet.ProtoUDP
 			for key, want := range map[string]uint16{"src_port": r.SrcPort, "dest_port": r.DstPort} {
@@ -282,13 +289,13 @@ func TestAppendFlowAWSOptions(t *testing.T) {
 
 func TestAppendFlowEdgeCases(t *testing.T) {
 	// An unnamed protocol, a zero time and all-zero counters still make valid JSON.
-	r := flow.Record{Proto: 47, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
+	r := flow.Record{Proto: 99, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
 	m := decode(t, eve.AppendFlow(nil, &r))
-	if m["proto"] != "47" {
-		t.Errorf("proto = %v, want \"47\"", m["proto"])
+	if m["proto"] != "99" {
+		t.Errorf("proto = %v, want \"99\"", m["proto"])
 	}
 	if _, ok := m["src_port"]; ok {
-		t.Errorf("src_port present for proto 47")
+		t.Errorf("src_port present for proto 99")
 	}
 	if m["timestamp"] != "0001-01-01T00:00:00.000000+0000" {
 		t.Errorf("timestamp = %v", m["timestamp"])
@@ -310,8 +317,39 @@ func TestAppendFlowEdgeCases(t *testing.T) {
 	}
 }
 
+// TestAppendFlowAlerted: flow.alerted says whether the flow raised alerts, and
+// weir.alerts how many, only when some.
+func TestAppendFlowAlerted(t *testing.T) {
+	for _, tc := range []struct {
+		alerts  uint32
+		alerted bool
+		count   any
+	}{
+		{0, false, nil},
+		{1, true, json.Number("1")},
+		{4294967295, true, json.Number("4294967295")},
+	} {
+		r := tcpRecord()
+		r.Alerts = tc.alerts
+		line := eve.AppendFlow(nil, &r)
+		m := decode(t, line)
+		if got := obj(t, m, "flow")["alerted"]; got != tc.alerted {
+			t.Errorf("alerts %d: flow.alerted = %v, want %v", tc.alerts, got, tc.alerted)
+		}
+		if got := obj(t, m, "weir")["alerts"]; got != tc.count {
+			t.Errorf("alerts %d: weir.alerts = %v, want %v", tc.alerts, got, tc.count)
+		}
+		if !bytes.Contains(line, []byte(`"dest_port":443,"ip_v":4,"proto":"TCP","flow":{`)) {
+			t.Errorf("ip_v not where Suricata 8 writes it in flow records: %s", line)
+		}
+		if tc.alerts > 0 && !bytes.Contains(line, []byte(`"reason":"timeout","alerted":true}`)) {
+			t.Errorf("alerted not where Suricata writes it: %s", line)
+		}
+	}
+}
+
 func TestProtoName(t *testing.T) {
-	for p, want := range map[uint8]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 47: "47", 0: "0"} {
+	for p, want := range map[uint8]string{1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 4: "IPv4", 41: "IPv6", 47: "GRE", 99: "99", 0: "0"} {
 		if got := eve.ProtoName(p); got != want {
 			t.Errorf("ProtoName(%d) = %q, want %q", p, got, want)
 		}
@@ -335,7 +373,7 @@ func TestAppendFlowAllocs(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	buf := make([]byte, 0, 4096)
-	for _, r := range []flow.Record{tcpRecord(), udpRecord(), icmp6Record()} {
+	for _, r := range []flow.Record{tcpRecord(), udpRecord(), icmp6Record(), alertedRecord()} {
 		allocs := testing.AllocsPerRun(100, func() {
 			buf = eve.AppendFlow(buf[:0], &r)
 		})
@@ -603,4 +641,11 @@ func TestWriterRuleNames(t *testing.T) {
 	if !strings.Contains(string(b), `"rule":"web"`) {
 		t.Errorf("EVE = %s, want weir.rule \"web\"", b)
 	}
+}
+
+// alertedRecord is a TCP flow that raised 3 alerts.
+func alertedRecord() flow.Record {
+	r := tcpRecord()
+	r.Alerts = 3
+	return r
 }

@@ -2,9 +2,12 @@ package eve
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"net"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -65,7 +68,7 @@ func FuzzEVE(f *testing.F) {
 				FlowCookie: binary.LittleEndian.Uint32(awsb[16:]), Present: awsb[20]},
 			Tunnel: flow.Tunnel{Encap: kinds >> 5 & 3, Src: a[2], Dst: a[3], SrcPort: uint16(nums >> 24),
 				DstPort: uint16(nums >> 8), VNI: uint32(nums >> 20)},
-			Direction: uint8(nums >> 58 & 3), Session: uint16(nums >> 60 & 3),
+			Direction: uint8(nums >> 58 & 3), Session: uint16(nums >> 60 & 3), Alerts: uint32(nums >> 13),
 		}
 		sessions := []string{"", session, "other"}
 		al := Alert{
@@ -73,6 +76,19 @@ func FuzzEVE(f *testing.F) {
 			Severity: uint8(offset), Signature: signature, Category: category,
 			Time: r.End, FlowID: r.ID, Proto: r.Proto, Src: r.Src, Dst: r.Dst, SrcPort: r.SrcPort, DstPort: r.DstPort,
 			AWS: r.AWS, Tunnel: r.Tunnel, Direction: r.Direction, Session: r.Session,
+			// The fields Suricata 8 adds, from the same input: the network's strings
+			// are the session name and the category again, the packet is aws.
+			PcapCnt: nums >> 7, ToServer: kinds&1 != 0,
+			Flow: FlowState{PktsToServer: nums >> 2, PktsToClient: nums >> 5, BytesToServer: nums >> 9,
+				BytesToClient: nums >> 11, Start: r.Start},
+			InnerTunnel: IPTunnel{Src: a[3], Dst: a[2], Proto: [4]uint8{0, 4, 41, 47}[nums>>44&3], Depth: uint8(nums >> 46)},
+			AppProto:    AppProto(nums >> 54 & 3), DNSQuery: session, DNSType: uint16(nums >> 17), TLSSNI: category,
+			HasEther: kinds&2 != 0, LinkType: uint16(nums >> 29),
+		}
+		copy(al.SrcMAC[:], awsb[:6])
+		copy(al.DstMAC[:], awsb[6:12])
+		if kinds&4 != 0 {
+			al.Packet = aws
 		}
 		buf := make([]byte, 0, 4096)
 
@@ -87,10 +103,17 @@ func FuzzEVE(f *testing.F) {
 		}
 		fuzzContext(t, m, &r.Tunnel, r.Session, sessions, buf)
 		fuzzAddr(t, m["src_ip"], r.Src, buf)
+		if m["ip_v"] != fuzzIPVersion(r.Src) {
+			t.Fatalf("flow ip_v %v for %v: %s", m["ip_v"], r.Src, buf)
+		}
+		if w, _ := m["weir"].(map[string]any); (w["alerts"] != nil) != (r.Alerts > 0) ||
+			m["flow"].(map[string]any)["alerted"] != (r.Alerts > 0) {
+			t.Fatalf("alerts %d: %s", r.Alerts, buf)
+		}
 
 		// The alert, through the queue's form of it too.
 		e := alertEvent(&al)
-		if back := e.alert(); back != al {
+		if back := e.alert(); !reflect.DeepEqual(back, al) {
 			t.Fatalf("alert changed on the queue: %+v, want %+v", back, al)
 		}
 		buf = AppendAlertNamed(buf[:0], &al, sessions)
@@ -112,7 +135,82 @@ func FuzzEVE(f *testing.F) {
 		}
 		fuzzContext(t, m, &al.Tunnel, al.Session, sessions, buf)
 		fuzzAddr(t, m["src_ip"], al.Src, buf)
+		fuzzAlertExtras(t, m, &al, buf)
 	})
+}
+
+// fuzzAlertExtras checks the fields Suricata 8 adds to an alert: each there when it
+// must be, with the value given.
+func fuzzAlertExtras(t *testing.T, m map[string]any, a *Alert, line []byte) {
+	t.Helper()
+	if m["ip_v"] != fuzzIPVersion(a.Src) {
+		t.Fatalf("ip_v %v for %v: %s", m["ip_v"], a.Src, line)
+	}
+	if _, ok := m["pcap_cnt"]; ok != (a.PcapCnt != 0) {
+		t.Fatalf("pcap_cnt present %v for %d: %s", ok, a.PcapCnt, line)
+	}
+	if s, _ := m["pkt_src"].(string); s == "" {
+		t.Fatalf("no pkt_src: %s", line)
+	}
+	if dns, ok := m["dns"].(map[string]any); ok != (a.DNSQuery != "") {
+		t.Fatalf("dns present %v for query %q: %s", ok, a.DNSQuery, line)
+	} else if ok {
+		q := dns["queries"].([]any)[0].(map[string]any)
+		if q["rrname"] != validOf(a.DNSQuery) {
+			t.Fatalf("dns rrname %q, want %q: %s", q["rrname"], validOf(a.DNSQuery), line)
+		}
+	}
+	if tls, ok := m["tls"].(map[string]any); ok != (a.TLSSNI != "") {
+		t.Fatalf("tls present %v for sni %q: %s", ok, a.TLSSNI, line)
+	} else if ok && tls["sni"] != validOf(a.TLSSNI) {
+		t.Fatalf("tls.sni %q, want %q: %s", tls["sni"], validOf(a.TLSSNI), line)
+	}
+	if p, ok := m["packet"].(string); ok != (a.Packet != nil) {
+		t.Fatalf("packet present %v: %s", ok, line)
+	} else if ok {
+		if got, err := base64.StdEncoding.DecodeString(p); err != nil || !bytes.Equal(got, a.Packet) {
+			t.Fatalf("packet %q decodes to %x (%v), want %x", p, got, err, a.Packet)
+		}
+	}
+	if e, ok := m["ether"].(map[string]any); ok != a.HasEther {
+		t.Fatalf("ether present %v: %s", ok, line)
+	} else if ok && e["src_mac"] != net.HardwareAddr(a.SrcMAC[:]).String() {
+		t.Fatalf("ether.src_mac %v, want %v", e["src_mac"], net.HardwareAddr(a.SrcMAC[:]))
+	}
+	tun, ok := m["tunnel"].(map[string]any)
+	inner, outer := a.InnerTunnel.Proto != 0, a.Tunnel.Encap != flow.EncapNone
+	if ok != (inner || outer) {
+		t.Fatalf("tunnel present %v: %s", ok, line)
+	}
+	if ok {
+		depth := 0
+		if inner {
+			depth = max(int(a.InnerTunnel.Depth), 1)
+		}
+		if outer {
+			depth++
+		}
+		if tun["depth"] != json.Number(strconv.Itoa(depth)) || tun["pkt_src"] != "wire/pcap" {
+			t.Fatalf("tunnel %v, want depth %d: %s", tun, depth, line)
+		}
+	}
+	if fl, ok := m["flow"].(map[string]any); ok != (a.FlowID != 0) {
+		t.Fatalf("flow present %v for flow id %d: %s", ok, a.FlowID, line)
+	} else if ok {
+		client := a.Src
+		if !a.ToServer {
+			client = a.Dst
+		}
+		fuzzAddr(t, fl["src_ip"], client, line)
+	}
+}
+
+// fuzzIPVersion is the ip_v an event about a has.
+func fuzzIPVersion(a netip.Addr) any {
+	if a.Is4() {
+		return json.Number("4")
+	}
+	return json.Number("6")
 }
 
 // fuzzDecode checks that line is one JSON object on one line and decodes it.
@@ -150,9 +248,9 @@ func fuzzContext(t *testing.T, m map[string]any, tun *flow.Tunnel, session uint1
 // fuzzAddr checks an address, its zone escaped.
 func fuzzAddr(t *testing.T, got any, a netip.Addr, line []byte) {
 	t.Helper()
-	want := a.String()
+	want := SuricataAddr(a.WithZone(""))
 	if z := a.Zone(); z != "" {
-		want = a.WithZone("").String() + "%" + validOf(z)
+		want += "%" + validOf(z)
 	}
 	if got != want {
 		t.Fatalf("address %q, want %q: %s", got, want, line)

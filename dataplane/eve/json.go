@@ -65,16 +65,41 @@ func appendEscaped(b []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendAddr appends a as a JSON string. Addresses in records carry no zone; should
-// one have one, the zone (any bytes) is escaped.
+// appendAddr appends a as a JSON string, as Suricata's PrintInet writes it: IPv4
+// dotted, IPv6 as 8 groups of 4 lowercase hex digits with no zero compressed
+// ("2001:0db8:0000:0000:0000:0000:0000:0001"), so that tools matching Suricata's
+// strings match ours. Addresses in records carry no zone; should one have one, the
+// zone (any bytes) is escaped after a '%'.
 func appendAddr(b []byte, a netip.Addr) []byte {
 	b = append(b, '"')
-	if z := a.Zone(); z != "" {
-		b = a.WithZone("").AppendTo(b)
-		b = append(b, '%')
-		b = appendEscaped(b, z)
-	} else {
+	switch {
+	case a.Is4():
 		b = a.AppendTo(b)
+	case a.Is6():
+		ip := a.As16()
+		for i := 0; i < 16; i += 2 {
+			if i > 0 {
+				b = append(b, ':')
+			}
+			b = append(b, hexDigits[ip[i]>>4], hexDigits[ip[i]&0xf], hexDigits[ip[i+1]>>4], hexDigits[ip[i+1]&0xf])
+		}
+		if z := a.Zone(); z != "" {
+			b = append(b, '%')
+			b = appendEscaped(b, z)
+		}
+	}
+	return append(b, '"')
+}
+
+// appendMAC appends m as a JSON string the way Suricata writes MAC addresses:
+// lowercase hex pairs joined by ':'.
+func appendMAC(b []byte, m *[6]byte) []byte {
+	b = append(b, '"')
+	for i, c := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
 	}
 	return append(b, '"')
 }

@@ -86,12 +86,46 @@ func TestAppendAddrZone(t *testing.T) {
 		if err := json.Unmarshal(appendAddr(nil, a), &got); err != nil {
 			t.Fatalf("zone %q: %v", zone, err)
 		}
-		if want := "fe80::1%" + validOf(zone); got != want {
+		if want := "fe80:0000:0000:0000:0000:0000:0000:0001%" + validOf(zone); got != want {
 			t.Errorf("zone %q: %q, want %q", zone, got, want)
 		}
 	}
-	if got := string(appendAddr(nil, netip.MustParseAddr("fe80::1%eth0"))); got != `"fe80::1%eth0"` {
+	if got := string(appendAddr(nil, netip.MustParseAddr("fe80::1%eth0"))); got != `"fe80:0000:0000:0000:0000:0000:0000:0001%eth0"` {
 		t.Errorf("appendAddr = %s", got)
+	}
+}
+
+// TestAppendAddr: IPv4 dotted, IPv6 uncompressed as Suricata's PrintInet writes it.
+func TestAppendAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.2.9", `"10.0.2.9"`},
+		{"0.0.0.0", `"0.0.0.0"`},
+		{"2001:db8::1", `"2001:0db8:0000:0000:0000:0000:0000:0001"`},
+		{"::", `"0000:0000:0000:0000:0000:0000:0000:0000"`},
+		{"FD00:ABCD::53", `"fd00:abcd:0000:0000:0000:0000:0000:0053"`},
+		{"::ffff:10.0.0.1", `"0000:0000:0000:0000:0000:ffff:0a00:0001"`},
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", `"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"`},
+	} {
+		if got := string(appendAddr(nil, netip.MustParseAddr(tc.in))); got != tc.want {
+			t.Errorf("appendAddr(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := string(appendAddr(nil, netip.Addr{})); got != `""` {
+		t.Errorf("appendAddr(zero) = %s, want \"\"", got)
+	}
+}
+
+func TestAppendMAC(t *testing.T) {
+	for _, tc := range []struct {
+		in   [6]byte
+		want string
+	}{
+		{[6]byte{}, `"00:00:00:00:00:00"`},
+		{[6]byte{0x02, 0xAB, 0xcd, 0x0f, 0xf0, 0xff}, `"02:ab:cd:0f:f0:ff"`},
+	} {
+		if got := string(appendMAC(nil, &tc.in)); got != tc.want {
+			t.Errorf("appendMAC(% x) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }
 
