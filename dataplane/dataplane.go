@@ -43,6 +43,9 @@ type Slot struct {
 	// receive timestamp (socket), the capture time (replay). 0 means the batch's
 	// Now; stages read it through Batch.TimeOf.
 	Time int64
+	// PcapCnt is the datagram's number in its capture files (replay), for EVE's
+	// pcap_cnt; 0 when live.
+	PcapCnt uint64
 
 	// Filled by the stages.
 	Verdict Verdict

@@ -17,6 +17,7 @@ type pkt struct {
 	stream      view // the TCP stream's new bytes (and the tail before them)
 	useStream   bool // payload contents inspect stream, not payload
 	dnsQuery    []byte
+	dnsType     uint16
 	hasDNS      bool
 	sni         []byte
 	hasSNI      bool

@@ -234,7 +234,7 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 	}
 	inline := s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS
 	block := inline && e.opts.Mode == ModeIPS && ws.drop
-	st.emit(e, ws, s, b.TimeOf(s), inline && e.opts.Mode == ModeIPS)
+	st.emit(e, ws, s, table, now, inline && e.opts.Mode == ModeIPS)
 	if block {
 		s.Drop(dataplane.ActionIPSDrop)
 		if table != nil && table.SetAction(h, policy.IPSDrop) {
@@ -469,15 +469,47 @@ func chainsMatch(c *crule, k *pkt, payload *view) bool {
 }
 
 // emit writes the packet's alerts.
-func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, now int64, ips bool) {
+func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow.Table, now int64, ips bool) {
 	p := &s.Packet
 	a := &ws.alert
+	var fr flow.Record
+	hasFlow := table != nil && table.RecordOf(s.Flow.Handle, &fr)
+	var pktCopy []byte
+	if e.opts.AlertPacket {
+		// The alert is queued: it must not hold the backend's buffer.
+		if s.Frame != nil {
+			pktCopy = append([]byte(nil), s.Frame...)
+		} else {
+			pktCopy = append([]byte(nil), s.Inner...)
+		}
+	}
 	for _, h := range ws.hits {
 		r := e.rules[h.rule].r
 		*a = eve.Alert{GID: r.GID, SignatureID: r.SID, Rev: r.Rev, Severity: uint8(min(max(r.Priority, 0), 255)),
 			Signature: r.Msg, Category: r.Category,
-			Time: time.Unix(0, now), FlowID: s.Flow.FlowID, Proto: p.Proto, Src: p.Src, Dst: p.Dst,
+			Time: time.Unix(0, now), PcapCnt: s.PcapCnt, Proto: p.Proto, Src: p.Src, Dst: p.Dst,
 			SrcPort: p.SrcPort, DstPort: p.DstPort, AWS: s.AWS, Direction: uint8(s.Direction)}
+		if hasFlow {
+			a.FlowID, a.ToServer = fr.ID, s.Flow.ToServer
+			a.Flow = eve.FlowState{PktsToServer: fr.PktsToServer, PktsToClient: fr.PktsToClient,
+				BytesToServer: fr.BytesToServer, BytesToClient: fr.BytesToClient, Start: fr.Start}
+		}
+		switch {
+		case ws.k.hasDNS:
+			a.AppProto, a.DNSQuery, a.DNSType = eve.AppProtoDNS, string(ws.k.dnsQuery), ws.k.dnsType
+		case ws.k.hasSNI:
+			a.AppProto, a.TLSSNI = eve.AppProtoTLS, string(ws.k.sni)
+		}
+		if len(s.Frame) >= 12 {
+			a.HasEther = true
+			a.DstMAC, a.SrcMAC = [6]byte(s.Frame[0:6]), [6]byte(s.Frame[6:12])
+		}
+		if pktCopy != nil {
+			a.Packet, a.LinkType = pktCopy, linkRaw
+			if s.Frame != nil {
+				a.LinkType = linkEthernet
+			}
+		}
 		if h.blocked && ips {
 			a.Action = eve.AlertBlocked
 			ws.counts.alertsBlocked++
@@ -490,6 +522,12 @@ func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, now int64, 
 		}
 	}
 }
+
+// Link types of alert packets (pcap LINKTYPE_*).
+const (
+	linkEthernet = 1
+	linkRaw      = 101
+)
 
 // fillTunnel sets the alert's outer addressing as Track sets a flow's.
 func fillTunnel(a *eve.Alert, s *dataplane.Slot) {

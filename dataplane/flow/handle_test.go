@@ -149,3 +149,18 @@ func TestSideRecordFillsRecord(t *testing.T) {
 		t.Fatalf("alerts by client: %v, want 10.0.0.1: 3, 10.0.0.2: 0", got)
 	}
 }
+
+func TestRecordOf(t *testing.T) {
+	tb, _, _ := newTest(t, Config{})
+	p := tcp(netip.MustParseAddr("10.0.0.1"), 1000, server, 443, packet.TCPSyn)
+	h := tb.Track(0, p, 60, nil, 1).Handle
+	tb.Track(0, reverse(p, packet.TCPSyn|packet.TCPAck), 70, nil, 2)
+	var r Record
+	if !tb.RecordOf(h, &r) || r.PktsToServer != 1 || r.PktsToClient != 1 || r.BytesToClient != 70 || r.Src != p.Src {
+		t.Fatalf("RecordOf: %+v", r)
+	}
+	tb.Flush(3)
+	if tb.RecordOf(h, &r) {
+		t.Fatal("RecordOf found an ended flow")
+	}
+}

@@ -1350,6 +1350,18 @@ func (t *Table) SetAction(h Handle, a policy.Action) bool {
 	return true
 }
 
+// RecordOf fills r with h's flow as it stands (as its record would be if it ended
+// now, Reason left zero) and reports whether the flow still exists.
+func (t *Table) RecordOf(h Handle, r *Record) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	s.record(r, i)
+	s.mu.Unlock()
+	return true
+}
+
 // WithSide calls f with h's side record (Config.SideSize bytes, zero when the flow
 // was created) and reports whether the flow still exists; f is not called when it
 // does not. f runs with the flow's shard locked, so that detection state stays

@@ -154,7 +154,7 @@ func (b *Backend) packet(w *dataplane.Worker, batch *dataplane.Batch, link layer
 	}
 	b.readable++
 	b.last = max(b.last, ts)
-	s.Time = ts
+	s.Time, s.PcapCnt = ts, b.packets
 	batch.N, batch.Now = 1, ts
 	w.Process(batch)
 	if b.cfg.OnPacket != nil {
