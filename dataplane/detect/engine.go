@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 
+	"weir/dataplane/detect/intel"
 	"weir/dataplane/detect/rules"
 	"weir/dataplane/detect/stream"
 	"weir/dataplane/packet"
@@ -106,6 +107,10 @@ type Options struct {
 	StreamDepth uint32
 	// AlertPacket puts the packet in each alert.
 	AlertPacket bool
+	// Intel is the threat-intel lists: flows to or from a listed address, DNS
+	// queries and TLS server names of a listed domain alert (and block inline, in
+	// ips mode, when the list says so).
+	Intel *intel.Set
 }
 
 // Engine is a compiled rule set. It is immutable: a reload compiles a new one and
@@ -117,9 +122,11 @@ type Engine struct {
 	loaded     int  // rules of the set compiled
 	active     bool // something to run: rules or detectors
 	streamTail int  // longest payload content - 1, capped: see Stage
-	// Rules of what weir raises without rules (detectors), by e.rules index; they
-	// are in no group, so no packet makes them candidates.
+	// Rules of what weir raises without rules (detectors, threat intel), by
+	// e.rules index; they are in no group, so no packet makes them candidates.
 	portsRule, hostsRule, synRule int32
+	intel                         *intel.Set
+	intelRules                    map[*intel.List]int32
 }
 
 // Rules is the number of rules compiled.
@@ -170,7 +177,8 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 		e.rules = append(e.rules, c)
 	}
 	e.loaded = len(e.rules)
-	e.active = e.loaded > 0 || opts.PortScan.Ports > 0 || opts.PortScan.Hosts > 0 || opts.SYNFlood.HalfOpen > 0
+	e.active = e.loaded > 0 || opts.PortScan.Ports > 0 || opts.PortScan.Hosts > 0 || opts.SYNFlood.HalfOpen > 0 ||
+		opts.Intel != nil && len(opts.Intel.Lists()) > 0
 	slices.SortStableFunc(e.rules, func(a, b crule) int {
 		for i := range a.rank {
 			if c := cmp.Compare(a.rank[i], b.rank[i]); c != 0 {
@@ -219,6 +227,17 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 		"attempted-recon", "Attempted Information Leak", 2)
 	e.synRule = builtin(SIDSYNFlood, "WEIR DOS SYN flood: many half-open connections to one destination",
 		"attempted-dos", "Attempted Denial of Service", 2)
+	if opts.Intel != nil && len(opts.Intel.Lists()) > 0 {
+		e.intel, e.intelRules = opts.Intel, map[*intel.List]int32{}
+		for i, l := range opts.Intel.Lists() {
+			idx := builtin(SIDIntelBase+uint32(i), "WEIR INTEL "+l.Category+" ("+l.Name+" "+l.Kind.String()+" list)",
+				"", l.Category, 1)
+			if l.Block {
+				e.rules[idx].r.Action = rules.ActionDrop
+			}
+			e.intelRules[l] = idx
+		}
+	}
 	return e, skips
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"weir/dataplane"
+	"weir/dataplane/detect/applayer"
+	"weir/dataplane/detect/intel"
 	"weir/dataplane/detect/rules"
 	"weir/dataplane/detect/stream"
 	"weir/dataplane/eve"
@@ -406,6 +408,31 @@ func (st *Stage) anomalies(e *Engine, ws *workerState, s *dataplane.Slot, now in
 	if ws.est {
 		st.an.syn(&e.opts.SYNFlood, p.Dst, false, now)
 	}
+	if e.intel == nil {
+		return
+	}
+	intelHit := func(l *intel.List) {
+		if len(ws.hits) < MaxAlertsPerPacket {
+			ws.hits = append(ws.hits, hit{rule: e.intelRules[l], blocked: l.Block})
+			ws.drop = ws.drop || l.Block
+		}
+	}
+	if s.Flow.Created {
+		if l, ok := e.intel.MatchIP(p.Src); ok {
+			intelHit(l)
+		} else if l, ok := e.intel.MatchIP(p.Dst); ok {
+			intelHit(l)
+		}
+	}
+	if k := &ws.k; k.hasDNS {
+		if l, ok := e.intel.MatchDomain(k.dnsQuery); ok {
+			intelHit(l)
+		}
+	} else if k.hasSNI {
+		if l, ok := e.intel.MatchDomain(k.sni); ok {
+			intelHit(l)
+		}
+	}
 }
 
 func condsMatch(conds []bitCond, bits []byte) bool {
@@ -542,9 +569,29 @@ func fillTunnel(a *eve.Alert, s *dataplane.Slot) {
 	}
 }
 
-// appLayer finds the dns.query and tls.sni buffers of the packet.
+// appLayer finds the dns.query and tls.sni buffers of the packet: the first
+// question of a DNS query (UDP or TCP, port 53), the server name of a TLS
+// ClientHello that a segment to a TLS port starts with. A ClientHello spread over
+// several segments is not read.
 func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
-	// Filled in by the app-layer parsers.
+	k := &ws.k
+	if len(p.Payload) == 0 || p.Fragment {
+		return
+	}
+	switch {
+	case p.Proto == packet.ProtoUDP && (p.DstPort == 53 || p.SrcPort == 53):
+		if name, info, err := applayer.DNSQuery(p.Payload, ws.dnsBuf[:]); err == nil && !info.Response {
+			k.dnsQuery, k.dnsType, k.hasDNS = name, info.QType, true
+		}
+	case p.Proto == packet.ProtoTCP && (p.DstPort == 53 || p.SrcPort == 53):
+		if name, info, err := applayer.DNSQueryTCP(p.Payload, ws.dnsBuf[:]); err == nil && !info.Response {
+			k.dnsQuery, k.dnsType, k.hasDNS = name, info.QType, true
+		}
+	case p.Proto == packet.ProtoTCP && isTLSPort(p.DstPort) && p.Payload[0] == 0x16:
+		if sni, err := applayer.TLSSNI(p.Payload); err == nil && sni != nil {
+			k.sni, k.hasSNI = sni, true
+		}
+	}
 }
 
 // Totals is the stage's counts, summed over workers.

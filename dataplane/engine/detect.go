@@ -7,6 +7,7 @@ import (
 
 	"weir/config"
 	"weir/dataplane/detect"
+	"weir/dataplane/detect/intel"
 	"weir/dataplane/detect/rules"
 )
 
@@ -56,8 +57,25 @@ func buildDetect(cfg *config.Config, bits *detect.Flowbits, log *slog.Logger) (*
 	if d.Mode == "ips" {
 		opts.Mode = detect.ModeIPS
 	}
+	entries := 0
+	if len(d.Intel) != 0 {
+		lists := make([]*intel.List, 0, len(d.Intel))
+		for _, il := range d.Intel {
+			load := intel.LoadIPs
+			if il.Type == "domain" {
+				load = intel.LoadDomains
+			}
+			l, err := load(il.Path, il.Category, il.Block)
+			if err != nil {
+				return nil, DetectInfo{}, err
+			}
+			entries += l.Len()
+			lists = append(lists, l)
+		}
+		opts.Intel = intel.NewSet(lists...)
+	}
 	eng, skips := detect.Compile(set, opts, bits)
-	info := DetectInfo{Rules: eng.Rules(), Skipped: append(set.Skipped, skips...)}
+	info := DetectInfo{Rules: eng.Rules(), Skipped: append(set.Skipped, skips...), IntelEntries: entries}
 	for _, s := range info.Skipped {
 		log.Warn("detect: rule skipped", "rule", s.String())
 	}
