@@ -85,8 +85,10 @@ func (g group[T]) negate() (group[T], error) {
 }
 
 // combine is a list's value: the union of the positive entries (everything when
-// there are none) minus the union of the negated ones.
-func combine[T any](pos, neg []group[T]) (group[T], error) {
+// there are none) minus the union of the negated ones. A union of groups with
+// exclusions, (I1-E1) | (I2-E2), is (I1|I2) - (E1|E2) only when no Ek overlaps
+// another entry's Ij; other unions are refused rather than approximated.
+func combine[T any](pos, neg []group[T], overlaps func(a, b T) bool) (group[T], error) {
 	var g group[T]
 	switch {
 	case len(pos) == 0:
@@ -94,14 +96,20 @@ func combine[T any](pos, neg []group[T]) (group[T], error) {
 	case len(pos) == 1:
 		g = group[T]{all: pos[0].all, inc: slices.Clip(pos[0].inc), exc: slices.Clip(pos[0].exc)}
 	default:
-		for _, p := range pos {
-			if len(p.exc) > 0 {
-				return g, errors.New("cannot combine a negated group with other entries in a list")
+		for k, p := range pos {
+			for j, q := range pos {
+				if j == k || len(p.exc) == 0 {
+					continue
+				}
+				if q.all || slices.ContainsFunc(p.exc, func(e T) bool {
+					return slices.ContainsFunc(q.inc, func(i T) bool { return overlaps(e, i) })
+				}) {
+					return g, errors.New("cannot combine a negated group with an overlapping entry in a list")
+				}
 			}
-			if p.all {
-				g.all = true
-			}
+			g.all = g.all || p.all
 			g.inc = append(g.inc, p.inc...)
+			g.exc = append(g.exc, p.exc...)
 		}
 		if g.all {
 			g.inc = nil
@@ -263,7 +271,7 @@ func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
 				pos = append(pos, g)
 			}
 		}
-		g, err := combine(pos, neg)
+		g, err := combine(pos, neg, prefixesOverlap)
 		if err != nil {
 			return g, fmt.Errorf("address %s: %w", s, err)
 		}
@@ -360,7 +368,7 @@ func (r *resolver) port(s string, depth int) (group[PortRange], error) {
 				pos = append(pos, g)
 			}
 		}
-		g, err := combine(pos, neg)
+		g, err := combine(pos, neg, func(a, b PortRange) bool { return a.Lo <= b.Hi && b.Lo <= a.Hi })
 		if err != nil {
 			return g, fmt.Errorf("ports %s: %w", s, err)
 		}
@@ -410,6 +418,8 @@ func parsePortRange(s string) (PortRange, error) {
 	}
 	return PortRange{lo, hi}, nil
 }
+
+func prefixesOverlap(a, b netip.Prefix) bool { return a.Overlaps(b) }
 
 func prefixCovers(outer, inner netip.Prefix) bool {
 	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
