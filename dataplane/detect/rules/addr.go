@@ -168,7 +168,7 @@ type resolver struct {
 
 func newResolver(v *Vars) *resolver {
 	if v == nil {
-		v = &Vars{}
+		v = DefaultVars()
 	}
 	return &resolver{vars: v, addrs: map[string]group[netip.Prefix]{}, ports: map[string]group[PortRange]{}}
 }

@@ -30,7 +30,7 @@ func (p *ruleParser) content(o option) error {
 // allowed between bytes) and \" \; \\ \: escapes; any other escape is an error.
 func decodeContent(v string) ([]byte, error) {
 	if strings.HasPrefix(v, `"`) {
-		if len(v) < 2 || v[len(v)-1] != '"' || v[len(v)-2] == '\\' && !strings.HasSuffix(v, `\\"`) {
+		if !endsInQuote(v) {
 			return nil, fmt.Errorf("unterminated quoted value %s", clip(v))
 		}
 		v = v[1 : len(v)-1]
@@ -224,7 +224,7 @@ func (p *ruleParser) pcre(o option) error {
 		v = strings.TrimSpace(v[1:])
 	}
 	if strings.HasPrefix(v, `"`) {
-		if len(v) < 2 || v[len(v)-1] != '"' {
+		if !endsInQuote(v) {
 			return fmt.Errorf("unterminated quoted value %s", clip(v))
 		}
 		v = v[1 : len(v)-1]

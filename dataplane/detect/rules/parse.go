@@ -68,7 +68,8 @@ func (e *SkipError) Error() string {
 }
 
 // ParseRule parses one rule (no comments or continuation lines). A syntax error is
-// an *Error; a rule using an unsupported keyword gives a *SkipError.
+// an *Error; a rule using an unsupported keyword gives a *SkipError. Here and in
+// the other functions, nil vars means DefaultVars.
 func ParseRule(text string, vars *Vars) (*Rule, error) {
 	p := newRuleParser(newResolver(vars))
 	r, err := p.parse(text)
@@ -120,7 +121,10 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 		read      int64
 	)
 	for {
-		line, err := br.ReadString('\n')
+		line, tooLong, err := readLine(br)
+		if tooLong {
+			return nil, &Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("line is longer than %d bytes", MaxRuleLen)}
+		}
 		if err != nil && err != io.EOF {
 			return nil, &Error{File: file, Line: lineNo + 1, Msg: err.Error()}
 		}
@@ -176,6 +180,27 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 		}
 	}
 	return set, nil
+}
+
+// readLine reads one line, giving up (tooLong) past MaxRuleLen so that a file
+// without newlines is not read into memory whole.
+func readLine(br *bufio.Reader) (line string, tooLong bool, err error) {
+	chunk, err := br.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return string(chunk), false, err
+	}
+	buf := append([]byte(nil), chunk...)
+	for err == bufio.ErrBufferFull {
+		if len(buf) > MaxRuleLen+2 {
+			return "", true, nil
+		}
+		chunk, err = br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+	}
+	if len(buf) > MaxRuleLen+2 {
+		return "", true, nil
+	}
+	return string(buf), false, err
 }
 
 // LoadGlobs parses every file the patterns match, pattern by pattern and in name

@@ -279,7 +279,7 @@ func clip(s string) string {
 // the character; any other backslash is kept.
 func unquote(v string) (string, error) {
 	if strings.HasPrefix(v, `"`) {
-		if len(v) < 2 || !strings.HasSuffix(v, `"`) || strings.HasSuffix(v, `\"`) && !strings.HasSuffix(v, `\\"`) {
+		if !endsInQuote(v) {
 			return "", fmt.Errorf("unterminated quoted value %s", clip(v))
 		}
 		v = v[1 : len(v)-1]
@@ -295,6 +295,19 @@ func unquote(v string) (string, error) {
 		b.WriteByte(v[i])
 	}
 	return b.String(), nil
+}
+
+// endsInQuote reports whether v, which starts with a quote, ends in another
+// quote that no backslash escapes.
+func endsInQuote(v string) bool {
+	if len(v) < 2 || v[len(v)-1] != '"' {
+		return false
+	}
+	n := 0
+	for i := len(v) - 2; i >= 1 && v[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 0
 }
 
 // finish checks what needs the whole rule.

@@ -619,7 +619,9 @@ func TestParseLines(t *testing.T) {
 		{"alert tcp any any -> any any (sid:1;)\nalert tcp any any -> any any (sid:1; gid:2;)\n", ""},
 		{"\n\nalert tcp any any -> any any (sid:4; depth:1;)\n", "f:3: sid 4: depth: depth needs a preceding content"},
 		{"alert tcp any any -> any any (\\\nsid:4; \\\nnocase;)\n", "f:1: sid 4: nocase"},
-		{"alert tcp any any -> any any (content:\"" + strings.Repeat("a", MaxRuleLen) + "\"; sid:1;)\n", "f:1: rule is longer than 65536 bytes"},
+		{"alert tcp any any -> any any (content:\"" + strings.Repeat("a", MaxRuleLen) + "\"; sid:1;)\n", "f:1: line is longer than 65536 bytes"},
+		{"\nalert tcp any any -> any any (msg:\"" + strings.Repeat("a", MaxRuleLen/2) + "\"; \\\n content:\"" + strings.Repeat("b", MaxRuleLen/2) + "\"; sid:1;)\n", "f:2: rule is longer than 65536 bytes"},
+		{"alert tcp any any -> any any (msg:\"a\\\"; sid:1;)\n", "f:1: option \"msg\": unterminated"},
 	}
 	for _, tt := range errTests {
 		_, err := Parse(strings.NewReader(tt.text), "f", DefaultVars())
