@@ -896,3 +896,68 @@ func FuzzVars(f *testing.F) {
 		}
 	})
 }
+
+// encodeContent writes data as a content value the way rule writers do: printable
+// bytes as they are (escaping " ; \ :), the rest as |hex| runs, spaced by spaced.
+func encodeContent(data []byte, spaced bool) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	inHex := false
+	for _, c := range data {
+		printable := c >= 0x20 && c < 0x7f && c != '|'
+		if printable == inHex {
+			b.WriteByte('|')
+			inHex = !inHex
+		}
+		switch {
+		case inHex:
+			if spaced {
+				b.WriteByte(' ')
+			}
+			// Upper-case high nibble, lower-case low: both cases must decode.
+			b.WriteByte("0123456789ABCDEF"[c>>4])
+			b.WriteByte("0123456789abcdef"[c&15])
+		case strings.IndexByte(`";\:`, c) >= 0:
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if inHex {
+		b.WriteByte('|')
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func TestContentRoundTrip(t *testing.T) {
+	tests := [][]byte{[]byte("a"), []byte(`GET "x";\:`), {0, 0xff, '|', 'a', '\n'}, bytes.Repeat([]byte{0x90}, MaxContentLen)}
+	for _, data := range tests {
+		for _, spaced := range []bool{false, true} {
+			got, err := decodeContent(encodeContent(data, spaced))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("decodeContent(encode(%q)) = %q, %v", clip(string(data)), clip(string(got)), err)
+			}
+		}
+	}
+}
+
+// FuzzContent checks that any bytes, written as a rule writer would, decode back,
+// and that decoding arbitrary text never panics.
+func FuzzContent(f *testing.F) {
+	f.Add([]byte("GET /a"), `"|41 42|c\;"`)
+	f.Add([]byte{0, '|', '"', 0xff}, `"a|4`)
+	f.Fuzz(func(t *testing.T, data []byte, text string) {
+		if out, err := decodeContent(text); err == nil && (len(out) == 0 || len(out) > MaxContentLen) {
+			t.Fatalf("decodeContent(%q) = %d bytes", text, len(out))
+		}
+		if len(data) == 0 || len(data) > MaxContentLen {
+			return
+		}
+		got, err := decodeContent(encodeContent(data, len(data)%2 == 0))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("round trip of %q: %q, %v", data, got, err)
+		}
+	})
+}
