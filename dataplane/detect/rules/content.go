@@ -297,7 +297,23 @@ func translatePCRE(pat string, extended, dollarPlain bool) (string, error) {
 			switch {
 			case e >= '1' && e <= '9' && !inClass:
 				return "", fmt.Errorf("backreference \\%c is not supported by RE2", e)
-			case strings.IndexByte("gkGKRXZhHvVNe", e) >= 0:
+			case e >= '1' && e <= '9':
+				return "", errors.New("octal escapes in classes are not supported")
+			case e == 'Q':
+				// \Q...\E is literal text, in x mode too: copy it as it is.
+				j := strings.Index(pat[i+2:], `\E`)
+				if j < 0 {
+					j = len(pat) - i - 2
+				} else {
+					j += 2
+				}
+				if strings.ContainsFunc(pat[i:i+2+j], func(r rune) bool { return r >= 0x80 }) {
+					return "", errors.New("non-ASCII byte in the pattern (RE2 matches UTF-8, not bytes)")
+				}
+				b.WriteString(pat[i : i+2+j])
+				i += 1 + j
+				continue
+			case strings.IndexByte("gkGKRXZhHvVNepPCo", e) >= 0:
 				return "", fmt.Errorf("\\%c is not supported by RE2", e)
 			case e == 'x':
 				if hi, ok := hexDigit(at(pat, i+2)); ok && hi >= 8 {

@@ -104,6 +104,10 @@ func TestParseRuleOptions(t *testing.T) {
 			}},
 		{"pcre \\s includes vertical tab", hdr(`pcre:"/a\s[\sb]/"; sid:1;`),
 			func(r *Rule) bool { return r.Matches[0].Regexp.MatchString("a\x0b\x0b") }},
+		{"pcre \\Q..\\E is literal, in x mode too", hdr(`pcre:"/\Qa $b\E c/x"; sid:1;`),
+			func(r *Rule) bool { re := r.Matches[0].Regexp; return re.MatchString("a $bc") && !re.MatchString("a $b c") }},
+		{"pcre unterminated \\Q", hdr(`pcre:"/a\Q$/"; sid:1;`),
+			func(r *Rule) bool { return r.Matches[0].Regexp.MatchString("a$") }},
 		{"pcre G ungreedy", hdr(`pcre:"/a.+b/G"; sid:1;`),
 			func(r *Rule) bool {
 				return string(r.Matches[0].Regexp.Find([]byte("axbxb"))) == "axb"
@@ -379,6 +383,9 @@ func TestParseRuleSkips(t *testing.T) {
 		{hdr(`sid:1; pcre:"/(?>a)/";`), "pcre", "(?>"},
 		{hdr(`sid:1; pcre:"/\xff/";`), "pcre", "UTF-8"},
 		{hdr(`sid:1; pcre:"/\cA/";`), "pcre", "RE2 cannot compile"},
+		{hdr(`sid:1; pcre:"/[\200]/";`), "pcre", "octal"},
+		{hdr(`sid:1; pcre:"/\p{L}/";`), "pcre", `\p`},
+		{hdr("sid:1; pcre:\"/\\Qa\xffb\\E/\";"), "pcre", "non-ASCII"},
 		{hdr(`sid:1; flow:established,only_frag;`), "flow:only_frag", ""},
 		{hdr(`sid:1; threshold:type limit, track by_rule, count 1, seconds 1;`), "threshold", "by_rule"},
 		{hdr(`sid:1; detection_filter:track by_both, count 1, seconds 1;`), "detection_filter", "by_both"},
