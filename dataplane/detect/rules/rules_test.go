@@ -105,7 +105,10 @@ func TestParseRuleOptions(t *testing.T) {
 		{"pcre \\s includes vertical tab", hdr(`pcre:"/a\s[\sb]/"; sid:1;`),
 			func(r *Rule) bool { return r.Matches[0].Regexp.MatchString("a\x0b\x0b") }},
 		{"pcre \\Q..\\E is literal, in x mode too", hdr(`pcre:"/\Qa $b\E c/x"; sid:1;`),
-			func(r *Rule) bool { re := r.Matches[0].Regexp; return re.MatchString("a $bc") && !re.MatchString("a $b c") }},
+			func(r *Rule) bool {
+				re := r.Matches[0].Regexp
+				return re.MatchString("a $bc") && !re.MatchString("a $b c")
+			}},
 		{"pcre unterminated \\Q", hdr(`pcre:"/a\Q$/"; sid:1;`),
 			func(r *Rule) bool { return r.Matches[0].Regexp.MatchString("a$") }},
 		{"pcre G ungreedy", hdr(`pcre:"/a.+b/G"; sid:1;`),
