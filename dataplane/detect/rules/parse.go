@@ -18,6 +18,9 @@ const (
 	MaxFileSize   = 256 << 20 // one rules file
 )
 
+// fileSizeLimit is MaxFileSize, lowered by tests.
+var fileSizeLimit int64 = MaxFileSize
+
 // Set is the result of parsing rules files: the rules weir runs and the ones it
 // skipped because they use something it does not support.
 type Set struct {
@@ -90,8 +93,8 @@ func ParseFile(path string, vars *Vars) (*Set, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > MaxFileSize {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+	if fi, err := f.Stat(); err == nil && fi.Size() > fileSizeLimit {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("file is larger than %d bytes", fileSizeLimit)}
 	}
 	return Parse(f, path, vars)
 }
@@ -112,7 +115,7 @@ type place struct {
 }
 
 func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]place) (*Set, error) {
-	br := bufio.NewReaderSize(&io.LimitedReader{R: r, N: MaxFileSize + 1}, 64<<10)
+	br := bufio.NewReaderSize(&io.LimitedReader{R: r, N: fileSizeLimit + 1}, 64<<10)
 	p := newRuleParser(res)
 	var (
 		rule      strings.Builder
@@ -132,8 +135,8 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 			break
 		}
 		read += int64(len(line))
-		if read > MaxFileSize {
-			return nil, &Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+		if read > fileSizeLimit {
+			return nil, &Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("file is larger than %d bytes", fileSizeLimit)}
 		}
 		lineNo++
 		line = strings.TrimRight(line, "\r\n")
@@ -245,8 +248,8 @@ func loadFile(name string, res *resolver, set *Set, seen map[sidKey]place) error
 	if fi.IsDir() {
 		return &Error{File: name, Msg: "is a directory"}
 	}
-	if fi.Size() > MaxFileSize {
-		return &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+	if fi.Size() > fileSizeLimit {
+		return &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", fileSizeLimit)}
 	}
 	_, err = parse(f, name, res, set, seen)
 	return err

@@ -648,6 +648,31 @@ func TestParseLines(t *testing.T) {
 	}
 }
 
+func TestFileSizeLimit(t *testing.T) {
+	defer func(old int64) { fileSizeLimit = old }(fileSizeLimit)
+	fileSizeLimit = 100
+	text := strings.Repeat("# comment line\n", 10) // 150 bytes
+	_, err := Parse(strings.NewReader(text), "big", nil)
+	if err == nil || !strings.Contains(err.Error(), "big:7: file is larger than 100 bytes") {
+		t.Errorf("Parse of a big stream: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "big.rules")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, load := range []func() error{
+		func() error { _, err := ParseFile(path, nil); return err },
+		func() error { _, err := LoadGlobs([]string{path}, nil); return err },
+	} {
+		if err := load(); err == nil || !strings.Contains(err.Error(), "file is larger than 100 bytes") {
+			t.Errorf("loading a big file: %v", err)
+		}
+	}
+	if _, err := Parse(strings.NewReader(text[:90]), "small", nil); err != nil {
+		t.Errorf("Parse of a small stream: %v", err)
+	}
+}
+
 func TestSkipAndErrorStrings(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{Skip{File: "a.rules", Line: 3, SID: 9, Keyword: "byte_test"}.String(), `a.rules:3: sid 9: skipped: unsupported keyword "byte_test"`},
