@@ -196,8 +196,8 @@ func (p *ruleParser) flow(o option) error {
 	return nil
 }
 
-// tcpFlagBits maps flags letters to TCP flag bits; 1 and 2 are the old names of
-// CWR and ECE.
+// tcpFlagBit maps a flags letter to its TCP flag bit (0 for none); 1 and 2 are
+// the old names of CWR and ECE.
 func tcpFlagBit(c byte) uint8 {
 	switch c {
 	case 'F', 'f':
@@ -233,7 +233,12 @@ func (p *ruleParser) flags(o option) error {
 				return fmt.Errorf("%q: more than one modifier", o.value)
 			}
 			modSeen = true
-			f.Mode = map[byte]FlagsMode{'+': FlagsAll, '*': FlagsAny, '!': FlagsNot}[c]
+			f.Mode = FlagsNot
+			if c == '+' {
+				f.Mode = FlagsAll
+			} else if c == '*' {
+				f.Mode = FlagsAny
+			}
 		case '0':
 			if len(strings.Trim(spec, "+*!")) != 1 {
 				return fmt.Errorf("%q: 0 (no flags) with other flags", o.value)
