@@ -20,6 +20,12 @@ type keyword struct {
 
 // keywords are the options weir supports; a rule with any other option is
 // skipped. Keywords lists them for check-config.
+//
+// dns.query and tls.sni (and the legacy dns_query and tls_sni, which here work
+// the same way) set the buffer of the content and pcre options after them, until
+// pkt_data or another buffer. dns.query is allowed in dns, udp, tcp and ip rules,
+// tls.sni in tls, tcp and ip rules; Proto stays as written. rawbytes is accepted
+// and ignored, as Suricata does.
 var keywords = map[string]keyword{}
 
 func init() {
