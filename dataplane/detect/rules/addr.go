@@ -281,6 +281,13 @@ func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
 	case strings.EqualFold(s, "any"):
 		return group[netip.Prefix]{all: true}, nil
 	}
+	if lo, hi, ok := strings.Cut(s, "-"); ok {
+		ps, err := parseAddrRange(strings.TrimSpace(lo), strings.TrimSpace(hi))
+		if err != nil {
+			return zero, err
+		}
+		return group[netip.Prefix]{inc: ps}, nil
+	}
 	p, err := parsePrefix(s)
 	if err != nil {
 		return zero, err
@@ -288,11 +295,58 @@ func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
 	return group[netip.Prefix]{inc: []netip.Prefix{p}}, nil
 }
 
+// parseAddrRange turns the inclusive range lo-hi into the fewest prefixes that
+// cover exactly it (at most 2*bits-2 of them).
+func parseAddrRange(loText, hiText string) ([]netip.Prefix, error) {
+	lo, err1 := netip.ParseAddr(loText)
+	hi, err2 := netip.ParseAddr(hiText)
+	if err1 != nil || err2 != nil || lo.Zone() != "" || hi.Zone() != "" {
+		return nil, fmt.Errorf("invalid address range %s-%s", loText, hiText)
+	}
+	lo, hi = lo.Unmap(), hi.Unmap()
+	if lo.BitLen() != hi.BitLen() || hi.Less(lo) {
+		return nil, fmt.Errorf("invalid address range %s-%s", loText, hiText)
+	}
+	var out []netip.Prefix
+	for {
+		// The largest prefix that starts at lo and ends at or before hi.
+		bits := lo.BitLen()
+		for bits > 0 {
+			p := netip.PrefixFrom(lo, bits-1)
+			if p.Masked().Addr() != lo || hi.Less(lastAddr(p)) {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(lo, bits)
+		out = append(out, p)
+		end := lastAddr(p)
+		if end == hi {
+			return out, nil
+		}
+		lo = end.Next()
+	}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As16()
+	off := 0
+	if p.Addr().Is4() {
+		off = 96
+	}
+	for i := off + p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
 // parsePrefix parses an address, CIDR or address/netmask.
 func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "-") && !strings.Contains(s, ":") {
-		return netip.Prefix{}, fmt.Errorf("address %q: address ranges (a-b) are not supported", s)
-	}
 	addrText, bitsText, hasBits := strings.Cut(s, "/")
 	a, err := netip.ParseAddr(addrText)
 	if err != nil || a.Zone() != "" {

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -269,7 +270,9 @@ func TestParseRuleErrors(t *testing.T) {
 		{`alert tcp [1.1.1.1 any -> any any (sid:1;)`, "unbalanced ["},
 		{`alert tcp [$EXTERNAL_NET,10.1.1.1] any -> any any (sid:1;)`, "overlapping entry"},
 		{`alert tcp any [$SHELLCODE_PORTS,80] -> any any (sid:1;)`, "overlapping entry"},
-		{`alert tcp 1.1.1.1-1.1.1.5 any -> any any (sid:1;)`, "ranges"},
+		{`alert tcp 1.1.1.5-1.1.1.1 any -> any any (sid:1;)`, "invalid address range"},
+		{`alert tcp 1.1.1.1-::1 any -> any any (sid:1;)`, "invalid address range"},
+		{`alert tcp 1.1.1.1-x any -> any any (sid:1;)`, "invalid address range"},
 		{hdr(`msg:"x";`), "no sid"},
 		{hdr(`sid:0;`), "sid 0"},
 		{hdr(`sid:x;`), "not a number"},
@@ -465,6 +468,14 @@ func TestAddrSemantics(t *testing.T) {
 		{"$UNMASKED", "10.200.0.1", true},
 		{"[any,!1.1.1.1]", "1.1.1.1", false},
 		{"[any,!1.1.1.1]", "1.1.1.2", true},
+		{"1.1.1.1-1.1.1.5", "1.1.1.0", false},
+		{"1.1.1.1-1.1.1.5", "1.1.1.1", true},
+		{"1.1.1.1-1.1.1.5", "1.1.1.5", true},
+		{"1.1.1.1-1.1.1.5", "1.1.1.6", false},
+		{"[10.0.0.0-10.255.255.255]", "10.9.8.7", true},
+		{"0.0.0.0-255.255.255.255", "200.1.1.1", true},
+		{"2001:db8::ff-2001:db8::1:0", "2001:db8::1:0", true},
+		{"2001:db8::ff-2001:db8::1:0", "2001:db8::fe", false},
 		{"[$EXTERNAL_NET,1.1.1.1]", "1.1.1.1", true},
 		{"[$EXTERNAL_NET,1.1.1.1]", "10.0.0.1", false},
 	}
@@ -476,6 +487,34 @@ func TestAddrSemantics(t *testing.T) {
 		}
 		if got := s.Contains(netip.MustParseAddr(tt.addr)); got != tt.want {
 			t.Errorf("%s contains %s = %v, want %v (set %+v)", tt.expr, tt.addr, got, tt.want, s)
+		}
+	}
+}
+
+func TestAddrRangePrefixes(t *testing.T) {
+	tests := []struct {
+		lo, hi string
+		want   string
+	}{
+		{"1.1.1.1", "1.1.1.5", "[1.1.1.1/32 1.1.1.2/31 1.1.1.4/31]"},
+		{"10.0.0.0", "10.255.255.255", "[10.0.0.0/8]"},
+		{"0.0.0.0", "255.255.255.255", "[0.0.0.0/0]"},
+		{"1.2.3.4", "1.2.3.4", "[1.2.3.4/32]"},
+		{"::", "::3", "[::/126]"},
+		{"::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", "254"},
+	}
+	for _, tt := range tests {
+		ps, err := parseAddrRange(tt.lo, tt.hi)
+		if err != nil {
+			t.Errorf("%s-%s: %v", tt.lo, tt.hi, err)
+			continue
+		}
+		got := fmt.Sprint(ps)
+		if !strings.HasPrefix(tt.want, "[") {
+			got = fmt.Sprint(len(ps))
+		}
+		if got != tt.want {
+			t.Errorf("%s-%s = %s, want %s", tt.lo, tt.hi, got, tt.want)
 		}
 	}
 }
