@@ -1,0 +1,529 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxGroupDepth bounds nesting of lists and variables, so hostile input cannot
+// exhaust the stack.
+const maxGroupDepth = 32
+
+// Contains reports whether a is in the set. It does not allocate.
+func (s *AddrSet) Contains(a netip.Addr) bool {
+	if s.Any {
+		return true
+	}
+	a = a.Unmap()
+	if len(s.Include) > 0 {
+		in := false
+		for _, p := range s.Include {
+			if p.Contains(a) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, p := range s.Exclude {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// Contains reports whether p is in the set. It does not allocate.
+func (s *PortSet) Contains(p uint16) bool {
+	if s.Any {
+		return true
+	}
+	if len(s.Include) > 0 {
+		in := false
+		for _, r := range s.Include {
+			if r.Lo <= p && p <= r.Hi {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, r := range s.Exclude {
+		if r.Lo <= p && p <= r.Hi {
+			return false
+		}
+	}
+	return true
+}
+
+// group is a set under construction: everything (all) or the union of inc, minus
+// the union of exc. It is the algebra of Suricata's address and port groups,
+// restricted to what AddrSet and PortSet can hold.
+type group[T any] struct {
+	all      bool
+	inc, exc []T
+}
+
+func (g group[T]) negate() (group[T], error) {
+	switch {
+	case len(g.exc) == 0 && g.all:
+		return g, errors.New("negation of any matches nothing")
+	case len(g.exc) == 0:
+		return group[T]{all: true, exc: g.inc}, nil
+	case g.all:
+		return group[T]{inc: g.exc}, nil
+	}
+	return g, errors.New("cannot negate a group that both includes and excludes")
+}
+
+// combine is a list's value: the union of the positive entries (everything when
+// there are none) minus the union of the negated ones. A union of groups with
+// exclusions, (I1-E1) | (I2-E2), is (I1|I2) - (E1|E2) only when no Ek overlaps
+// another entry's Ij; other unions are refused rather than approximated.
+func combine[T any](pos, neg []group[T], overlaps func(a, b T) bool) (group[T], error) {
+	var g group[T]
+	switch {
+	case len(pos) == 0:
+		g.all = true
+	case len(pos) == 1:
+		g = group[T]{all: pos[0].all, inc: slices.Clip(pos[0].inc), exc: slices.Clip(pos[0].exc)}
+	default:
+		for k, p := range pos {
+			for j, q := range pos {
+				if j == k || len(p.exc) == 0 {
+					continue
+				}
+				if q.all || slices.ContainsFunc(p.exc, func(e T) bool {
+					return slices.ContainsFunc(q.inc, func(i T) bool { return overlaps(e, i) })
+				}) {
+					return g, errors.New("cannot combine a negated group with an overlapping entry in a list")
+				}
+			}
+			g.all = g.all || p.all
+			g.inc = append(g.inc, p.inc...)
+			g.exc = append(g.exc, p.exc...)
+		}
+		if g.all {
+			g.inc = nil
+		}
+	}
+	for _, n := range neg {
+		switch {
+		case len(n.exc) == 0 && n.all:
+			return g, errors.New("list excludes everything")
+		case len(n.exc) == 0:
+			g.exc = append(g.exc, n.inc...)
+		case n.all && g.all && len(g.exc) == 0:
+			// everything minus (everything minus E) is E.
+			g = group[T]{inc: n.exc}
+		default:
+			return g, errors.New("cannot exclude a group that both includes and excludes")
+		}
+	}
+	return g, nil
+}
+
+// splitList splits the inside of [...] at top-level commas.
+func splitList(s string) ([]string, error) {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth < 0 {
+				return nil, fmt.Errorf("unbalanced ] in %q", s)
+			}
+		case ',':
+			if depth == 0 {
+				parts = append(parts, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("unbalanced [ in %q", s)
+	}
+	return append(parts, s[start:]), nil
+}
+
+// resolver parses address and port expressions, resolving variables (each once)
+// and detecting cycles.
+type resolver struct {
+	vars  *Vars
+	addrs map[string]group[netip.Prefix]
+	ports map[string]group[PortRange]
+	stack []string // variables being resolved, for cycle errors
+}
+
+func newResolver(v *Vars) *resolver {
+	if v == nil {
+		v = DefaultVars()
+	}
+	return &resolver{vars: v, addrs: map[string]group[netip.Prefix]{}, ports: map[string]group[PortRange]{}}
+}
+
+func (r *resolver) enter(name string) error {
+	if i := slices.Index(r.stack, name); i >= 0 {
+		return fmt.Errorf("variable cycle: $%s -> $%s", strings.Join(r.stack[i:], " -> $"), name)
+	}
+	if len(r.stack) >= maxGroupDepth {
+		return errors.New("variables nested too deeply")
+	}
+	r.stack = append(r.stack, name)
+	return nil
+}
+
+func (r *resolver) addrVar(name string) (group[netip.Prefix], error) {
+	if g, ok := r.addrs[name]; ok {
+		return g, nil
+	}
+	val, ok := r.vars.Addr[name]
+	if !ok {
+		if _, isPort := r.vars.Port[name]; isPort {
+			return group[netip.Prefix]{}, fmt.Errorf("$%s is a port variable, used as an address", name)
+		}
+		return group[netip.Prefix]{}, fmt.Errorf("undefined variable $%s", name)
+	}
+	if err := r.enter(name); err != nil {
+		return group[netip.Prefix]{}, err
+	}
+	g, err := r.addr(val, len(r.stack))
+	r.stack = r.stack[:len(r.stack)-1]
+	if err != nil {
+		return g, err
+	}
+	r.addrs[name] = g
+	return g, nil
+}
+
+func (r *resolver) portVar(name string) (group[PortRange], error) {
+	if g, ok := r.ports[name]; ok {
+		return g, nil
+	}
+	val, ok := r.vars.Port[name]
+	if !ok {
+		if _, isAddr := r.vars.Addr[name]; isAddr {
+			return group[PortRange]{}, fmt.Errorf("$%s is an address variable, used as a port", name)
+		}
+		return group[PortRange]{}, fmt.Errorf("undefined variable $%s", name)
+	}
+	if err := r.enter(name); err != nil {
+		return group[PortRange]{}, err
+	}
+	g, err := r.port(val, len(r.stack))
+	r.stack = r.stack[:len(r.stack)-1]
+	if err != nil {
+		return g, err
+	}
+	r.ports[name] = g
+	return g, nil
+}
+
+// addr parses one address expression.
+func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
+	var zero group[netip.Prefix]
+	s = strings.TrimSpace(s)
+	if depth > maxGroupDepth {
+		return zero, errors.New("address groups nested too deeply")
+	}
+	switch {
+	case s == "":
+		return zero, errors.New("empty address")
+	case s[0] == '!':
+		g, err := r.addr(s[1:], depth+1)
+		if err != nil {
+			return g, err
+		}
+		return g.negate()
+	case s[0] == '[':
+		if s[len(s)-1] != ']' {
+			return zero, fmt.Errorf("address list %q does not end in ]", s)
+		}
+		parts, err := splitList(s[1 : len(s)-1])
+		if err != nil {
+			return zero, err
+		}
+		var pos, neg []group[netip.Prefix]
+		for _, p := range parts {
+			p = strings.TrimSpace(p)
+			negated := strings.HasPrefix(p, "!")
+			if negated {
+				p = p[1:]
+			}
+			g, err := r.addr(p, depth+1)
+			if err != nil {
+				return g, err
+			}
+			if negated {
+				neg = append(neg, g)
+			} else {
+				pos = append(pos, g)
+			}
+		}
+		g, err := combine(pos, neg, prefixesOverlap)
+		if err != nil {
+			return g, fmt.Errorf("address %s: %w", s, err)
+		}
+		return g, nil
+	case s[0] == '$':
+		return r.addrVar(s[1:])
+	case strings.EqualFold(s, "any"):
+		return group[netip.Prefix]{all: true}, nil
+	}
+	if lo, hi, ok := strings.Cut(s, "-"); ok {
+		ps, err := parseAddrRange(strings.TrimSpace(lo), strings.TrimSpace(hi))
+		if err != nil {
+			return zero, err
+		}
+		return group[netip.Prefix]{inc: ps}, nil
+	}
+	p, err := parsePrefix(s)
+	if err != nil {
+		return zero, err
+	}
+	return group[netip.Prefix]{inc: []netip.Prefix{p}}, nil
+}
+
+// parseAddrRange turns the inclusive range lo-hi into the fewest prefixes that
+// cover exactly it (at most 2*bits-2 of them).
+func parseAddrRange(loText, hiText string) ([]netip.Prefix, error) {
+	lo, err1 := netip.ParseAddr(loText)
+	hi, err2 := netip.ParseAddr(hiText)
+	if err1 != nil || err2 != nil || lo.Zone() != "" || hi.Zone() != "" {
+		return nil, fmt.Errorf("invalid address range %s-%s", loText, hiText)
+	}
+	lo, hi = lo.Unmap(), hi.Unmap()
+	if lo.BitLen() != hi.BitLen() || hi.Less(lo) {
+		return nil, fmt.Errorf("invalid address range %s-%s", loText, hiText)
+	}
+	var out []netip.Prefix
+	for {
+		// The largest prefix that starts at lo and ends at or before hi.
+		bits := lo.BitLen()
+		for bits > 0 {
+			p := netip.PrefixFrom(lo, bits-1)
+			if p.Masked().Addr() != lo || hi.Less(lastAddr(p)) {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(lo, bits)
+		out = append(out, p)
+		end := lastAddr(p)
+		if end == hi {
+			return out, nil
+		}
+		lo = end.Next()
+	}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As16()
+	off := 0
+	if p.Addr().Is4() {
+		off = 96
+	}
+	for i := off + p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// parsePrefix parses an address, CIDR or address/netmask.
+func parsePrefix(s string) (netip.Prefix, error) {
+	addrText, bitsText, hasBits := strings.Cut(s, "/")
+	a, err := netip.ParseAddr(addrText)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("invalid address %q", s)
+	}
+	a = a.Unmap()
+	if !hasBits {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	bits, err := strconv.Atoi(bitsText)
+	if err != nil {
+		// A dotted netmask, 10.0.0.0/255.0.0.0.
+		m, merr := netip.ParseAddr(bitsText)
+		if merr != nil || !a.Is4() || !m.Is4() {
+			return netip.Prefix{}, fmt.Errorf("invalid prefix length in %q", s)
+		}
+		b := m.As4()
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		ones := 0
+		for v&0x80000000 != 0 {
+			v <<= 1
+			ones++
+		}
+		if v != 0 {
+			return netip.Prefix{}, fmt.Errorf("netmask in %q is not contiguous", s)
+		}
+		bits = ones
+	}
+	if bits < 0 || bits > a.BitLen() || len(bitsText) > 3 && err == nil {
+		return netip.Prefix{}, fmt.Errorf("invalid prefix length in %q", s)
+	}
+	return netip.PrefixFrom(a, bits).Masked(), nil
+}
+
+// port parses one port expression.
+func (r *resolver) port(s string, depth int) (group[PortRange], error) {
+	var zero group[PortRange]
+	s = strings.TrimSpace(s)
+	if depth > maxGroupDepth {
+		return zero, errors.New("port groups nested too deeply")
+	}
+	switch {
+	case s == "":
+		return zero, errors.New("empty port")
+	case s[0] == '!':
+		g, err := r.port(s[1:], depth+1)
+		if err != nil {
+			return g, err
+		}
+		return g.negate()
+	case s[0] == '[':
+		if s[len(s)-1] != ']' {
+			return zero, fmt.Errorf("port list %q does not end in ]", s)
+		}
+		parts, err := splitList(s[1 : len(s)-1])
+		if err != nil {
+			return zero, err
+		}
+		var pos, neg []group[PortRange]
+		for _, p := range parts {
+			p = strings.TrimSpace(p)
+			negated := strings.HasPrefix(p, "!")
+			if negated {
+				p = p[1:]
+			}
+			g, err := r.port(p, depth+1)
+			if err != nil {
+				return g, err
+			}
+			if negated {
+				neg = append(neg, g)
+			} else {
+				pos = append(pos, g)
+			}
+		}
+		g, err := combine(pos, neg, func(a, b PortRange) bool { return a.Lo <= b.Hi && b.Lo <= a.Hi })
+		if err != nil {
+			return g, fmt.Errorf("ports %s: %w", s, err)
+		}
+		return g, nil
+	case s[0] == '$':
+		return r.portVar(s[1:])
+	case strings.EqualFold(s, "any"):
+		return group[PortRange]{all: true}, nil
+	}
+	pr, err := parsePortRange(s)
+	if err != nil {
+		return zero, err
+	}
+	return group[PortRange]{inc: []PortRange{pr}}, nil
+}
+
+// parsePortRange parses N, a:b, a: or :b.
+func parsePortRange(s string) (PortRange, error) {
+	loText, hiText, isRange := strings.Cut(s, ":")
+	num := func(t string, dflt uint16) (uint16, error) {
+		t = strings.TrimSpace(t)
+		if t == "" && isRange {
+			return dflt, nil
+		}
+		n, err := strconv.ParseUint(t, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("invalid port %q", s)
+		}
+		return uint16(n), nil
+	}
+	lo, err := num(loText, 0)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if !isRange {
+		return PortRange{lo, lo}, nil
+	}
+	if strings.TrimSpace(loText) == "" && strings.TrimSpace(hiText) == "" {
+		return PortRange{}, fmt.Errorf("invalid port range %q", s)
+	}
+	hi, err := num(hiText, 65535)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if lo > hi {
+		return PortRange{}, fmt.Errorf("port range %q: %d is above %d", s, lo, hi)
+	}
+	return PortRange{lo, hi}, nil
+}
+
+func prefixesOverlap(a, b netip.Prefix) bool { return a.Overlaps(b) }
+
+func prefixCovers(outer, inner netip.Prefix) bool {
+	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
+}
+
+// addrSet turns a group into an AddrSet, rejecting a group that matches nothing.
+func (r *resolver) addrSet(s string) (AddrSet, error) {
+	g, err := r.addr(s, 0)
+	if err != nil {
+		return AddrSet{}, err
+	}
+	if g.all && len(g.exc) == 0 {
+		return AddrSet{Any: true}, nil
+	}
+	if !g.all && allCovered(g.inc, g.exc, prefixCovers) {
+		return AddrSet{}, fmt.Errorf("address %s matches nothing", s)
+	}
+	if g.all && slices.ContainsFunc(g.exc, func(p netip.Prefix) bool { return p.Bits() == 0 && p.Addr().Is6() }) &&
+		slices.ContainsFunc(g.exc, func(p netip.Prefix) bool { return p.Bits() == 0 && p.Addr().Is4() }) {
+		return AddrSet{}, fmt.Errorf("address %s matches nothing", s)
+	}
+	return AddrSet{Include: slices.Clone(g.inc), Exclude: slices.Clone(g.exc)}, nil
+}
+
+// portSet turns a group into a PortSet, rejecting a group that matches nothing.
+func (r *resolver) portSet(s string) (PortSet, error) {
+	g, err := r.port(s, 0)
+	if err != nil {
+		return PortSet{}, err
+	}
+	if g.all && len(g.exc) == 0 {
+		return PortSet{Any: true}, nil
+	}
+	inc := g.inc
+	if g.all {
+		inc = []PortRange{{0, 65535}}
+	}
+	if allCovered(inc, g.exc, func(o, i PortRange) bool { return o.Lo <= i.Lo && i.Hi <= o.Hi }) {
+		return PortSet{}, fmt.Errorf("ports %s match nothing", s)
+	}
+	return PortSet{Include: slices.Clone(g.inc), Exclude: slices.Clone(g.exc)}, nil
+}
+
+// allCovered reports whether every element of inc lies within one element of exc
+// (a cheap, conservative emptiness test).
+func allCovered[T any](inc, exc []T, covers func(outer, inner T) bool) bool {
+	for _, i := range inc {
+		if !slices.ContainsFunc(exc, func(e T) bool { return covers(e, i) }) {
+			return false
+		}
+	}
+	return len(inc) > 0
+}
