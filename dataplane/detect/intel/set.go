@@ -16,16 +16,19 @@ import (
 // reports, so a match is a binary search. Where prefixes of several lists overlap,
 // the range reports a blocking list before a non-blocking one, then the list given
 // first to NewSet. Domains are a hash set of names, looked up for the name and
-// each parent.
+// each parent, on a lowercase copy of the name on the stack.
 type Set struct {
 	lists []*List
 
 	v4lo, v4hi []uint32
 	v4list     []int32
+	// v4index[k] is the first range starting at or after k<<16, so a lookup
+	// searches only the ranges of its /16: a few cache lines, not twenty.
+	v4index    []uint32
 	v6lo, v6hi []u128
 	v6list     []int32
 
-	domains map[string]int32 // normalized name -> list index
+	domains *domainTable
 }
 
 // NewSet combines lists; nil lists are skipped.
@@ -73,10 +76,10 @@ func NewSet(lists ...*List) *Set {
 		}
 		return -1
 	})
-	s.domains = make(map[string]int32, nd)
+	s.domains = newDomainTable(nd)
 	for _, i := range order {
 		for _, d := range s.lists[i].domains {
-			s.domains[d] = i
+			s.domains.store(d, i)
 		}
 	}
 	r4 := s.flatten(v4)
@@ -85,6 +88,16 @@ func NewSet(lists ...*List) *Set {
 		s.v4lo = append(s.v4lo, uint32(sp.lo.lo))
 		s.v4hi = append(s.v4hi, uint32(sp.hi.lo))
 		s.v4list = append(s.v4list, sp.list)
+	}
+	if len(r4) > 0 {
+		s.v4index = make([]uint32, 1<<16+1)
+		i := 0
+		for k := range s.v4index {
+			for i < len(s.v4lo) && uint64(s.v4lo[i]) < uint64(k)<<16 {
+				i++
+			}
+			s.v4index[k] = uint32(i)
+		}
 	}
 	r6 := s.flatten(v6)
 	s.v6lo, s.v6hi, s.v6list = make([]u128, 0, len(r6)), make([]u128, 0, len(r6)), make([]int32, 0, len(r6))
@@ -102,7 +115,7 @@ func (s *Set) Lists() []*List { return s.lists }
 // Sizes reports how many address ranges (after merging) and domain names the
 // set holds.
 func (s *Set) Sizes() (v4Ranges, v6Ranges, domains int) {
-	return len(s.v4lo), len(s.v6lo), len(s.domains)
+	return len(s.v4lo), len(s.v6lo), s.domains.len()
 }
 
 // better reports whether list i wins over list j where both match.
@@ -123,8 +136,11 @@ func (s *Set) MatchIP(a netip.Addr) (*List, bool) {
 	if a.Is4() {
 		b := a.As4()
 		x := binary.BigEndian.Uint32(b[:])
+		if len(s.v4lo) == 0 {
+			return nil, false
+		}
 		// The last range starting at or before x.
-		lo, hi := 0, len(s.v4lo)
+		lo, hi := int(s.v4index[x>>16]), int(s.v4index[x>>16+1])
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
 			if s.v4lo[m] <= x {
@@ -162,7 +178,7 @@ func (s *Set) MatchIP(a netip.Addr) (*List, bool) {
 // match, a blocking list wins, then the list given first to NewSet.
 func (s *Set) MatchDomain(name []byte) (*List, bool) {
 	name = bytes.TrimSuffix(name, []byte{'.'})
-	if len(name) == 0 || len(name) > maxDomain || len(s.domains) == 0 {
+	if len(name) == 0 || len(name) > maxDomain || s.domains.len() == 0 {
 		return nil, false
 	}
 	var buf [maxDomain]byte
@@ -175,8 +191,7 @@ func (s *Set) MatchDomain(name []byte) (*List, bool) {
 	}
 	best := int32(-1)
 	for {
-		// The string conversion in a map index does not allocate.
-		if i, ok := s.domains[string(b)]; ok && (best < 0 || s.better(i, best)) {
+		if i := s.domains.find(b); i >= 0 && (best < 0 || s.better(i, best)) {
 			best = i
 		}
 		dot := bytes.IndexByte(b, '.')
