@@ -122,6 +122,8 @@ func TestDNSQueryMalformed(t *testing.T) {
 		{"half pointer", q(0xC0), 255, ReasonDNSTruncated},
 		{"pointer to self", q(0xC0, 12, 0, 1, 0, 1), 255, ReasonDNSBadPointer},
 		{"pointer forward", q(0xC0, 14, 0, 0, 1, 0, 1), 255, ReasonDNSBadPointer},
+		// Backwards but looping: "a" at 12, then a pointer back to 12.
+		{"pointer loop", q(1, 'a', 0xC0, 12, 0, 1, 0, 1), 255, ReasonDNSPointerLoop},
 		{"pointer past end", q(0xFF, 0xFF, 0, 1, 0, 1), 255, ReasonDNSBadPointer},
 		// A pointer into the header: byte 0 is 0x12, a label of 18 that runs off.
 		{"pointer into header", q(0xC0, 0, 0, 1, 0, 1), 255, ReasonDNSTruncated},
