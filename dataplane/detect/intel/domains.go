@@ -64,4 +64,9 @@ func (t *domainTable) find(name []byte) int32 {
 	}
 }
 
-func (t *domainTable) len() int { return len(t.names) }
+func (t *domainTable) len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.names)
+}

@@ -168,8 +168,16 @@ func TestMatchIP(t *testing.T) {
 	if _, ok := s.MatchIP(netip.Addr{}); ok {
 		t.Error("the zero Addr matched")
 	}
-	if _, ok := NewSet().MatchIP(netip.MustParseAddr("10.0.0.1")); ok {
-		t.Error("an empty set matched")
+	for _, empty := range []*Set{NewSet(), {}} {
+		if _, ok := empty.MatchIP(netip.MustParseAddr("10.0.0.1")); ok {
+			t.Error("an empty set matched an IPv4 address")
+		}
+		if _, ok := empty.MatchIP(netip.MustParseAddr("2001:db8::1")); ok {
+			t.Error("an empty set matched an IPv6 address")
+		}
+		if _, ok := empty.MatchDomain([]byte("evil.com")); ok {
+			t.Error("an empty set matched a name")
+		}
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"slices"
 )
 
-// Set matches addresses and domain names against many lists. It is built once
+// Set matches addresses and domain names against many lists; the zero Set matches
+// nothing. It is built once
 // and then only read, so any number of goroutines may match concurrently; to
 // reload lists, build a new Set and swap it in.
 //
@@ -62,7 +63,7 @@ func NewSet(lists ...*List) *Set {
 		}
 	}
 	// Worst list first, so that a plain store leaves each name with its best
-	// list: one map operation per entry.
+	// list: one table operation per entry.
 	order := make([]int32, len(s.lists))
 	for i := range order {
 		order[i] = int32(i)
