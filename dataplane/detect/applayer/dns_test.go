@@ -238,6 +238,14 @@ func FuzzDNSQuery(f *testing.F) {
 	f.Add(append(dnsHeader(1), 0xC0, 12, 0, 1, 0, 1))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var out [255]byte
+		// The same bytes as a TCP stream: its own framing, the same guarantees.
+		if name, _, err := DNSQueryTCP(msg, out[:]); err != nil {
+			if _, ok := err.(Reason); !ok && err != ErrIncomplete {
+				t.Fatalf("DNSQueryTCP error %v is neither a Reason nor ErrIncomplete", err)
+			}
+		} else if len(name) > 253 {
+			t.Fatalf("DNSQueryTCP name of %d bytes", len(name))
+		}
 		name, _, err := DNSQuery(msg, out[:])
 		if err != nil {
 			if _, ok := err.(Reason); !ok {
