@@ -1,6 +1,6 @@
 package intel
 
-import "hash/maphash"
+import "math/rand/v2"
 
 // domainTable is a hash set of normalized domain names, each naming its list. It
 // is open addressing over one array of 8-byte slots, each a 32-bit tag of the
@@ -8,8 +8,11 @@ import "hash/maphash"
 // match tries every parent of a name) costs one probe sequence in that array,
 // usually one cache line, and no string compare. Go's map needed several cache
 // misses per lookup at a million names.
+//
+// Names are hashed from their last byte to their first, so that one pass over a
+// name yields the hash of every parent domain on the way (see Set.MatchDomain).
 type domainTable struct {
-	seed  maphash.Seed
+	seed  uint64
 	slots []uint64 // 0: empty; else tag<<32 | (index+1)
 	mask  uint64
 	names []string
@@ -22,7 +25,8 @@ func newDomainTable(n int) *domainTable {
 		size *= 2
 	}
 	return &domainTable{
-		seed:  maphash.MakeSeed(),
+		// Random per table, so that which names collide cannot be known ahead.
+		seed:  rand.Uint64() | 1,
 		slots: make([]uint64, size),
 		mask:  uint64(size - 1),
 		names: make([]string, 0, n),
@@ -30,9 +34,33 @@ func newDomainTable(n int) *domainTable {
 	}
 }
 
+// FNV-1a's 64-bit prime; the hash is FNV-1a over the bytes in reverse, from a
+// random seed, finished with a mixer so that low bits (the slot) and high bits
+// (the tag) both depend on every byte.
+const hashPrime = 0x100000001b3
+
+func hashStep(h uint64, c byte) uint64 { return (h ^ uint64(c)) * hashPrime }
+
+func hashFinish(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func (t *domainTable) hashString(name string) uint64 {
+	h := t.seed
+	for i := len(name) - 1; i >= 0; i-- {
+		h = hashStep(h, name[i])
+	}
+	return hashFinish(h)
+}
+
 // store sets name's list, adding the name if it is new.
 func (t *domainTable) store(name string, list int32) {
-	h := maphash.String(t.seed, name)
+	h := t.hashString(name)
 	tag := h >> 32
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
@@ -49,9 +77,8 @@ func (t *domainTable) store(name string, list int32) {
 	}
 }
 
-// find returns name's list, or -1.
-func (t *domainTable) find(name []byte) int32 {
-	h := maphash.Bytes(t.seed, name)
+// find returns the list of name, whose finished hash is h, or -1.
+func (t *domainTable) find(name []byte, h uint64) int32 {
 	tag := h >> 32
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]

@@ -182,24 +182,26 @@ func (s *Set) MatchDomain(name []byte) (*List, bool) {
 	if len(name) == 0 || len(name) > maxDomain || s.domains.len() == 0 {
 		return nil, false
 	}
+	// One pass from the last byte to the first lowercases the name into buf
+	// and hashes it; at each label's start the hash covers that parent domain,
+	// which is then looked up.
 	var buf [maxDomain]byte
-	b := buf[:len(name)]
-	for i, c := range name {
+	t := s.domains
+	h := t.seed
+	best := int32(-1)
+	for i := len(name) - 1; i >= 0; i-- {
+		c := name[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		b[i] = c
-	}
-	best := int32(-1)
-	for {
-		if i := s.domains.find(b); i >= 0 && (best < 0 || s.better(i, best)) {
-			best = i
+		buf[i] = c
+		h = hashStep(h, c)
+		if i > 0 && name[i-1] != '.' {
+			continue
 		}
-		dot := bytes.IndexByte(b, '.')
-		if dot < 0 {
-			break
+		if j := t.find(buf[i:len(name)], hashFinish(h)); j >= 0 && (best < 0 || s.better(j, best)) {
+			best = j
 		}
-		b = b[dot+1:]
 	}
 	if best < 0 {
 		return nil, false
