@@ -47,9 +47,9 @@ const (
 	// the inner packet is incomplete; there is no reassembly here.
 	ReasonTunnelFragment
 	// ReasonGREHeader: the GRE header is truncated, its version is neither 0 nor 1,
-	// a version 0 header has routing, strict source route, recursion or reserved
-	// bits set (RFC 2784 says to discard it), or a version 1 (PPTP) header is not
-	// key + PPP or its payload length runs past the data.
+	// a version 0 header has the routing bit set (RFC 1701 source routes, which
+	// Linux refuses too), or a version 1 (PPTP) header is not key + PPP, has
+	// other bits set, or its payload length runs past the data.
 	ReasonGREHeader
 	// ReasonGREProtocol: GRE carries a protocol that is not opened (ERSPAN, MPLS,
 	// WCCP, ...): only IPv4, IPv6, transparent Ethernet bridging and PPP are.

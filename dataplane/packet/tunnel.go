@@ -137,7 +137,11 @@ func greInner(b []byte) ([]byte, TunnelKind, error) {
 	kind := TunnelGRE
 	switch g.Version() {
 	case 0:
-		if g[0]&(GRERouting|GREStrictRoute|greRecursion) != 0 || g[1]&^greVersion != 0 {
+		// Only routing (RFC 1701 source routes) is refused, as Linux refuses it.
+		// The strict-route, recursion and reserved bits are ignored, as Linux
+		// ignores them (and RFC 2784 says to ignore bits 6-12): a packet the
+		// endpoint decapsulates must not escape inspection by setting one.
+		if g[0]&GRERouting != 0 {
 			return nil, kind, ReasonGREHeader
 		}
 	case 1:
@@ -215,7 +219,6 @@ const (
 	GREKey         uint8 = 0x20 // K: key present
 	GRESequence    uint8 = 0x10 // S: sequence number present
 	GREStrictRoute uint8 = 0x08 // s: RFC 1701 strict source route
-	greRecursion   uint8 = 0x07 // RFC 1701 recursion control
 
 	GREAck     uint8 = 0x80 // A: acknowledgment number present (version 1)
 	greVersion uint8 = 0x07

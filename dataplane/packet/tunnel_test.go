@@ -262,10 +262,6 @@ func TestTunnelledErrors(t *testing.T) {
 		{"gre version 2", greIn4(t, cat([]byte{0, 2, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
 		{"gre version 7", greIn4(t, cat([]byte{0, 7, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
 		{"gre routing", greIn4(t, cat([]byte{0x40, 0, 8, 0, 0, 0, 0, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
-		{"gre strict source route", greIn4(t, cat([]byte{0x08, 0, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
-		{"gre recursion", greIn4(t, cat([]byte{0x01, 0, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
-		{"gre reserved flags", greIn4(t, cat([]byte{0, 0x08, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
-		{"gre v0 ack bit", greIn4(t, cat([]byte{0, 0x80, 8, 0}, inner4)...), TunnelGRE, ReasonGREHeader},
 		{"gre key truncated", greIn4(t, 0x20, 0, 8, 0, 1, 2), TunnelGRE, ReasonGREHeader},
 		{"gre checksum key seq truncated", greIn4(t, 0xb0, 0, 8, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5), TunnelGRE, ReasonGREHeader},
 		{"gre no payload", greIn4(t, 0, 0, 8, 0), TunnelGRE, ReasonEmpty},
@@ -311,6 +307,30 @@ func TestTunnelledErrors(t *testing.T) {
 	for r := ReasonTunnelFragment; r < NumReasons; r++ {
 		if !seen[r] {
 			t.Errorf("no test input produces %v", r)
+		}
+	}
+}
+
+// Version 0 bits that Linux ignores are ignored: the packet is opened.
+func TestTunnelledIgnoredGREBits(t *testing.T) {
+	inner4 := serialize(t, inner4Layers()...)
+	for _, c := range []struct {
+		name string
+		hdr  []byte
+	}{
+		{"strict source route", []byte{0x08, 0, 8, 0}},
+		{"recursion 7", []byte{0x07, 0, 8, 0}},
+		{"reserved flags", []byte{0, 0x78, 8, 0}},
+		{"ack bit in version 0", []byte{0, 0x80, 8, 0}},
+		{"all of them, with a key", []byte{0x2f, 0xf8, 8, 0, 1, 2, 3, 4}},
+	} {
+		var p Packet
+		if err := p.Decode(greIn4(t, append(c.hdr, inner4...)...)); err != nil {
+			t.Fatalf("%s: outer: %v", c.name, err)
+		}
+		inner, kind, err := p.Tunnelled()
+		if err != nil || kind != TunnelGRE || !bytes.Equal(inner, inner4) {
+			t.Errorf("%s: Tunnelled = %d bytes, %v, %v", c.name, len(inner), kind, err)
 		}
 	}
 }
