@@ -223,6 +223,8 @@ func (p *Packet) decodeTransport(b []byte) error {
 				p.Quote.decode(IPv6Version, m.Payload())
 			}
 		}
+	case ProtoIPIP, ProtoIPv6, ProtoGRE:
+		p.tunnel = b
 	}
 	return nil
 }

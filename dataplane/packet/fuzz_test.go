@@ -130,6 +130,53 @@ func FuzzDecodeEthernet(f *testing.F) {
 	})
 }
 
+// FuzzTunnelled opens tunnels in whatever Decode takes, layer by layer, as the
+// documented loop does.
+func FuzzTunnelled(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		orig := bytes.Clone(b)
+		var p Packet
+		if p.Decode(b) != nil {
+			return
+		}
+		for depth := 0; depth < MaxTunnelDepth; depth++ {
+			inner, kind, err := p.Tunnelled()
+			isTunnel := p.Proto == ProtoIPIP || p.Proto == ProtoIPv6 || p.Proto == ProtoGRE
+			if (kind != TunnelNone) != isTunnel {
+				t.Fatalf("protocol %d gives kind %v", p.Proto, kind)
+			}
+			if err != nil {
+				if r, ok := err.(Reason); !ok || r == 0 || r >= NumReasons || inner != nil {
+					t.Fatalf("error %v (%T) with %d bytes", err, err, len(inner))
+				}
+				break
+			}
+			if kind == TunnelNone {
+				if inner != nil {
+					t.Fatalf("no tunnel, %d bytes", len(inner))
+				}
+				break
+			}
+			// The inner packet is a window of the input, of an IP version.
+			off := cap(b) - cap(inner)
+			if len(inner) == 0 || off < 0 || off+len(inner) > len(b) || &b[off] != &inner[0] {
+				t.Fatalf("inner (%d bytes) is not within the input", len(inner))
+			}
+			if v := inner[0] >> 4; v != IPv4Version && v != IPv6Version {
+				t.Fatalf("inner version %d", v)
+			}
+			err = p.Decode(inner)
+			checkDecoded(t, len(inner), &p, err)
+			if err != nil {
+				break
+			}
+		}
+		if !bytes.Equal(b, orig) {
+			t.Fatal("Decode or Tunnelled changed the input")
+		}
+	})
+}
+
 // seedCorpus returns the seeds of each fuzz target by file name.
 func seedCorpus(tb testing.TB) map[string]map[string][]byte {
 	hop := v6(layers.IPProtocolIPv6HopByHop)
@@ -162,7 +209,18 @@ func seedCorpus(tb testing.TB) map[string]map[string][]byte {
 		outer[strings.ReplaceAll(c.name, " ", "_")] = c.frame
 	}
 
+	tunnels := map[string][]byte{}
+	for _, c := range tunnelCases(tb) {
+		tunnels[strings.NewReplacer(" ", "_", ",", "").Replace(c.name)] = c.b
+	}
+	keyed := gre(layers.EthernetTypeIPv4)
+	keyed.KeyPresent = true
+	tunnels["nested_6in6_gre_4in4"] = serialize(tb, layersOf(v6(layers.IPProtocolIPv6), v6(layers.IPProtocolGRE), keyed, v4(layers.IPProtocolIPv4), inner4Layers())...)
+	tunnels["bad_gre_erspan"] = greIn4(tb, 0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0)
+	tunnels["bad_pptp_length"] = greIn4(tb, 0x20, 0x01, 0x88, 0x0b, 0, 200, 0, 7, 0x21, 0x45)
+
 	return map[string]map[string][]byte{
+		"FuzzTunnelled":  tunnels,
 		"FuzzParseOuter": outer,
 		"FuzzDecode": {
 			"v4_tcp_syn_options":     tcp4,

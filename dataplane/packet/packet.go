@@ -57,6 +57,10 @@ type Packet struct {
 	// fragments after the first, other protocols, and bodiless messages. It is what
 	// detection matches content against.
 	Payload []byte
+
+	// tunnel is the IP payload of an IP-in-IP or GRE packet (protocols 4, 41, 47),
+	// kept for Tunnelled; nil for every other protocol.
+	tunnel []byte
 }
 
 // Quote is the addressing of the packet inside an ICMP error. Valid is false, and

@@ -10,7 +10,8 @@ const (
 	// ReasonEmpty: no bytes at all.
 	ReasonEmpty Reason = iota + 1
 	// ReasonVersion: the first nibble is neither 4 nor 6 (or, behind Ethernet,
-	// does not match the EtherType).
+	// does not match the EtherType; in a tunnel, does not match the protocol that
+	// announced the inner packet).
 	ReasonVersion
 	// ReasonIPv4Header: shorter than 20 bytes, IHL < 5, or the header runs past the data.
 	ReasonIPv4Header
@@ -34,10 +35,27 @@ const (
 	// echo request or reply shorter than 8.
 	ReasonICMPHeader
 	// ReasonNotIP: behind Ethernet, the EtherType (after at most two VLAN tags) is
-	// neither IPv4 nor IPv6.
+	// neither IPv4 nor IPv6; in a tunnel, the PPP protocol or the bridged
+	// Ethernet frame's EtherType is not IP.
 	ReasonNotIP
 	// ReasonEthernetHeader: the Ethernet header or a VLAN tag is truncated.
 	ReasonEthernetHeader
+
+	// The reasons below come from Tunnelled only, never from Decode.
+
+	// ReasonTunnelFragment: the tunnel packet is a fragment (first or later), so
+	// the inner packet is incomplete; there is no reassembly here.
+	ReasonTunnelFragment
+	// ReasonGREHeader: the GRE header is truncated, its version is neither 0 nor 1,
+	// a version 0 header has the routing bit set (RFC 1701 source routes, which
+	// Linux refuses too), or a version 1 (PPTP) header is not key + PPP, has
+	// other bits set, or its payload length runs past the data.
+	ReasonGREHeader
+	// ReasonGREProtocol: GRE carries a protocol that is not opened (ERSPAN, MPLS,
+	// WCCP, ...): only IPv4, IPv6, transparent Ethernet bridging and PPP are.
+	ReasonGREProtocol
+	// ReasonPPPHeader: the PPP header in GRE is truncated.
+	ReasonPPPHeader
 
 	// NumReasons is one more than the largest Reason, to size arrays of counters.
 	NumReasons
@@ -57,6 +75,10 @@ var reasonNames = [NumReasons]string{
 	ReasonICMPHeader:     "icmp_header",
 	ReasonNotIP:          "not_ip",
 	ReasonEthernetHeader: "ethernet_header",
+	ReasonTunnelFragment: "tunnel_fragment",
+	ReasonGREHeader:      "gre_header",
+	ReasonGREProtocol:    "gre_protocol",
+	ReasonPPPHeader:      "ppp_header",
 }
 
 // String returns the reason as a snake_case metric label, e.g. "tcp_header".

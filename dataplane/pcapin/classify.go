@@ -47,7 +47,17 @@ func Classify(s *dataplane.Slot, link layers.LinkType, data []byte) bool {
 		}
 		ip = data[20:]
 	case layers.LinkTypeNull, layers.LinkTypeLoop: // BSD loopback: a 4-byte address family
-		if len(data) < 4 {
+		if len(data) < 4 || !isLoopbackIP(data[:4]) {
+			return false
+		}
+		ip = data[4:]
+	case layers.LinkTypePPP, layers.LinkTypePPP_HDLC:
+		var ok bool
+		if ip, ok = pppIP(data, link == layers.LinkTypePPP_HDLC); !ok {
+			return false
+		}
+	case layers.LinkTypeC_HDLC: // Cisco HDLC: address, control, then an EtherType
+		if len(data) < 4 || !isIP(binary.BigEndian.Uint16(data[2:4])) {
 			return false
 		}
 		ip = data[4:]
@@ -66,10 +76,47 @@ func Classify(s *dataplane.Slot, link layers.LinkType, data []byte) bool {
 func ReadsLinkType(link layers.LinkType) bool {
 	switch link {
 	case layers.LinkTypeEthernet, layers.LinkTypeRaw, linkRawDLT12, linkRawIPv4, linkRawIPv6,
-		layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeNull, layers.LinkTypeLoop:
+		layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeNull, layers.LinkTypeLoop,
+		layers.LinkTypePPP, layers.LinkTypePPP_HDLC, layers.LinkTypeC_HDLC:
 		return true
 	}
 	return false
+}
+
+// BSD address families of IPv4 and IPv6 as loopback headers hold them. IPv6's
+// value differs between the BSDs: 24 on NetBSD and OpenBSD, 28 on FreeBSD, 30 on
+// Darwin.
+const (
+	afInet       = 2
+	afInet6BSD   = 24
+	afInet6Free  = 28
+	afInet6Apple = 30
+)
+
+// isLoopbackIP reports whether the 4-byte loopback header h names IPv4 or IPv6.
+// LINKTYPE_NULL holds the family in the capturing host's byte order and
+// LINKTYPE_LOOP in network order; as Wireshark does, both orders are tried, which
+// cannot confuse the small values that are families.
+func isLoopbackIP(h []byte) bool {
+	for _, af := range [2]uint32{binary.LittleEndian.Uint32(h), binary.BigEndian.Uint32(h)} {
+		switch af {
+		case afInet, afInet6BSD, afInet6Free, afInet6Apple:
+			return true
+		}
+	}
+	return false
+}
+
+// pppIP returns the IP packet of a LINKTYPE_PPP or LINKTYPE_PPP_HDLC frame: PPP
+// (optionally behind the 0xff 0x03 of HDLC-like framing, its protocol perhaps
+// compressed to one byte) carrying IPv4 (0x0021) or IPv6 (0x0057); or, if cisco
+// (LINKTYPE_PPP_HDLC), Cisco HDLC (address 0x0f or 0x8f, control, an EtherType).
+func pppIP(data []byte, cisco bool) ([]byte, bool) {
+	if cisco && len(data) >= 4 && (data[0] == 0x0f || data[0] == 0x8f) {
+		return data[4:], isIP(binary.BigEndian.Uint16(data[2:4]))
+	}
+	proto, ip, ok := packet.PPPPayload(data)
+	return ip, ok && (proto == packet.PPPProtoIPv4 || proto == packet.PPPProtoIPv6)
 }
 
 func isIP(etherType uint16) bool {
