@@ -316,3 +316,59 @@ func FuzzScan(f *testing.F) {
 		check(t, m, pats, buf, &hits) // a reused Hits gives the same answer
 	})
 }
+
+// TestACCandidate checks the Aho-Corasick candidate of the comparison benchmark
+// against the reference, so that its figures are for a correct matcher.
+func TestACCandidate(t *testing.T) {
+	for _, alphabet := range []string{"ab", "abcdAB\x00 "} {
+		r := rand.New(rand.NewSource(int64(len(alphabet))))
+		pats := randomPatterns(r, 300, alphabet)
+		a := buildAC(build(t, pats))
+		var hits Hits
+		for range 300 {
+			buf := make([]byte, r.Intn(64))
+			for j := range buf {
+				buf[j] = alphabet[r.Intn(len(alphabet))]
+			}
+			a.scan(buf, &hits)
+			got := slices.Clone(hits.IDs())
+			slices.Sort(got)
+			if want := naive(pats, buf); !slices.Equal(slices.Compact(got), want) {
+				t.Fatalf("buf %q: got %v, want %v", buf, got, want)
+			}
+		}
+	}
+}
+
+// TestFilterSelectivity guards how the Builder picks windows: on mixed traffic
+// with 10,000 rulegen patterns, few positions may pass the filters, and fewer
+// still reach a pattern filed under the very window there (each costs a
+// comparison). Picking the first window of each pattern gives about 0.12.
+func TestFilterSelectivity(t *testing.T) {
+	m := benchBuilder(t, 10000).Build()
+	traffic, total := benchTraffic()
+	passed, compared := 0, 0
+	for _, tb := range []*windowTable{&m.long, &m.short} {
+		for _, buf := range traffic {
+			for i := 0; i+tb.width <= len(buf); i++ {
+				g := window(buf[i:], tb.width)
+				h := (g * hashMul) >> tb.hashShift
+				if tb.filter[h>>6]&(1<<(h&63)) == 0 {
+					continue
+				}
+				passed++
+				for _, e := range tb.entries[tb.start[h>>tb.bucketShift]:tb.start[h>>tb.bucketShift+1]] {
+					if e.gram == g {
+						compared++
+					}
+				}
+			}
+		}
+	}
+	if r := float64(passed) / float64(total); r > 0.1 {
+		t.Errorf("%.3f of positions pass the filters, want at most 0.1", r)
+	}
+	if r := float64(compared) / float64(total); r > 0.05 {
+		t.Errorf("%.3f comparisons per byte, want at most 0.05", r)
+	}
+}

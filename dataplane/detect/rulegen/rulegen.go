@@ -100,21 +100,25 @@ func newContent(r *rand.Rand) content {
 	var c content
 	switch x := r.Intn(100); {
 	case x < 30:
-		c.kind, c.bytes = kindURI, []byte(uri(r))
+		// Fast patterns are chosen to be rare: most carry a token of their own,
+		// a few are bare paths common traffic may contain.
+		u := "/" + pick(r, words) + pick(r, exts)
+		if r.Intn(30) != 0 {
+			u = uri(r)
+			u = u[:len(u)-len(pick(r, exts))/2] + token(r, 3+r.Intn(6))
+		}
+		c.kind, c.bytes = kindURI, []byte(u)
 		if len(c.bytes) > 20 && r.Intn(2) == 0 { // a fragment, as rules often take
 			start := r.Intn(len(c.bytes) - 8)
 			c.bytes = c.bytes[start:min(len(c.bytes), start+6+r.Intn(10))]
 		}
 	case x < 45:
 		h := pick(r, headers)
-		switch r.Intn(3) {
-		case 0:
-			h += token(r, 3+r.Intn(10))
-		case 1:
+		if r.Intn(2) == 0 {
 			a := pick(r, agents)
-			h = a[:min(len(a), 8+r.Intn(20))]
+			h = a[:min(len(a), 4+r.Intn(12))] + " "
 		}
-		c.kind, c.bytes = kindHeader, []byte(h)
+		c.kind, c.bytes = kindHeader, []byte(h+token(r, 3+r.Intn(10)))
 	case x < 63:
 		c.kind, c.bytes = kindBinary, randBytes(r, 4+r.Intn(13))
 	case x < 75:
