@@ -91,17 +91,24 @@ type gramEntry struct {
 	off  uint32
 }
 
-// windowTable holds the patterns filed under windows of one width: filter has a
-// bit per hash value of a folded window, set when some pattern is filed under a
-// window with that hash; the patterns are in entries[start[b]:start[b+1]] for
-// bucket b = hash>>bucketShift.
+// windowTable holds the patterns filed under windows of one width. The filter is
+// a blocked Bloom filter: a window's hash x picks one 64-bit word (its top bits)
+// and two bits in it (from its middle bits), all set when some pattern is filed
+// under a window with that hash; two bits in one word cost a single memory access
+// and make false hits rare. The patterns are in entries[start[b]:start[b+1]] for
+// bucket b = x>>bucketShift.
 type windowTable struct {
 	width       int
-	hashShift   uint64 // 64 - hash bits
-	bucketShift uint64
+	wordShift   uint64   // 64 - log2(len(filter))
+	bucketShift uint64   // 64 - log2(buckets)
 	filter      []uint64 // empty when no pattern is filed here
 	start       []uint32
 	entries     []gramEntry
+}
+
+// probe is the filter word and the bits in it that window hash x tests.
+func probe(x, wordShift uint64) (word, bits uint64) {
+	return x >> wordShift, 1<<((x>>20)&63) | 1<<((x>>26)&63)
 }
 
 // Matcher finds which of its patterns occur in a buffer. It is immutable: any
@@ -227,13 +234,14 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 	if n == 0 {
 		return
 	}
-	// 64 to 128 filter bits per pattern keep false hits on random bytes near 1%;
-	// four bits share a bucket.
+	// 64 to 128 filter bits per pattern, two set by each: about 3% of the bits
+	// are set, and about 0.1% of random windows pass. A bucket per 16 filter
+	// bits keeps buckets short and the start table small.
 	hashBits := uint64(min(max(bits.Len(uint(n))+6, 10), 24))
-	t.hashShift = 64 - hashBits
-	t.bucketShift = 2
-	t.filter = make([]uint64, 1<<hashBits/64)
-	load := make([]uint32, 1<<(hashBits-t.bucketShift)+1)
+	t.wordShift = 64 - (hashBits - 6)
+	t.bucketShift = 64 - (hashBits - 4)
+	t.filter = make([]uint64, 1<<(hashBits-6))
+	load := make([]uint32, 1<<(hashBits-4)+1)
 	entries := make([]gramEntry, 0, n)
 	// Short patterns have the fewest windows to choose from: they are filed first
 	// and the long ones go round them.
@@ -253,15 +261,16 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 			for _, c := range text[off : off+width] {
 				f += frequency[lower[c]]
 			}
-			h := (window(text[off:], width) * hashMul) >> t.hashShift
-			if score := f + load[h>>t.bucketShift]<<3; score < bestScore {
+			x := window(text[off:], width) * hashMul
+			if score := f + load[x>>t.bucketShift]<<3; score < bestScore {
 				best, bestScore = off, score
 			}
 		}
 		g := window(text[best:], width)
-		h := (g * hashMul) >> t.hashShift
-		t.filter[h>>6] |= 1 << (h & 63)
-		load[h>>t.bucketShift]++
+		x := g * hashMul
+		word, bits := probe(x, t.wordShift)
+		t.filter[word] |= bits
+		load[x>>t.bucketShift]++
 		entries = append(entries, gramEntry{gram: g, pat: pi, off: uint32(best)})
 	}
 	// Counting sort of the entries into buckets.
@@ -274,7 +283,7 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 	t.entries = make([]gramEntry, len(entries))
 	next := slices.Clone(t.start)
 	for _, e := range entries {
-		bkt := ((e.gram * hashMul) >> t.hashShift) >> t.bucketShift
+		bkt := (e.gram * hashMul) >> t.bucketShift
 		t.entries[next[bkt]] = e
 		next[bkt]++
 	}
@@ -407,25 +416,27 @@ func (m *Matcher) Scan(buf []byte, hits *Hits) {
 // it tests what still fits.
 func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
 	long, short := &m.long, &m.short
-	longFilter, longShift := long.filter, long.hashShift
+	longFilter, longShift := long.filter, long.wordShift
 	if len(longFilter) == 0 {
-		longFilter, longShift = emptyFilter[:], 64-6
+		longFilter, longShift = emptyFilter[:], 63
 	}
-	shortFilter, shortShift := short.filter, short.hashShift
+	shortFilter, shortShift := short.filter, short.wordShift
 	if len(shortFilter) == 0 {
-		shortFilter, shortShift = emptyFilter[:], 64-6
+		shortFilter, shortShift = emptyFilter[:], 63
 	}
 	longMask, shortMask := uint64(len(longFilter)-1), uint64(len(shortFilter)-1)
 	pairs := m.pairFilter != nil
 	i := 0
 	for ; i+8 <= len(buf); i++ {
 		w := fold(binary.LittleEndian.Uint64(buf[i:]))
-		if h := (w * hashMul) >> longShift; longFilter[(h>>6)&longMask]&(1<<(h&63)) != 0 {
-			m.verifyWindow(long, buf, i, w, h, hits)
+		x := w * hashMul
+		if word, bits := probe(x, longShift); longFilter[word&longMask]&bits == bits {
+			m.verifyWindow(long, buf, i, w, x, hits)
 		}
 		g := w & 0xffffffff
-		if h := (g * hashMul) >> shortShift; shortFilter[(h>>6)&shortMask]&(1<<(h&63)) != 0 {
-			m.verifyWindow(short, buf, i, g, h, hits)
+		x = g * hashMul
+		if word, bits := probe(x, shortShift); shortFilter[word&shortMask]&bits == bits {
+			m.verifyWindow(short, buf, i, g, x, hits)
 		}
 		if pairs {
 			if k := uint32(w & 0xffff); m.pairFilter[k>>6]&(1<<(k&63)) != 0 {
@@ -435,8 +446,9 @@ func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
 	}
 	for ; i+4 <= len(buf); i++ {
 		g := window(buf[i:], 4)
-		if h := (g * hashMul) >> shortShift; shortFilter[(h>>6)&shortMask]&(1<<(h&63)) != 0 {
-			m.verifyWindow(short, buf, i, g, h, hits)
+		x := g * hashMul
+		if word, bits := probe(x, shortShift); shortFilter[word&shortMask]&bits == bits {
+			m.verifyWindow(short, buf, i, g, x, hits)
 		}
 		if pairs {
 			if k := uint32(g & 0xffff); m.pairFilter[k>>6]&(1<<(k&63)) != 0 {
@@ -454,13 +466,14 @@ func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
 	}
 }
 
-// emptyFilter stands in for a filter no pattern is filed in.
+// emptyFilter stands in for a filter no pattern is filed in: no window passes
+// it, as no probe has no bits.
 var emptyFilter [1]uint64
 
-// verifyWindow checks the patterns filed in t under window g, whose hash is h,
+// verifyWindow checks the patterns filed in t under window g, whose hash is x,
 // found at buf[i:].
-func (m *Matcher) verifyWindow(t *windowTable, buf []byte, i int, g, h uint64, hits *Hits) {
-	bkt := h >> t.bucketShift
+func (m *Matcher) verifyWindow(t *windowTable, buf []byte, i int, g, x uint64, hits *Hits) {
+	bkt := x >> t.bucketShift
 	for _, e := range t.entries[t.start[bkt]:t.start[bkt+1]] {
 		if e.gram == g && e.off <= uint32(i) {
 			m.verify(buf, i-int(e.off), e.pat, hits)

@@ -352,12 +352,12 @@ func TestFilterSelectivity(t *testing.T) {
 		for _, buf := range traffic {
 			for i := 0; i+tb.width <= len(buf); i++ {
 				g := window(buf[i:], tb.width)
-				h := (g * hashMul) >> tb.hashShift
-				if tb.filter[h>>6]&(1<<(h&63)) == 0 {
+				x := g * hashMul
+				if word, bits := probe(x, tb.wordShift); tb.filter[word]&bits != bits {
 					continue
 				}
 				passed++
-				for _, e := range tb.entries[tb.start[h>>tb.bucketShift]:tb.start[h>>tb.bucketShift+1]] {
+				for _, e := range tb.entries[tb.start[x>>tb.bucketShift]:tb.start[x>>tb.bucketShift+1]] {
 					if e.gram == g {
 						compared++
 					}
@@ -365,8 +365,9 @@ func TestFilterSelectivity(t *testing.T) {
 			}
 		}
 	}
-	if r := float64(passed) / float64(total); r > 0.1 {
-		t.Errorf("%.3f of positions pass the filters, want at most 0.1", r)
+	t.Logf("%.4f of positions pass the filters, %.4f comparisons per byte", float64(passed)/float64(total), float64(compared)/float64(total))
+	if r := float64(passed) / float64(total); r > 0.06 {
+		t.Errorf("%.3f of positions pass the filters, want at most 0.06", r)
 	}
 	if r := float64(compared) / float64(total); r > 0.05 {
 		t.Errorf("%.3f comparisons per byte, want at most 0.05", r)
