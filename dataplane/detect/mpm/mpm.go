@@ -164,9 +164,10 @@ func window(b []byte, width int) uint64 {
 
 // frequency guesses how common each byte is in traffic (text, HTTP, padding),
 // after case folding, on a 1-9 scale. The Builder files a pattern under the
-// window with the lowest sum of these plus eight times its bucket's load: a
-// window of common bytes makes the filter hit often, and one many patterns share
-// ("User-Age", "HTTP/1.1") is most likely common text too.
+// window with the lowest sum of these plus eight times the number of patterns
+// filed in, or containing a window of, its bucket: a window of common bytes makes
+// the filter hit often, and one many patterns share ("User-Age", "HTTP/1.1") is
+// most likely common text too.
 var frequency = func() (t [256]uint32) {
 	for c := range t {
 		t[c] = 1 // binary
@@ -252,6 +253,17 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 		}
 	}
 	slices.SortStableFunc(order, func(a, b uint32) int { return int(m.pats[a].n) - int(m.pats[b].n) })
+	// shared counts, per bucket, the windows of all the patterns: a window that
+	// many patterns contain ("User-Age", "ontent-T") is most likely common text,
+	// which byte frequencies alone do not tell from a rare token.
+	shared := make([]uint32, len(load))
+	for _, pi := range order {
+		p := m.pats[pi]
+		text := m.arena[p.start : p.start+p.n]
+		for off := 0; off+width <= len(text); off++ {
+			shared[(window(text[off:], width)*hashMul)>>t.bucketShift]++
+		}
+	}
 	for _, pi := range order {
 		p := m.pats[pi]
 		text := m.arena[p.start : p.start+p.n]
@@ -262,7 +274,8 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 				f += frequency[lower[c]]
 			}
 			x := window(text[off:], width) * hashMul
-			if score := f + load[x>>t.bucketShift]<<3; score < bestScore {
+			b := x >> t.bucketShift
+			if score := f + (shared[b]+load[b])<<3; score < bestScore {
 				best, bestScore = off, score
 			}
 		}

@@ -343,7 +343,8 @@ func TestACCandidate(t *testing.T) {
 // TestFilterSelectivity guards how the Builder picks windows: on mixed traffic
 // with 10,000 rulegen patterns, few positions may pass the filters, and fewer
 // still reach a pattern filed under the very window there (each costs a
-// comparison). Picking the first window of each pattern gives about 0.12.
+// comparison). Picking the first window of each pattern and one Bloom bit gave
+// 0.065 and 0.12; byte frequencies and bucket load alone 0.03 and 0.03.
 func TestFilterSelectivity(t *testing.T) {
 	m := benchBuilder(t, 10000).Build()
 	traffic, total := benchTraffic()
@@ -366,10 +367,10 @@ func TestFilterSelectivity(t *testing.T) {
 		}
 	}
 	t.Logf("%.4f of positions pass the filters, %.4f comparisons per byte", float64(passed)/float64(total), float64(compared)/float64(total))
-	if r := float64(passed) / float64(total); r > 0.06 {
-		t.Errorf("%.3f of positions pass the filters, want at most 0.06", r)
+	if r := float64(passed) / float64(total); r > 0.03 {
+		t.Errorf("%.3f of positions pass the filters, want at most 0.03", r)
 	}
-	if r := float64(compared) / float64(total); r > 0.05 {
-		t.Errorf("%.3f comparisons per byte, want at most 0.05", r)
+	if r := float64(compared) / float64(total); r > 0.02 {
+		t.Errorf("%.3f comparisons per byte, want at most 0.02", r)
 	}
 }

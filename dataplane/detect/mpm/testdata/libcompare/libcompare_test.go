@@ -7,7 +7,9 @@ package libcompare
 import (
 	"fmt"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	bobu "github.com/BobuSumisu/aho-corasick"
 	coregx "github.com/coregx/ahocorasick"
@@ -15,6 +17,33 @@ import (
 	"weir/dataplane/detect/mpm"
 	"weir/dataplane/detect/rulegen"
 )
+
+// threadCPU and measureCPU are as in mpm's compare_test.go: the VM is shared, so
+// throughput is also given per second of this thread's CPU time (cpu-MB/s).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func measureCPU(b *testing.B, total int64, scan func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.SetBytes(total)
+	b.ReportAllocs()
+	scan()
+	start := threadCPU()
+	n := 0
+	for b.Loop() {
+		scan()
+		n++
+	}
+	if cpu := threadCPU() - start; cpu > 0 {
+		b.ReportMetric(float64(total)*float64(n)/cpu.Seconds()/1e6, "cpu-MB/s")
+	}
+}
 
 var sizes = []int{100, 1000, 10000, 30000}
 
@@ -65,6 +94,14 @@ func heap(f func() any) (any, float64) {
 
 func BenchmarkScan(b *testing.B) {
 	tr, total := traffic()
+	b.Run("baseline-lower", func(b *testing.B) {
+		var buf []byte
+		measureCPU(b, total, func() {
+			for _, p := range tr {
+				buf = lowerInto(buf, p)
+			}
+		})
+	})
 	for _, n := range sizes {
 		ps := folded(n)
 		b.Run(fmt.Sprintf("mpm/%d", n), func(b *testing.B) {
@@ -74,13 +111,11 @@ func BenchmarkScan(b *testing.B) {
 			}
 			m := bld.Build()
 			var hits mpm.Hits
-			b.SetBytes(total)
-			b.ReportAllocs()
-			for b.Loop() {
+			measureCPU(b, total, func() {
 				for _, p := range tr {
 					m.Scan(p, &hits)
 				}
-			}
+			})
 		})
 		b.Run(fmt.Sprintf("coregx/%d", n), func(b *testing.B) {
 			a, err := coregx.NewBuilder().SetMatchKind(coregx.LeftmostFirst).AddPatterns(ps).Build()
@@ -90,30 +125,22 @@ func BenchmarkScan(b *testing.B) {
 			seen := make([]uint32, n)
 			gen := uint32(0)
 			var buf []byte
-			b.SetBytes(total)
-			b.ReportAllocs()
-			found := 0
-			for b.Loop() {
+			measureCPU(b, total, func() {
 				for _, p := range tr {
 					gen++
 					buf = lowerInto(buf, p)
 					for _, m := range a.FindAllOverlapping(buf) {
-						if seen[m.PatternID] != gen {
-							seen[m.PatternID] = gen
-							found++
-						}
+						seen[m.PatternID] = gen
 					}
 				}
-			}
+			})
 		})
 		b.Run(fmt.Sprintf("bobusumisu/%d", n), func(b *testing.B) {
 			tr2 := bobu.NewTrieBuilder().AddPatterns(ps).Build()
 			seen := make([]uint32, n)
 			gen := uint32(0)
 			var buf []byte
-			b.SetBytes(total)
-			b.ReportAllocs()
-			for b.Loop() {
+			measureCPU(b, total, func() {
 				for _, p := range tr {
 					gen++
 					buf = lowerInto(buf, p)
@@ -122,7 +149,7 @@ func BenchmarkScan(b *testing.B) {
 						return true
 					})
 				}
-			}
+			})
 		})
 	}
 }
