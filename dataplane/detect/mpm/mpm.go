@@ -9,9 +9,11 @@
 // bitmap over the windows' hashes says at each position of the buffer whether any
 // pattern may be there, and only then are the bucket's patterns compared. Patterns
 // of 1 to 3 bytes go to small direct tables.
+//
 // Measured against an Aho-Corasick automaton and two Go libraries (see
-// compare_test.go), this is the fastest on mixed traffic at 10,000 patterns and
-// the quickest and smallest to build.
+// compare_test.go), this is the fastest on mixed traffic from 1,000 patterns up
+// (2x or more at 10,000 and 30,000), and by far the quickest and smallest to
+// build. Scan allocates nothing once its Hits has grown.
 package mpm
 
 import (
@@ -24,6 +26,7 @@ import (
 // MaxPatternLen is the longest pattern Add accepts.
 const MaxPatternLen = 4096
 
+// The errors Add returns.
 var (
 	ErrEmptyPattern   = errors.New("mpm: empty pattern")
 	ErrPatternTooLong = errors.New("mpm: pattern longer than 4096 bytes")
@@ -33,7 +36,6 @@ var (
 type Builder struct {
 	pats  []builderPattern
 	index map[string]int // pattern key -> pats index, so that repeats share one entry
-	adds  int
 }
 
 type builderPattern struct {
@@ -64,7 +66,6 @@ func (b *Builder) Add(pattern []byte, nocase bool, id int32) error {
 	if b.index == nil {
 		b.index = make(map[string]int)
 	}
-	b.adds++
 	if i, ok := b.index[string(key)]; ok {
 		if !slices.Contains(b.pats[i].ids, id) {
 			b.pats[i].ids = append(b.pats[i].ids, id)
