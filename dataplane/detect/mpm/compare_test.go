@@ -47,6 +47,12 @@ import (
 // each payload first, counted above); coregx allocates its match list on every
 // scan; BobuSumisu keeps a 256-entry row per state (511 MB at 30,000). Neither is
 // in weir's go.mod.
+//
+// Tried and dropped: filing patterns of 11+ bytes under four consecutive 8-byte
+// windows so that the long filter is probed at every fourth position only (or
+// 9+ bytes, two windows, every second): in A/B runs it was no faster at 10,000
+// patterns and slower at 30,000, as the 8- to 10-byte patterns it moves to the
+// 4-byte table make that one hit more.
 
 // threadCPU is the CPU time the calling thread has used. The VM is shared with
 // other builds, so wall-clock MB/s swings with their load; cpu-MB/s (payload bytes
