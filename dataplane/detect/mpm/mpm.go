@@ -109,7 +109,7 @@ type windowTable struct {
 
 // probe is the filter word and the bits in it that window hash x tests.
 func probe(x, wordShift uint64) (word, bits uint64) {
-	return x >> wordShift, 1<<((x>>20)&63) | 1<<((x>>26)&63)
+	return x >> (wordShift & 63), 1<<((x>>20)&63) | 1<<((x>>26)&63) // &63: no shift-overflow check
 }
 
 // Matcher finds which of its patterns occur in a buffer. It is immutable: any
@@ -427,55 +427,84 @@ func (m *Matcher) Scan(buf []byte, hits *Hits) {
 // scanWindows tests, at each position, the 8-byte window against the long
 // filter, its first four bytes against the short one and its first two against
 // the pair filter, in one pass. Near the end of buf, where fewer bytes are left,
-// it tests what still fits.
+// it tests what still fits. Positions that pass are noted in a small array and
+// verified in batches: with no call in the filter loop, the compiler keeps its
+// state in registers (verifying inline made it spill and reload them at every
+// byte, which cost more than the probes).
 func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
-	long, short := &m.long, &m.short
-	longFilter, longShift := long.filter, long.wordShift
+	longFilter, longShift := m.long.filter, m.long.wordShift&63
 	if len(longFilter) == 0 {
 		longFilter, longShift = emptyFilter[:], 63
 	}
-	shortFilter, shortShift := short.filter, short.wordShift
+	shortFilter, shortShift := m.short.filter, m.short.wordShift&63
 	if len(shortFilter) == 0 {
 		shortFilter, shortShift = emptyFilter[:], 63
 	}
 	longMask, shortMask := uint64(len(longFilter)-1), uint64(len(shortFilter)-1)
-	pairs := m.pairFilter != nil
+	pairFilter := m.pairFilter
+	if pairFilter == nil {
+		pairFilter = &noPairs
+	}
+	var cands [64]uint32 // position<<2 | candLong, candShort or candPair
 	i := 0
-	for ; i+8 <= len(buf); i++ {
-		w := fold(binary.LittleEndian.Uint64(buf[i:]))
-		x := w * hashMul
-		if word, bits := probe(x, longShift); longFilter[word&longMask]&bits == bits {
-			m.verifyWindow(long, buf, i, w, x, hits)
-		}
-		g := w & 0xffffffff
-		x = g * hashMul
-		if word, bits := probe(x, shortShift); shortFilter[word&shortMask]&bits == bits {
-			m.verifyWindow(short, buf, i, g, x, hits)
-		}
-		if pairs {
-			if k := uint32(w & 0xffff); m.pairFilter[k>>6]&(1<<(k&63)) != 0 {
-				m.verifyPair(buf, i, k, hits)
+	for i+8 <= len(buf) {
+		n := 0
+		for ; i+8 <= len(buf) && n <= len(cands)-3; i++ {
+			w := fold(binary.LittleEndian.Uint64(buf[i:]))
+			x := w * hashMul
+			if bits := 1<<((x>>20)&63) | uint64(1)<<((x>>26)&63); longFilter[(x>>longShift)&longMask]&bits == bits {
+				cands[n] = uint32(i)<<2 | candLong
+				n++
+			}
+			x = (w & 0xffffffff) * hashMul
+			if bits := 1<<((x>>20)&63) | uint64(1)<<((x>>26)&63); shortFilter[(x>>shortShift)&shortMask]&bits == bits {
+				cands[n] = uint32(i)<<2 | candShort
+				n++
+			}
+			if k := uint32(w & 0xffff); pairFilter[k>>6]&(1<<(k&63)) != 0 {
+				cands[n] = uint32(i)<<2 | candPair
+				n++
 			}
 		}
+		m.verifyCandidates(buf, cands[:n], hits)
 	}
-	for ; i+4 <= len(buf); i++ {
-		g := window(buf[i:], 4)
-		x := g * hashMul
-		if word, bits := probe(x, shortShift); shortFilter[word&shortMask]&bits == bits {
-			m.verifyWindow(short, buf, i, g, x, hits)
-		}
-		if pairs {
-			if k := uint32(g & 0xffff); m.pairFilter[k>>6]&(1<<(k&63)) != 0 {
-				m.verifyPair(buf, i, k, hits)
-			}
-		}
-	}
-	if !pairs {
-		return
-	}
+	// The last seven positions: no 8-byte window fits.
 	for ; i+2 <= len(buf); i++ {
-		if k := pairKey(buf[i], buf[i+1]); m.pairFilter[k>>6]&(1<<(k&63)) != 0 {
+		if i+4 <= len(buf) {
+			g := window(buf[i:], 4)
+			x := g * hashMul
+			if word, bits := probe(x, shortShift); shortFilter[word&shortMask]&bits == bits {
+				m.verifyWindow(&m.short, buf, i, g, x, hits)
+			}
+		}
+		if k := pairKey(buf[i], buf[i+1]); pairFilter[k>>6]&(1<<(k&63)) != 0 {
 			m.verifyPair(buf, i, k, hits)
+		}
+	}
+}
+
+// Kinds of candidate scanWindows notes.
+const (
+	candLong = iota
+	candShort
+	candPair
+)
+
+// noPairs stands in for the pair filter when there are no 2- and 3-byte patterns.
+var noPairs [1 << 16 / 64]uint64
+
+func (m *Matcher) verifyCandidates(buf []byte, cands []uint32, hits *Hits) {
+	for _, c := range cands {
+		i := int(c >> 2)
+		switch c & 3 {
+		case candLong:
+			w := window(buf[i:], 8)
+			m.verifyWindow(&m.long, buf, i, w, w*hashMul, hits)
+		case candShort:
+			g := window(buf[i:], 4)
+			m.verifyWindow(&m.short, buf, i, g, g*hashMul, hits)
+		default:
+			m.verifyPair(buf, i, pairKey(buf[i], buf[i+1]), hits)
 		}
 	}
 }
