@@ -17,19 +17,19 @@ import (
 // The Go libraries were measured by testdata/libcompare, a module of its own so
 // that they stay out of weir's go.mod.
 //
-// Measured 2026-11-29 on the shared 2-core VM with a load average of 7-19 (other
+// Measured 2026-11-29 on the shared 2-core VM with a load average of 4-19 (other
 // builds and fuzzers), so wall-clock MB/s meant little; cpu-MB/s is payload per
-// second of the benchmark thread's CPU time, and even that is inflated by the
-// contention: the baseline loops, which only read and hash (or lower-case) each
-// position, ran at 490-590 (baseline-hash) and 260-350 (baseline-lower) cpu-MB/s
-// where an idle core does several GB/s. Read the columns as ratios. Ranges are
-// over 2-3 runs; hits are per 2,000-payload pass.
+// second of the benchmark thread's CPU time, and even that moves with the load
+// (caches and the sibling hyperthread are shared): the baseline loops, which only
+// read and hash (or lower-case) each position, ran at 376-590 (baseline-hash) and
+// 260-373 (baseline-lower) cpu-MB/s. Read the columns as ratios. Ranges are over
+// the runs of this file and testdata/libcompare, for the code as committed.
 //
 //	scan, cpu-MB/s       100       1,000     10,000    30,000   allocs
-//	qgram (this pkg)     92-124    85-88     48-56     22-28    0
-//	ac (ac_test.go)      151-189   57-89     17-25     8-13     0
-//	coregx v0.3.1        118-122   48-53     19-27     7-10     52-3,026 per pass
-//	BobuSumisu v1.0.3    72-73     46-54     14-21     13-16    0
+//	qgram (this pkg)     94-139    86-113    69-100    36-63    0
+//	ac (ac_test.go)      188-224   100-104   34-36     11-14    0
+//	coregx v0.3.1        134-168   96        20-21     13-15    52-3,026 per pass
+//	BobuSumisu v1.0.3    74-81     78-79     32-34     15-18    0
 //
 //	build (Add+Build)    100             1,000          10,000          30,000
 //	qgram                0.2 ms, 0.02 MB 3 ms, 0.10 MB  33 ms, 0.8 MB   0.21 s, 2.6 MB
@@ -37,22 +37,23 @@ import (
 //	coregx               6 ms, 1.4 MB    132 ms, 10 MB  1.4 s, 90 MB    5.4 s, 254 MB
 //	BobuSumisu           2 ms, 2.8 MB    38 ms, 21 MB   0.4 s, 181 MB   2.0 s, 511 MB
 //
-// The q-gram filter wins from 1,000 patterns up, where the engine will be, by 2x
-// or more at 10,000 and 30,000; it builds 10-40x faster in 1/10-1/200 of the
-// memory. Aho-Corasick is faster with 100 patterns (one table lookup a byte, all
-// in cache), but its deep states fall out of cache as the set grows, and every
-// byte pays for that; the filter's cost a byte stays three probes of small bitmaps
-// and grows only with the comparisons (0.01 a byte at 10,000 patterns, see
-// TestFilterSelectivity). Neither library has nocase (the engine would lower-case
-// each payload first, counted above); coregx allocates its match list on every
-// scan; BobuSumisu keeps a 256-entry row per state (511 MB at 30,000). Neither is
-// in weir's go.mod.
+// The q-gram filter wins where the engine will be: 2-3x the others at 10,000
+// patterns, 3-4x at 30,000, level at 1,000; it builds 10-40x faster in 1/10 to
+// 1/200 of the memory. Aho-Corasick is faster with 100 patterns (one lookup a
+// byte, all in cache; the filter always pays three probes), but its deep states
+// fall out of cache as the set grows, and every byte pays for that; the filter's
+// bitmaps stay small and its cost grows only with the comparisons (0.01 a byte at
+// 10,000 patterns, see TestFilterSelectivity). Neither library has nocase (the
+// engine would lower-case each payload first, counted above); coregx allocates
+// its match list on every scan; BobuSumisu keeps a 256-entry row per state (511
+// MB at 30,000). Neither is in weir's go.mod.
 //
 // Tried and dropped: filing patterns of 11+ bytes under four consecutive 8-byte
 // windows so that the long filter is probed at every fourth position only (or
 // 9+ bytes, two windows, every second): in A/B runs it was no faster at 10,000
 // patterns and slower at 30,000, as the 8- to 10-byte patterns it moves to the
-// 4-byte table make that one hit more.
+// 4-byte table make that one hit more. What did pay (1.7x): keeping calls out of
+// the filter loop (see scanWindows).
 
 // threadCPU is the CPU time the calling thread has used. The VM is shared with
 // other builds, so wall-clock MB/s swings with their load; cpu-MB/s (payload bytes

@@ -483,11 +483,11 @@ func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
 	}
 }
 
-// Kinds of candidate scanWindows notes.
+// Kinds of candidate scanWindows notes, in a candidate's low two bits.
 const (
-	candLong = iota
-	candShort
-	candPair
+	candLong  = 1
+	candShort = 2
+	candPair  = 3
 )
 
 // noPairs stands in for the pair filter when there are no 2- and 3-byte patterns.
@@ -503,7 +503,7 @@ func (m *Matcher) verifyCandidates(buf []byte, cands []uint32, hits *Hits) {
 		case candShort:
 			g := window(buf[i:], 4)
 			m.verifyWindow(&m.short, buf, i, g, g*hashMul, hits)
-		default:
+		case candPair:
 			m.verifyPair(buf, i, pairKey(buf[i], buf[i+1]), hits)
 		}
 	}
