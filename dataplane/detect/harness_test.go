@@ -23,6 +23,7 @@ type harness struct {
 	t      testing.TB
 	table  *flow.Table
 	stage  *Stage
+	p      *dataplane.Pipeline
 	w      *dataplane.Worker
 	mu     sync.Mutex
 	alerts []eve.Alert
@@ -54,8 +55,8 @@ func newHarness(t testing.TB, text string, opts Options) *harness {
 		h.alerts = append(h.alerts, *a)
 		h.mu.Unlock()
 	}
-	p := dataplane.NewPipeline(dataplane.InnerDecode{}, &dataplane.Track{Table: h.table}, h.stage)
-	h.w = p.NewWorker()
+	h.p = dataplane.NewPipeline(dataplane.InnerDecode{}, &dataplane.Track{Table: h.table}, h.stage)
+	h.w = h.p.NewWorker()
 	return h
 }
 

@@ -1,51 +1,29 @@
 package detect
 
-// prefilterBuilder collects fast patterns; prefilter finds which occur in a
-// buffer. (A stand-in until the multi-pattern matcher lands: it checks each
-// pattern in turn.)
-type prefilterBuilder struct {
-	pats []fpat
-}
+import "weir/dataplane/detect/mpm"
 
-type fpat struct {
-	pattern []byte
-	folded  bool
-	id      int32
-}
+// prefilterBuilder collects the fast patterns of one packet class and buffer;
+// prefilter finds which occur in a buffer, with the multi-pattern matcher, so
+// that a packet costs one pass over its bytes whatever the number of rules.
+type prefilterBuilder struct{ b mpm.Builder }
 
 func newPrefilterBuilder() *prefilterBuilder { return &prefilterBuilder{} }
 
+// add files rule id under pattern. Patterns come from parsed rules, which bound
+// them (1 to 4 KiB), so Add cannot fail here.
 func (b *prefilterBuilder) add(pattern []byte, nocase bool, id int32) {
-	p := fpat{pattern: pattern, folded: nocase, id: id}
-	if nocase {
-		p.pattern = lower(pattern)
+	if err := b.b.Add(pattern, nocase, id); err != nil {
+		panic("detect: fast pattern: " + err.Error())
 	}
-	b.pats = append(b.pats, p)
 }
 
-func (b *prefilterBuilder) build() *prefilter { return &prefilter{pats: b.pats} }
+func (b *prefilterBuilder) build() *prefilter { return &prefilter{m: b.b.Build()} }
 
-type prefilter struct {
-	pats []fpat
-}
+type prefilter struct{ m *mpm.Matcher }
 
-// scan appends to ids the ids of the patterns found in buf.
-func (p *prefilter) scan(buf []byte, ids []int32) []int32 {
-	for i := range p.pats {
-		if index(buf, p.pats[i].pattern, p.pats[i].folded) >= 0 {
-			ids = append(ids, p.pats[i].id)
-		}
-	}
-	return ids
-}
-
-func lower(b []byte) []byte {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		out[i] = c
-	}
-	return out
+// scan appends to ids the rules whose fast pattern occurs in buf, using hits as
+// scratch.
+func (p *prefilter) scan(buf []byte, hits *mpm.Hits, ids []int32) []int32 {
+	p.m.Scan(buf, hits)
+	return append(ids, hits.IDs()...)
 }

@@ -9,6 +9,7 @@ import (
 	"weir/dataplane"
 	"weir/dataplane/detect/applayer"
 	"weir/dataplane/detect/intel"
+	"weir/dataplane/detect/mpm"
 	"weir/dataplane/detect/rules"
 	"weir/dataplane/detect/stream"
 	"weir/dataplane/eve"
@@ -107,6 +108,7 @@ type workerState struct {
 	est     bool // this packet completed a TCP handshake
 	dnsBuf  [256]byte
 	scratch []byte // a stream segment with the tail before it
+	mpmHits mpm.Hits
 	alert   eve.Alert
 	counts  tally
 	publish published
@@ -317,13 +319,13 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 		payload = k.stream
 	}
 	if pf := g.pf[rules.BufferPayload]; pf != nil && len(payload.buf) != 0 {
-		cands = pf.scan(payload.buf, cands)
+		cands = pf.scan(payload.buf, &ws.mpmHits, cands)
 	}
 	if pf := g.pf[rules.BufferDNSQuery]; pf != nil && k.hasDNS {
-		cands = pf.scan(k.dnsQuery, cands)
+		cands = pf.scan(k.dnsQuery, &ws.mpmHits, cands)
 	}
 	if pf := g.pf[rules.BufferTLSSNI]; pf != nil && k.hasSNI {
-		cands = pf.scan(k.sni, cands)
+		cands = pf.scan(k.sni, &ws.mpmHits, cands)
 	}
 	slices.Sort(cands)
 	cands = slices.Compact(cands)

@@ -197,9 +197,13 @@ var classtypes = []string{"trojan-activity", "trojan-activity", "trojan-activity
 // a pcre, dsize, flags, threshold, reference or metadata.
 func Generate(n int, seed int64) string {
 	r := rand.New(rand.NewSource(seed))
-	var sb strings.Builder
+	var sb, rule strings.Builder
 	for i := range n {
-		writeRule(&sb, r, 2_100_000+i)
+		// Each rule is written on its own: writeRule trims what it wrote, which on
+		// the whole text would copy it for every rule.
+		rule.Reset()
+		writeRule(&rule, r, 2_100_000+i)
+		sb.WriteString(rule.String())
 	}
 	return sb.String()
 }
