@@ -47,8 +47,8 @@ type Engine struct {
 	flowbits                   *detect.Flowbits
 	detectInfo                 atomic.Pointer[DetectInfo]
 	detectReloads              [2]atomic.Uint64 // ok, failed
-	ruleNames                  []string      // every policy rule's label by number (policy.RuleBase); guarded by reloadMu after New
-	flowsAllowed, flowsDropped atomic.Uint64 // flows ended, by verdict
+	ruleNames                  []string         // every policy rule's label by number (policy.RuleBase); guarded by reloadMu after New
+	flowsAllowed, flowsDropped atomic.Uint64    // flows ended, by verdict
 	offline                    bool
 	vniLog                     vniLog
 
