@@ -49,6 +49,8 @@ func newHarness(t testing.TB, text string, opts Options) *harness {
 		Logger: slog.New(slog.DiscardHandler)}, policy.NewLive(&policy.Policy{Default: policy.Allow}), nil)
 	h.stage = NewStage(eng)
 	h.stage.Inline = h.table
+	h.stage.Tunnels = flow.NewTable(flow.Config{MaxFlows: 1 << 10, SideSize: SideSize(eng), SideRecord: SideRecord,
+		Logger: slog.New(slog.DiscardHandler)}, nil, nil)
 	h.stage.SimulateIPS = true
 	h.stage.Alert = func(a *eve.Alert) {
 		h.mu.Lock()

@@ -46,8 +46,10 @@ const MaxAlertsPerPacket = 15
 // (GWLB) packets, mirrored ones and replayed ones. It must follow Track.
 type Stage struct {
 	// Inline and Mirror are the flow tables Track uses (Mirror may be nil); they
-	// must have been made with SideSize().
-	Inline, Mirror *flow.Table
+	// must have been made with SideSize. Tunnels holds the flows of packets inside
+	// tunnels in the traffic (IP-in-IP, GRE), keyed under their tunnel's flow; nil
+	// leaves tunnels unopened.
+	Inline, Mirror, Tunnels *flow.Table
 	// Alert receives each alert; it must not block (the EVE writer drops when
 	// full, on the packet path).
 	Alert func(*eve.Alert)
@@ -107,7 +109,8 @@ type workerState struct {
 	drop    bool
 	est     bool // this packet completed a TCP handshake
 	dnsBuf  [256]byte
-	scratch []byte // a stream segment with the tail before it
+	inner   [packet.MaxTunnelDepth]packet.Packet // packets inside tunnels
+	scratch []byte                               // a stream segment with the tail before it
 	mpmHits mpm.Hits
 	alert   eve.Alert
 	counts  tally
@@ -124,6 +127,7 @@ type hit struct {
 // batch.
 type tally struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows uint64
+	tunnelled, tunnelErrors                               uint64
 	stream                                                [numStreamStatus]uint64
 	buckets                                               [numBuckets]uint64
 	timeSum, timeCount                                    uint64 // sampled per-packet times, ns
@@ -136,6 +140,7 @@ const numStreamStatus = int(stream.Reset) + 1
 
 type published struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows atomic.Uint64
+	tunnelled, tunnelErrors                               atomic.Uint64
 	stream                                                [numStreamStatus]atomic.Uint64
 	buckets                                               [numBuckets]atomic.Uint64
 	timeSum, timeCount                                    atomic.Uint64
@@ -157,6 +162,8 @@ func (ws *workerState) Publish() {
 	p.alertsAllowed.Add(c.alertsAllowed)
 	p.alertsBlocked.Add(c.alertsBlocked)
 	p.blockedFlows.Add(c.blockedFlows)
+	p.tunnelled.Add(c.tunnelled)
+	p.tunnelErrors.Add(c.tunnelErrors)
 	for i, v := range c.buckets {
 		if v != 0 {
 			p.buckets[i].Add(v)
@@ -216,50 +223,94 @@ func (t *tally) observe(d time.Duration) {
 
 func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *dataplane.Slot) {
 	ws.counts.inspected++
-	p := &s.Packet
-	ws.hits, ws.pass, ws.drop, ws.est = ws.hits[:0], false, false, false
-	k := &ws.k
-	*k = pkt{p: p, payload: view{buf: p.Payload}}
-	st.appLayer(ws, p)
-
 	table := st.Inline
 	if s.Session != nil {
 		table = st.Mirror
 	}
-	h := s.Flow.Handle
 	now := b.TimeOf(s)
-	if table == nil || h == (flow.Handle{}) ||
-		!table.WithSide(h, func(side []byte) { st.inspectFlow(e, ws, s, side, now) }) {
-		// No flow (a later fragment): packet rules only, no flowbits.
-		st.run(e, ws, nil, now)
+	ips := e.opts.Mode == ModeIPS && (s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS)
+	p := &s.Packet
+	st.inspectPacket(e, ws, table, p, &s.Flow, now)
+	if len(ws.hits) != 0 {
+		st.emit(e, ws, s, table, p, &s.Flow, 0, now, ips)
+		if ips && ws.drop {
+			s.Drop(dataplane.ActionIPSDrop)
+			if table != nil && table.SetAction(s.Flow.Handle, policy.IPSDrop) {
+				ws.counts.blockedFlows++
+			}
+			return
+		}
 	}
-	if len(ws.hits) == 0 {
+	if ws.pass || st.Tunnels == nil {
 		return
 	}
-	inline := s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS
-	block := inline && e.opts.Mode == ModeIPS && ws.drop
-	st.emit(e, ws, s, table, now, inline && e.opts.Mode == ModeIPS)
-	if block {
-		s.Drop(dataplane.ActionIPSDrop)
-		if table != nil && table.SetAction(h, policy.IPSDrop) {
-			ws.counts.blockedFlows++
+	// Tunnels inside the traffic (IP-in-IP, GRE) are opened as Suricata opens
+	// them: each inner packet is inspected as a packet of its own flow, kept in
+	// the tunnel table under the outer flow, so that flow keywords, flowbits and
+	// stream inspection work inside the tunnel. An inner flow a drop rule blocks
+	// drops its later packets; the tunnel's other flows go on.
+	outer := p
+	for depth := 1; depth <= packet.MaxTunnelDepth; depth++ {
+		inner, kind, err := outer.Tunnelled()
+		if kind == packet.TunnelNone {
+			return
 		}
+		ip := &ws.inner[depth-1]
+		if err != nil || ip.Decode(inner) != nil {
+			ws.counts.tunnelErrors++
+			return
+		}
+		ws.counts.tunnelled++
+		res := st.Tunnels.TrackMeta(s.Flow.FlowID<<3|uint64(depth), ip, ip.Length, nil, now)
+		if res.Action == policy.IPSDrop && ips {
+			s.Drop(dataplane.ActionIPSDrop)
+			return
+		}
+		st.inspectPacket(e, ws, st.Tunnels, ip, &res, now)
+		if len(ws.hits) != 0 {
+			st.emit(e, ws, s, st.Tunnels, ip, &res, uint8(depth), now, ips)
+			if ips && ws.drop {
+				s.Drop(dataplane.ActionIPSDrop)
+				if st.Tunnels.SetAction(res.Handle, policy.IPSDrop) {
+					ws.counts.blockedFlows++
+				}
+				return
+			}
+		}
+		if ws.pass {
+			return
+		}
+		outer = ip
+	}
+}
+
+// inspectPacket runs the engine over p, of the flow res names in table (none
+// for a packet without flow), leaving what alerts in ws.hits.
+func (st *Stage) inspectPacket(e *Engine, ws *workerState, table *flow.Table, p *packet.Packet, res *flow.Result, now int64) {
+	ws.hits, ws.pass, ws.drop, ws.est = ws.hits[:0], false, false, false
+	ws.k = pkt{p: p, payload: view{buf: p.Payload}}
+	st.appLayer(ws, p)
+	h := res.Handle
+	if table == nil || h == (flow.Handle{}) ||
+		!table.WithSide(h, func(side []byte) { st.inspectFlow(e, ws, p, res, side, now) }) {
+		// No flow (a later fragment): packet rules only, no flowbits.
+		st.run(e, ws, nil, now)
 	}
 }
 
 // inspectFlow runs the engine for a packet of a flow, with the flow's side record
 // (under the flow's shard lock: packets of one flow are inspected one at a time,
 // in the order the table saw them).
-func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side []byte, now int64) {
+func (st *Stage) inspectFlow(e *Engine, ws *workerState, p *packet.Packet, res *flow.Result, side []byte, now int64) {
 	f := side[sideFlags]
 	if f&sidePass != 0 {
+		ws.pass = true
 		return
 	}
-	p := &s.Packet
-	toServer := s.Flow.ToServer
+	toServer := res.ToServer
 	if f&sideInit == 0 {
 		f |= sideInit
-		if s.Flow.Midstream {
+		if res.Midstream {
 			if st.MidstreamDrop {
 				f |= sideNoStream
 			} else {
@@ -299,7 +350,7 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, s *dataplane.Slot, side
 	if ws.pass {
 		f |= sidePass
 	} else {
-		st.anomalies(e, ws, s, now)
+		st.anomalies(e, ws, p, res, now)
 	}
 	side[sideFlags] = f
 	if n := len(ws.hits); n > 0 {
@@ -387,14 +438,13 @@ func (st *Stage) segment(e *Engine, ws *workerState, side []byte, toServer bool)
 
 // anomalies runs the detectors that need no rules, on a flow's first packet and
 // on the packet that completes a TCP handshake.
-func (st *Stage) anomalies(e *Engine, ws *workerState, s *dataplane.Slot, now int64) {
-	p := &s.Packet
+func (st *Stage) anomalies(e *Engine, ws *workerState, p *packet.Packet, res *flow.Result, now int64) {
 	add := func(rule int32) {
 		if len(ws.hits) < MaxAlertsPerPacket {
 			ws.hits = append(ws.hits, hit{rule: rule})
 		}
 	}
-	if s.Flow.Created {
+	if res.Created {
 		ports, hosts := st.an.newFlow(&e.opts.PortScan, p.Src, p.Dst, p.DstPort, now)
 		if ports {
 			add(e.portsRule)
@@ -419,7 +469,7 @@ func (st *Stage) anomalies(e *Engine, ws *workerState, s *dataplane.Slot, now in
 			ws.drop = ws.drop || l.Block
 		}
 	}
-	if s.Flow.Created {
+	if res.Created {
 		if l, ok := e.intel.MatchIP(p.Src); ok {
 			intelHit(l)
 		} else if l, ok := e.intel.MatchIP(p.Dst); ok {
@@ -498,11 +548,13 @@ func chainsMatch(c *crule, k *pkt, payload *view) bool {
 }
 
 // emit writes the packet's alerts.
-func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow.Table, now int64, ips bool) {
-	p := &s.Packet
+// p is the packet the rules saw: the slot's, or at depth > 0 the packet inside
+// that many tunnels in it, of flow res in table.
+func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow.Table, p *packet.Packet,
+	res *flow.Result, depth uint8, now int64, ips bool) {
 	a := &ws.alert
 	var fr flow.Record
-	hasFlow := table != nil && table.RecordOf(s.Flow.Handle, &fr)
+	hasFlow := table != nil && table.RecordOf(res.Handle, &fr)
 	var pktCopy []byte
 	if e.opts.AlertPacket {
 		// The alert is queued: it must not hold the backend's buffer.
@@ -519,7 +571,7 @@ func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow
 			Time: time.Unix(0, now), PcapCnt: s.PcapCnt, Proto: p.Proto, Src: p.Src, Dst: p.Dst,
 			SrcPort: p.SrcPort, DstPort: p.DstPort, AWS: s.AWS, Direction: uint8(s.Direction)}
 		if hasFlow {
-			a.FlowID, a.ToServer = fr.ID, s.Flow.ToServer
+			a.FlowID, a.ToServer = fr.ID, res.ToServer
 			a.Flow = eve.FlowState{PktsToServer: fr.PktsToServer, PktsToClient: fr.PktsToClient,
 				BytesToServer: fr.BytesToServer, BytesToClient: fr.BytesToClient, Start: fr.Start}
 		}
@@ -546,6 +598,11 @@ func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow
 			ws.counts.alertsAllowed++
 		}
 		fillTunnel(a, s)
+		if depth > 0 {
+			// The tunnel object describes the outermost tunnel inside the traffic.
+			o := &s.Packet
+			a.InnerTunnel = eve.IPTunnel{Src: o.Src, Dst: o.Dst, Proto: o.Proto, Depth: depth}
+		}
 		if st.Alert != nil {
 			st.Alert(a)
 		}
@@ -599,6 +656,9 @@ func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
 // Totals is the stage's counts, summed over workers.
 type Totals struct {
 	Inspected, AlertsAllowed, AlertsBlocked, BlockedFlows uint64
+	// Tunnelled counts packets opened inside tunnels in the traffic (IP-in-IP,
+	// GRE); TunnelErrors tunnels that could not be opened.
+	Tunnelled, TunnelErrors uint64
 	// Sampled time per inspected packet: counts by TimeBuckets (and +Inf last),
 	// their sum and count.
 	Buckets [numBuckets]uint64
@@ -617,6 +677,8 @@ func (st *Stage) Totals(p *dataplane.Pipeline) Totals {
 		t.AlertsAllowed += ws.publish.alertsAllowed.Load()
 		t.AlertsBlocked += ws.publish.alertsBlocked.Load()
 		t.BlockedFlows += ws.publish.blockedFlows.Load()
+		t.Tunnelled += ws.publish.tunnelled.Load()
+		t.TunnelErrors += ws.publish.tunnelErrors.Load()
 		for i := range t.Buckets {
 			t.Buckets[i] += ws.publish.buckets[i].Load()
 		}

@@ -185,7 +185,11 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 			Fragments: dataplane.NewFragments(1<<16, 30*time.Second)},
 	}
 	if e.Detect != nil {
-		e.Detect.Inline, e.Detect.Mirror = e.Table, e.Mirror
+		// The flows of packets inside tunnels in the traffic have a table of their
+		// own, without policy: the tunnel's flow decides forwarding.
+		tunnels := flow.NewTable(tableCfg, nil, e.flowEnded)
+		e.tables = append(e.tables, tunnels)
+		e.Detect.Inline, e.Detect.Mirror, e.Detect.Tunnels = e.Table, e.Mirror, tunnels
 		stages = append(stages, e.Detect)
 	}
 	if e.PCAP != nil {
