@@ -54,6 +54,7 @@ type Slot struct {
 	AWS     geneve.AWS
 	Packet  packet.Packet
 	Flow    flow.Result
+	Scope   uint64 // what Track keyed the flow by besides the 5-tuple (GWLB endpoint, mirror session)
 
 	// Mirror path (and Ethernet payloads).
 	Frame     []byte           // the inner Ethernet frame, within Buf; nil for IP payloads

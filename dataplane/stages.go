@@ -128,10 +128,12 @@ func (t *Track) Process(w *Worker, b *Batch) {
 			if !t.MergeSessions {
 				scope = mirrorScope(s)
 			}
+			s.Scope = scope
 			s.Flow = t.Mirror.TrackMeta(scope, &s.Packet, s.Packet.Length, &m, now)
 			s.action = ActionAllow
 			continue
 		}
+		s.Scope = s.AWS.EndpointID
 		if s.Packet.Fragment && t.Fragments != nil {
 			// No ports to find a flow by: the first fragment decided.
 			switch allow, ok := t.Fragments.Get(s.AWS.EndpointID, &s.Packet, now); {

@@ -11,6 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"weir/dataplane"
+	"weir/dataplane/detect/defrag"
 	"weir/dataplane/detect/rules"
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
@@ -49,6 +50,7 @@ func newHarness(t testing.TB, text string, opts Options) *harness {
 		Logger: slog.New(slog.DiscardHandler)}, policy.NewLive(&policy.Policy{Default: policy.Allow}), nil)
 	h.stage = NewStage(eng)
 	h.stage.Inline = h.table
+	h.stage.Defrag = defrag.New(defrag.Config{})
 	h.stage.Tunnels = flow.NewTable(flow.Config{MaxFlows: 1 << 10, SideSize: SideSize(eng), SideRecord: SideRecord,
 		Logger: slog.New(slog.DiscardHandler)}, nil, nil)
 	h.stage.SimulateIPS = true

@@ -8,6 +8,7 @@ import (
 
 	"weir/dataplane"
 	"weir/dataplane/detect/applayer"
+	"weir/dataplane/detect/defrag"
 	"weir/dataplane/detect/intel"
 	"weir/dataplane/detect/mpm"
 	"weir/dataplane/detect/rules"
@@ -50,6 +51,9 @@ type Stage struct {
 	// tunnels in the traffic (IP-in-IP, GRE), keyed under their tunnel's flow; nil
 	// leaves tunnels unopened.
 	Inline, Mirror, Tunnels *flow.Table
+	// Defrag reassembles fragmented datagrams for inspection; nil inspects each
+	// fragment as a packet.
+	Defrag *defrag.Reassembler
 	// Alert receives each alert; it must not block (the EVE writer drops when
 	// full, on the packet path).
 	Alert func(*eve.Alert)
@@ -102,20 +106,24 @@ func (st *Stage) Engine() *Engine { return st.eng.Load() }
 
 // workerState is one worker's scratch and counts.
 type workerState struct {
-	k       pkt
-	cands   []int32
-	hits    []hit
-	pass    bool
-	drop    bool
-	est     bool // this packet completed a TCP handshake
-	dnsBuf  [256]byte
-	inner   [packet.MaxTunnelDepth]packet.Packet // packets inside tunnels
-	scratch []byte                               // a stream segment with the tail before it
-	mpmHits mpm.Hits
-	alert   eve.Alert
-	counts  tally
-	publish published
-	batches uint32
+	k      pkt
+	cands  []int32
+	hits   []hit
+	pass   bool
+	drop   bool
+	est    bool // this packet completed a TCP handshake
+	dnsBuf [256]byte
+	inner  [packet.MaxTunnelDepth]packet.Packet // packets inside tunnels
+	// A datagram rebuilt from fragments, its flow, and room to rebuild it.
+	whole     packet.Packet
+	wholeFlow flow.Result
+	defragBuf []byte
+	scratch   []byte // a stream segment with the tail before it
+	mpmHits   mpm.Hits
+	alert     eve.Alert
+	counts    tally
+	publish   published
+	batches   uint32
 }
 
 type hit struct {
@@ -128,6 +136,7 @@ type hit struct {
 type tally struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows uint64
 	tunnelled, tunnelErrors                               uint64
+	defrag                                                [numDefragStatus]uint64
 	stream                                                [numStreamStatus]uint64
 	buckets                                               [numBuckets]uint64
 	timeSum, timeCount                                    uint64 // sampled per-packet times, ns
@@ -135,12 +144,16 @@ type tally struct {
 
 const numBuckets = 12 // len(TimeBuckets) + 1 (+Inf)
 
+// numDefragStatus is the number of defrag.Status values.
+const numDefragStatus = int(defrag.NotFragment) + 1
+
 // numStreamStatus is the number of stream.Status values.
 const numStreamStatus = int(stream.Reset) + 1
 
 type published struct {
 	inspected, alertsAllowed, alertsBlocked, blockedFlows atomic.Uint64
 	tunnelled, tunnelErrors                               atomic.Uint64
+	defrag                                                [numDefragStatus]atomic.Uint64
 	stream                                                [numStreamStatus]atomic.Uint64
 	buckets                                               [numBuckets]atomic.Uint64
 	timeSum, timeCount                                    atomic.Uint64
@@ -149,7 +162,7 @@ type published struct {
 // NewWorkerState implements dataplane.WorkerStage.
 func (st *Stage) NewWorkerState() any {
 	return &workerState{cands: make([]int32, 0, 256), hits: make([]hit, 0, MaxAlertsPerPacket),
-		scratch: make([]byte, stream.MaxTail+1<<16)}
+		scratch: make([]byte, stream.MaxTail+1<<16), defragBuf: make([]byte, 0, 1<<16+512)}
 }
 
 // Publish implements dataplane.Publisher.
@@ -167,6 +180,11 @@ func (ws *workerState) Publish() {
 	for i, v := range c.buckets {
 		if v != 0 {
 			p.buckets[i].Add(v)
+		}
+	}
+	for i, v := range c.defrag {
+		if v != 0 {
+			p.defrag[i].Add(v)
 		}
 	}
 	for i, v := range c.stream {
@@ -229,13 +247,28 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 	}
 	now := b.TimeOf(s)
 	ips := e.opts.Mode == ModeIPS && (s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS)
-	p := &s.Packet
-	st.inspectPacket(e, ws, table, p, &s.Flow, now)
+	p, res := &s.Packet, &s.Flow
+	if (p.Fragment || p.FirstFragment) && st.Defrag != nil {
+		// Fragments are inspected once their datagram is whole, as Suricata does:
+		// dsize and contents see the datagram. The packet that completes it
+		// carries the verdict.
+		whole, status := st.Defrag.Add(ws.defragBuf[:0], ipOf(s), now)
+		ws.counts.defrag[status]++
+		if status != defrag.Complete || ws.whole.Decode(whole) != nil {
+			return
+		}
+		p, res = &ws.whole, &ws.wholeFlow
+		*res = flow.Result{}
+		if table != nil {
+			*res, _ = table.Find(s.Scope, p)
+		}
+	}
+	st.inspectPacket(e, ws, table, p, res, now)
 	if len(ws.hits) != 0 {
-		st.emit(e, ws, s, table, p, &s.Flow, 0, now, ips)
+		st.emit(e, ws, s, table, p, res, 0, now, ips)
 		if ips && ws.drop {
 			s.Drop(dataplane.ActionIPSDrop)
-			if table != nil && table.SetAction(s.Flow.Handle, policy.IPSDrop) {
+			if table != nil && table.SetAction(res.Handle, policy.IPSDrop) {
 				ws.counts.blockedFlows++
 			}
 			return
@@ -261,7 +294,7 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 			return
 		}
 		ws.counts.tunnelled++
-		res := st.Tunnels.TrackMeta(s.Flow.FlowID<<3|uint64(depth), ip, ip.Length, nil, now)
+		res := st.Tunnels.TrackMeta(res.FlowID<<3|uint64(depth), ip, ip.Length, nil, now)
 		if res.Action == policy.IPSDrop && ips {
 			s.Drop(dataplane.ActionIPSDrop)
 			return
@@ -609,6 +642,15 @@ func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow
 	}
 }
 
+// ipOf is the IP packet of a slot: Inner, or the payload of its Ethernet frame.
+func ipOf(s *dataplane.Slot) []byte {
+	if s.Frame != nil {
+		_, ip, _ := packet.EthernetPayload(s.Frame)
+		return ip
+	}
+	return s.Inner
+}
+
 // Link types of alert packets (pcap LINKTYPE_*).
 const (
 	linkEthernet = 1
@@ -662,6 +704,8 @@ type Totals struct {
 	// Sampled time per inspected packet: counts by TimeBuckets (and +Inf last),
 	// their sum and count.
 	Buckets [numBuckets]uint64
+	// Defrag counts fragments by what reassembly made of them.
+	Defrag [numDefragStatus]uint64
 	// Stream counts TCP segments by what they were to their stream.
 	Stream    [numStreamStatus]uint64
 	TimeSum   time.Duration
@@ -681,6 +725,9 @@ func (st *Stage) Totals(p *dataplane.Pipeline) Totals {
 		t.TunnelErrors += ws.publish.tunnelErrors.Load()
 		for i := range t.Buckets {
 			t.Buckets[i] += ws.publish.buckets[i].Load()
+		}
+		for i := range t.Defrag {
+			t.Defrag[i] += ws.publish.defrag[i].Load()
 		}
 		for i := range t.Stream {
 			t.Stream[i] += ws.publish.stream[i].Load()

@@ -15,6 +15,7 @@ import (
 
 	"weir/dataplane"
 	"weir/dataplane/detect"
+	"weir/dataplane/detect/defrag"
 	"weir/dataplane/eve"
 	"weir/dataplane/flow"
 	"weir/dataplane/flowlog"
@@ -190,6 +191,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 		tunnels := flow.NewTable(tableCfg, nil, e.flowEnded)
 		e.tables = append(e.tables, tunnels)
 		e.Detect.Inline, e.Detect.Mirror, e.Detect.Tunnels = e.Table, e.Mirror, tunnels
+		e.Detect.Defrag = defrag.New(defrag.Config{})
 		stages = append(stages, e.Detect)
 	}
 	if e.PCAP != nil {
@@ -311,10 +313,13 @@ func (e *Engine) FlowsLost() uint64 {
 	return n
 }
 
-// Expire ends idle flows.
+// Expire ends idle flows (and forgets fragments whose datagram never completed).
 func (e *Engine) Expire(now int64) {
 	for _, t := range e.tables {
 		t.Expire(now)
+	}
+	if e.Detect != nil && e.Detect.Defrag != nil {
+		e.Detect.Defrag.Expire(now)
 	}
 }
 

@@ -164,3 +164,24 @@ func TestRecordOf(t *testing.T) {
 		t.Fatal("RecordOf found an ended flow")
 	}
 }
+
+func TestFind(t *testing.T) {
+	tb, _, _ := newTest(t, Config{})
+	p := tcp(netip.MustParseAddr("10.0.0.1"), 1000, server, 443, packet.TCPSyn)
+	created := tb.Track(0, p, 60, nil, 1)
+	r, ok := tb.Find(0, p)
+	if !ok || r.FlowID != created.FlowID || !r.ToServer || r.Handle != created.Handle {
+		t.Fatalf("Find = %+v, %v; created %+v", r, ok, created)
+	}
+	if r, ok := tb.Find(0, reverse(p, packet.TCPAck)); !ok || r.ToServer {
+		t.Fatalf("Find reply = %+v, %v", r, ok)
+	}
+	var rec Record
+	tb.RecordOf(created.Handle, &rec)
+	if rec.PktsToServer != 1 || rec.PktsToClient != 0 {
+		t.Fatalf("Find counted a packet: %+v", rec)
+	}
+	if _, ok := tb.Find(1, p); ok {
+		t.Fatal("Find crossed scopes")
+	}
+}

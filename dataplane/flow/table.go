@@ -1350,6 +1350,24 @@ func (t *Table) SetAction(h Handle, a policy.Action) bool {
 	return true
 }
 
+// Find returns the flow p belongs to, as TrackMeta would, without counting p or
+// creating a flow: detection uses it for a datagram rebuilt from fragments whose
+// packets were counted as they came. ok is false when there is no such flow.
+func (t *Table) Find(scope uint64, p *packet.Packet) (r Result, ok bool) {
+	var k key
+	srcIsLo := keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	h := t.hash(&k)
+	s := &t.shards[h>>t.shift]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(h, &k)
+	if i < 0 {
+		return Result{}, false
+	}
+	e := &s.slab[i]
+	return Result{Action: e.action, FlowID: e.id, ToServer: srcIsLo == e.clientIsLo(), Handle: s.handle(i)}, true
+}
+
 // RecordOf fills r with h's flow as it stands (as its record would be if it ended
 // now, Reason left zero) and reports whether the flow still exists.
 func (t *Table) RecordOf(h Handle, r *Record) bool {
