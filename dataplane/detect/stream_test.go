@@ -75,3 +75,25 @@ func TestIPSBlocksFlow(t *testing.T) {
 		}
 	}
 }
+
+// Midstream pickup with Suricata's meaning: allowed (stream.midstream: true), the
+// flow counts as established and its stream is inspected; with MidstreamDrop
+// (false), packet rules still see the packets, but the flow never becomes
+// established.
+func TestMidstream(t *testing.T) {
+	rules := `alert tcp any any -> any any (msg:"est"; flow:established,to_server; content:"DATA"; sid:1;)
+alert tcp any any -> any any (msg:"any"; content:"DATA"; sid:2;)`
+	for _, drop := range []bool{false, true} {
+		h := newHarness(t, rules, Options{})
+		h.stage.MidstreamDrop = drop
+		x := h.tcp("10.0.0.1", "192.0.2.80", 40000, 80)
+		got := x.seg(true, "PA", []byte("DATA"))
+		want := []uint32{1, 2}
+		if drop {
+			want = []uint32{2}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("midstream drop=%v: alerts %v, want %v", drop, got, want)
+		}
+	}
+}

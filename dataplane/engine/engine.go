@@ -158,7 +158,10 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 	e.policy = policy.NewLive(&pol)
 	inlineCfg := tableCfg
 	inlineCfg.NodeID, inlineCfg.Journal = fleet.NodeID, fleet.Journal
-	if cfg.Flows.Midstream == "drop" {
+	if cfg.Flows.Midstream == "drop" && !offline {
+		// Replay has nothing to drop: there, as on the mirror path, drop takes
+		// Suricata's meaning (stream.midstream: false): the flow is kept, and
+		// detection never counts it established.
 		inlineCfg.Midstream = flow.MidstreamDrop
 	}
 	e.Table = flow.NewTable(inlineCfg, e.policy, e.flowEnded)
