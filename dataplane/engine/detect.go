@@ -76,6 +76,9 @@ func buildDetect(cfg *config.Config, bits *detect.Flowbits, log *slog.Logger) (*
 	}
 	eng, skips := detect.Compile(set, opts, bits)
 	info := DetectInfo{Rules: eng.Rules(), Skipped: append(set.Skipped, skips...), IntelEntries: entries}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	for _, s := range info.Skipped {
 		log.Warn("detect: rule skipped", "rule", s.String())
 	}

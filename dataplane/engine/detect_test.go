@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"weir/dataplane"
+)
+
+// TestReloadRules: a reload puts a new rule set in force for every packet; a flow
+// a drop rule blocked stays blocked when the rule goes; a rule file that fails to
+// parse keeps the running set, with the error at the rule's FILE:LINE.
+func TestReloadRules(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "local.rules")
+	cfg := filepath.Join(dir, "weir.yaml")
+	write(t, rules, `drop tcp any any <> any 444 (msg:"444"; sid:1;)`+"\n")
+	e := load(t, cfg, "detect:\n  rules: [local.rules]\n  mode: ips\n")
+	if got := e.DetectInfo().Rules; got != 1 {
+		t.Fatalf("%d rules loaded", got)
+	}
+	w := e.Pipeline.NewWorker()
+	blocked, open := tcpConv(40000, 444), tcpConv(40001, 443)
+	if v := next(w, blocked); v != dataplane.VerdictDrop {
+		t.Fatalf("a packet the drop rule matches: verdict %v", v)
+	}
+	if v := next(w, open); v != dataplane.VerdictReturn {
+		t.Fatalf("another flow: verdict %v", v)
+	}
+
+	write(t, rules, `drop tcp any any <> any 443 (msg:"443"; sid:2;)`+"\n")
+	r, err := e.Reload(cfg)
+	if err != nil || r.Detect.Rules != 1 {
+		t.Fatalf("Reload: %+v, %v", r, err)
+	}
+	if v := next(w, open); v != dataplane.VerdictDrop {
+		t.Errorf("the new rule on an old flow: verdict %v, want drop", v)
+	}
+	if v := next(w, blocked); v != dataplane.VerdictDrop {
+		t.Errorf("a flow blocked before the reload: verdict %v, want drop", v)
+	}
+	if v := next(w, tcpConv(40002, 444)); v != dataplane.VerdictReturn {
+		t.Errorf("a new flow the old rule would drop: verdict %v, want return", v)
+	}
+
+	write(t, rules, "drop tcp any any -> any 445 (msg:\"broken\"; content:; sid:3;)\n")
+	if _, err := e.Reload(cfg); err == nil || !strings.Contains(err.Error(), rules+":1:") {
+		t.Fatalf("Reload of a broken rule file: %v, want %s:1: ...", err, rules)
+	}
+	if v := next(w, tcpConv(40003, 443)); v != dataplane.VerdictDrop {
+		t.Errorf("after a failed reload the old set must run: verdict %v", v)
+	}
+	if e.DetectInfo().Rules != 1 {
+		t.Errorf("rules in force: %d", e.DetectInfo().Rules)
+	}
+}
+
+// TestDetectMetrics: alerts by action, rules by state, reload outcomes.
+func TestDetectMetrics(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "local.rules"), `drop tcp any any <> any 444 (msg:"444"; sid:1;)
+alert tcp any any -> any any (msg:"x"; http.uri; content:"x"; sid:2;)
+`)
+	cfg := filepath.Join(dir, "weir.yaml")
+	e := load(t, cfg, "detect:\n  rules: [local.rules]\n  mode: ips\n")
+	w := e.Pipeline.NewWorker()
+	next(w, tcpConv(40000, 444))
+	next(w, tcpConv(40001, 443))
+	if _, err := e.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.DetectCollector())
+	want := `
+# HELP weir_alerts_total Alerts raised, by alert.action: allowed (ids, mirrored traffic) or blocked (dropped inline in ips mode).
+# TYPE weir_alerts_total counter
+weir_alerts_total{action="allowed"} 0
+weir_alerts_total{action="blocked"} 1
+# HELP weir_detect_rules Rules of the rule set in force, by state: loaded or skipped (unsupported).
+# TYPE weir_detect_rules gauge
+weir_detect_rules{state="loaded"} 1
+weir_detect_rules{state="skipped"} 1
+# HELP weir_detect_reloads_total Rule-set reloads, by result: ok, or error (the old set kept running).
+# TYPE weir_detect_reloads_total counter
+weir_detect_reloads_total{result="error"} 0
+weir_detect_reloads_total{result="ok"} 1
+# HELP weir_detect_blocked_flows_total Flows detection blocked inline (ips mode).
+# TYPE weir_detect_blocked_flows_total counter
+weir_detect_blocked_flows_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "weir_alerts_total", "weir_detect_rules",
+		"weir_detect_reloads_total", "weir_detect_blocked_flows_total"); err != nil {
+		t.Error(err)
+	}
+}
