@@ -69,10 +69,21 @@ mirror:
       name: db
       eni_ip: %[6]s
       interface_id: eni-0a1b2c3d4e5f60102
+detect:
+  mode: ips
+  rules: [%[7]s/demo.rules]
 outputs:
   eve: %[7]s/eve.json
   pcap: {dir: %[7]s/pcap}
   flowlog: {path: %[7]s/flows.log, interval: 5s, account_id: "123456789012"}
+`
+
+// demoRules are the demo's Suricata rules: inline, in ips mode, the drop rule
+// blocks every flow to tcp/8080 at its first packet; the alert rules see DNS and
+// the mirrored sessions' SSH.
+const demoRules = `drop tcp any any -> any 8080 (msg:"DEMO inline: tcp/8080 blocked (ips)"; flow:to_server; classtype:policy-violation; sid:1000001; rev:1;)
+alert udp any any -> any 53 (msg:"DEMO DNS query"; threshold:type limit, track by_src, count 1, seconds 60; classtype:misc-activity; sid:1000002; rev:1;)
+alert tcp any any -> any 22 (msg:"DEMO SSH connection"; flags:S; threshold:type limit, track by_dst, count 5, seconds 60; classtype:misc-activity; sid:1000003; rev:1;)
 `
 
 const demoUsage = `usage: weir demo [-duration 10s] [-keep]
@@ -112,6 +123,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "demo.rules"), []byte(demoRules), 0o644); err != nil {
+		return err
+	}
 	text := fmt.Sprintf(demoConfig, netip.AddrPortFrom(demoAppliance, port), demoGWLB, demoDenied,
 		netip.AddrPortFrom(demoAppliance, mport), demoWeb, demoDB, dir)
 	cfg, err := config.Parse("demo.yaml", []byte(text))
@@ -126,8 +140,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	defer n.shutdown(0, nil)
 	fmt.Fprintf(stdout, "weir demo: appliance %s, health and metrics on http://%s\n", demoAppliance, n.healthAddr())
-	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s\n",
+	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s;\n",
 		demoGWLB, cfg.GWLB.Listen, demoDenied)
+	fmt.Fprintf(stdout, "          detection (ips) blocks tcp/8080, alerts on DNS and SSH\n")
 	fmt.Fprintf(stdout, "          reply path: %s\n", n.backend.Name())
 	fmt.Fprintf(stdout, "  mirror: ENIs %s (web, VNI 101, filtered, cut to 128 bytes) and %s (db, VNI 102)\n", demoWeb, demoDB)
 	fmt.Fprintf(stdout, "          mirrored at both ends to %s; duplicates suppressed\n\n", cfg.Mirror.Listen)
@@ -231,8 +246,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  inline (GENEVE)\n")
 	fmt.Fprintf(stdout, "    packets sent by the GWLB     %d (%d jumbo, 8500-byte inner)\n", rep.Sent, rep.Jumbo)
 	fmt.Fprintf(stdout, "    returned byte-identical      %d\n", rep.Returned)
-	fmt.Fprintf(stdout, "    dropped by policy            %d (GWLB saw %d not returned)\n",
-		t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop), rep.Dropped)
+	fmt.Fprintf(stdout, "    dropped by policy            %d\n", t.Packet(dataplane.EncapGeneve, dataplane.ActionDrop))
+	fmt.Fprintf(stdout, "    dropped by detection (ips)   %d (GWLB saw %d not returned in all)\n",
+		t.Packet(dataplane.EncapGeneve, dataplane.ActionIPSDrop), rep.Dropped)
 	fmt.Fprintf(stdout, "    returned but wrong           %d\n", rep.Mismatched)
 	fmt.Fprintf(stdout, "    latency µs p50/p90/p99       %.0f / %.0f / %.0f\n", rep.LatencyUS.P50, rep.LatencyUS.P90, rep.LatencyUS.P99)
 	fmt.Fprintf(stdout, "  mirror (VXLAN)\n")
@@ -241,13 +257,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		web.Received, web.Accepted, web.Truncated, web.Rejected, web.Duplicates)
 	fmt.Fprintf(stdout, "    session db                   received %d, recorded %d, filtered %d, duplicates %d\n",
 		db.Received, db.Accepted, db.Rejected, db.Duplicates)
-	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied by policy\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
+	fmt.Fprintf(stdout, "  flows                          %d: %d allowed, %d denied (policy or ips)\n", allowedFlows+deniedFlows, allowedFlows, deniedFlows)
+	dt := n.Detect.Totals(n.Pipeline)
+	fmt.Fprintf(stdout, "  detection                      %d rules; alerts %d blocked, %d allowed; %d flows blocked\n",
+		n.DetectInfo().Rules, dt.AlertsBlocked, dt.AlertsAllowed, dt.BlockedFlows)
 	if *keep {
 		fmt.Fprintf(stdout, "  outputs in %s\n", dir)
 	} else {
 		fmt.Fprintf(stdout, "  outputs in %s (removed at exit; weir demo -keep keeps them)\n", dir)
 	}
-	fmt.Fprintf(stdout, "    eve.json                     %d flow records (Suricata EVE)\n", n.EVE.Written())
+	fmt.Fprintf(stdout, "    eve.json                     %d records: flows and alerts (Suricata EVE)\n", n.EVE.Written())
 	fmt.Fprintf(stdout, "    pcap/                        %d file(s) of mirrored frames (open with wireshark or tshark -r)\n", len(pcaps))
 	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.FlowLog.Written())
 	fmt.Fprintf(stdout, "\nnext: weir check-config examples/both.yaml, then sudo weir run -config examples/both.yaml\n")
