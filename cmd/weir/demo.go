@@ -79,9 +79,10 @@ outputs:
 `
 
 // demoRules are the demo's Suricata rules: inline, in ips mode, the drop rule
-// blocks every flow to tcp/8080 at its first packet; the alert rules see DNS and
+// blocks every flow to port 8080 at its first packet; the alert rules see DNS and
 // the mirrored sessions' SSH.
 const demoRules = `drop tcp any any -> any 8080 (msg:"DEMO inline: tcp/8080 blocked (ips)"; flow:to_server; classtype:policy-violation; sid:1000001; rev:1;)
+drop udp any any -> any 8080 (msg:"DEMO inline: udp/8080 blocked (ips)"; flow:to_server; classtype:policy-violation; sid:1000004; rev:1;)
 alert udp any any -> any 53 (msg:"DEMO DNS query"; threshold:type limit, track by_src, count 1, seconds 60; classtype:misc-activity; sid:1000002; rev:1;)
 alert tcp any any -> any 22 (msg:"DEMO SSH connection"; flags:S; threshold:type limit, track by_dst, count 5, seconds 60; classtype:misc-activity; sid:1000003; rev:1;)
 `
@@ -142,7 +143,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "weir demo: appliance %s, health and metrics on http://%s\n", demoAppliance, n.healthAddr())
 	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s;\n",
 		demoGWLB, cfg.GWLB.Listen, demoDenied)
-	fmt.Fprintf(stdout, "          detection (ips) blocks tcp/8080, alerts on DNS and SSH\n")
+	fmt.Fprintf(stdout, "          detection (ips) blocks port 8080, alerts on DNS and SSH\n")
 	fmt.Fprintf(stdout, "          reply path: %s\n", n.backend.Name())
 	fmt.Fprintf(stdout, "  mirror: ENIs %s (web, VNI 101, filtered, cut to 128 bytes) and %s (db, VNI 102)\n", demoWeb, demoDB)
 	fmt.Fprintf(stdout, "          mirrored at both ends to %s; duplicates suppressed\n\n", cfg.Mirror.Listen)
