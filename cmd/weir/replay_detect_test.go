@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +18,9 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/net/dns/dnsmessage"
+
+	"weir/dataplane/detect"
 )
 
 // captureStart is when every built capture begins; each packet is 1 ms after the last.
@@ -452,5 +458,243 @@ func TestReplayDetectStream(t *testing.T) {
 				t.Errorf("summary alerts_allowed %d, EVE has %d alerts", r.sum.Detect.AlertsAllowed, want)
 			}
 		})
+	}
+}
+
+// TestReplayDetectFlowbits: a bit set by the request is seen by the rule on the
+// response, in the other direction, and only on its own flow.
+func TestReplayDetectFlowbits(t *testing.T) {
+	const ruleText = `alert tcp any any -> any 80 (msg:"LOCAL login request"; flow:to_server,established; content:"POST /login"; flowbits:set,local.login; flowbits:noalert; sid:2000001; rev:1;)
+alert tcp any 80 -> any any (msg:"LOCAL login accepted"; flow:to_client,established; content:"200 OK"; flowbits:isset,local.login; sid:2000002; rev:4;)
+`
+	c := newCapture()
+	login := newTCPConn(t, c, "10.0.0.5:40001", "10.0.1.9:80")
+	login.handshake()
+	login.send(true, "POST /login HTTP/1.1\r\n\r\n")
+	at := login.send(false, "HTTP/1.1 200 OK\r\n\r\n")
+	// Another flow gets the same answer to another request: no bit, no alert.
+	other := newTCPConn(t, c, "10.0.0.5:40002", "10.0.1.9:80")
+	other.handshake()
+	other.send(true, "GET /index.html HTTP/1.1\r\n\r\n")
+	other.send(false, "HTTP/1.1 200 OK\r\n\r\n")
+
+	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+	if len(r.alerts) != 1 {
+		t.Fatalf("%d alerts, want 1 (the login response): %+v", len(r.alerts), r.alerts)
+	}
+	checkAlert(t, r.alerts[0], wantAlert{sid: 2000002, rev: 4, gid: 1, action: "allowed", signature: "LOCAL login accepted",
+		src: "10.0.1.9", sport: 80, dst: "10.0.0.5", dport: 40001, proto: "TCP", pcapCnt: at, direction: "to_client"})
+}
+
+// TestReplayDetectThreshold: a limit threshold tracked by source alerts count
+// times per source in its window, and again in the next window.
+func TestReplayDetectThreshold(t *testing.T) {
+	const ruleText = `alert udp any any -> any 9999 (msg:"LOCAL ping"; content:"ping"; threshold:type limit, track by_src, count 2, seconds 60; sid:3000001; rev:1;)
+`
+	a := netip.MustParseAddrPort("10.0.0.5:5000")
+	b := netip.MustParseAddrPort("10.0.0.6:5000")
+	dst := netip.MustParseAddrPort("10.0.1.9:9999")
+	c := newCapture()
+	var want []int
+	for i := range 5 {
+		n := c.add(udpFrame(t, a, dst, []byte("ping")))
+		if i < 2 {
+			want = append(want, n)
+		}
+	}
+	want = append(want, c.add(udpFrame(t, b, dst, []byte("ping")))) // another source: its own count
+	c.wait(61 * time.Second)
+	for i := range 3 {
+		n := c.add(udpFrame(t, a, dst, []byte("ping")))
+		if i < 2 {
+			want = append(want, n)
+		}
+	}
+	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+	var got []int
+	for _, al := range r.bySID(3000001) {
+		got = append(got, al.PcapCnt)
+	}
+	if !equalInts(got, want) {
+		t.Fatalf("alerts on packets %v, want %v", got, want)
+	}
+	for _, al := range r.alerts {
+		src := "10.0.0.5"
+		if al.PcapCnt == 6 {
+			src = "10.0.0.6"
+		}
+		checkAlert(t, al, wantAlert{sid: 3000001, action: "allowed", src: src, sport: 5000, dst: "10.0.1.9", dport: 9999, proto: "UDP"})
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestReplayDetectPass: a pass rule's match ends inspection of its flow, so a later
+// alert-worthy segment of that flow does not alert; the same segment on another
+// flow does.
+func TestReplayDetectPass(t *testing.T) {
+	const ruleText = `pass tcp any any -> any 80 (msg:"LOCAL trusted client"; flow:to_server,established; content:"X-Trusted: yes"; sid:4000001; rev:1;)
+alert tcp any any -> any 80 (msg:"LOCAL evil"; flow:to_server,established; content:"EVIL-COMMAND"; sid:4000002; rev:1;)
+`
+	c := newCapture()
+	trusted := newTCPConn(t, c, "10.0.0.5:40001", "10.0.1.9:80")
+	trusted.handshake()
+	trusted.send(true, "GET / HTTP/1.1\r\nX-Trusted: yes\r\n\r\n")
+	trusted.send(true, "EVIL-COMMAND\r\n")
+	other := newTCPConn(t, c, "10.0.0.5:40002", "10.0.1.9:80")
+	other.handshake()
+	other.send(true, "GET / HTTP/1.1\r\n\r\n")
+	at := other.send(true, "EVIL-COMMAND\r\n")
+
+	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+	if len(r.alerts) != 1 {
+		t.Fatalf("%d alerts, want 1 (the untrusted flow's): %+v", len(r.alerts), r.alerts)
+	}
+	checkAlert(t, r.alerts[0], wantAlert{sid: 4000002, action: "allowed", src: "10.0.0.5", sport: 40002, dport: 80, pcapCnt: at})
+}
+
+// dnsQuery is a DNS query message for name, type A.
+func dnsQuery(t *testing.T, id uint16, name string) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// clientHello runs a crypto/tls client over net.Pipe and returns its first write:
+// the ClientHello record exactly as Go sends it.
+func clientHello(t *testing.T, serverName string) []byte {
+	t.Helper()
+	client, server := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := tls.Client(client, &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12})
+		_ = c.Handshake() // fails once the server end closes
+		c.Close()
+	}()
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(server, hdr); err != nil {
+		t.Fatal(err)
+	}
+	rec := make([]byte, 5+int(binary.BigEndian.Uint16(hdr[3:])))
+	copy(rec, hdr)
+	if _, err := io.ReadFull(server, rec[5:]); err != nil {
+		t.Fatal(err)
+	}
+	server.Close()
+	<-done
+	return rec
+}
+
+// TestReplayDetectAppLayer: dns.query and tls.sni rules alert with the query name
+// and the SNI in the alert's dns and tls objects.
+func TestReplayDetectAppLayer(t *testing.T) {
+	const ruleText = `alert dns any any -> any any (msg:"LOCAL DNS evil"; dns.query; content:"evil.example"; nocase; classtype:bad-unknown; sid:5000001; rev:2;)
+alert tls any any -> any any (msg:"LOCAL TLS SNI bad"; flow:established,to_server; tls.sni; content:"bad.example.org"; sid:5000002; rev:1;)
+`
+	c := newCapture()
+	client := netip.MustParseAddrPort("10.0.0.5:33333")
+	resolver := netip.MustParseAddrPort("10.0.1.53:53")
+	c.add(udpFrame(t, client, resolver, dnsQuery(t, 1, "good.example.com.")))
+	dnsAt := c.add(udpFrame(t, client, resolver, dnsQuery(t, 2, "www.Evil.Example.com.")))
+	tlsConn := newTCPConn(t, c, "10.0.0.5:40443", "10.0.1.44:443")
+	tlsConn.handshake()
+	tlsAt := tlsConn.send(true, string(clientHello(t, "bad.example.org")))
+	other := newTCPConn(t, c, "10.0.0.5:40444", "10.0.1.44:443")
+	other.handshake()
+	other.send(true, string(clientHello(t, "good.example.org")))
+
+	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+	if len(r.alerts) != 2 {
+		t.Fatalf("%d alerts, want 2: %+v", len(r.alerts), r.alerts)
+	}
+	dns := r.bySID(5000001)
+	if len(dns) != 1 {
+		t.Fatalf("%d DNS alerts, want 1", len(dns))
+	}
+	checkAlert(t, dns[0], wantAlert{sid: 5000001, rev: 2, signature: "LOCAL DNS evil", category: "Potentially Bad Traffic",
+		src: "10.0.0.5", sport: 33333, dst: "10.0.1.53", dport: 53, proto: "UDP", pcapCnt: dnsAt, appProto: "dns"})
+	if q := dns[0].DNS.Queries; len(q) != 1 || q[0].RRName != "www.Evil.Example.com" || q[0].RRType != "A" {
+		t.Errorf("dns.queries %+v, want one: www.Evil.Example.com, A", q)
+	}
+	sni := r.bySID(5000002)
+	if len(sni) != 1 {
+		t.Fatalf("%d TLS alerts, want 1", len(sni))
+	}
+	checkAlert(t, sni[0], wantAlert{sid: 5000002, signature: "LOCAL TLS SNI bad",
+		src: "10.0.0.5", sport: 40443, dst: "10.0.1.44", dport: 443, proto: "TCP", pcapCnt: tlsAt, appProto: "tls", direction: "to_server"})
+	if sni[0].TLS.SNI != "bad.example.org" {
+		t.Errorf("tls.sni %q, want bad.example.org", sni[0].TLS.SNI)
+	}
+}
+
+// TestReplayDetectIntel: an IP list alerts on a flow to a listed address (and a
+// listed network); a domain list on a DNS query for a listed name or a name under it.
+func TestReplayDetectIntel(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad-ips.txt"), []byte("# known bad\n203.0.113.7\n198.51.100.0/24 # a whole net\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad-domains.txt"), []byte("malware.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeDetectConfig(t, dir, "", `  intel:
+    - {path: bad-ips.txt, type: ip, category: Botnet C2}
+    - {path: bad-domains.txt, type: domain, category: Malware domain}
+`)
+	c := newCapture()
+	client := netip.MustParseAddrPort("10.0.0.5:33333")
+	toHost := newTCPConn(t, c, "10.0.0.5:40001", "203.0.113.7:443")
+	hostAt := c.add(toHost.segment(true, toHost.clientSeq, 0, true, false, false, nil))
+	netAt := c.add(udpFrame(t, client, netip.MustParseAddrPort("198.51.100.20:123"), []byte("ntp")))
+	c.add(udpFrame(t, client, netip.MustParseAddrPort("192.0.2.1:123"), []byte("ntp"))) // not listed
+	resolver := netip.MustParseAddrPort("10.0.1.53:53")
+	domainAt := c.add(udpFrame(t, netip.MustParseAddrPort("10.0.0.5:33334"), resolver, dnsQuery(t, 7, "cdn.malware.test.")))
+	c.add(udpFrame(t, netip.MustParseAddrPort("10.0.0.5:33335"), resolver, dnsQuery(t, 8, "notmalware.test.")))
+
+	r := replayDetect(t, cfg, c.write(t))
+	ips := r.bySID(detect.SIDIntelBase)
+	if len(ips) != 2 {
+		t.Fatalf("%d IP-list alerts, want 2: %+v", len(ips), r.alerts)
+	}
+	checkAlert(t, ips[0], wantAlert{gid: 1, action: "allowed", category: "Botnet C2",
+		src: "10.0.0.5", sport: 40001, dst: "203.0.113.7", dport: 443, proto: "TCP", pcapCnt: hostAt})
+	checkAlert(t, ips[1], wantAlert{category: "Botnet C2", dst: "198.51.100.20", dport: 123, proto: "UDP", pcapCnt: netAt})
+	domains := r.bySID(detect.SIDIntelBase + 1)
+	if len(domains) != 1 {
+		t.Fatalf("%d domain-list alerts, want 1: %+v", len(domains), r.alerts)
+	}
+	checkAlert(t, domains[0], wantAlert{action: "allowed", category: "Malware domain", dst: "10.0.1.53", dport: 53, pcapCnt: domainAt})
+	if q := domains[0].DNS.Queries; len(q) != 1 || q[0].RRName != "cdn.malware.test" {
+		t.Errorf("dns.queries %+v, want cdn.malware.test", q)
+	}
+	for _, a := range r.alerts {
+		if !strings.HasPrefix(a.Alert.Signature, "WEIR INTEL ") {
+			t.Errorf("signature %q, want WEIR INTEL ...", a.Alert.Signature)
+		}
+	}
+	if len(r.alerts) != 3 {
+		t.Errorf("%d alerts, want 3", len(r.alerts))
 	}
 }
