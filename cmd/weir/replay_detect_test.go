@@ -32,8 +32,8 @@ type capture struct {
 	link   layers.LinkType
 	frames [][]byte
 	times  []time.Time
-	// step is the time between packets.
-	step time.Duration
+	// step is the time between packets; pause is added once, before the next.
+	step, pause time.Duration
 }
 
 func newCapture() *capture { return &capture{link: layers.LinkTypeEthernet, step: time.Millisecond} }
@@ -42,19 +42,16 @@ func newCapture() *capture { return &capture{link: layers.LinkTypeEthernet, step
 func (c *capture) add(frame []byte) int {
 	ts := captureStart
 	if n := len(c.times); n > 0 {
-		ts = c.times[n-1].Add(c.step)
+		ts = c.times[n-1].Add(c.step + c.pause)
 	}
+	c.pause = 0
 	c.frames = append(c.frames, frame)
 	c.times = append(c.times, ts)
 	return len(c.frames)
 }
 
 // wait moves the capture's clock forward by d before the next frame.
-func (c *capture) wait(d time.Duration) {
-	if n := len(c.times); n > 0 {
-		c.times[n-1] = c.times[n-1].Add(d)
-	}
-}
+func (c *capture) wait(d time.Duration) { c.pause += d }
 
 func (c *capture) write(t *testing.T) string {
 	t.Helper()
@@ -696,5 +693,193 @@ func TestReplayDetectIntel(t *testing.T) {
 	}
 	if len(r.alerts) != 3 {
 		t.Errorf("%d alerts, want 3", len(r.alerts))
+	}
+}
+
+// synFrame is a SYN from src to dst.
+func synFrame(t *testing.T, src, dst netip.AddrPort) []byte {
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Seq: 1000, SYN: true, Window: 65535}
+	return ipFrame(t, true, src.Addr(), dst.Addr(), tcp, nil)
+}
+
+// TestReplayDetectPortScan: one source sending SYNs to 100 ports of one host
+// raises weir's port-scan alert once, on the SYN that reaches the threshold; a
+// second scan within the repeat interval raises none, a third after it one more.
+func TestReplayDetectPortScan(t *testing.T) {
+	cfg := writeDetectConfig(t, t.TempDir(), "", "  portscan: {ports: 50, window: 60s, repeat: 300s}\n")
+	scanner := netip.MustParseAddr("10.0.0.66")
+	target := netip.MustParseAddr("10.0.1.9")
+	c := newCapture()
+	scan := func(sport uint16) (fiftieth int) {
+		for p := range uint16(100) {
+			n := c.add(synFrame(t, netip.AddrPortFrom(scanner, sport), netip.AddrPortFrom(target, 1+p)))
+			if p == 49 {
+				fiftieth = n
+			}
+		}
+		return fiftieth
+	}
+	first := scan(50000)
+	c.wait(2 * time.Minute) // past the window, within the repeat interval
+	scan(50001)
+	c.wait(4 * time.Minute) // past the repeat interval
+	third := scan(50002)
+	// One host with few ports is no scan.
+	for p := range uint16(10) {
+		c.add(synFrame(t, netip.MustParseAddrPort("10.0.0.7:40000"), netip.AddrPortFrom(target, 1+p)))
+	}
+
+	r := replayDetect(t, cfg, c.write(t))
+	got := r.bySID(detect.SIDPortScanPorts)
+	if len(got) != 2 || len(r.alerts) != 2 {
+		t.Fatalf("%d port-scan alerts (%d alerts), want 2: %+v", len(got), len(r.alerts), r.alerts)
+	}
+	for i, at := range []int{first, third} {
+		checkAlert(t, got[i], wantAlert{sid: detect.SIDPortScanPorts, gid: 1, rev: 1, action: "allowed",
+			signature: "WEIR SCAN port scan: one source, many destination ports", category: "Attempted Information Leak",
+			severity: 2, src: "10.0.0.66", dst: "10.0.1.9", proto: "TCP"})
+		// Ports are counted in a sketch (with a per-run hash seed): the alert comes
+		// near the 50th port, not exactly on it.
+		if got[i].PcapCnt < at-10 || got[i].PcapCnt > at+10 {
+			t.Errorf("port-scan alert %d on packet %d, want within 10 of %d (the 50th port)", i, got[i].PcapCnt, at)
+		}
+	}
+}
+
+// TestReplayDetectSYNFlood: many SYNs to one destination without handshakes
+// raise weir's SYN-flood alert once within the repeat interval; as many
+// connections that complete their handshakes raise none.
+func TestReplayDetectSYNFlood(t *testing.T) {
+	cfg := writeDetectConfig(t, t.TempDir(), "", "  synflood: {half_open: 100, window: 10s, repeat: 60s}\n")
+	victim := netip.MustParseAddrPort("10.0.1.9:80")
+	c := newCapture()
+	flood := func(first byte) (hundredth int) {
+		for i := range 300 {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, first, byte(i)}), uint16(10000+i))
+			n := c.add(synFrame(t, src, victim))
+			if i == 99 {
+				hundredth = n
+			}
+		}
+		return hundredth
+	}
+	// Completed handshakes to another server: no flood.
+	for i := range 300 {
+		k := newTCPConn(t, c, netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 17, 0, byte(i)}), uint16(10000+i)).String(), "10.0.1.10:80")
+		k.handshake()
+	}
+	first := flood(1)
+	c.wait(20 * time.Second) // past the window, within the repeat interval
+	flood(2)
+	c.wait(time.Minute)
+	third := flood(3)
+
+	r := replayDetect(t, cfg, c.write(t))
+	got := r.bySID(detect.SIDSYNFlood)
+	if len(got) != 2 || len(r.alerts) != 2 {
+		t.Fatalf("%d SYN-flood alerts (%d alerts), want 2: %+v", len(got), len(r.alerts), r.alerts)
+	}
+	for i, at := range []int{first, third} {
+		checkAlert(t, got[i], wantAlert{sid: detect.SIDSYNFlood, gid: 1, rev: 1, action: "allowed",
+			signature: "WEIR DOS SYN flood: many half-open connections to one destination", category: "Attempted Denial of Service",
+			severity: 2, dst: "10.0.1.9", dport: 80, proto: "TCP", pcapCnt: at})
+	}
+}
+
+// TestReplayDetectSimulateIPS: with -simulate-ips a drop rule blocks its flow: the
+// alert says blocked, the flow's later packets are dropped (ips_drop), another
+// flow is untouched. Without the flag the same capture only alerts (allowed).
+func TestReplayDetectSimulateIPS(t *testing.T) {
+	const ruleText = `drop tcp any any -> any 80 (msg:"LOCAL attack"; flow:to_server,established; content:"ATTACK"; sid:6000001; rev:1;)
+`
+	c := newCapture()
+	bad := newTCPConn(t, c, "10.0.0.5:40001", "10.0.1.9:80")
+	bad.handshake()
+	at := bad.send(true, "GET /ATTACK HTTP/1.1\r\n\r\n")
+	bad.send(false, "HTTP/1.1 200 OK\r\n\r\n")
+	bad.send(true, "more")
+	bad.send(true, "and more")
+	good := newTCPConn(t, c, "10.0.0.5:40002", "10.0.1.9:80")
+	good.handshake()
+	good.send(true, "GET / HTTP/1.1\r\n\r\n")
+	good.send(false, "HTTP/1.1 200 OK\r\n\r\n")
+	capFile := c.write(t)
+	cfg := writeDetectConfig(t, t.TempDir(), ruleText, "  mode: ips\n")
+
+	tests := []struct {
+		name           string
+		flags          []string
+		action         string
+		allowed, drops uint64 // allow and ips_drop packets
+		blockedFlows   uint64
+	}{
+		// The matching packet and the three after it are dropped.
+		{"simulate-ips", []string{"-simulate-ips"}, "blocked", 12 - 4, 4, 1},
+		{"ids", nil, "allowed", 12, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := replayDetect(t, cfg, capFile, tt.flags...)
+			if len(r.alerts) != 1 {
+				t.Fatalf("%d alerts, want 1: %+v", len(r.alerts), r.alerts)
+			}
+			checkAlert(t, r.alerts[0], wantAlert{sid: 6000001, action: tt.action, signature: "LOCAL attack",
+				src: "10.0.0.5", sport: 40001, dst: "10.0.1.9", dport: 80, pcapCnt: at})
+			if a := r.sum.Actions; a["allow"] != tt.allowed || a["ips_drop"] != tt.drops {
+				t.Errorf("actions %v, want allow %d, ips_drop %d", a, tt.allowed, tt.drops)
+			}
+			d := r.sum.Detect
+			blocked, allowed := uint64(0), uint64(1)
+			if tt.action == "blocked" {
+				blocked, allowed = 1, 0
+			}
+			if d.BlockedFlows != tt.blockedFlows || d.AlertsBlocked != blocked || d.AlertsAllowed != allowed {
+				t.Errorf("detect summary %+v, want blocked_flows %d, alerts blocked %d allowed %d", *d, tt.blockedFlows, blocked, allowed)
+			}
+		})
+	}
+}
+
+// TestReplayDetectPcapCntIPv6: an alert's pcap_cnt is the packet's number in the
+// capture, and IPv6 addresses are written in full, as Suricata writes them.
+func TestReplayDetectPcapCntIPv6(t *testing.T) {
+	const ruleText = `alert udp any any -> any 7777 (msg:"LOCAL marker"; content:"marker"; sid:7000001; rev:1;)
+alert tcp any any -> any 80 (msg:"LOCAL v6 stream"; flow:to_server,established; content:"EVIL-COMMAND"; sid:7000002; rev:1;)
+`
+	src := netip.MustParseAddrPort("[2001:db8::5]:5000")
+	dst := netip.MustParseAddrPort("[2001:db8:0:1::9]:7777")
+	c := newCapture()
+	var want []int
+	for i := range 20 {
+		payload := "nothing"
+		if i%7 == 3 {
+			payload = "marker"
+		}
+		n := c.add(udpFrame(t, src, dst, []byte(payload)))
+		if payload == "marker" {
+			want = append(want, n)
+		}
+	}
+	k := newTCPConn(t, c, "[fe80::1]:40001", "[2001:db8::80]:80")
+	k.handshake()
+	streamAt := k.send(true, "EVIL-COMMAND")
+
+	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+	var got []int
+	for _, a := range r.bySID(7000001) {
+		got = append(got, a.PcapCnt)
+		checkAlert(t, a, wantAlert{src: "2001:0db8:0000:0000:0000:0000:0000:0005", dst: "2001:0db8:0000:0001:0000:0000:0000:0009",
+			sport: 5000, dport: 7777, proto: "UDP"})
+	}
+	if !equalInts(got, want) {
+		t.Errorf("alerts on packets %v, want %v", got, want)
+	}
+	s := r.bySID(7000002)
+	if len(s) != 1 {
+		t.Fatalf("%d stream alerts, want 1", len(s))
+	}
+	checkAlert(t, s[0], wantAlert{src: fullIPv6("fe80::1"), dst: fullIPv6("2001:db8::80"), sport: 40001, dport: 80, pcapCnt: streamAt})
+	if s[0].SrcIP != "fe80:0000:0000:0000:0000:0000:0000:0001" {
+		t.Errorf("fullIPv6 disagrees with the form written out: %s", s[0].SrcIP)
 	}
 }
