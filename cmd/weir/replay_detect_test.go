@@ -883,3 +883,110 @@ alert tcp any any -> any 80 (msg:"LOCAL v6 stream"; flow:to_server,established; 
 		t.Errorf("fullIPv6 disagrees with the form written out: %s", s[0].SrcIP)
 	}
 }
+
+// checkConfig runs weir check-config on path.
+func checkConfig(path string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run([]string{"check-config", path}, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestCheckConfigRules: a rule with a syntax error fails check-config with the rule
+// file's FILE:LINE; rules with unsupported keywords are listed (file, line, sid,
+// keyword) and skipped, and the configuration is still valid; a rules glob that
+// matches nothing is an error.
+func TestCheckConfigRules(t *testing.T) {
+	good := `# local rules
+alert tcp any any -> any 80 (msg:"LOCAL one"; content:"one"; sid:1; rev:1;)
+
+alert udp any any -> any 53 (msg:"LOCAL two"; content:"two"; sid:2; rev:1;)
+`
+	t.Run("syntax error", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := writeDetectConfig(t, dir, good+`alert tcp any any -> any 80 (msg:"LOCAL broken"; content:"x"; sid:3; rev:1;
+`, "")
+		code, stdout, stderr := checkConfig(cfg)
+		if code == 0 {
+			t.Fatalf("check-config passed a broken rule: %s", stdout)
+		}
+		want := filepath.Join(dir, "rules", "local.rules") + ":5: "
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q, want it to name %s", stderr, want)
+		}
+	})
+	t.Run("unsupported keywords", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := writeDetectConfig(t, dir, good+`alert tcp any any -> any 80 (msg:"LOCAL uri"; http.uri; content:"/admin"; sid:3; rev:1;)
+alert tcp any any -> any 80 (msg:"LOCAL lua"; lua:check.lua; sid:4; rev:1;)
+`, "")
+		code, stdout, stderr := checkConfig(cfg)
+		if code != 0 {
+			t.Fatalf("check-config exit %d: %s", code, stderr)
+		}
+		file := filepath.Join(dir, "rules", "local.rules")
+		for _, w := range []string{
+			file + `:5: sid 3: skipped: unsupported keyword "http.uri"`,
+			file + `:6: sid 4: skipped: unsupported keyword "lua"`,
+			cfg + ": 2 rules loaded, 2 skipped, 0 threat-intel entries",
+			cfg + ": ok",
+		} {
+			if !strings.Contains(stdout, w+"\n") {
+				t.Errorf("stdout lacks %q:\n%s", w, stdout)
+			}
+		}
+	})
+	t.Run("glob matches nothing", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "weir.yaml")
+		if err := os.WriteFile(cfg, []byte("detect:\n  rules: [missing/*.rules]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := checkConfig(cfg)
+		if code == 0 {
+			t.Fatalf("check-config passed a glob matching nothing: %s", stdout)
+		}
+		if !strings.Contains(stderr, filepath.Join(dir, "missing", "*.rules")) {
+			t.Errorf("stderr %q does not name the glob", stderr)
+		}
+	})
+}
+
+// TestReplayDetectLinkTypes: replay reads PPP and BSD loopback (NULL) captures, and
+// detection sees their packets.
+func TestReplayDetectLinkTypes(t *testing.T) {
+	const ruleText = `alert udp any any -> any 7777 (msg:"LOCAL marker"; content:"marker"; sid:7000001; rev:1;)
+`
+	src, dst := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.0.1.9")
+	tests := []struct {
+		name   string
+		link   layers.LinkType
+		header []byte
+	}{
+		{"PPP", layers.LinkTypePPP, []byte{0xff, 0x03, 0x00, 0x21}},   // HDLC address and control, protocol IPv4
+		{"PPP without HDLC", layers.LinkTypePPP, []byte{0x00, 0x21}},  // protocol IPv4
+		{"PPP compressed protocol", layers.LinkTypePPP, []byte{0x21}}, // protocol field compression
+		{"NULL", layers.LinkTypeNull, []byte{2, 0, 0, 0}},             // AF_INET, host order (little endian)
+		{"NULL big endian", layers.LinkTypeNull, []byte{0, 0, 0, 2}},  // AF_INET, written on a big-endian host
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCapture()
+			c.link = tt.link
+			for _, payload := range []string{"first", "a marker"} {
+				ip := ipFrame(t, false, src, dst, &layers.UDP{SrcPort: 5000, DstPort: 7777}, []byte(payload))
+				c.add(append(append([]byte(nil), tt.header...), ip...))
+			}
+			r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+			if r.sum.Unreadable != 0 || r.sum.Actions["allow"] != 2 {
+				t.Errorf("summary: %d unreadable, actions %v: want both packets read and allowed", r.sum.Unreadable, r.sum.Actions)
+			}
+			if len(r.alerts) != 1 {
+				t.Fatalf("%d alerts, want 1", len(r.alerts))
+			}
+			checkAlert(t, r.alerts[0], wantAlert{sid: 7000001, src: "10.0.0.5", sport: 5000, dst: "10.0.1.9", dport: 7777, proto: "UDP", pcapCnt: 2})
+			if r.alerts[0].PktSrc != "wire/pcap" || r.alerts[0].Tunnel != nil {
+				t.Errorf("pkt_src %q, tunnel %v: want wire/pcap, none", r.alerts[0].PktSrc, r.alerts[0].Tunnel)
+			}
+		})
+	}
+}
