@@ -945,8 +945,8 @@ alert tcp any any -> any 80 (msg:"LOCAL lua"; lua:check.lua; sid:4; rev:1;)
 		if code == 0 {
 			t.Fatalf("check-config passed a glob matching nothing: %s", stdout)
 		}
-		if !strings.Contains(stderr, filepath.Join(dir, "missing", "*.rules")) {
-			t.Errorf("stderr %q does not name the glob", stderr)
+		if want := `rules "` + filepath.Join(dir, "missing", "*.rules") + `": no file matches`; !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q, want it to say %q", stderr, want)
 		}
 	})
 }
