@@ -192,7 +192,16 @@ type eveEvent struct {
 	PktSrc    string `json:"pkt_src"`
 	AppProto  string `json:"app_proto"`
 	Direction string `json:"direction"`
-	Alert     struct {
+	Ether     *struct {
+		SrcMAC  string `json:"src_mac"`
+		DestMAC string `json:"dest_mac"`
+	} `json:"ether"`
+	Packet     []byte `json:"packet"` // base64 in EVE
+	PacketInfo struct {
+		LinkType     int    `json:"linktype"`
+		LinkTypeName string `json:"linktype_name"`
+	} `json:"packet_info"`
+	Alert struct {
 		Action      string `json:"action"`
 		GID         int    `json:"gid"`
 		SignatureID int    `json:"signature_id"`
@@ -445,6 +454,11 @@ func TestReplayDetectStream(t *testing.T) {
 					src: "10.0.0.5", sport: 40001, dst: "10.0.1.9", dport: 80, proto: "TCP",
 					pcapCnt: w.at, direction: "to_server"})
 			}
+			for _, a := range r.alerts {
+				if a.Ether == nil || a.Ether.SrcMAC != "02:00:00:00:00:01" || a.Ether.DestMAC != "02:00:00:00:00:02" {
+					t.Errorf("sid %d: ether %+v, want the frame's MACs", a.Alert.SignatureID, a.Ether)
+				}
+			}
 			if got := r.bySID(1000001); len(got) == 1 && got[0].Alert.Category != "A Network Trojan was detected" {
 				t.Errorf("category %q, want classtype trojan-activity's", got[0].Alert.Category)
 			}
@@ -483,44 +497,51 @@ alert tcp any 80 -> any any (msg:"LOCAL login accepted"; flow:to_client,establis
 		src: "10.0.1.9", sport: 80, dst: "10.0.0.5", dport: 40001, proto: "TCP", pcapCnt: at, direction: "to_client"})
 }
 
-// TestReplayDetectThreshold: a limit threshold tracked by source alerts count
-// times per source in its window, and again in the next window.
+// TestReplayDetectThreshold: thresholds tracked by source count each source's
+// packets in the rule's window: limit alerts on the first count of them, threshold
+// on every count-th, both once on the count-th; the next window starts over.
 func TestReplayDetectThreshold(t *testing.T) {
-	const ruleText = `alert udp any any -> any 9999 (msg:"LOCAL ping"; content:"ping"; threshold:type limit, track by_src, count 2, seconds 60; sid:3000001; rev:1;)
-`
 	a := netip.MustParseAddrPort("10.0.0.5:5000")
 	b := netip.MustParseAddrPort("10.0.0.6:5000")
 	dst := netip.MustParseAddrPort("10.0.1.9:9999")
+	// Source a sends 7 pings, b one, then after the window a 3 more: by packet
+	// number, a's are 1-7 and 9-11, b's is 8.
 	c := newCapture()
-	var want []int
-	for i := range 5 {
-		n := c.add(udpFrame(t, a, dst, []byte("ping")))
-		if i < 2 {
-			want = append(want, n)
-		}
+	for range 7 {
+		c.add(udpFrame(t, a, dst, []byte("ping")))
 	}
-	want = append(want, c.add(udpFrame(t, b, dst, []byte("ping")))) // another source: its own count
+	c.add(udpFrame(t, b, dst, []byte("ping")))
 	c.wait(61 * time.Second)
-	for i := range 3 {
-		n := c.add(udpFrame(t, a, dst, []byte("ping")))
-		if i < 2 {
-			want = append(want, n)
-		}
+	for range 3 {
+		c.add(udpFrame(t, a, dst, []byte("ping")))
 	}
-	r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
-	var got []int
-	for _, al := range r.bySID(3000001) {
-		got = append(got, al.PcapCnt)
+	capFile := c.write(t)
+	tests := []struct {
+		threshold string
+		want      []int // packets alerted on
+	}{
+		{"type limit, track by_src, count 2, seconds 60", []int{1, 2, 8, 9, 10}},
+		{"type threshold, track by_src, count 3, seconds 60", []int{3, 6, 11}},
+		{"type both, track by_src, count 3, seconds 60", []int{3, 11}},
+		{"type limit, track by_dst, count 2, seconds 60", []int{1, 2, 9, 10}},
 	}
-	if !equalInts(got, want) {
-		t.Fatalf("alerts on packets %v, want %v", got, want)
-	}
-	for _, al := range r.alerts {
-		src := "10.0.0.5"
-		if al.PcapCnt == 6 {
-			src = "10.0.0.6"
-		}
-		checkAlert(t, al, wantAlert{sid: 3000001, action: "allowed", src: src, sport: 5000, dst: "10.0.1.9", dport: 9999, proto: "UDP"})
+	for _, tt := range tests {
+		t.Run(tt.threshold, func(t *testing.T) {
+			ruleText := `alert udp any any -> any 9999 (msg:"LOCAL ping"; content:"ping"; threshold:` + tt.threshold + `; sid:3000001; rev:1;)` + "\n"
+			r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), capFile)
+			var got []int
+			for _, al := range r.alerts {
+				got = append(got, al.PcapCnt)
+				src := "10.0.0.5"
+				if al.PcapCnt == 8 {
+					src = "10.0.0.6"
+				}
+				checkAlert(t, al, wantAlert{sid: 3000001, action: "allowed", src: src, sport: 5000, dst: "10.0.1.9", dport: 9999, proto: "UDP"})
+			}
+			if !equalInts(got, tt.want) {
+				t.Errorf("alerts on packets %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -972,11 +993,12 @@ func TestReplayDetectLinkTypes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCapture()
 			c.link = tt.link
+			var ip []byte
 			for _, payload := range []string{"first", "a marker"} {
-				ip := ipFrame(t, false, src, dst, &layers.UDP{SrcPort: 5000, DstPort: 7777}, []byte(payload))
+				ip = ipFrame(t, false, src, dst, &layers.UDP{SrcPort: 5000, DstPort: 7777}, []byte(payload))
 				c.add(append(append([]byte(nil), tt.header...), ip...))
 			}
-			r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+			r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, "  alert_packet: true\n"), c.write(t))
 			if r.sum.Unreadable != 0 || r.sum.Actions["allow"] != 2 {
 				t.Errorf("summary: %d unreadable, actions %v: want both packets read and allowed", r.sum.Unreadable, r.sum.Actions)
 			}
@@ -986,6 +1008,52 @@ func TestReplayDetectLinkTypes(t *testing.T) {
 			checkAlert(t, r.alerts[0], wantAlert{sid: 7000001, src: "10.0.0.5", sport: 5000, dst: "10.0.1.9", dport: 7777, proto: "UDP", pcapCnt: 2})
 			if r.alerts[0].PktSrc != "wire/pcap" || r.alerts[0].Tunnel != nil {
 				t.Errorf("pkt_src %q, tunnel %v: want wire/pcap, none", r.alerts[0].PktSrc, r.alerts[0].Tunnel)
+			}
+			// No Ethernet header: no ether object, and the packet is written as raw IP.
+			if a := r.alerts[0]; a.Ether != nil || !bytes.Equal(a.Packet, ip) || a.PacketInfo.LinkType != 101 || a.PacketInfo.LinkTypeName != "RAW" {
+				t.Errorf("ether %+v, packet %x, packet_info %+v: want no ether, the IP packet %x, linktype 101 RAW", a.Ether, a.Packet, a.PacketInfo, ip)
+			}
+		})
+	}
+}
+
+// TestReplayDetectIntelDrop: an IP list with action drop blocks the flow to a
+// listed address under -simulate-ips (ips mode), and only alerts without it.
+func TestReplayDetectIntelDrop(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "block.txt"), []byte("203.0.113.7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeDetectConfig(t, dir, "", "  mode: ips\n  intel:\n    - {path: block.txt, type: ip, action: drop}\n")
+	c := newCapture()
+	k := newTCPConn(t, c, "10.0.0.5:40001", "203.0.113.7:443")
+	k.handshake()
+	k.send(true, "hello")
+	other := newTCPConn(t, c, "10.0.0.5:40002", "192.0.2.80:443")
+	other.handshake()
+	capFile := c.write(t)
+	tests := []struct {
+		flags          []string
+		action         string
+		allowed, drops uint64
+		blockedFlows   uint64
+	}{
+		{[]string{"-simulate-ips"}, "blocked", 3, 4, 1}, // the SYN alerts and is dropped, and all after it
+		{nil, "allowed", 7, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			r := replayDetect(t, cfg, capFile, tt.flags...)
+			if len(r.alerts) != 1 {
+				t.Fatalf("%d alerts, want 1: %+v", len(r.alerts), r.alerts)
+			}
+			checkAlert(t, r.alerts[0], wantAlert{sid: detect.SIDIntelBase, action: tt.action, category: "Threat intel",
+				src: "10.0.0.5", sport: 40001, dst: "203.0.113.7", dport: 443, pcapCnt: 1})
+			if a := r.sum.Actions; a["allow"] != tt.allowed || a["ips_drop"] != tt.drops {
+				t.Errorf("actions %v, want allow %d, ips_drop %d", a, tt.allowed, tt.drops)
+			}
+			if r.sum.Detect.BlockedFlows != tt.blockedFlows {
+				t.Errorf("blocked_flows %d, want %d", r.sum.Detect.BlockedFlows, tt.blockedFlows)
 			}
 		})
 	}
