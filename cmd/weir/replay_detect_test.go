@@ -397,15 +397,16 @@ func TestReplayDetectStream(t *testing.T) {
 		}},
 		{"retransmitted segment", func(k *tcpConn) (int, int) {
 			k.handshake()
-			first := k.dataAt(true, 0, "X: EVIL-CO")
+			const head, rest = "X: EVIL-CO", "MMAND token=654321;"
+			first := k.dataAt(true, 0, head)
 			k.c.add(first)
-			k.clientSeq += 10
-			n := k.send(true, "MMAND token=654321;")
+			k.clientSeq += uint32(len(head))
+			n := k.send(true, rest)
 			k.c.add(first) // the first segment again
 			k.send(false, "HTTP/1.1 200 OK\r\n\r\n")
 			// And the second, after the server's answer.
-			k.clientSeq -= uint32(len("MMAND token=654321;"))
-			k.send(true, "MMAND token=654321;")
+			k.clientSeq -= uint32(len(rest))
+			k.send(true, rest)
 			return n, n
 		}},
 		{"out of order", func(k *tcpConn) (int, int) {
