@@ -18,6 +18,9 @@ type DetectConfig struct {
 	// configuration file's folder. RuleLines are the lines they were given on.
 	Rules     []string
 	RuleLines []int
+	// File is the configuration file the section was read from, for errors about
+	// the files it names (FILE:LINE of the key).
+	File string
 	// Vars override or add Suricata address and port groups (HOME_NET, HTTP_PORTS, ...).
 	Vars map[string]string
 	Mode string // ids | ips
@@ -62,6 +65,7 @@ var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (p *parser) detect(n *yaml.Node, c *Config) {
 	d := &c.Detect
+	d.File = p.file
 	rel := func(path string) string {
 		if path != "" && !filepath.IsAbs(path) {
 			return filepath.Join(filepath.Dir(p.file), path)

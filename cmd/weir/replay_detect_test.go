@@ -967,7 +967,7 @@ alert tcp any any -> any 80 (msg:"LOCAL lua"; lua:check.lua; sid:4; rev:1;)
 		if code == 0 {
 			t.Fatalf("check-config passed a glob matching nothing: %s", stdout)
 		}
-		if want := `rules "` + filepath.Join(dir, "missing", "*.rules") + `": no file matches`; !strings.Contains(stderr, want) {
+		if want := cfg + ":2: detect.rules: " + filepath.Join(dir, "missing", "*.rules") + " matches no file\n"; stderr != want {
 			t.Errorf("stderr %q, want it to say %q", stderr, want)
 		}
 	})
@@ -1059,3 +1059,84 @@ func TestReplayDetectIntelDrop(t *testing.T) {
 		})
 	}
 }
+
+// tunnelFrame is an Ethernet frame of an IPv4 packet from 192.0.2.1 to 192.0.2.2
+// carrying, in the given way, an inner IP packet with a UDP datagram.
+func tunnelFrame(t *testing.T, outerProto layers.IPProtocol, innerSrc, innerDst netip.AddrPort, payload string) []byte {
+	t.Helper()
+	outer := &layers.IPv4{Version: 4, TTL: 64, Protocol: outerProto, SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{192, 0, 2, 2}}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(innerSrc.Port()), DstPort: layers.UDPPort(innerDst.Port())}
+	var inner gopacket.SerializableLayer
+	ethType := layers.EthernetTypeIPv4
+	if innerSrc.Addr().Is4() {
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: innerSrc.Addr().AsSlice(), DstIP: innerDst.Addr().AsSlice()}
+		udp.SetNetworkLayerForChecksum(ip)
+		inner = ip
+	} else {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: innerSrc.Addr().AsSlice(), DstIP: innerDst.Addr().AsSlice()}
+		udp.SetNetworkLayerForChecksum(ip)
+		inner, ethType = ip, layers.EthernetTypeIPv6
+	}
+	ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: clientMAC, DstMAC: serverMAC, EthernetType: layers.EthernetTypeIPv4}, outer}
+	if outerProto == layers.IPProtocolGRE {
+		ls = append(ls, &layers.GRE{Protocol: ethType})
+	}
+	ls = append(ls, inner, udp, gopacket.Payload(payload))
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestReplayDetectTunnels: a rule on the inner packet of a GRE or IP-in-IP tunnel
+// (its addresses and content) alerts, and the alert carries the tunnel object.
+func TestReplayDetectTunnels(t *testing.T) {
+	const ruleText = `alert udp 10.9.0.1 any -> 10.9.0.2 7777 (msg:"LOCAL tunnelled v4"; content:"tunnelled-marker"; sid:8000001; rev:1;)
+alert udp 2001:db8:9::1 any -> 2001:db8:9::2 7777 (msg:"LOCAL tunnelled v6"; content:"tunnelled-marker"; sid:8000002; rev:1;)
+`
+	v4src, v4dst := netip.MustParseAddrPort("10.9.0.1:5000"), netip.MustParseAddrPort("10.9.0.2:7777")
+	v6src, v6dst := netip.MustParseAddrPort("[2001:db8:9::1]:5000"), netip.MustParseAddrPort("[2001:db8:9::2]:7777")
+	tests := []struct {
+		name       string
+		outerProto layers.IPProtocol
+		src, dst   netip.AddrPort
+		sid        int
+		proto      string // tunnel.proto
+		pktSrc     string
+	}{
+		{"GRE", layers.IPProtocolGRE, v4src, v4dst, 8000001, "GRE", "gre tunnel"},
+		{"GRE IPv6", layers.IPProtocolGRE, v6src, v6dst, 8000002, "GRE", "gre tunnel"},
+		{"IPv4 in IPv4", layers.IPProtocolIPv4, v4src, v4dst, 8000001, "IPv4", "ipv4 tunnel"},
+		{"IPv6 in IPv4", layers.IPProtocolIPv6, v6src, v6dst, 8000002, "IPv6", "ipv4 tunnel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCapture()
+			c.add(tunnelFrame(t, tt.outerProto, tt.src, tt.dst, "nothing to see"))
+			at := c.add(tunnelFrame(t, tt.outerProto, tt.src, tt.dst, "a tunnelled-marker"))
+			r := replayDetect(t, writeDetectConfig(t, t.TempDir(), ruleText, ""), c.write(t))
+			if len(r.alerts) != 1 {
+				t.Fatalf("%d alerts, want 1: %+v\n%s", len(r.alerts), r.alerts, r.stdout)
+			}
+			a := r.alerts[0]
+			src, dst := tt.src.Addr().String(), tt.dst.Addr().String()
+			if tt.src.Addr().Is6() {
+				src, dst = fullIPv6(src), fullIPv6(dst)
+			}
+			checkAlert(t, a, wantAlert{sid: tt.sid, action: "allowed", src: src, sport: 5000, dst: dst, dport: 7777, proto: "UDP", pcapCnt: at})
+			if a.PktSrc != tt.pktSrc {
+				t.Errorf("pkt_src %q, want %q", a.PktSrc, tt.pktSrc)
+			}
+			tun := a.Tunnel
+			if tun == nil {
+				t.Fatal("no tunnel object")
+			}
+			if tun.SrcIP != "192.0.2.1" || tun.DestIP != "192.0.2.2" || tun.SrcPort != 0 || tun.DestPort != 0 ||
+				tun.Proto != tt.proto || tun.Depth != 1 || tun.PcapCnt != at || tun.PktSrc != "wire/pcap" {
+				t.Errorf("tunnel %+v, want 192.0.2.1 -> 192.0.2.2, no ports, %s, depth 1, pcap_cnt %d, wire/pcap", *tun, tt.proto, at)
+			}
+		})
+	}
+}
+

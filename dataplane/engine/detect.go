@@ -3,7 +3,9 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
 
 	"weir/config"
 	"weir/dataplane/detect"
@@ -29,6 +31,12 @@ func LoadRules(cfg *config.Config) (*rules.Set, error) {
 	}
 	if len(d.Rules) == 0 {
 		return &rules.Set{}, nil
+	}
+	for i, g := range d.Rules {
+		// A pattern that names nothing is the configuration's mistake: say where.
+		if m, _ := filepath.Glob(g); len(m) == 0 {
+			return nil, &config.Error{File: d.File, Line: d.RuleLines[i], Msg: fmt.Sprintf("detect.rules: %s matches no file", g)}
+		}
 	}
 	set, err := rules.LoadGlobs(d.Rules, vars)
 	if err != nil {
@@ -67,6 +75,10 @@ func buildDetect(cfg *config.Config, bits *detect.Flowbits, log *slog.Logger) (*
 			}
 			l, err := load(il.Path, il.Category, il.Block)
 			if err != nil {
+				var fe *fs.PathError
+				if errors.As(err, &fe) { // the file itself, not a line of it: say which key named it
+					err = &config.Error{File: d.File, Line: il.Line, Msg: "detect.intel: " + err.Error()}
+				}
 				return nil, DetectInfo{}, err
 			}
 			entries += l.Len()

@@ -36,6 +36,7 @@ var reloadKeys = []configKey{
 	// without the configuration changing), when it was on at start.
 	{"detect.rules", "Detect.Rules"},
 	{"detect.rules", "Detect.RuleLines"},
+	{"detect.rules", "Detect.File"},
 	{"detect.vars", "Detect.Vars"},
 	{"detect.mode", "Detect.Mode"},
 	{"detect.stream_depth", "Detect.StreamDepth"},
