@@ -113,6 +113,7 @@ type workerState struct {
 	drop   bool
 	est    bool // this packet completed a TCP handshake
 	dnsBuf [256]byte
+	tlsBuf []byte                               // a ClientHello spread over several records, joined
 	inner  [packet.MaxTunnelDepth]packet.Packet // packets inside tunnels
 	// A datagram rebuilt from fragments, its flow, and room to rebuild it.
 	whole     packet.Packet
@@ -162,7 +163,8 @@ type published struct {
 // NewWorkerState implements dataplane.WorkerStage.
 func (st *Stage) NewWorkerState() any {
 	return &workerState{cands: make([]int32, 0, 256), hits: make([]hit, 0, MaxAlertsPerPacket),
-		scratch: make([]byte, stream.MaxTail+1<<16), defragBuf: make([]byte, 0, 1<<16+512)}
+		scratch: make([]byte, stream.MaxTail+1<<16), defragBuf: make([]byte, 0, 1<<16+512),
+		tlsBuf: make([]byte, 0, 1<<16)}
 }
 
 // Publish implements dataplane.Publisher.
@@ -672,8 +674,8 @@ func fillTunnel(a *eve.Alert, s *dataplane.Slot) {
 
 // appLayer finds the dns.query and tls.sni buffers of the packet: the first
 // question of a DNS query (UDP or TCP, port 53), the server name of a TLS
-// ClientHello that a segment to a TLS port starts with. A ClientHello spread over
-// several segments is not read.
+// ClientHello that a segment to a TLS port starts with. Of a ClientHello spread
+// over several segments, the name is read when it is in the first.
 func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
 	k := &ws.k
 	if len(p.Payload) == 0 || p.Fragment {
@@ -689,7 +691,9 @@ func (st *Stage) appLayer(ws *workerState, p *packet.Packet) {
 			k.dnsQuery, k.dnsType, k.hasDNS = name, info.QType, true
 		}
 	case p.Proto == packet.ProtoTCP && isTLSPort(p.DstPort) && p.Payload[0] == 0x16:
-		if sni, err := applayer.TLSSNI(p.Payload); err == nil && sni != nil {
+		// A ClientHello cut short (the rest in the next segment) may already hold
+		// the name: the reassembling reader returns it then.
+		if sni, err := applayer.TLSSNIReassembled(p.Payload, ws.tlsBuf); err == nil && sni != nil {
 			k.sni, k.hasSNI = sni, true
 		}
 	}
