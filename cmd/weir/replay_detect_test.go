@@ -1139,4 +1139,3 @@ alert udp 2001:db8:9::1 any -> 2001:db8:9::2 7777 (msg:"LOCAL tunnelled v6"; con
 		})
 	}
 }
-

@@ -92,7 +92,7 @@ type conv struct {
 	cport, sport     uint16
 	udp              bool
 	cseq, sseq       uint32
-	clientTTL, icmpT uint8
+	clientTTL        uint8
 }
 
 func (h *harness) tcp(client, server string, cport, sport uint16) *conv {
