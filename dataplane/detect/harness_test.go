@@ -87,12 +87,12 @@ func (h *harness) send(ip []byte) (sids []uint32) {
 
 // conv is one TCP or UDP conversation between a client and a server.
 type conv struct {
-	h                *harness
-	client, server   net.IP
-	cport, sport     uint16
-	udp              bool
-	cseq, sseq       uint32
-	clientTTL        uint8
+	h              *harness
+	client, server net.IP
+	cport, sport   uint16
+	udp            bool
+	cseq, sseq     uint32
+	clientTTL      uint8
 }
 
 func (h *harness) tcp(client, server string, cport, sport uint16) *conv {
