@@ -482,10 +482,8 @@ detect:
 		t.Fatalf("TLS server: %v", err)
 	}
 
-	waitFor(t, 5*time.Second, func() bool {
-		m := scrape(t, tp.gw)
-		return m[`weir_alerts_total{action="allowed"}`] >= 2
-	})
+	// Short of two alerts, the EVE check below says which is missing.
+	eventually(5*time.Second, func() bool { return scrape(t, tp.gw)[`weir_alerts_total{action="allowed"}`] >= 2 })
 	m := scrape(t, tp.gw)
 	if got := m[`weir_alerts_total{action="blocked"}`]; got != 0 {
 		t.Errorf("weir_alerts_total{action=\"blocked\"} = %v on mirrored traffic, want 0", got)
@@ -723,6 +721,19 @@ func TestE2EDetectReload(t *testing.T) {
 	if n := len(ofPort(evs, "alert", 5353)); n != 0 {
 		t.Errorf("%d alerts for the steady traffic, want none", n)
 	}
+}
+
+// eventually polls cond for up to d and reports whether it became true; unlike
+// waitFor it lets the test go on to say what is wrong.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
 }
 
 // waitCounted waits until weir has counted n GENEVE packets, each returned or
