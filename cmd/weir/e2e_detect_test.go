@@ -371,6 +371,7 @@ const (
 // blocked).
 func TestE2EDetectMirror(t *testing.T) {
 	tp := newTopology(t)
+	requireTool(t, "bridge")
 	srv := tp.gw + "-srv" // TestMain's stale-namespace sweep knows the prefix
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", srv).Run() })
 	sh(t, "ip", "netns", "add", srv)
@@ -492,9 +493,18 @@ detect:
 
 	evs := readEVE(t, filepath.Join(nodeDir, "eve.json"))
 	want := map[uint32]bool{detect.SIDIntelBase: false, detect.SIDIntelBase + 1: false}
+	flowIDs := map[uint64]bool{}
+	for _, ev := range evs {
+		if ev.Type == "flow" {
+			flowIDs[ev.FlowID] = true
+		}
+	}
 	for _, ev := range evs {
 		if ev.Type != "alert" {
 			continue
+		}
+		if !flowIDs[ev.FlowID] {
+			t.Errorf("alert with flow_id %d, which no flow record has: %s", ev.FlowID, ev.line)
 		}
 		switch ev.Alert.SignatureID {
 		case detect.SIDIntelBase:
