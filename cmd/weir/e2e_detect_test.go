@@ -645,6 +645,12 @@ func TestE2EDetectReload(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(node.stderr.String(), `"msg":"reloaded"`) || node.exited()
 	})
+	if node.exited() {
+		t.Fatalf("weir exited on SIGHUP: %v\n%s", node.err, node.stderr.String())
+	}
+	if len(sendErr) != 0 {
+		t.Error("the reload ended after the steady traffic: it was not tested under traffic")
+	}
 	if !strings.Contains(node.stderr.String(), `"detect_rules":2`) {
 		t.Errorf("the reload log lacks detect_rules 2:\n%s", node.stderr.String())
 	}
