@@ -205,11 +205,11 @@ func readEVE(t *testing.T, path string) []eveEvent {
 	return evs
 }
 
-// ofPort returns the events of type typ whose source or destination port is port.
-func ofPort(evs []eveEvent, typ string, port uint16) []eveEvent {
+// ofEnd returns the events of type typ with addr:port at either end.
+func ofEnd(evs []eveEvent, typ, addr string, port uint16) []eveEvent {
 	var out []eveEvent
 	for _, ev := range evs {
-		if ev.Type == typ && (ev.SrcPort == port || ev.DestPort == port) {
+		if ev.Type == typ && (ev.SrcIP == addr && ev.SrcPort == port || ev.DestIP == addr && ev.DestPort == port) {
 			out = append(out, ev)
 		}
 	}
@@ -326,7 +326,8 @@ func testDetectInline(t *testing.T, mode string) {
 
 	stopNode(t, node)
 	evs := readEVE(t, filepath.Join(dir, "eve.json"))
-	alerts, flows := ofPort(evs, "alert", evil.c.ClientPort), ofPort(evs, "flow", evil.c.ClientPort)
+	client := evil.c.Client.String()
+	alerts, flows := ofEnd(evs, "alert", client, evil.c.ClientPort), ofEnd(evs, "flow", client, evil.c.ClientPort)
 	if len(alerts) != 1 || len(flows) != 1 {
 		t.Fatalf("EVE has %d alerts and %d flow records for the matching flow, want 1 and 1:\n%s", len(alerts), len(flows), eveLines(evs))
 	}
@@ -341,7 +342,7 @@ func testDetectInline(t *testing.T, mode string) {
 		t.Errorf("the blocked flow's record has weir.action %q, want ips_drop: %s", f.Weir.Action, f.line)
 	}
 	for _, ev := range evs {
-		if ev.Type == "alert" && ev.SrcPort != evil.c.ClientPort && ev.DestPort != evil.c.ClientPort {
+		if ev.Type == "alert" && ev.FlowID != a.FlowID {
 			t.Errorf("an alert for another flow: %s", ev.line)
 		}
 	}
@@ -725,17 +726,27 @@ func TestE2EDetectReload(t *testing.T) {
 	stopNode(t, node)
 	evs := readEVE(t, filepath.Join(dir, "eve.json"))
 	for _, c := range []struct {
+		client string
 		port   uint16
 		sid    uint32
 		action string
-	}{{41001, sidDrop, "blocked"}, {41002, sidAlert, "allowed"}, {41003, sidAlert, "allowed"}, {41004, sidDrop, "blocked"}} {
-		alerts := ofPort(evs, "alert", c.port)
+	}{
+		{"10.9.0.1", 41001, sidDrop, "blocked"}, {"10.9.0.3", 41002, sidAlert, "allowed"},
+		{"10.9.0.3", 41003, sidAlert, "allowed"}, {"10.9.0.3", 41004, sidDrop, "blocked"},
+	} {
+		alerts := ofEnd(evs, "alert", c.client, c.port)
 		if len(alerts) != 1 || alerts[0].Alert.SignatureID != c.sid || alerts[0].Alert.Action != c.action {
 			t.Errorf("flow %d: alerts %s; want one, sid %d, %s", c.port, eveLines(alerts), c.sid, c.action)
 		}
 	}
-	if n := len(ofPort(evs, "alert", 5353)); n != 0 {
-		t.Errorf("%d alerts for the steady traffic, want none", n)
+	var alerts []eveEvent
+	for _, ev := range evs {
+		if ev.Type == "alert" {
+			alerts = append(alerts, ev)
+		}
+	}
+	if len(alerts) != 4 {
+		t.Errorf("EVE has %d alerts, want the 4 above (none for the steady traffic):\n%s", len(alerts), eveLines(alerts))
 	}
 }
 
