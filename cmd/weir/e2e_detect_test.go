@@ -25,8 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
-
 	"weir/dataplane/detect"
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
@@ -152,8 +150,8 @@ func (f *tcpFlow) next(data string) []byte {
 	return b
 }
 
-// eveEvent is what the tests read of an EVE event.
-type eveEvent struct {
+// e2eEvent is what the tests read of an EVE event.
+type e2eEvent struct {
 	Type     string `json:"event_type"`
 	FlowID   uint64 `json:"flow_id"`
 	SrcIP    string `json:"src_ip"`
@@ -181,18 +179,18 @@ type eveEvent struct {
 	line string
 }
 
-func readEVE(t *testing.T, path string) []eveEvent {
+func readEVE(t *testing.T, path string) []e2eEvent {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var evs []eveEvent
+	var evs []e2eEvent
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var ev eveEvent
+		var ev e2eEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("%s: %v: %s", path, err, sc.Text())
 		}
@@ -206,8 +204,8 @@ func readEVE(t *testing.T, path string) []eveEvent {
 }
 
 // ofEnd returns the events of type typ with addr:port at either end.
-func ofEnd(evs []eveEvent, typ, addr string, port uint16) []eveEvent {
-	var out []eveEvent
+func ofEnd(evs []e2eEvent, typ, addr string, port uint16) []e2eEvent {
+	var out []e2eEvent
 	for _, ev := range evs {
 		if ev.Type == typ && (ev.SrcIP == addr && ev.SrcPort == port || ev.DestIP == addr && ev.DestPort == port) {
 			out = append(out, ev)
@@ -348,7 +346,7 @@ func testDetectInline(t *testing.T, mode string) {
 	}
 }
 
-func eveLines(evs []eveEvent) string {
+func eveLines(evs []e2eEvent) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		b.WriteString(ev.line + "\n")
@@ -430,7 +428,7 @@ detect:
 	}
 	defer udp.Close()
 	defer tlsLn.Close()
-	query := dnsQuery(t, qname)
+	query := dnsQuery(t, 0x5eed, qname+".")
 	err = inNetns(tp.gw, func() error {
 		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(peerIP), Port: 53})
 		if err != nil {
@@ -533,25 +531,6 @@ detect:
 			t.Errorf("no alert with sid %d in EVE:\n%s", sid, eveLines(evs))
 		}
 	}
-}
-
-// dnsQuery builds a standard query for name's A record.
-func dnsQuery(t *testing.T, name string) []byte {
-	t.Helper()
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 0x5eed, RecursionDesired: true})
-	b.EnableCompression()
-	if err := b.StartQuestions(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name + "."),
-		Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}); err != nil {
-		t.Fatal(err)
-	}
-	msg, err := b.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
 }
 
 var (
@@ -739,7 +718,7 @@ func TestE2EDetectReload(t *testing.T) {
 			t.Errorf("flow %d: alerts %s; want one, sid %d, %s", c.port, eveLines(alerts), c.sid, c.action)
 		}
 	}
-	var alerts []eveEvent
+	var alerts []e2eEvent
 	for _, ev := range evs {
 		if ev.Type == "alert" {
 			alerts = append(alerts, ev)
