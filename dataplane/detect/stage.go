@@ -248,7 +248,10 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		table = st.Mirror
 	}
 	now := b.TimeOf(s)
-	ips := e.opts.Mode == ModeIPS && (s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS)
+	// Mirrored traffic is never inline, also when a mirror session's target is a
+	// GWLB endpoint (VXLAN inside GENEVE).
+	ips := e.opts.Mode == ModeIPS && s.Session == nil &&
+		(s.Encap == dataplane.EncapGeneve || s.Encap == dataplane.EncapNone && st.SimulateIPS)
 	p, res := &s.Packet, &s.Flow
 	if (p.Fragment || p.FirstFragment) && st.Defrag != nil {
 		// Fragments are inspected once their datagram is whole, as Suricata does:

@@ -1,14 +1,22 @@
 package engine_test
 
 import (
+	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"weir/dataplane"
+	"weir/dataplane/eve"
+	"weir/geneve"
+	"weir/vxlan"
 )
 
 // TestReloadRules: a reload puts a new rule set in force for every packet; a flow
@@ -95,5 +103,57 @@ weir_detect_blocked_flows_total 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "weir_alerts_total", "weir_detect_rules",
 		"weir_detect_reloads_total", "weir_detect_blocked_flows_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestMirrorViaGWLBNeverBlocks: a mirror session whose target is a GWLB endpoint
+// delivers VXLAN inside GENEVE; in ips mode a drop rule matching the mirrored
+// packet alerts "allowed" and blocks nothing: mirrored traffic is never inline.
+func TestMirrorViaGWLBNeverBlocks(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "local.rules"), `drop udp any any -> any any (msg:"evil"; content:"EVIL"; sid:1;)`+"\n")
+	e := load(t, filepath.Join(dir, "weir.yaml"), `detect:
+  rules: [local.rules]
+  mode: ips
+mirror:
+  listen: ""
+  gwlb_endpoints: [vpce-00000000000000007]
+  sessions:
+    - {name: web, vni: 42}
+`)
+	var alerts []eve.Alert
+	e.Detect.Alert = func(a *eve.Alert) { alerts = append(alerts, *a) }
+	w := e.Pipeline.NewWorker()
+
+	// The mirrored packet: Ethernet, IPv4, UDP, "an EVIL payload".
+	inner := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4(10, 0, 0, 5), DstIP: net.IPv4(10, 0, 0, 6)}
+	udp := &layers.UDP{SrcPort: 5000, DstPort: 7000}
+	udp.SetNetworkLayerForChecksum(inner)
+	frame := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(frame, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 5}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 6}, EthernetType: layers.EthernetTypeIPv4},
+		inner, udp, gopacket.Payload("an EVIL payload")); err != nil {
+		t.Fatal(err)
+	}
+	// The mirror's VXLAN datagram from the ENI to the endpoint, inside GENEVE.
+	mirrorIP := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4(10, 0, 0, 5), DstIP: net.IPv4(10, 9, 9, 9)}
+	mirrorUDP := &layers.UDP{SrcPort: 40000, DstPort: 4789}
+	mirrorUDP.SetNetworkLayerForChecksum(mirrorIP)
+	dgram := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(dgram, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		mirrorIP, mirrorUDP, gopacket.Payload(append(vxlan.AppendHeader(nil, 42), frame.Bytes()...))); err != nil {
+		t.Fatal(err)
+	}
+	d := geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 7, FlowCookie: 1})
+	b := dataplane.NewBatch(1)
+	b.Slots[0].Buf, b.Slots[0].Encap, b.N, b.Now = append(d, dgram.Bytes()...), dataplane.EncapGeneve, 1, 1e18
+	b.Slots[0].Outer.Src = netip.MustParseAddr("10.9.0.1")
+	w.Process(b)
+	s := &b.Slots[0]
+	if s.Session == nil || s.Action() == dataplane.ActionIPSDrop {
+		t.Fatalf("mirrored packet: session %v, action %v", s.Session, s.Action())
+	}
+	if len(alerts) != 1 || alerts[0].Action != eve.AlertAllowed || alerts[0].SignatureID != 1 {
+		t.Fatalf("alerts %+v, want one allowed alert of sid 1", alerts)
 	}
 }
