@@ -36,7 +36,9 @@ func sampleFlows() []flow.FlowState {
 		flow.StateNew, flow.Tunnel{}, geneve.AWS{}, 0, 0
 	d := gwlbFlow(4)
 	d.Last, d.Start = -5, 10 // clocks are not trusted to be sane
-	return []flow.FlowState{a, b, c, d}
+	e := gwlbFlow(5)
+	e.Action = policy.IPSDrop // blocked by detection: peers keep it blocked
+	return []flow.FlowState{a, b, c, d, e}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -96,6 +98,7 @@ func TestDecodeErrors(t *testing.T) {
 		{mod(func(b []byte) []byte { return append(b, 0) }), ReasonTrailing},
 		{mod(func(b []byte) []byte { b[HeaderLen] |= 0xe0; return b }), ReasonField},
 		{mod(func(b []byte) []byte { b[HeaderLen+1] |= 3; return b }), ReasonField},
+		{mod(func(b []byte) []byte { b[HeaderLen+3] = byte(policy.MaxAction) + 1; return b }), ReasonField}, // an unknown verdict
 	}
 	var d Decoder
 	for i, c := range cases {
