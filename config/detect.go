@@ -22,8 +22,9 @@ type DetectConfig struct {
 	// the files it names (FILE:LINE of the key).
 	File string
 	// Vars override or add Suricata address and port groups (HOME_NET, HTTP_PORTS, ...).
-	Vars map[string]string
-	Mode string // ids | ips
+	Vars     map[string]string
+	VarLines map[string]int // the line of each of Vars
+	Mode     string         // ids | ips
 	// StreamDepth is how many bytes of each direction of a TCP stream are inspected
 	// in stream order (Suricata's stream.reassembly.depth).
 	StreamDepth int64
@@ -94,7 +95,7 @@ func (p *parser) detect(n *yaml.Node, c *Config) {
 				p.fail(n, "detect.vars: expected a mapping of group names to values")
 				return
 			}
-			d.Vars = map[string]string{}
+			d.Vars, d.VarLines = map[string]string{}, map[string]int{}
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				if !varName.MatchString(k.Value) {
@@ -110,6 +111,7 @@ func (p *parser) detect(n *yaml.Node, c *Config) {
 					p.fail(v, "detect.vars.%s: empty", k.Value)
 				}
 				d.Vars[k.Value] = s
+				d.VarLines[k.Value] = k.Line
 			}
 		},
 		"mode":         func(n *yaml.Node) { d.Mode = p.oneOf(n, "detect.mode", "ids", "ips") },

@@ -27,7 +27,11 @@ func LoadRules(cfg *config.Config) (*rules.Set, error) {
 	d := &cfg.Detect
 	vars := rules.DefaultVars()
 	if err := vars.Merge(d.Vars); err != nil {
-		return nil, cfg.KeyError("detect.vars", err)
+		var ve *rules.VarError
+		if errors.As(err, &ve) {
+			return nil, &config.Error{File: d.File, Line: d.VarLines[ve.Name], Msg: "detect.vars." + ve.Name + ": " + ve.Err.Error()}
+		}
+		return nil, &config.Error{File: d.File, Msg: "detect.vars: " + err.Error()}
 	}
 	if len(d.Rules) == 0 {
 		return &rules.Set{}, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"weir/config"
 	"weir/dataplane"
 	"weir/dataplane/eve"
 	"weir/geneve"
@@ -155,5 +156,22 @@ mirror:
 	}
 	if len(alerts) != 1 || alerts[0].Action != eve.AlertAllowed || alerts[0].SignatureID != 1 {
 		t.Fatalf("alerts %+v, want one allowed alert of sid 1", alerts)
+	}
+}
+
+// A bad detect.vars value is reported at its own line, naming the variable the
+// user wrote (not a built-in group that refers to it).
+func TestDetectVarsError(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "r.rules"), `alert tcp any any -> any any (msg:"x"; sid:1;)`+"\n")
+	cfgPath := filepath.Join(dir, "weir.yaml")
+	write(t, cfgPath, "detect:\n  rules: [r.rules]\n  vars:\n    EXTERNAL_NET: any\n    HOME_NET: \"[10.0.0.0/8\"\n")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = engine.CheckDetect(cfg)
+	if want := cfgPath + `:5: detect.vars.HOME_NET: address list "[10.0.0.0/8" does not end in ]`; err == nil || err.Error() != want {
+		t.Fatalf("error %v\nwant %s", err, want)
 	}
 }

@@ -38,6 +38,7 @@ var reloadKeys = []configKey{
 	{"detect.rules", "Detect.RuleLines"},
 	{"detect.rules", "Detect.File"},
 	{"detect.vars", "Detect.Vars"},
+	{"detect.vars", "Detect.VarLines"},
 	{"detect.mode", "Detect.Mode"},
 	{"detect.stream_depth", "Detect.StreamDepth"},
 	{"detect.alert_packet", "Detect.AlertPacket"},

@@ -71,12 +71,36 @@ func (v *Vars) Merge(overrides map[string]string) error {
 			next.Addr[name] = value
 		}
 	}
+	// The overrides first, so that an error names the variable the user wrote
+	// rather than a built-in one that refers to it.
+	res := newResolver(next)
+	for _, raw := range slices.Sorted(maps.Keys(overrides)) {
+		name := strings.TrimPrefix(strings.TrimSpace(raw), "$")
+		var err error
+		if _, isPort := next.Port[name]; isPort {
+			_, err = res.portVar(name)
+		} else {
+			_, err = res.addrVar(name)
+		}
+		if err != nil {
+			return &VarError{Name: raw, Err: err}
+		}
+	}
 	if err := next.Check(); err != nil {
 		return err
 	}
 	v.Addr, v.Port = next.Addr, next.Port
 	return nil
 }
+
+// VarError is an override Merge could not resolve: Name is as the caller gave it.
+type VarError struct {
+	Name string
+	Err  error
+}
+
+func (e *VarError) Error() string { return "variable " + e.Name + ": " + e.Err.Error() }
+func (e *VarError) Unwrap() error { return e.Err }
 
 // Check resolves every variable, in name order, and returns the first undefined
 // name, cycle or syntax error.
