@@ -15,6 +15,7 @@ import (
 
 	"weir/config"
 	"weir/dataplane"
+	"weir/dataplane/engine"
 	"weir/dataplane/eve"
 	"weir/geneve"
 	"weir/vxlan"
