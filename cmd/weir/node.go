@@ -253,6 +253,9 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 			for _, k := range r.Restart {
 				n.Log.Warn(k+" needs a restart; keeping the running value", "key", k)
 			}
+			for _, w := range r.Warnings {
+				n.Log.Warn(w)
+			}
 			setLevel(level, n.Current().Log.Level)
 		}
 	}

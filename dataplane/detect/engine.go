@@ -132,6 +132,10 @@ type Engine struct {
 // Rules is the number of rules compiled.
 func (e *Engine) Rules() int { return e.loaded }
 
+// StreamTail is how many bytes before a TCP segment the engine's longest payload
+// content needs kept to match across segments.
+func (e *Engine) StreamTail() int { return e.streamTail }
+
 // Mode is the engine's detect.mode.
 func (e *Engine) Mode() Mode { return e.opts.Mode }
 

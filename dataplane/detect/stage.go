@@ -96,6 +96,10 @@ func SideRecord(side []byte, r *flow.Record) {
 	r.Alerts = binary.LittleEndian.Uint32(side[sideAlerts:])
 }
 
+// StreamTail is how many bytes before a segment the flows' side records keep
+// (fixed when the stage was made).
+func (st *Stage) StreamTail() int { return st.dirSize - stream.Size(0) }
+
 // SetEngine swaps in a new engine: packets after the swap see only it, flows keep
 // their side records (flowbits keep their names' bits across engines that share a
 // Flowbits).

@@ -176,3 +176,22 @@ func TestDetectVarsError(t *testing.T) {
 		t.Fatalf("error %v\nwant %s", err, want)
 	}
 }
+
+// A reload whose rules need more stream bytes kept than the flows were made with
+// says so: such a content, split across segments, matches only after a restart.
+func TestReloadLongerContentWarns(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "r.rules")
+	write(t, rules, `alert tcp any any -> any any (msg:"x"; content:"abcd"; sid:1;)`+"\n")
+	cfg := filepath.Join(dir, "weir.yaml")
+	e := load(t, cfg, "detect:\n  rules: [r.rules]\n")
+	r, err := e.Reload(cfg)
+	if err != nil || len(r.Warnings) != 0 {
+		t.Fatalf("same rules: %v, warnings %q", err, r.Warnings)
+	}
+	write(t, rules, `alert tcp any any -> any any (msg:"x"; content:"`+strings.Repeat("z", 40)+`"; sid:1;)`+"\n")
+	r, err = e.Reload(cfg)
+	if err != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "40 bytes") {
+		t.Fatalf("longer content: %v, warnings %q", err, r.Warnings)
+	}
+}

@@ -19,6 +19,8 @@ type Reloaded struct {
 	PolicyRules int // rules of the inline policy now in force
 	Sessions    int // mirror sessions now in force
 	Detect      DetectInfo
+	// Warnings say what of the new configuration is in force only in part.
+	Warnings []string
 	// Restart names the keys that differ in the new file but cannot change without
 	// a restart; their running values are kept.
 	Restart []string
@@ -148,6 +150,11 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 			return Reloaded{}, err
 		}
 		e.detectReloads[0].Add(1)
+		if need, room := eng.StreamTail(), e.Detect.StreamTail(); need > room {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("detect.rules: the longest payload content is now %d bytes, "+
+				"but flows keep the last %d bytes of each TCP stream (set at start): a longer content split across "+
+				"segments matches only after a restart", need+1, room))
+		}
 	case merged.Detect.Enabled():
 		r.Restart = append(r.Restart, "detect")
 		merged.Detect = cur.Detect
