@@ -10,8 +10,10 @@ package detect
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"weir/dataplane/detect/intel"
@@ -68,10 +70,11 @@ const numBuffers = int(rules.BufferTLSSNI) + 1
 
 // crule is a rule compiled for inspection.
 type crule struct {
-	r      *rules.Rule
-	chains []chain // one per buffer the rule inspects
-	cond   []bitCond
-	acts   []bitAct
+	r        *rules.Rule
+	chains   []chain // one per buffer the rule inspects
+	cond     []bitCond
+	acts     []bitAct
+	metadata []byte // r.Metadata as EVE's alert.metadata object; nil when none
 	// rank orders rules as Suricata does: pass first, then drop and reject, then
 	// alert; within each, rules that set flowbits before those that test them;
 	// then by priority and sid.
@@ -318,5 +321,33 @@ func compileRule(r *rules.Rule, bits *Flowbits) (crule, error) {
 		bitsRank = 2
 	}
 	c.rank = [4]int{action, bitsRank, r.Priority, int(r.SID)}
+	c.metadata = metadataJSON(r.Metadata)
 	return c, nil
+}
+
+// metadataJSON renders a rule's metadata ("key value" items) as Suricata's EVE
+// alert.metadata: an object of arrays of values, keys in the rule's order.
+func metadataJSON(items []string) []byte {
+	if len(items) == 0 {
+		return nil
+	}
+	var keys []string
+	values := map[string][]string{}
+	for _, kv := range items {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), " ")
+		if _, ok := values[k]; !ok {
+			keys = append(keys, k)
+		}
+		values[k] = append(values[k], strings.TrimSpace(v))
+	}
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(values[k])
+		b = append(append(append(b, kb...), ':'), vb...)
+	}
+	return append(b, '}')
 }

@@ -204,3 +204,17 @@ func equalSteps(a, b [][]uint32) bool {
 	}
 	return true
 }
+
+// A rule's metadata becomes EVE's alert.metadata: an object of arrays, keys in
+// the rule's order, repeated keys gathered.
+func TestMetadataJSON(t *testing.T) {
+	got := string(metadataJSON([]string{"attack_target Client_Endpoint", "signature_severity Major",
+		"attack_target Server", `tag "quoted"`}))
+	want := `{"attack_target":["Client_Endpoint","Server"],"signature_severity":["Major"],"tag":["\"quoted\""]}`
+	if got != want {
+		t.Fatalf("metadataJSON = %s\nwant %s", got, want)
+	}
+	if metadataJSON(nil) != nil {
+		t.Fatal("no metadata must give no object")
+	}
+}

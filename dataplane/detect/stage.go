@@ -607,8 +607,9 @@ func (st *Stage) emit(e *Engine, ws *workerState, s *dataplane.Slot, table *flow
 		}
 	}
 	for _, h := range ws.hits {
-		r := e.rules[h.rule].r
-		*a = eve.Alert{GID: r.GID, SignatureID: r.SID, Rev: r.Rev, Severity: uint8(min(max(r.Priority, 0), 255)),
+		c := &e.rules[h.rule]
+		r := c.r
+		*a = eve.Alert{Metadata: c.metadata, GID: r.GID, SignatureID: r.SID, Rev: r.Rev, Severity: uint8(min(max(r.Priority, 0), 255)),
 			Signature: r.Msg, Category: r.Category,
 			Time: time.Unix(0, now), PcapCnt: s.PcapCnt, Proto: p.Proto, Src: p.Src, Dst: p.Dst,
 			SrcPort: p.SrcPort, DstPort: p.DstPort, AWS: s.AWS, Direction: uint8(s.Direction)}

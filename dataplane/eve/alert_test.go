@@ -464,3 +464,24 @@ func TestAppProtoString(t *testing.T) {
 		}
 	}
 }
+
+// alert.metadata is written as given; a rule without classtype has no category
+// (as Suricata writes it).
+func TestAlertMetadataAndNoCategory(t *testing.T) {
+	a := eve.Alert{GID: 1, SignatureID: 7, Rev: 1, Severity: 3, Signature: "x",
+		Metadata: []byte(`{"signature_severity":["Major"]}`), Time: time.Unix(1, 0),
+		Proto: 17, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}
+	var ev struct {
+		Alert map[string]any `json:"alert"`
+	}
+	if err := json.Unmarshal(eve.AppendAlert(nil, &a), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ev.Alert["category"]; ok {
+		t.Errorf("category written without a classtype: %v", ev.Alert)
+	}
+	md, _ := ev.Alert["metadata"].(map[string]any)
+	if s, _ := md["signature_severity"].([]any); len(s) != 1 || s[0] != "Major" {
+		t.Errorf("metadata %v", ev.Alert["metadata"])
+	}
+}

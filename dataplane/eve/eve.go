@@ -72,7 +72,11 @@ type Alert struct {
 	Rev         uint32
 	Severity    uint8  // the rule's priority: 1 is the most severe
 	Signature   string // the rule's msg
-	Category    string // the description of the rule's classtype
+	Category    string // the description of the rule's classtype; "" (no classtype) is left out
+	// Metadata is the rule's metadata as a JSON object of arrays
+	// ({"signature_severity":["Major"]}), written as alert.metadata as Suricata
+	// does; built once per rule, it is written as it is.
+	Metadata []byte
 
 	Time             time.Time // the packet's
 	PcapCnt          uint64    // the packet's number in the capture file (replay); 0 live, not written
@@ -176,6 +180,7 @@ type signature struct {
 	category         string
 	dnsQuery, tlsSNI string
 	packet           []byte
+	metadata         []byte
 }
 
 func alertEvent(a *Alert) event {
@@ -189,7 +194,8 @@ func alertEvent(a *Alert) event {
 		sig: signature{signature: a.Signature, category: a.Category, gid: a.GID, id: a.SignatureID,
 			rev: a.Rev, severity: a.Severity, action: a.Action, appProto: a.AppProto, toServer: a.ToServer,
 			hasEther: a.HasEther, dnsType: a.DNSType, linkType: a.LinkType, srcMAC: a.SrcMAC, dstMAC: a.DstMAC,
-			pcapCnt: a.PcapCnt, inner: a.InnerTunnel, dnsQuery: a.DNSQuery, tlsSNI: a.TLSSNI, packet: a.Packet},
+			pcapCnt: a.PcapCnt, inner: a.InnerTunnel, dnsQuery: a.DNSQuery, tlsSNI: a.TLSSNI, packet: a.Packet,
+			metadata: a.Metadata},
 	}
 }
 
@@ -197,7 +203,7 @@ func alertEvent(a *Alert) event {
 func (e *event) alert() Alert {
 	r, s := &e.rec, &e.sig
 	return Alert{Action: s.action, GID: s.gid, SignatureID: s.id, Rev: s.rev, Severity: s.severity,
-		Signature: s.signature, Category: s.category,
+		Signature: s.signature, Category: s.category, Metadata: s.metadata,
 		Time: r.End, PcapCnt: s.pcapCnt, FlowID: r.ID, Proto: r.Proto, Src: r.Src, Dst: r.Dst, SrcPort: r.SrcPort,
 		DstPort: r.DstPort, AWS: r.AWS, Tunnel: r.Tunnel, InnerTunnel: s.inner, Direction: r.Direction,
 		Session: r.Session, ToServer: s.toServer,
@@ -489,10 +495,16 @@ func AppendAlertNamed(b []byte, a *Alert, sessions []string) []byte {
 	b = strconv.AppendUint(b, uint64(a.Rev), 10)
 	b = append(b, `,"signature":`...)
 	b = appendString(b, a.Signature)
-	b = append(b, `,"category":`...)
-	b = appendString(b, a.Category)
+	if a.Category != "" { // as Suricata: no category without a classtype
+		b = append(b, `,"category":`...)
+		b = appendString(b, a.Category)
+	}
 	b = append(b, `,"severity":`...)
 	b = strconv.AppendUint(b, uint64(a.Severity), 10)
+	if len(a.Metadata) != 0 {
+		b = append(b, `,"metadata":`...)
+		b = append(b, a.Metadata...)
+	}
 	b = append(b, '}')
 	b = appendAlertTunnel(b, a)
 	if a.DNSQuery != "" {
