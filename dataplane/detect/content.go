@@ -39,7 +39,7 @@ func compileChain(buffer rules.Buffer, ms []rules.Match) chain {
 		case rules.MatchContent:
 			cm.pattern, cm.folded = m.Pattern, m.Nocase
 			if m.Nocase {
-				cm.pattern = bytes.ToLower(m.Pattern)
+				cm.pattern = lowerASCII(m.Pattern) // nocase folds ASCII letters only, as Suricata
 			}
 			cm.relative = m.HasDistance || m.HasWithin
 			cm.offset, cm.depth, cm.hasDepth = m.Offset, m.Depth, m.HasDepth
@@ -84,8 +84,10 @@ func matchChain(c *chain, v *view) bool {
 // into v.buf) and the furthest positive match so far ending at maxEnd.
 func matchFrom(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	if i == len(c.ms) {
-		if maxEnd < 0 { // only negated matches: new when the buffer is
-			return v.fresh == 0 || len(v.buf) > v.fresh
+		if maxEnd < 0 {
+			// Only negated matches: new when the buffer has new bytes. An empty
+			// payload matches no content rule, as in Suricata.
+			return len(v.buf) > v.fresh
 		}
 		return maxEnd > v.fresh
 	}
@@ -94,6 +96,11 @@ func matchFrom(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 		return matchPCRE(c, v, i, prevEnd, maxEnd, steps)
 	}
 	lo, hi := window(m, v, prevEnd)
+	if m.negated && !m.relative && m.hasDepth && m.offset < v.base {
+		// Its window starts before this view of the stream: whether the content
+		// was there is not known here, so the rule cannot match.
+		return false
+	}
 	if m.negated {
 		if lo < hi && hi-lo >= len(m.pattern) && index(v.buf[lo:hi], m.pattern, m.folded) >= 0 {
 			return false
@@ -156,12 +163,25 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	if !c.needPos[i] && v.fresh == 0 {
 		return m.re.Match(b) && matchFrom(c, v, i+1, prevEnd, max(maxEnd, len(v.buf)), steps)
 	}
-	loc := m.re.FindIndex(b)
-	if loc == nil {
-		return false
+	// Try the matches in turn: the leftmost may lie in bytes inspected before
+	// (the stream's kept tail) where a later one is new, or a relative match
+	// after it may need a later one.
+	for start := lo; start <= len(v.buf); {
+		*steps++
+		if *steps > maxSteps {
+			return false
+		}
+		loc := m.re.FindIndex(v.buf[start:])
+		if loc == nil {
+			return false
+		}
+		end := start + loc[1]
+		if matchFrom(c, v, i+1, end, max(maxEnd, end), steps) {
+			return true
+		}
+		start += loc[0] + 1 // the next match starting after this one's start
 	}
-	end := lo + loc[1]
-	return matchFrom(c, v, i+1, end, max(maxEnd, end), steps)
+	return false
 }
 
 // index is bytes.Index, or for folded (nocase) patterns, already lower case, an
@@ -208,4 +228,17 @@ func equalFold(s, p []byte) bool {
 		}
 	}
 	return true
+}
+
+// lowerASCII is b with ASCII letters lower-cased and every other byte as it is
+// (bytes.ToLower would decode UTF-8 and change bytes >= 0x80).
+func lowerASCII(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }

@@ -75,6 +75,9 @@ type crule struct {
 	cond     []bitCond
 	acts     []bitAct
 	metadata []byte // r.Metadata as EVE's alert.metadata object; nil when none
+	// tkey names the rule's threshold counters: gid and sid, so that a reload
+	// that renumbers rules never hands one rule's counts to another.
+	tkey uint64
 	// rank orders rules as Suricata does: pass first, then drop and reject, then
 	// alert; within each, rules that set flowbits before those that test them;
 	// then by priority and sid.
@@ -225,7 +228,7 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 	}
 	builtin := func(sid uint32, msg, classtype, category string, priority int) int32 {
 		e.rules = append(e.rules, crule{r: &rules.Rule{Action: rules.ActionAlert, GID: 1, SID: sid, Rev: 1,
-			Msg: msg, Classtype: classtype, Category: category, Priority: priority}})
+			Msg: msg, Classtype: classtype, Category: category, Priority: priority}, tkey: 1<<32 | uint64(sid)})
 		return int32(len(e.rules) - 1)
 	}
 	e.portsRule = builtin(SIDPortScanPorts, "WEIR SCAN port scan: one source, many destination ports",
@@ -313,14 +316,20 @@ func compileRule(r *rules.Rule, bits *Flowbits) (crule, error) {
 	case rules.ActionDrop, rules.ActionReject:
 		action = 1
 	}
-	bitsRank := 1
+	// Suricata's flowbits order: rules that only set, then those that set and
+	// test, then those that only test, then the rest, so that a chain of bits
+	// set and tested on one packet holds whatever the sids.
+	bitsRank := 3
 	switch {
 	case sets > 0 && tests == 0:
 		bitsRank = 0
+	case sets > 0:
+		bitsRank = 1
 	case tests > 0:
 		bitsRank = 2
 	}
 	c.rank = [4]int{action, bitsRank, r.Priority, int(r.SID)}
+	c.tkey = uint64(r.GID)<<32 | uint64(r.SID)
 	c.metadata = metadataJSON(r.Metadata)
 	return c, nil
 }

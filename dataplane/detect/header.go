@@ -97,8 +97,8 @@ func flagsMatch(f *rules.Flags, flags uint8) bool {
 		return flags&f.Bits == f.Bits
 	case rules.FlagsAny:
 		return flags&f.Bits != 0
-	case rules.FlagsNot:
-		return flags&f.Bits == 0
+	case rules.FlagsNot: // Suricata's !: not all of these
+		return flags&f.Bits != f.Bits
 	}
 	return flags == f.Bits&^f.Ignore
 }

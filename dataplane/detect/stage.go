@@ -84,11 +84,15 @@ func NewStage(e *Engine) *Stage {
 // direction's stream state with room for e's longest stream content.
 func SideSize(e *Engine) int { return sideHeadSize + 2*stream.Size(tailOf(e)) }
 
+// minStreamTail is the stream bytes kept at least, whatever the rules at start:
+// a reload can bring in contents up to 64 bytes that match across segments.
+const minStreamTail = 63
+
 func tailOf(e *Engine) int {
 	if e == nil {
-		return 0
+		return minStreamTail
 	}
-	return e.streamTail
+	return max(e.streamTail, minStreamTail)
 }
 
 // SideRecord adds a flow's alert count to its record (flow.Config.SideRecord).
@@ -261,7 +265,13 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		// Fragments are inspected once their datagram is whole, as Suricata does:
 		// dsize and contents see the datagram. The packet that completes it
 		// carries the verdict.
-		whole, status := st.Defrag.Add(ws.defragBuf[:0], ipOf(s), now)
+		// Keyed by scope too: networks behind two GWLB endpoints or two mirror
+		// sessions may overlap.
+		scope := s.Scope << 1
+		if s.Session != nil {
+			scope |= 1
+		}
+		whole, status := st.Defrag.AddScoped(ws.defragBuf[:0], scope, ipOf(s), now)
 		ws.counts.defrag[status]++
 		if status != defrag.Complete || ws.whole.Decode(whole) != nil {
 			return
@@ -273,24 +283,16 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		}
 	}
 	st.inspectPacket(e, ws, table, p, res, now)
-	if len(ws.hits) != 0 {
-		st.emit(e, ws, s, table, p, res, 0, now, ips)
-		if ips && ws.drop {
-			s.Drop(dataplane.ActionIPSDrop)
-			if table != nil && table.SetAction(res.Handle, policy.IPSDrop) {
-				ws.counts.blockedFlows++
-			}
-			return
-		}
-	}
-	if ws.pass || st.Tunnels == nil {
+	if st.verdict(e, ws, s, table, p, res, 0, now, ips) || st.Tunnels == nil {
 		return
 	}
 	// Tunnels inside the traffic (IP-in-IP, GRE) are opened as Suricata opens
 	// them: each inner packet is inspected as a packet of its own flow, kept in
 	// the tunnel table under the outer flow, so that flow keywords, flowbits and
 	// stream inspection work inside the tunnel. An inner flow a drop rule blocks
-	// drops its later packets; the tunnel's other flows go on.
+	// drops its later packets; the tunnel's other flows go on. A pass on the
+	// outer flow stops inspection inside it, not the inner flows' verdicts.
+	inspect := !ws.pass
 	outer := p
 	for depth := 1; depth <= packet.MaxTunnelDepth; depth++ {
 		inner, kind, err := outer.Tunnelled()
@@ -304,26 +306,45 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		}
 		ws.counts.tunnelled++
 		res := st.Tunnels.TrackMeta(res.FlowID<<3|uint64(depth), ip, ip.Length, nil, now)
-		if res.Action == policy.IPSDrop && ips {
+		switch {
+		case res.FlowID == 0 && res.Midstream: // flows.midstream: drop, inline
+			if ips {
+				s.Drop(dataplane.ActionMidstream)
+				return
+			}
+		case res.Action == policy.IPSDrop && ips:
 			s.Drop(dataplane.ActionIPSDrop)
 			return
 		}
-		st.inspectPacket(e, ws, st.Tunnels, ip, &res, now)
-		if len(ws.hits) != 0 {
-			st.emit(e, ws, s, st.Tunnels, ip, &res, uint8(depth), now, ips)
-			if ips && ws.drop {
-				s.Drop(dataplane.ActionIPSDrop)
-				if st.Tunnels.SetAction(res.Handle, policy.IPSDrop) {
-					ws.counts.blockedFlows++
-				}
-				return
-			}
+		if !inspect {
+			outer = ip
+			continue
 		}
-		if ws.pass {
+		st.inspectPacket(e, ws, st.Tunnels, ip, &res, now)
+		if st.verdict(e, ws, s, st.Tunnels, ip, &res, uint8(depth), now, ips) {
 			return
 		}
+		inspect = !ws.pass
 		outer = ip
 	}
+}
+
+// verdict writes the alerts of what inspectPacket found and, inline in ips mode,
+// drops the packet and blocks its flow when a drop rule (alerting or not) matched.
+// It reports whether the slot is settled or inspection of the packet is over.
+func (st *Stage) verdict(e *Engine, ws *workerState, s *dataplane.Slot, table *flow.Table, p *packet.Packet,
+	res *flow.Result, depth uint8, now int64, ips bool) bool {
+	if len(ws.hits) != 0 {
+		st.emit(e, ws, s, table, p, res, depth, now, ips)
+	}
+	if ips && ws.drop {
+		s.Drop(dataplane.ActionIPSDrop)
+		if table != nil && table.SetAction(res.Handle, policy.IPSDrop) {
+			ws.counts.blockedFlows++
+		}
+		return true
+	}
+	return false
 }
 
 // inspectPacket runs the engine over p, of the flow res names in table (none
@@ -350,18 +371,30 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, p *packet.Packet, res *
 		return
 	}
 	toServer := res.ToServer
-	if f&sideInit == 0 {
+	syn, ack := p.TCPFlags&packet.TCPSyn != 0, p.TCPFlags&packet.TCPAck != 0
+	// The first packet detection sees of the flow: not always the one that created
+	// it (a first fragment waits for its datagram; a flow taken over from a fleet
+	// peer was created there).
+	first := f&sideInit == 0
+	if first {
 		f |= sideInit
-		if res.Midstream {
+		switch {
+		case res.Midstream:
 			if st.MidstreamDrop {
 				f |= sideNoStream
 			} else {
 				f |= sideEstablished
 			}
+		case !res.Created && p.Proto == packet.ProtoTCP && !(syn && !ack):
+			// The table knew the flow before this packet (imported from the peer
+			// that saw its handshake): it is established.
+			f |= sideEstablished
 		}
 	}
-	if p.Proto == packet.ProtoTCP {
-		syn, ack := p.TCPFlags&packet.TCPSyn != 0, p.TCPFlags&packet.TCPAck != 0
+	switch {
+	case p.Quote.Valid:
+		// An ICMP error counted against the flow it quotes says nothing of its state.
+	case p.Proto == packet.ProtoTCP:
 		switch {
 		case toServer && syn && !ack:
 			f |= sideSyn
@@ -371,7 +404,7 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, p *packet.Packet, res *
 			f |= sideEstablished
 			ws.est = true
 		}
-	} else {
+	default:
 		if toServer {
 			f |= sideSeenToServer
 		} else {
@@ -392,7 +425,7 @@ func (st *Stage) inspectFlow(e *Engine, ws *workerState, p *packet.Packet, res *
 	if ws.pass {
 		f |= sidePass
 	} else {
-		st.anomalies(e, ws, p, res, now)
+		st.anomalies(e, ws, p, first, now)
 	}
 	side[sideFlags] = f
 	if n := len(ws.hits); n > 0 {
@@ -407,12 +440,15 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 	k := &ws.k
 	g := &e.groups[classOf(k.p)]
 	cands := append(ws.cands[:0], g.always...)
-	payload := k.payload
-	if k.useStream {
-		payload = k.stream
-	}
-	if pf := g.pf[rules.BufferPayload]; pf != nil && len(payload.buf) != 0 {
-		cands = pf.scan(payload.buf, &ws.mpmHits, cands)
+	if pf := g.pf[rules.BufferPayload]; pf != nil {
+		if k.useStream && len(k.stream.buf) != 0 {
+			cands = pf.scan(k.stream.buf, &ws.mpmHits, cands)
+		}
+		// Packet-only rules (no_stream, dsize) see the packet's payload: scan it
+		// too when the stream view does not hold it (a retransmission).
+		if !k.useStream || len(k.stream.buf) < len(k.payload.buf) {
+			cands = pf.scan(k.payload.buf, &ws.mpmHits, cands)
+		}
 	}
 	if pf := g.pf[rules.BufferDNSQuery]; pf != nil && k.hasDNS {
 		cands = pf.scan(k.dnsQuery, &ws.mpmHits, cands)
@@ -425,33 +461,33 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 	ws.cands = cands
 	for _, i := range cands {
 		c := &e.rules[i]
-		if !packetMatches(c.r, k) || !condsMatch(c.cond, bits) || !chainsMatch(c, k, &payload) {
+		r := c.r
+		if !packetMatches(r, k) || !condsMatch(c.cond, bits) || !chainsMatch(c, k) {
 			continue
 		}
-		for _, a := range c.acts {
-			if bits != nil {
+		// A detection_filter holds the rule back entirely: no flowbits either.
+		if r.DetectionFilter.Set && !st.thresholds.allow(c.tkey, &r.DetectionFilter, true, k.p.Src, k.p.Dst, now) {
+			continue
+		}
+		if bits != nil {
+			for _, a := range c.acts {
 				applyBit(bits, a)
 			}
 		}
-		r := c.r
 		if r.Action == rules.ActionPass {
 			ws.pass = true
 			return
 		}
-		if r.NoAlert {
-			continue
-		}
-		if r.DetectionFilter.Set && !st.thresholds.allow(i, &r.DetectionFilter, true, k.p.Src, k.p.Dst, now) {
-			continue
-		}
-		if r.Threshold.Set && !st.thresholds.allow(i, &r.Threshold, false, k.p.Src, k.p.Dst, now) {
+		// A threshold suppresses the alert and with it the drop, as in Suricata.
+		if r.Threshold.Set && !st.thresholds.allow(c.tkey, &r.Threshold, false, k.p.Src, k.p.Dst, now) {
 			continue
 		}
 		isDrop := r.Action == rules.ActionDrop || r.Action == rules.ActionReject
 		ws.drop = ws.drop || isDrop
-		ws.hits = append(ws.hits, hit{rule: i, blocked: isDrop})
-		if len(ws.hits) == MaxAlertsPerPacket {
-			return
+		// noalert takes the alert away, not the drop; past the alert limit,
+		// later matches still drop.
+		if !r.NoAlert && len(ws.hits) < MaxAlertsPerPacket {
+			ws.hits = append(ws.hits, hit{rule: i, blocked: isDrop})
 		}
 	}
 }
@@ -475,18 +511,25 @@ func (st *Stage) segment(e *Engine, ws *workerState, side []byte, toServer bool)
 		k.stream, k.useStream = view{buf: v.Buf, base: int(v.Offset), fresh: v.New}, true
 	case stream.Retransmit:
 		k.stream, k.useStream = view{}, true // nothing new: no payload content can alert again
+	case stream.OutOfOrder, stream.Gap:
+		// Inspected alone, but at its place in the stream: offset and depth still
+		// count from the stream's start.
+		k.stream, k.useStream = view{buf: v.Buf, base: int(v.Offset)}, true
+	case stream.DepthReached:
+		// Past the depth: a window anchored before it cannot match here.
+		k.stream, k.useStream = view{buf: p.Payload, base: int(e.opts.StreamDepth)}, true
 	}
 }
 
 // anomalies runs the detectors that need no rules, on a flow's first packet and
 // on the packet that completes a TCP handshake.
-func (st *Stage) anomalies(e *Engine, ws *workerState, p *packet.Packet, res *flow.Result, now int64) {
+func (st *Stage) anomalies(e *Engine, ws *workerState, p *packet.Packet, first bool, now int64) {
 	add := func(rule int32) {
 		if len(ws.hits) < MaxAlertsPerPacket {
 			ws.hits = append(ws.hits, hit{rule: rule})
 		}
 	}
-	if res.Created {
+	if first {
 		ports, hosts := st.an.newFlow(&e.opts.PortScan, p.Src, p.Dst, p.DstPort, now)
 		if ports {
 			add(e.portsRule)
@@ -506,16 +549,21 @@ func (st *Stage) anomalies(e *Engine, ws *workerState, p *packet.Packet, res *fl
 		return
 	}
 	intelHit := func(l *intel.List) {
+		ws.drop = ws.drop || l.Block // whatever the room for alerts
 		if len(ws.hits) < MaxAlertsPerPacket {
 			ws.hits = append(ws.hits, hit{rule: e.intelRules[l], blocked: l.Block})
-			ws.drop = ws.drop || l.Block
 		}
 	}
-	if res.Created {
-		if l, ok := e.intel.MatchIP(p.Src); ok {
-			intelHit(l)
-		} else if l, ok := e.intel.MatchIP(p.Dst); ok {
-			intelHit(l)
+	if first {
+		// Both ends: a source on an alert-only list must not hide a destination
+		// on a blocking one.
+		ls, oks := e.intel.MatchIP(p.Src)
+		ld, okd := e.intel.MatchIP(p.Dst)
+		if oks {
+			intelHit(ls)
+		}
+		if okd && (!oks || ld != ls) {
+			intelHit(ld)
 		}
 	}
 	if k := &ws.k; k.hasDNS {
@@ -529,19 +577,31 @@ func (st *Stage) anomalies(e *Engine, ws *workerState, p *packet.Packet, res *fl
 	}
 }
 
+// condsMatch checks isset and isnotset: isset,a&b (all set), isset,a|b (any set),
+// isnotset,a&b (none set), isnotset,a|b (any not set), as Suricata reads them.
 func condsMatch(conds []bitCond, bits []byte) bool {
 	for i := range conds {
 		c := &conds[i]
-		set := !c.any
+		on, off := 0, 0
 		for _, b := range c.bits {
-			on := bits != nil && bits[b/8]&(1<<(b%8)) != 0
-			if c.any {
-				set = set || on
+			if bits != nil && bits[b/8]&(1<<(b%8)) != 0 {
+				on++
 			} else {
-				set = set && on
+				off++
 			}
 		}
-		if set == c.not {
+		var ok bool
+		switch {
+		case !c.not && !c.any:
+			ok = off == 0
+		case !c.not && c.any:
+			ok = on > 0
+		case c.not && !c.any:
+			ok = on == 0
+		default:
+			ok = off > 0
+		}
+		if !ok {
 			return false
 		}
 	}
@@ -560,8 +620,18 @@ func applyBit(bits []byte, a bitAct) {
 	}
 }
 
-// chainsMatch checks a rule's contents and pcres, buffer by buffer.
-func chainsMatch(c *crule, k *pkt, payload *view) bool {
+// chainsMatch checks a rule's contents and pcres, buffer by buffer. Payload
+// contents inspect the stream view, but for rules Suricata runs on packets only
+// (flow:no_stream, dsize); flow:only_stream rules need the stream.
+func chainsMatch(c *crule, k *pkt) bool {
+	r := c.r
+	payload := &k.payload
+	switch {
+	case r.Flow.OnlyStream && !k.useStream:
+		return false
+	case k.useStream && !r.Flow.NoStream && !r.Dsize.Set:
+		payload = &k.stream
+	}
 	for i := range c.chains {
 		ch := &c.chains[i]
 		var v *view

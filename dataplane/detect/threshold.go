@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
 	"sync"
@@ -31,17 +32,17 @@ type thresholdShard struct {
 
 type thresholdSlot struct {
 	addr  [16]byte
-	rule  int32 // rule index + 1; 0 = empty
+	rule  uint64 // the rule's gid<<32 | sid; 0 = empty
 	count uint32
 	start int64 // window start, unix ns
 }
 
 func newThresholds() *thresholds { return &thresholds{seed: maphash.MakeSeed()} }
 
-// allow counts a match of rule (an index, stable within one engine) for the
+// allow counts a match of rule (its gid<<32 | sid, never 0) for the
 // packet's source or destination, as t tracks, at now, and reports whether it
 // alerts under t.
-func (th *thresholds) allow(rule int32, t *rules.Threshold, filter bool, src, dst netip.Addr, now int64) bool {
+func (th *thresholds) allow(rule uint64, t *rules.Threshold, filter bool, src, dst netip.Addr, now int64) bool {
 	a := src
 	if t.Track == rules.TrackByDst {
 		a = dst
@@ -50,8 +51,8 @@ func (th *thresholds) allow(rule int32, t *rules.Threshold, filter bool, src, ds
 	var h maphash.Hash
 	h.SetSeed(th.seed)
 	h.Write(key[:])
-	var r [4]byte
-	r[0], r[1], r[2], r[3] = byte(rule), byte(rule>>8), byte(rule>>16), byte(rule>>24)
+	var r [8]byte
+	binary.LittleEndian.PutUint64(r[:], rule)
 	h.Write(r[:])
 	sum := h.Sum64()
 	sh := &th.shards[sum%thresholdShards]
@@ -63,7 +64,7 @@ func (th *thresholds) allow(rule int32, t *rules.Threshold, filter bool, src, ds
 	ways := sh.slots[set : set+thresholdWays]
 	var s *thresholdSlot
 	for i := range ways {
-		if ways[i].rule == rule+1 && ways[i].addr == key {
+		if ways[i].rule == rule && ways[i].addr == key {
 			s = &ways[i]
 			break
 		}
@@ -79,7 +80,7 @@ func (th *thresholds) allow(rule int32, t *rules.Threshold, filter bool, src, ds
 				s = &ways[i]
 			}
 		}
-		*s = thresholdSlot{addr: key, rule: rule + 1, start: now}
+		*s = thresholdSlot{addr: key, rule: rule, start: now}
 	}
 	if now-s.start >= window {
 		s.start, s.count = now, 0

@@ -189,9 +189,9 @@ func TestReloadLongerContentWarns(t *testing.T) {
 	if err != nil || len(r.Warnings) != 0 {
 		t.Fatalf("same rules: %v, warnings %q", err, r.Warnings)
 	}
-	write(t, rules, `alert tcp any any -> any any (msg:"x"; content:"`+strings.Repeat("z", 40)+`"; sid:1;)`+"\n")
+	write(t, rules, `alert tcp any any -> any any (msg:"x"; content:"`+strings.Repeat("z", 100)+`"; sid:1;)`+"\n")
 	r, err = e.Reload(cfg)
-	if err != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "40 bytes") {
+	if err != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "100 bytes") {
 		t.Fatalf("longer content: %v, warnings %q", err, r.Warnings)
 	}
 }

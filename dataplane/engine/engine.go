@@ -191,7 +191,13 @@ func NewWith(cfg *config.Config, log *slog.Logger, offline bool, fleet Fleet) (_
 	if e.Detect != nil {
 		// The flows of packets inside tunnels in the traffic have a table of their
 		// own, without policy: the tunnel's flow decides forwarding.
-		tunnels := flow.NewTable(tableCfg, nil, e.flowEnded)
+		tunnelCfg := tableCfg
+		if cfg.Flows.Midstream == "drop" && !offline {
+			// Strict inline: a TCP flow picked up midstream inside a tunnel is
+			// dropped as one outside.
+			tunnelCfg.Midstream = flow.MidstreamDrop
+		}
+		tunnels := flow.NewTable(tunnelCfg, nil, e.flowEnded)
 		e.tables = append(e.tables, tunnels)
 		e.Detect.Inline, e.Detect.Mirror, e.Detect.Tunnels = e.Table, e.Mirror, tunnels
 		e.Detect.Defrag = defrag.New(defrag.Config{})

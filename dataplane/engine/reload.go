@@ -149,7 +149,6 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 			e.detectReloads[1].Add(1)
 			return Reloaded{}, err
 		}
-		e.detectReloads[0].Add(1)
 		if need, room := eng.StreamTail(), e.Detect.StreamTail(); need > room {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("detect.rules: the longest payload content is now %d bytes, "+
 				"but flows keep the last %d bytes of each TCP stream (set at start): a longer content split across "+
@@ -161,6 +160,9 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 	}
 	list, err := e.sessionsOf(&merged)
 	if err != nil {
+		if eng != nil {
+			e.detectReloads[1].Add(1)
+		}
 		return Reloaded{}, err
 	}
 	pol := merged.Policy
@@ -179,6 +181,7 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 	if eng != nil {
 		e.Detect.SetEngine(eng)
 		e.detectInfo.Store(&r.Detect)
+		e.detectReloads[0].Add(1)
 	}
 	e.live.Store(&merged)
 	r.PolicyRules, r.Sessions = len(pol.Rules), len(list)

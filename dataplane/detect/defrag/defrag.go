@@ -92,6 +92,7 @@ type Stats struct {
 // key identifies a datagram: RFC 791 (src, dst, protocol, id) for IPv4, RFC 8200
 // (src, dst, id) for IPv6.
 type key struct {
+	scope    uint64 // the caller's: fragments of different scopes never join
 	src, dst [16]byte
 	id       uint32
 	proto    uint8
@@ -179,8 +180,16 @@ type fragment struct {
 // payload length and next header fixed. dst should have room for 65535+512 bytes, or
 // Add allocates. pkt is not kept.
 func (r *Reassembler) Add(dst, pkt []byte, now int64) (whole []byte, status Status) {
+	return r.AddScoped(dst, 0, pkt, now)
+}
+
+// AddScoped is Add for a fragment of scope: fragments join only with fragments of
+// the same scope (the GWLB endpoint or mirror session they came through, whose
+// networks may overlap another's).
+func (r *Reassembler) AddScoped(dst []byte, scope uint64, pkt []byte, now int64) (whole []byte, status Status) {
 	var f fragment
 	st := parse(pkt, &f)
+	f.key.scope = scope
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if st == Held {
