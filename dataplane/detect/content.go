@@ -12,6 +12,8 @@ type cmatch struct {
 	pattern  []byte // nocase: lower-cased
 	folded   bool   // nocase
 	negated  bool
+	endsWith bool // must end where the buffer ends
+	dataAt   bool // isdataat: offset (relative or not) is a position that must hold data
 	re       *regexp.Regexp
 	relative bool // distance/within, or pcre's R: from the end of the previous match
 	// Window: absolute offset/depth (hasDepth), or relative distance/within.
@@ -37,7 +39,7 @@ func compileChain(buffer rules.Buffer, ms []rules.Match) chain {
 		cm := cmatch{negated: m.Negated}
 		switch m.Kind {
 		case rules.MatchContent:
-			cm.pattern, cm.folded = m.Pattern, m.Nocase
+			cm.pattern, cm.folded, cm.endsWith = m.Pattern, m.Nocase, m.EndsWith
 			if m.Nocase {
 				cm.pattern = lowerASCII(m.Pattern) // nocase folds ASCII letters only, as Suricata
 			}
@@ -46,6 +48,8 @@ func compileChain(buffer rules.Buffer, ms []rules.Match) chain {
 			cm.distance, cm.within, cm.hasWithin = m.Distance, m.Within, m.HasWithin
 		case rules.MatchPCRE:
 			cm.re, cm.relative = m.Regexp, m.Relative
+		case rules.MatchIsDataAt:
+			cm.dataAt, cm.offset, cm.relative = true, m.Offset, m.Relative
 		}
 		c.ms = append(c.ms, cm)
 	}
@@ -95,7 +99,31 @@ func matchFrom(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	if m.re != nil {
 		return matchPCRE(c, v, i, prevEnd, maxEnd, steps)
 	}
+	if m.dataAt {
+		// Suricata: absolute, byte N exists; relative, N bytes follow the
+		// previous match. Before the view, the stream had data.
+		pos := m.offset - v.base
+		if m.relative {
+			pos = prevEnd + m.offset - 1
+		}
+		if (pos < len(v.buf)) == m.negated {
+			return false
+		}
+		return matchFrom(c, v, i+1, prevEnd, maxEnd, steps)
+	}
 	lo, hi := window(m, v, prevEnd)
+	if m.endsWith {
+		// One place it can be: the buffer's end.
+		at := len(v.buf) - len(m.pattern)
+		found := at >= lo && at >= 0 && len(v.buf) <= hi && equalAt(v.buf[at:], m.pattern, m.folded)
+		switch {
+		case m.negated && found, !m.negated && !found:
+			return false
+		case m.negated:
+			return matchFrom(c, v, i+1, prevEnd, maxEnd, steps)
+		}
+		return matchFrom(c, v, i+1, len(v.buf), len(v.buf), steps)
+	}
 	if m.negated && !m.relative && m.hasDepth && m.offset < v.base {
 		// Its window starts before this view of the stream: whether the content
 		// was there is not known here, so the rule cannot match.
@@ -215,6 +243,14 @@ func index(s, pattern []byte, folded bool) int {
 		}
 	}
 	return -1
+}
+
+// equalAt compares s with pattern (lower case when folded), of the same length.
+func equalAt(s, pattern []byte, folded bool) bool {
+	if folded {
+		return equalFold(s, pattern)
+	}
+	return bytes.Equal(s, pattern)
 }
 
 // equalFold compares s with the lower-case pattern p, ASCII case-insensitively.

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -216,5 +217,59 @@ func TestMetadataJSON(t *testing.T) {
 	}
 	if metadataJSON(nil) != nil {
 		t.Fatal("no metadata must give no object")
+	}
+}
+
+// startswith, endswith and bsize on the sticky buffers, as ET's DNS and TLS rules
+// use them.
+func TestAnchorsAndBsize(t *testing.T) {
+	h := newHarness(t, `alert dns any any -> any any (msg:"ddns"; dns.query; content:".duckdns.org"; nocase; endswith; sid:1;)
+alert dns any any -> any any (msg:"short"; dns.query; bsize:<8; sid:2;)
+alert tls any any -> any any (msg:"pool"; tls.sni; content:"pool."; startswith; sid:3;)
+alert udp any any -> any any (msg:"payload ends"; content:"END"; endswith; sid:4;)`, Options{})
+	q := func(name string) []byte { return dnsQueryBytes(name) }
+	x := h.udp("10.0.0.1", "192.0.2.53", 4000, 53)
+	got := sids(x.dgram(true, q("a.DuckDNS.org")), x.dgram(true, q("a.duckdns.org.evil")), x.dgram(true, q("ab.io")))
+	if want := [][]uint32{{1}, nil, {2}}; !equalSteps(got, want) {
+		t.Errorf("dns: %v, want %v", got, want)
+	}
+	y := h.udp("10.0.0.1", "192.0.2.9", 4001, 9999)
+	got = sids(y.dgram(true, []byte("the END")), y.dgram(true, []byte("the END.")))
+	if want := [][]uint32{{4}, nil}; !equalSteps(got, want) {
+		t.Errorf("payload endswith: %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		sni  string
+		want []uint32
+	}{{"pool.example", []uint32{3}}, {"mypool.example", nil}} {
+		z := h.tcp("10.0.0.1", "192.0.2.80", 40000+uint16(len(tc.sni)), 443)
+		z.handshake()
+		if got := z.seg(true, "PA", clientHello(t, tc.sni)); !slices.Equal(got, tc.want) {
+			t.Errorf("sni %s: %v, want %v", tc.sni, got, tc.want)
+		}
+	}
+}
+
+// dnsQueryBytes is a DNS query for name's A record, built by hand.
+func dnsQueryBytes(name string) []byte {
+	b := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0}
+	for _, l := range strings.Split(name, ".") {
+		b = append(append(b, byte(len(l))), l...)
+	}
+	return append(b, 0, 0, 1, 0, 1)
+}
+
+// isdataat, as ET uses it: absolute, relative, and negated relative (the content
+// ends the buffer).
+func TestIsDataAt(t *testing.T) {
+	h := newHarness(t, `alert udp any any -> any 1 (msg:"abs"; content:"x"; isdataat:9; sid:1;)
+alert udp any any -> any 2 (msg:"rel"; content:"key="; isdataat:4,relative; sid:2;)
+alert udp any any -> any 3 (msg:"ends"; content:"END"; isdataat:!1,relative; sid:3;)`, Options{})
+	send := func(port uint16, data string) []uint32 { return h.udp("10.0.0.1", "192.0.2.9", 4000, port).dgram(true, []byte(data)) }
+	got := sids(send(1, "x123456789"), send(1, "x12345678"),
+		send(2, "key=1234"), send(2, "key=123"),
+		send(3, "the END"), send(3, "the END!"))
+	if want := [][]uint32{{1}, nil, {2}, nil, {3}, nil}; !equalSteps(got, want) {
+		t.Fatalf("alerts %v, want %v", got, want)
 	}
 }

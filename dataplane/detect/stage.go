@@ -625,6 +625,14 @@ func applyBit(bits []byte, a bitAct) {
 // (flow:no_stream, dsize); flow:only_stream rules need the stream.
 func chainsMatch(c *crule, k *pkt) bool {
 	r := c.r
+	for _, b := range r.Bsize {
+		switch {
+		case b.Buffer == rules.BufferDNSQuery && k.hasDNS && intMatches(&b.Size, len(k.dnsQuery)):
+		case b.Buffer == rules.BufferTLSSNI && k.hasSNI && intMatches(&b.Size, len(k.sni)):
+		default:
+			return false
+		}
+	}
 	payload := &k.payload
 	switch {
 	case r.Flow.OnlyStream && !k.useStream:

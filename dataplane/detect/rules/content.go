@@ -132,6 +132,82 @@ func (p *ruleParser) nocase(o option) error {
 	return nil
 }
 
+// anchor is startswith and endswith. startswith is offset 0 and depth the
+// content's length, and like Suricata it takes no other position modifier.
+func (p *ruleParser) anchor(o option) error {
+	m, err := p.lastContent(o.name)
+	if err != nil {
+		return err
+	}
+	if o.name == "startswith" {
+		if m.StartsWith {
+			return errors.New("startswith given twice for one content")
+		}
+		if m.HasOffset || m.HasDepth || m.HasDistance || m.HasWithin {
+			return errors.New("startswith with offset, depth, distance or within")
+		}
+		m.StartsWith, m.Offset, m.HasOffset, m.Depth, m.HasDepth = true, 0, true, len(m.Pattern), true
+		return nil
+	}
+	if m.EndsWith {
+		return errors.New("endswith given twice for one content")
+	}
+	m.EndsWith = true
+	return nil
+}
+
+// isdataat is "[!]N[,relative]" on the buffer in force; relative needs a content
+// or pcre before it in that buffer.
+func (p *ruleParser) isdataat(o option) error {
+	v := strings.TrimSpace(o.value)
+	negated := strings.HasPrefix(v, "!")
+	if negated {
+		v = strings.TrimSpace(v[1:])
+	}
+	num, rest, hasRest := strings.Cut(v, ",")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if err != nil || n < 0 || n > maxModifier {
+		if t := strings.TrimSpace(num); t != "" && (t[0] == '_' || t[0] >= 'a' && t[0] <= 'z' || t[0] >= 'A' && t[0] <= 'Z') {
+			return &SkipError{Keyword: o.name, Reason: "variables (byte_extract) are not supported"}
+		}
+		return fmt.Errorf("%q: want [!]N[,relative] with N from 0 to %d", o.value, maxModifier)
+	}
+	relative := false
+	if hasRest {
+		switch strings.TrimSpace(rest) {
+		case "relative":
+			relative = true
+		case "rawbytes":
+		default:
+			return fmt.Errorf("%q: want [!]N[,relative]", o.value)
+		}
+	}
+	if relative {
+		found := false
+		for _, m := range p.r.Matches {
+			found = found || m.Buffer == p.buf && m.Kind != MatchIsDataAt
+		}
+		if !found {
+			return errors.New("isdataat relative needs a content or pcre before it")
+		}
+	}
+	p.r.Matches = append(p.r.Matches, Match{Kind: MatchIsDataAt, Buffer: p.buf, Offset: n, Relative: relative, Negated: negated})
+	return nil
+}
+
+// bsize tests the length of the sticky buffer in force.
+func (p *ruleParser) bsize(o option) error {
+	if p.buf == BufferPayload {
+		return &SkipError{Keyword: o.name, Reason: "bsize on the payload (weir runs it on dns.query and tls.sni)"}
+	}
+	c, err := parseIntCmp(o.value, 65535, false)
+	if err != nil {
+		return err
+	}
+	p.r.Bsize = append(p.r.Bsize, BufferSize{Buffer: p.buf, Size: c})
+	return nil
+}
+
 func (p *ruleParser) rawbytes(o option) error {
 	_, err := p.lastContent(o.name)
 	return err
@@ -141,6 +217,9 @@ func (p *ruleParser) modifier(o option) error {
 	m, err := p.lastContent(o.name)
 	if err != nil {
 		return err
+	}
+	if m.StartsWith {
+		return fmt.Errorf("%s after startswith", o.name)
 	}
 	v := strings.TrimSpace(o.value)
 	n, err := strconv.Atoi(v)

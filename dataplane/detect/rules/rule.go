@@ -72,6 +72,9 @@ type MatchKind uint8
 const (
 	MatchContent MatchKind = iota
 	MatchPCRE
+	// MatchIsDataAt is isdataat: data exists at Offset (from the buffer's start,
+	// or past the previous match when Relative); Negated: it does not.
+	MatchIsDataAt
 )
 
 // Match is one content or pcre option, in the order the rule gives them (relative
@@ -89,6 +92,9 @@ type Match struct {
 	// relative to the end of the previous match. Has* says which were given.
 	Offset, Depth, Distance, Within             int
 	HasOffset, HasDepth, HasDistance, HasWithin bool
+	// StartsWith anchors the content at the buffer's start (it is kept as
+	// offset 0, depth its length); EndsWith makes it end where the buffer ends.
+	StartsWith, EndsWith bool
 
 	// PCRE. Regexp is compiled with the flags RE2 honours (i, s, m, x); Relative is
 	// the R flag (search from the end of the previous match).
@@ -191,6 +197,12 @@ type Threshold struct {
 	Seconds int
 }
 
+// BufferSize is a bsize option: the length of Buffer compared as Size says.
+type BufferSize struct {
+	Buffer Buffer
+	Size   IntCmp
+}
+
 // Rule is one parsed rule.
 type Rule struct {
 	File string // where it was read, for warnings and alerts
@@ -213,7 +225,10 @@ type Rule struct {
 	References []string
 	Metadata   []string
 
-	Matches   []Match
+	Matches []Match
+	// Bsize tests the length of a sticky buffer (dns.query, tls.sni): a rule with
+	// it matches only packets that have that buffer.
+	Bsize     []BufferSize
 	Flow      Flow
 	Flags     Flags
 	Dsize     IntCmp

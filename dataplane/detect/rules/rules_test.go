@@ -370,7 +370,7 @@ func TestParseRuleSkips(t *testing.T) {
 		{`alert tcp any any => any any (sid:1;)`, "=>", ""},
 		{hdr(`sid:1; http.uri; content:"x";`), "http.uri", ""},
 		{hdr(`sid:1; content:"x"; byte_test:1,>,2,0;`), "byte_test", ""},
-		{hdr(`sid:1; content:"x"; isdataat:1,relative;`), "isdataat", ""},
+		{hdr(`sid:1; content:"x"; isdataat:nbytes,relative;`), "isdataat", "variables"},
 		{hdr(`sid:1; tag:session,10,packets;`), "tag", ""},
 		{hdr(`sid:1; app-layer-event:tls.x;`), "app-layer-event", ""},
 		{hdr(`sid:1; target:dest_ip;`), "target", ""},
@@ -773,7 +773,7 @@ func TestParseTestdata(t *testing.T) {
 	for _, s := range set.Skipped {
 		skipped[s.Keyword] = true
 	}
-	for _, kw := range []string{"http.uri", "byte_test", "isdataat", "tag", "http", "pcre flag U", "pcre"} {
+	for _, kw := range []string{"http.uri", "byte_test", "tag", "http", "pcre flag U", "pcre"} {
 		if !skipped[kw] {
 			t.Errorf("no rule skipped for %q; skipped: %v", kw, set.Skipped)
 		}
@@ -794,8 +794,8 @@ func TestParseTestdata(t *testing.T) {
 			t.Errorf("testdata/et.rules has no parsed rule using %q", kw)
 		}
 	}
-	if len(set.Rules) != 32 || len(set.Skipped) != 7 {
-		t.Errorf("parsed %d rules and skipped %d, want 32 and 7", len(set.Rules), len(set.Skipped))
+	if len(set.Rules) != 35 || len(set.Skipped) != 6 {
+		t.Errorf("parsed %d rules and skipped %d, want 35 and 6", len(set.Rules), len(set.Skipped))
 	}
 	for _, r := range set.Rules {
 		if err := checkRule(r); err != nil {
@@ -848,6 +848,10 @@ func checkRule(r *Rule) error {
 		case MatchPCRE:
 			if m.Regexp == nil || m.Pattern != nil {
 				return errors.New("bad pcre")
+			}
+		case MatchIsDataAt:
+			if m.Regexp != nil || m.Pattern != nil || m.Offset < 0 {
+				return errors.New("bad isdataat")
 			}
 		default:
 			return errors.New("bad match kind")
@@ -1034,4 +1038,33 @@ func FuzzContent(f *testing.F) {
 			t.Fatalf("round trip of %q: %q, %v", data, got, err)
 		}
 	})
+}
+
+func TestAnchorsAndBsize(t *testing.T) {
+	r, err := ParseRule(`alert dns any any -> any any (msg:"x"; dns.query; content:"evil"; startswith; content:".com"; endswith; bsize:<64; sid:1;)`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := r.Matches[0], r.Matches[1]
+	if !a.StartsWith || !a.HasOffset || a.Offset != 0 || !a.HasDepth || a.Depth != 4 || !b.EndsWith || b.StartsWith {
+		t.Errorf("matches %+v %+v", a, b)
+	}
+	if len(r.Bsize) != 1 || r.Bsize[0].Buffer != BufferDNSQuery || r.Bsize[0].Size != (IntCmp{Set: true, Op: IntLt, A: 64}) {
+		t.Errorf("bsize %+v", r.Bsize)
+	}
+	for _, bad := range []string{
+		`alert tcp any any -> any any (msg:"x"; content:"a"; startswith; offset:1; sid:1;)`,
+		`alert tcp any any -> any any (msg:"x"; content:"a"; depth:3; startswith; sid:1;)`,
+		`alert tcp any any -> any any (msg:"x"; content:"a"; endswith; endswith; sid:1;)`,
+		`alert tcp any any -> any any (msg:"x"; startswith; sid:1;)`,
+	} {
+		var e *Error
+		if _, err := ParseRule(bad, nil); !errors.As(err, &e) {
+			t.Errorf("%s: %v, want a syntax error", bad, err)
+		}
+	}
+	var s *SkipError
+	if _, err := ParseRule(`alert tcp any any -> any any (msg:"x"; content:"a"; bsize:10; sid:1;)`, nil); !errors.As(err, &s) || s.Keyword != "bsize" {
+		t.Errorf("bsize on the payload: %v, want a skip", err)
+	}
 }
