@@ -395,3 +395,28 @@ func asConfigError(t *testing.T, err error) *Error {
 	}
 	return ce
 }
+
+func TestDetectRulesOnePath(t *testing.T) {
+	c, err := Parse("/etc/weir/weir.yaml", []byte("detect:\n  rules: local.rules\n  mode: ips\n"))
+	if err != nil || len(c.Detect.Rules) != 1 || c.Detect.Rules[0] != "/etc/weir/local.rules" || c.Detect.RuleLines[0] != 2 {
+		t.Fatalf("rules: %v %v %v", c.Detect.Rules, c.Detect.RuleLines, err)
+	}
+	if _, err := Parse("w.yaml", []byte("detect:\n  mode: block\n")); err == nil || !strings.Contains(err.Error(), "w.yaml:2:") {
+		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+func TestDetectErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"detect:\n  intel:\n    - {path: a.txt}\n", "w.yaml:3: detect.intel[0]: type is required"},
+		{"detect:\n  intel:\n    - {type: ip}\n", "w.yaml:3: detect.intel[0]: path is required"},
+		{"detect:\n  intel:\n    - {path: a.txt, type: ip, action: block}\n", "w.yaml:3: detect.intel[0].action"},
+		{"detect:\n  vars:\n    HOME-NET: x\n", "w.yaml:3: detect.vars: \"HOME-NET\" is not a variable name"},
+		{"detect:\n  portscan: {ports: 5000}\n", "w.yaml:2: detect.portscan.ports"},
+		{"detect:\n  rules: [\"\"]\n", "w.yaml:2: detect.rules: an empty path"},
+	} {
+		if _, err := Parse("w.yaml", []byte(tc.yaml)); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %s...", tc.yaml, err, tc.want)
+		}
+	}
+}

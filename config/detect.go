@@ -76,7 +76,11 @@ func (p *parser) detect(n *yaml.Node, c *Config) {
 	p.mapping(n, "detect", map[string]func(*yaml.Node){
 		"rules": func(n *yaml.Node) {
 			d.Rules, d.RuleLines = nil, nil
-			for _, item := range p.seq(n, "detect.rules") {
+			items := []*yaml.Node{n} // one path or glob, or a list of them
+			if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+				items = p.seq(n, "detect.rules")
+			}
+			for _, item := range items {
 				s := p.str(item, "detect.rules")
 				if s == "" {
 					p.fail(item, "detect.rules: an empty path")

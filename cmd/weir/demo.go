@@ -271,7 +271,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "    pcap/                        %d file(s) of mirrored frames (open with wireshark or tshark -r)\n", len(pcaps))
 	fmt.Fprintf(stdout, "    flows.log                    %d VPC Flow Logs records\n", n.FlowLog.Written())
 	fmt.Fprintf(stdout, "\nnext: weir check-config examples/both.yaml, then sudo weir run -config examples/both.yaml\n")
-	fmt.Fprintf(stdout, "      (examples/ holds inline-only, mirror-only, both and fleet-node configurations)\n")
+	fmt.Fprintf(stdout, "      (examples/ holds inline-only, mirror-only, both, inline-ips (Suricata rules) and fleet-node configurations)\n")
 	if rep.Mismatched != 0 || rep.Returned == 0 {
 		return fmt.Errorf("demo: %d packets came back wrong, %d came back right", rep.Mismatched, rep.Returned)
 	}

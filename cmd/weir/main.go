@@ -41,7 +41,7 @@ commands:
   run [-config FILE]           run the appliance (defaults without -config)
   check-config FILE            check a configuration file as run would, without
                                privileges: exit 0 when valid, else FILE:LINE: message
-  replay -eve OUT.json [-config FILE] [-pcap-dir DIR] [-flowlog FILE] PCAP...
+  replay -eve OUT.json [-config FILE] [-simulate-ips] [-pcap-dir DIR] [-flowlog FILE] PCAP...
                                run capture files through the pipeline
   sim gwlb -target ADDR:PORT[,HEALTH_URL] [-rate N] [-flows N] [-failover MODE] [-progress]
                                simulate a Gateway Load Balancer against targets
@@ -272,6 +272,8 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, s.String())
 		}
 		fmt.Fprintf(stdout, "%s: %d rules loaded, %d skipped, %d threat-intel entries\n", path, info.Rules, len(info.Skipped), info.IntelEntries)
+	} else if cfg.Detect.Mode == "ips" {
+		fmt.Fprintf(stdout, "%s: detect.mode is ips, but no rules, threat intel or detector is configured: detection is off\n", path)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil
@@ -333,9 +335,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	detection := "off"
+	if n.Detect != nil {
+		info := n.DetectInfo()
+		detection = fmt.Sprintf("%s, %d rules (%d skipped), %d threat-intel entries",
+			cfg.Detect.Mode, info.Rules, len(info.Skipped), info.IntelEntries)
+	}
 	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
 		"gwlb", cfg.GWLB.Listen.String(), "mirror", listenText(cfg.Mirror.Listen),
-		"health", n.healthAddr(), "metrics", n.metricsAddr())
+		"health", n.healthAddr(), "metrics", n.metricsAddr(), "detect", detection)
 	// A reload runs beside this loop, so that SIGTERM is served even while a log
 	// reopen waits for a stuck reader; HUPs meanwhile wait for it in the channel.
 	hupc, reloaded := hups, make(chan struct{}, 1)

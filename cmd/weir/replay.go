@@ -74,6 +74,8 @@ type replaySummary struct {
 }
 
 type detectSummary struct {
+	Mode          string `json:"mode"`         // detect.mode
+	SimulateIPS   bool   `json:"simulate_ips"` // -simulate-ips: without it, replayed traffic is never blocked
 	Rules         int    `json:"rules"`
 	Skipped       int    `json:"rules_skipped"`
 	AlertsAllowed uint64 `json:"alerts_allowed"`
@@ -318,7 +320,7 @@ func summarize(e *engine.Engine, files []string, eve string) replaySummary {
 	if e.Detect != nil {
 		dt := e.Detect.Totals(e.Pipeline)
 		info := e.DetectInfo()
-		sum.Detect = &detectSummary{Rules: info.Rules, Skipped: len(info.Skipped),
+		sum.Detect = &detectSummary{Mode: e.Current().Detect.Mode, SimulateIPS: e.Detect.SimulateIPS, Rules: info.Rules, Skipped: len(info.Skipped),
 			AlertsAllowed: dt.AlertsAllowed, AlertsBlocked: dt.AlertsBlocked, BlockedFlows: dt.BlockedFlows}
 	}
 	return sum

@@ -140,6 +140,9 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 		}
 		lineNo++
 		line = strings.TrimRight(line, "\r\n")
+		if lineNo == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // a byte-order mark some editors write
+		}
 		if rule.Len() == 0 {
 			startLine = lineNo
 		}

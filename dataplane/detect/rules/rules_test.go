@@ -1068,3 +1068,10 @@ func TestAnchorsAndBsize(t *testing.T) {
 		t.Errorf("bsize on the payload: %v, want a skip", err)
 	}
 }
+
+func TestParseByteOrderMark(t *testing.T) {
+	set, err := Parse(strings.NewReader("\ufeffalert tcp any any -> any any (msg:\"x\"; sid:1;)\n"), "bom.rules", nil)
+	if err != nil || len(set.Rules) != 1 {
+		t.Fatalf("a file starting with a byte-order mark: %v", err)
+	}
+}
