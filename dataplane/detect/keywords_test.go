@@ -265,7 +265,9 @@ func TestIsDataAt(t *testing.T) {
 	h := newHarness(t, `alert udp any any -> any 1 (msg:"abs"; content:"x"; isdataat:9; sid:1;)
 alert udp any any -> any 2 (msg:"rel"; content:"key="; isdataat:4,relative; sid:2;)
 alert udp any any -> any 3 (msg:"ends"; content:"END"; isdataat:!1,relative; sid:3;)`, Options{})
-	send := func(port uint16, data string) []uint32 { return h.udp("10.0.0.1", "192.0.2.9", 4000, port).dgram(true, []byte(data)) }
+	send := func(port uint16, data string) []uint32 {
+		return h.udp("10.0.0.1", "192.0.2.9", 4000, port).dgram(true, []byte(data))
+	}
 	got := sids(send(1, "x123456789"), send(1, "x12345678"),
 		send(2, "key=1234"), send(2, "key=123"),
 		send(3, "the END"), send(3, "the END!"))
