@@ -100,12 +100,16 @@ func ParseFile(path string, vars *Vars) (*Set, error) {
 }
 
 // Parse reads rules, one a line: blank lines and lines starting with # are
-// skipped, and a line ending in \ continues on the next. It returns the first
-// syntax error as an *Error (naming file, line and, when known, the sid), a
-// duplicate gid:sid included.
+// skipped, and a line ending in \ continues on the next. A syntax error (a
+// duplicate gid:sid included) is an *Error naming file, line and, when known, the
+// sid; Parse reads on to report up to MaxErrors of them at once (joined with
+// errors.Join when there are several), so that a rule feed is fixed in one pass.
 func Parse(r io.Reader, file string, vars *Vars) (*Set, error) {
 	return parse(r, file, newResolver(vars), &Set{}, map[sidKey]place{})
 }
+
+// MaxErrors is how many syntax errors one file reports before Parse stops.
+const MaxErrors = 20
 
 type sidKey struct{ gid, sid uint32 }
 
@@ -122,21 +126,29 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 		lineNo    int
 		startLine int
 		read      int64
+		errs      []error
 	)
+	fail := func(e *Error) (*Set, error) {
+		errs = append(errs, e)
+		if len(errs) == 1 {
+			return nil, e
+		}
+		return nil, errors.Join(errs...)
+	}
 	for {
 		line, tooLong, err := readLine(br)
 		if tooLong {
-			return nil, &Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("line is longer than %d bytes", MaxRuleLen)}
+			return fail(&Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("line is longer than %d bytes", MaxRuleLen)})
 		}
 		if err != nil && err != io.EOF {
-			return nil, &Error{File: file, Line: lineNo + 1, Msg: err.Error()}
+			return fail(&Error{File: file, Line: lineNo + 1, Msg: err.Error()})
 		}
 		if line == "" && err == io.EOF {
 			break
 		}
 		read += int64(len(line))
 		if read > fileSizeLimit {
-			return nil, &Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("file is larger than %d bytes", fileSizeLimit)}
+			return fail(&Error{File: file, Line: lineNo + 1, Msg: fmt.Sprintf("file is larger than %d bytes", fileSizeLimit)})
 		}
 		lineNo++
 		line = strings.TrimRight(line, "\r\n")
@@ -147,7 +159,7 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 			startLine = lineNo
 		}
 		if rule.Len()+len(line) > MaxRuleLen {
-			return nil, &Error{File: file, Line: startLine, Msg: fmt.Sprintf("rule is longer than %d bytes", MaxRuleLen)}
+			return fail(&Error{File: file, Line: startLine, Msg: fmt.Sprintf("rule is longer than %d bytes", MaxRuleLen)})
 		}
 		if strings.HasSuffix(line, `\`) {
 			rule.WriteString(line[:len(line)-1])
@@ -172,12 +184,20 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 				set.Skipped = append(set.Skipped, Skip{File: file, Line: startLine, SID: p.sid, Keyword: skip.Keyword, Reason: skip.Reason})
 				continue
 			}
-			return nil, &Error{File: file, Line: startLine, Msg: p.errMsg(perr)}
+			errs = append(errs, &Error{File: file, Line: startLine, Msg: p.errMsg(perr)})
+			if len(errs) == MaxErrors || err == io.EOF {
+				break
+			}
+			continue
 		}
 		r.File, r.Line = file, startLine
 		k := sidKey{r.GID, r.SID}
 		if first, dup := seen[k]; dup {
-			return nil, &Error{File: file, Line: startLine, Msg: fmt.Sprintf("duplicate sid %d:%d (first at %s:%d)", r.GID, r.SID, first.file, first.line)}
+			errs = append(errs, &Error{File: file, Line: startLine, Msg: fmt.Sprintf("duplicate sid %d:%d (first at %s:%d)", r.GID, r.SID, first.file, first.line)})
+			if len(errs) == MaxErrors || err == io.EOF {
+				break
+			}
+			continue
 		}
 		seen[k] = place{file, startLine}
 		set.Rules = append(set.Rules, r)
@@ -185,7 +205,13 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 			break
 		}
 	}
-	return set, nil
+	switch len(errs) {
+	case 0:
+		return set, nil
+	case 1:
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
 }
 
 // readLine reads one line, giving up (tooLong) past MaxRuleLen so that a file

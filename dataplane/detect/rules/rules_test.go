@@ -1075,3 +1075,33 @@ func TestParseByteOrderMark(t *testing.T) {
 		t.Fatalf("a file starting with a byte-order mark: %v", err)
 	}
 }
+
+// Parse reports every syntax error of a file (up to MaxErrors), not only the first.
+func TestParseReportsEveryError(t *testing.T) {
+	text := `alert tcp any any -> any any (msg:"a"; classtype:nope; sid:1;)
+alert tcp any any -> any any (msg:"ok"; sid:2;)
+alert tcp any any -> any any (msg:"b"; content:; sid:3;)
+alert tcp any any -> any any (msg:"dup"; sid:2;)
+`
+	_, err := Parse(strings.NewReader(text), "f.rules", nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"f.rules:1: ", "f.rules:3: ", "f.rules:4: duplicate sid 1:2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Line != 1 {
+		t.Errorf("errors.As finds %+v, want the first error", e)
+	}
+	var many strings.Builder
+	for i := range MaxErrors + 5 {
+		fmt.Fprintf(&many, "alert tcp any any -> any any (msg:\"x\"; classtype:nope; sid:%d;)\n", i+1)
+	}
+	_, err = Parse(strings.NewReader(many.String()), "f.rules", nil)
+	if n := strings.Count(err.Error(), "\n") + 1; n != MaxErrors {
+		t.Errorf("%d errors reported, want %d", n, MaxErrors)
+	}
+}
