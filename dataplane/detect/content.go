@@ -191,6 +191,11 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	if !c.needPos[i] && v.fresh == 0 {
 		return m.re.Match(b) && matchFrom(c, v, i+1, prevEnd, max(maxEnd, len(v.buf)), steps)
 	}
+	// Positions cost an allocation (regexp's FindIndex): ask first, without
+	// allocating, whether there is a match at all, which is rare.
+	if !m.re.Match(b) {
+		return false
+	}
 	// Try the matches in turn: the leftmost may lie in bytes inspected before
 	// (the stream's kept tail) where a later one is new, or a relative match
 	// after it may need a later one.

@@ -124,6 +124,13 @@ type Matcher struct {
 	// traffic, a shorter one fits more patterns.
 	long, short windowTable
 
+	// gate has a bit per hash of the first 4 bytes (folded) of every window
+	// filed in long or short: most positions of a payload fail it with one load
+	// from a table small enough for the L1 cache, and skip the probes of both
+	// tables (Hyperscan's FDR gates its buckets in the same spirit).
+	gate      []uint64
+	gateShift uint64
+
 	// Patterns of 2 and 3 bytes, by their first two bytes loosely folded: a bit
 	// per pair, and the patterns in pairEntries[pairStart[b]:pairStart[b+1]] for
 	// bucket b = pairBucket(pair).
@@ -220,6 +227,7 @@ func (b *Builder) Build() *Matcher {
 	}
 	m.long.build(m, 8, longs)
 	m.short.build(m, 4, shorts)
+	m.buildGate()
 	if pairs > 0 {
 		m.buildPairs(pairs)
 	}
@@ -300,6 +308,25 @@ func (t *windowTable) build(m *Matcher, width, n int) {
 		bkt := (e.gram * hashMul) >> t.bucketShift
 		t.entries[next[bkt]] = e
 		next[bkt]++
+	}
+}
+
+// buildGate files the first 4 bytes of every window in the gate: 16 bits per
+// window, so about 6% of the bits are set and of the positions that hold no
+// window's start, about as many pass.
+func (m *Matcher) buildGate() {
+	n := len(m.long.entries) + len(m.short.entries)
+	if n == 0 {
+		return
+	}
+	gateBits := uint64(min(max(bits.Len(uint(n))+4, 12), 22))
+	m.gate = make([]uint64, 1<<(gateBits-6))
+	m.gateShift = 64 - gateBits
+	for _, t := range []*windowTable{&m.long, &m.short} {
+		for _, e := range t.entries {
+			h := (uint64(uint32(e.gram)) * hashMul) >> m.gateShift
+			m.gate[h>>6] |= 1 << (h & 63)
+		}
 	}
 }
 
@@ -445,24 +472,63 @@ func (m *Matcher) scanWindows(buf []byte, hits *Hits) {
 	if pairFilter == nil {
 		pairFilter = &noPairs
 	}
-	var cands [64]uint32 // position<<2 | candLong, candShort or candPair
+	gate, gateShift := m.gate, m.gateShift&63
+	if len(gate) == 0 {
+		gate, gateShift = emptyFilter[:], 63
+	}
+	gateMask := uint64(len(gate) - 1)
+	pairBit := uint32(0) // 1 when there are 2- and 3-byte patterns to look for
+	if m.pairFilter != nil {
+		pairBit = 1
+	}
+	var (
+		pos   [256]uint32 // positions that passed the gate (or the pair filter)
+		cands [64]uint32  // position<<2 | candLong, candShort or candPair
+	)
 	i := 0
 	for i+8 <= len(buf) {
+		// Stage one, without branches: note every position whose first 4 bytes
+		// some window starts with (the gate), or whose first 2 a short pattern
+		// does. Most positions fail; a branch per position would be mispredicted
+		// as often as they pass.
+		np := 0
+		end := min(len(buf)-7, i+len(pos))
+		if pairBit == 0 {
+			for ; i < end; i++ {
+				h := (uint64(binary.LittleEndian.Uint32(buf[i:])|0x20202020) * hashMul) >> gateShift
+				pos[np&(len(pos)-1)] = uint32(i)
+				np += int(gate[(h>>6)&gateMask]>>(h&63)) & 1
+			}
+		}
+		for ; i < end; i++ {
+			g4 := binary.LittleEndian.Uint32(buf[i:]) | 0x20202020
+			h := (uint64(g4) * hashMul) >> gateShift
+			hit := uint32(gate[(h>>6)&gateMask]>>(h&63)) & 1
+			k := g4 & 0xffff
+			hit |= uint32(pairFilter[k>>6]>>(k&63)) & pairBit
+			pos[np&(len(pos)-1)] = uint32(i)
+			np += int(hit)
+		}
+		// Stage two: the tables' probes at those positions.
 		n := 0
-		for ; i+8 <= len(buf) && n <= len(cands)-3; i++ {
-			w := fold(binary.LittleEndian.Uint64(buf[i:]))
+		for _, at := range pos[:np] {
+			if n > len(cands)-3 {
+				m.verifyCandidates(buf, cands[:n], hits)
+				n = 0
+			}
+			w := fold(binary.LittleEndian.Uint64(buf[at:]))
 			x := w * hashMul
 			if bits := 1<<((x>>20)&63) | uint64(1)<<((x>>26)&63); longFilter[(x>>longShift)&longMask]&bits == bits {
-				cands[n] = uint32(i)<<2 | candLong
+				cands[n] = at<<2 | candLong
 				n++
 			}
 			x = (w & 0xffffffff) * hashMul
 			if bits := 1<<((x>>20)&63) | uint64(1)<<((x>>26)&63); shortFilter[(x>>shortShift)&shortMask]&bits == bits {
-				cands[n] = uint32(i)<<2 | candShort
+				cands[n] = at<<2 | candShort
 				n++
 			}
 			if k := uint32(w & 0xffff); pairFilter[k>>6]&(1<<(k&63)) != 0 {
-				cands[n] = uint32(i)<<2 | candPair
+				cands[n] = at<<2 | candPair
 				n++
 			}
 		}
