@@ -27,6 +27,7 @@ import (
 //
 //	scan, cpu-MB/s       100       1,000     10,000    30,000   allocs
 //	qgram (this pkg)     94-139    86-113    69-100    36-63    0
+//	  + branch-free gate           181-214   106-145   53-67    0   (later, load 0.5-1)
 //	ac (ac_test.go)      188-224   100-104   34-36     11-14    0
 //	coregx v0.3.1        134-168   96        20-21     13-15    52-3,026 per pass
 //	BobuSumisu v1.0.3    74-81     78-79     32-34     15-18    0
