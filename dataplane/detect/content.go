@@ -198,24 +198,24 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	}
 	// Try the matches in turn: the leftmost may lie in bytes inspected before
 	// (the stream's kept tail) where a later one is new, or a relative match
-	// after it may need a later one.
-	for start := lo; start <= len(v.buf); {
+	// after it may need a later one. They are found in one pass over b, so that
+	// anchors (^, \b) keep their meaning: cutting b at a later start would move
+	// them.
+	for _, loc := range m.re.FindAllIndex(b, maxPCREMatches) {
 		*steps++
 		if *steps > maxSteps {
 			return false
 		}
-		loc := m.re.FindIndex(v.buf[start:])
-		if loc == nil {
-			return false
-		}
-		end := start + loc[1]
+		end := lo + loc[1]
 		if matchFrom(c, v, i+1, end, max(maxEnd, end), steps) {
 			return true
 		}
-		start += loc[0] + 1 // the next match starting after this one's start
 	}
 	return false
 }
+
+// maxPCREMatches bounds the matches of one pcre tried in one buffer.
+const maxPCREMatches = 64
 
 // index is bytes.Index, or for folded (nocase) patterns, already lower case, an
 // ASCII case-insensitive search.

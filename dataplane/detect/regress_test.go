@@ -362,3 +362,29 @@ func dataplaneBatch(ip []byte, endpoint uint64) *dataplane.Batch {
 	b.N = 1
 	return b
 }
+
+// Trying a pcre's later matches keeps its anchors at the buffer's start.
+func TestPCRERetryKeepsAnchor(t *testing.T) {
+	h := newHarness(t, `alert udp any any -> any any (msg:"a"; pcre:"/^a/"; content:"b"; distance:0; within:1; sid:1;)`, Options{})
+	x := h.udp(rc, rs, 40000, 9999)
+	if got := x.dgram(true, []byte("aab")); len(got) != 0 {
+		t.Errorf(`"aab" against /^a/ then "b" right after: alerts %v, want none`, got)
+	}
+	if got := x.dgram(true, []byte("ab")); len(got) != 1 {
+		t.Errorf(`"ab": alerts %v, want [1]`, got)
+	}
+}
+
+// A partial retransmission whose old bytes differ from the stream's: packet-only
+// rules (dsize) still see its payload.
+func TestDsizeRuleOverlapPayloadScanned(t *testing.T) {
+	h := newHarness(t, `alert tcp any any -> any any (msg:"x"; content:"EVIL"; dsize:60; sid:1;)`, Options{StreamDepth: 1 << 20})
+	x := h.tcp(rc, rs, 40000, 80)
+	x.handshake()
+	start := x.cseq
+	x.seg(true, "PA", []byte(strings.Repeat("A", 50)))
+	seg := []byte("EVIL" + strings.Repeat("B", 46) + strings.Repeat("C", 10))
+	if got := x.at(start, seg); len(got) != 1 {
+		t.Errorf("60-byte segment holding EVIL, 50 of its bytes overlapping: alerts %v, want [1]", got)
+	}
+}

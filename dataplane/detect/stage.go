@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"sync/atomic"
@@ -445,8 +446,9 @@ func (st *Stage) run(e *Engine, ws *workerState, bits []byte, now int64) {
 			cands = pf.scan(k.stream.buf, &ws.mpmHits, cands)
 		}
 		// Packet-only rules (no_stream, dsize) see the packet's payload: scan it
-		// too when the stream view does not hold it (a retransmission).
-		if !k.useStream || len(k.stream.buf) < len(k.payload.buf) {
+		// too when the stream view does not end with it (a retransmission, whole
+		// or in part, whose old bytes may differ from the ones the stream kept).
+		if !k.useStream || !bytes.HasSuffix(k.stream.buf, k.payload.buf) {
 			cands = pf.scan(k.payload.buf, &ws.mpmHits, cands)
 		}
 	}
