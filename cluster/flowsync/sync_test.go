@@ -614,3 +614,26 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// A flow detection blocks on one node (SetAction IPSDrop, as the detection stage
+// does) is blocked on its peers: when the GWLB moves it, the peer drops it too.
+func TestIPSVerdictSynced(t *testing.T) {
+	net := fakenet.New(0, time.Millisecond, 12)
+	cfg := Config{MaxDelay: 50 * time.Millisecond, Refresh: -1}
+	ns := cluster(t, net, 2, cfg)
+	a, b := ns[0], ns[1]
+	now := time.Now().UnixNano()
+	id := handshake(t, a, 1, 443, now)
+	syn := tcp(clientAddr(1), 20001, server, 443, packet.TCPAck)
+	r := a.tb.TrackMeta(7, syn, 60, meta(1), now+3)
+	if !a.tb.SetAction(r.Handle, policy.IPSDrop) {
+		t.Fatal("SetAction on A failed")
+	}
+	waitFor(t, cfg.MaxDelay+2*time.Second, "the blocked verdict on B", func() bool {
+		return flows(b.tb)[id].Action == policy.IPSDrop
+	})
+	reply := tcp(server, 443, clientAddr(1), 20001, packet.TCPAck)
+	if got := b.tb.TrackMeta(7, reply, 60, meta(1), now+sec); got.FlowID != id || got.Action != policy.IPSDrop {
+		t.Fatalf("the blocked flow's next packet on B: %+v", got)
+	}
+}
