@@ -61,6 +61,9 @@ func TLSSNIReassembled(stream, scratch []byte) ([]byte, error) {
 	want := -1 // the hello's length, header included, once its header is in
 	for rest := stream; ; {
 		body, n, err := tlsRecord(rest)
+		if err == ErrIncomplete && len(joined) > 0 {
+			break // the next record's header is cut short: read what is joined
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -154,6 +154,10 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 	if syn {
 		dataSeq++ // the SYN takes one sequence number
 	}
+	if syn && f&flagStarted != 0 && (dataSeq != d.next() || d.streamAt() != 0) {
+		// A SYN on a started stream: the receiver takes none of its data.
+		return View{Status: Empty}
+	}
 	if f&flagStarted == 0 {
 		f = flagStarted
 		d.setFlags(f)
@@ -167,7 +171,9 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 	next := d.next()
 	if len(payload) == 0 {
 		if fin && dataSeq == next && f&flagFin == 0 {
-			d.setNext(next + 1)
+			// The FIN's sequence number is not taken: a FIN the receiver never
+			// accepts (a bad checksum) must not shift the data that follows it.
+			// After a real FIN no data comes, so nothing is lost.
 			d.setFlags(f | flagFin)
 		}
 		return View{Status: Empty}
@@ -187,7 +193,11 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 		// Give up on the gap: the stream resumes after the pending range, and the gap
 		// is remembered so that its data, if it ever comes, is still inspected.
 		from, to := d.pendFrom(), d.pendTo()
-		binary.LittleEndian.PutUint32(d[offHoleFrom:], next)
+		holeFrom := next
+		if f&flagHole != 0 { // keep the earlier gap: the hole grows to cover both
+			holeFrom = binary.LittleEndian.Uint32(d[offHoleFrom:])
+		}
+		binary.LittleEndian.PutUint32(d[offHoleFrom:], holeFrom)
 		binary.LittleEndian.PutUint32(d[offHoleTo:], from)
 		d.setNext(to)
 		d.setStreamAt(at + uint64(diff(to, next)))
@@ -239,8 +249,8 @@ func (d Dir) Segment(seq uint32, syn, fin, rst bool, payload []byte, depth uint3
 	next += uint32(n)
 	at += uint64(n)
 	if fin && n == whole && f&flagFin == 0 {
-		// The whole segment was taken: its FIN follows the data.
-		next++
+		// The whole segment was taken: its FIN follows the data (its sequence
+		// number is not taken, as above).
 		f |= flagFin
 	}
 	if f&flagPending != 0 && diff(d.pendFrom(), next) <= 0 {

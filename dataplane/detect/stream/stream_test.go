@@ -145,9 +145,11 @@ func TestSegment(t *testing.T) {
 			want: []result{{"", 0, Empty}, {"ab", 0, InOrder}, {"", 0, Retransmit}, {"", 0, Empty}},
 		},
 		{
-			name: "data after FIN is a retransmission",
+			// The FIN takes no sequence number here: one the receiver never accepted
+			// (an insertion) must not hide the data after it.
+			name: "data after an empty FIN is still inspected",
 			segs: []seg{{seq: 0, syn: true}, {seq: 1, data: "ab"}, {seq: 3, fin: true}, {seq: 3, data: "c"}},
-			want: []result{{"", 0, Empty}, {"ab", 0, InOrder}, {"", 0, Empty}, {"", 0, Retransmit}},
+			want: []result{{"", 0, Empty}, {"ab", 0, InOrder}, {"", 0, Empty}, {"c", 2, InOrder}},
 		},
 		{
 			name: "RST payload is not stream data",
