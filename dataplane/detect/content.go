@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"sync"
 
 	"weir/dataplane/detect/rules"
 )
@@ -181,7 +182,15 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 	if m.relative {
 		lo = min(prevEnd, len(v.buf))
 	}
+	// The regexp reads bytes of 0x80 and above as one character each, as PCRE
+	// does (rules.PCREInput); the copy that takes comes from a pool.
 	b := v.buf[lo:]
+	if hasHighByte(b) {
+		p := pcreInputs.Get().(*[]byte)
+		*p = rules.PCREInput(*p, b)
+		b = *p
+		defer pcreInputs.Put(p)
+	}
 	if m.negated {
 		if m.re.Match(b) {
 			return false
@@ -206,7 +215,7 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 		if *steps > maxSteps {
 			return false
 		}
-		end := lo + loc[1]
+		end := lo + rules.PCREOffset(b, loc[1])
 		if matchFrom(c, v, i+1, end, max(maxEnd, end), steps) {
 			return true
 		}
@@ -216,6 +225,19 @@ func matchPCRE(c *chain, v *view, i, prevEnd, maxEnd int, steps *int) bool {
 
 // maxPCREMatches bounds the matches of one pcre tried in one buffer.
 const maxPCREMatches = 64
+
+// pcreInputs holds the buffers PCREInput copies into, so that matching a pcre
+// against binary payload allocates nothing once warm.
+var pcreInputs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func hasHighByte(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
 
 // index is bytes.Index, or for folded (nocase) patterns, already lower case, an
 // ASCII case-insensitive search.

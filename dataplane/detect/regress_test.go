@@ -388,3 +388,15 @@ func TestDsizeRuleOverlapPayloadScanned(t *testing.T) {
 		t.Errorf("60-byte segment holding EVIL, 50 of its bytes overlapping: alerts %v, want [1]", got)
 	}
 }
+
+// A pcre reads each byte of binary payload as one character, as PCRE does, and
+// relative matches after it land on the right byte.
+func TestPCREBytes(t *testing.T) {
+	h := newHarness(t, `alert udp any any -> any 1 (msg:"dot"; pcre:"/a.b/"; sid:1;)
+alert udp any any -> any 2 (msg:"rel"; pcre:"/x.y/"; content:"Z"; distance:0; within:1; sid:2;)`, Options{})
+	send := func(port uint16, data string) []uint32 { return h.udp(rc, rs, 4000, port).dgram(true, []byte(data)) }
+	got := sids(send(1, "a\xffb"), send(1, "a\xc3\xa9b"), send(2, "\xe9x\xffyZ"), send(2, "\xe9x\xffy-Z"))
+	if want := [][]uint32{{1}, nil, {2}, nil}; !equalSteps(got, want) {
+		t.Fatalf("alerts %v, want %v", got, want)
+	}
+}

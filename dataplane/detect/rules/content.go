@@ -461,6 +461,13 @@ func translatePCRE(pat string, extended, dollarPlain bool) (string, error) {
 			continue
 		case '(':
 			if at(pat, i+1) == '?' {
+				j := i + 2
+				for j < len(pat) && strings.IndexByte("imsxUJn-^", pat[j]) >= 0 {
+					j++
+				}
+				if f := pat[i+2 : j]; (at(pat, j) == ')' || at(pat, j) == ':') && strings.ContainsAny(f, "mi") {
+					return "", errors.New("inline (?m) and (?i) are not supported")
+				}
 				switch n := at(pat, i+2); {
 				case n == '=' || n == '!' || n == '>' || n == '|' || n == '(' || n == 'R' || n == '+' || n >= '0' && n <= '9':
 					return "", fmt.Errorf("group (?%c is not supported by RE2", n)
@@ -480,6 +487,9 @@ func translatePCRE(pat string, extended, dollarPlain bool) (string, error) {
 				continue
 			}
 		case '{':
+			if n := at(pat, i+1); n == ',' || n == ' ' {
+				return "", errors.New("{,n} means {0,n} in PCRE2 10.43 and later, a literal before")
+			}
 			if extended && strings.ContainsAny(pat[i:min(len(pat), i+16)], " \t\n") {
 				return "", errors.New("white space near a {} quantifier in x mode")
 			}
@@ -508,4 +518,42 @@ func at(s string, i int) byte {
 		return s[i]
 	}
 	return 0
+}
+
+// PCREInput is b as the regexps of parsed pcre options must see it. Go's RE2
+// reads UTF-8 and PCRE, as Suricata compiles it, reads bytes: so each byte of
+// 0x80 and above becomes the rune of that value (Latin-1), one character per
+// byte, and '.', [^...], \D, \W, \S and case folding then treat it as PCRE does.
+// b is returned as it is when it holds no such byte; otherwise the result is
+// appended to dst[:0] (which it may grow).
+func PCREInput(dst, b []byte) []byte {
+	i := 0
+	for i < len(b) && b[i] < 0x80 {
+		i++
+	}
+	if i == len(b) {
+		return b
+	}
+	dst = append(dst[:0], b[:i]...)
+	for _, c := range b[i:] {
+		if c < 0x80 {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, 0xc0|c>>6, 0x80|c&0x3f)
+		}
+	}
+	return dst
+}
+
+// PCREOffset maps an offset into PCREInput's result in back to the input's
+// bytes: every lead byte (0xc2, 0xc3) before it stands for one byte that became
+// two.
+func PCREOffset(in []byte, off int) int {
+	n := off
+	for _, c := range in[:off] {
+		if c == 0xc2 || c == 0xc3 {
+			n--
+		}
+	}
+	return n
 }

@@ -109,7 +109,7 @@ func (p *ruleParser) gid(o option) (err error) {
 
 func (p *ruleParser) classtype(o option) error {
 	name := strings.TrimSpace(o.value)
-	c, ok := lookupClasstype(name)
+	c, ok := lookupClasstype(strings.ToLower(name))
 	if !ok {
 		return fmt.Errorf("unknown classtype %q", name)
 	}
@@ -418,7 +418,11 @@ func (p *ruleParser) flowbits(o option) error {
 	if !hasNames || names == "" {
 		return fmt.Errorf("%s needs a name", cmd)
 	}
-	or, and := strings.Contains(names, "|"), strings.Contains(names, "&")
+	if strings.Contains(names, "&") {
+		// Suricata splits lists at | only: "a&b" is one bit of that name.
+		return &SkipError{Keyword: o.name, Reason: "& in a flowbit name"}
+	}
+	or, and := strings.Contains(names, "|"), false
 	if or && and {
 		return fmt.Errorf("%q: mixes | and &", names)
 	}
@@ -459,6 +463,8 @@ func (p *ruleParser) threshold(o option) error {
 				t.Type = ThresholdThreshold
 			case "both":
 				t.Type = ThresholdBoth
+			case "backoff":
+				return &SkipError{Keyword: o.name, Reason: "type backoff is not supported"}
 			default:
 				return fmt.Errorf("unknown type %q", val)
 			}
@@ -496,6 +502,8 @@ func (p *ruleParser) threshold(o option) error {
 				return fmt.Errorf("%s given twice", key)
 			}
 			have[i] = true
+		case "multiplier":
+			return &SkipError{Keyword: o.name, Reason: "multiplier (type backoff) is not supported"}
 		case "unique_on":
 			return &SkipError{Keyword: o.name, Reason: "unique_on is not supported"}
 		default:

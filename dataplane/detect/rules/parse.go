@@ -157,12 +157,20 @@ func parse(r io.Reader, file string, res *resolver, set *Set, seen map[sidKey]pl
 		}
 		if rule.Len() == 0 {
 			startLine = lineNo
+			// As Suricata: a comment or blank line is dropped before any
+			// continuation check, so "# ... \" never swallows the next line.
+			if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
+				if err == io.EOF {
+					break
+				}
+				continue
+			}
 		}
 		if rule.Len()+len(line) > MaxRuleLen {
 			return fail(&Error{File: file, Line: startLine, Msg: fmt.Sprintf("rule is longer than %d bytes", MaxRuleLen)})
 		}
-		if strings.HasSuffix(line, `\`) {
-			rule.WriteString(line[:len(line)-1])
+		if t := strings.TrimRight(line, " \t"); strings.HasSuffix(t, `\`) {
+			rule.WriteString(t[:len(t)-1])
 			if err == nil {
 				continue
 			}
