@@ -15,7 +15,10 @@ const (
 	SIDPortScanPorts = 9100001 // one source, many destination ports
 	SIDPortScanHosts = 9100002 // one source, many destination hosts
 	SIDSYNFlood      = 9100101 // many half-open connections to one destination
-	SIDIntelBase     = 9200000 // threat intel: SIDIntelBase + the list's index
+	// SIDFragmentConflict: fragments overlapping with different data (inline in
+	// ips mode, the fragment is dropped).
+	SIDFragmentConflict = 9100201
+	SIDIntelBase        = 9200000 // threat intel: SIDIntelBase + the list's index
 )
 
 // PortScan is the port-scan detector's configuration: an alert when one source

@@ -56,3 +56,22 @@ func TestFragmentsReassembled(t *testing.T) {
 		t.Errorf("defrag counts %v", tot.Defrag)
 	}
 }
+
+// Fragments that overlap with different data: an alert, and inline in ips mode
+// the conflicting fragment is dropped (the receiver then rebuilds what was
+// inspected).
+func TestFragmentConflict(t *testing.T) {
+	for _, mode := range []Mode{ModeIPS, ModeIDS} {
+		h := newHarness(t, `alert udp any any -> any 9999 (msg:"x"; content:"nothing"; sid:1;)`, Options{Mode: mode})
+		data := make([]byte, 200)
+		ip := serialize(t, net.IPv4(10, 0, 0, 1), net.IPv4(192, 0, 2, 9), 64, &layers.UDP{SrcPort: 4000, DstPort: 9999}, data)
+		frags := fragments4(ip, 72)
+		evil := append([]byte(nil), frags[0]...)
+		copy(evil[40:], "EVILEVIL")
+		h.send(frags[0])
+		got := h.send(evil)
+		if len(got) != 1 || got[0] != SIDFragmentConflict || h.passed != (mode == ModeIDS) {
+			t.Errorf("mode %d: conflicting fragment: alerts %v, passed %v", mode, got, h.passed)
+		}
+	}
+}

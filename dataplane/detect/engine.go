@@ -131,6 +131,7 @@ type Engine struct {
 	// Rules of what weir raises without rules (detectors, threat intel), by
 	// e.rules index; they are in no group, so no packet makes them candidates.
 	portsRule, hostsRule, synRule int32
+	overlapRule                   int32 // fragments overlapping with different bytes
 	intel                         *intel.Set
 	intelRules                    map[*intel.List]int32
 }
@@ -237,6 +238,9 @@ func Compile(set *rules.Set, opts Options, bits *Flowbits) (*Engine, []rules.Ski
 		"attempted-recon", "Attempted Information Leak", 2)
 	e.synRule = builtin(SIDSYNFlood, "WEIR DOS SYN flood: many half-open connections to one destination",
 		"attempted-dos", "Attempted Denial of Service", 2)
+	e.overlapRule = builtin(SIDFragmentConflict, "WEIR DECODE fragments overlap with different data",
+		"protocol-command-decode", "Generic Protocol Command Decode", 2)
+	e.rules[e.overlapRule].r.Action = rules.ActionDrop
 	if opts.Intel != nil && len(opts.Intel.Lists()) > 0 {
 		e.intel, e.intelRules = opts.Intel, map[*intel.List]int32{}
 		for i, l := range opts.Intel.Lists() {

@@ -155,7 +155,7 @@ type tally struct {
 const numBuckets = 12 // len(TimeBuckets) + 1 (+Inf)
 
 // numDefragStatus is the number of defrag.Status values.
-const numDefragStatus = int(defrag.NotFragment) + 1
+const numDefragStatus = int(defrag.NumStatus)
 
 // numStreamStatus is the number of stream.Status values.
 const numStreamStatus = int(stream.Reset) + 1
@@ -274,6 +274,14 @@ func (st *Stage) inspect(e *Engine, ws *workerState, b *dataplane.Batch, s *data
 		}
 		whole, status := st.Defrag.AddScoped(ws.defragBuf[:0], scope, ipOf(s), now)
 		ws.counts.defrag[status]++
+		if status == defrag.Conflict {
+			// Overlapping fragments that disagree: the receiver may keep the
+			// bytes detection never sees. Alert, and inline drop this one, so
+			// that what the receiver can rebuild is what was inspected.
+			ws.hits, ws.drop = append(ws.hits[:0], hit{rule: e.overlapRule, blocked: true}), true
+			st.verdict(e, ws, s, table, p, res, 0, now, ips)
+			return
+		}
 		if status != defrag.Complete || ws.whole.Decode(whole) != nil {
 			return
 		}

@@ -11,6 +11,7 @@
 package defrag
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -45,10 +46,16 @@ const (
 	TooBig                    // its datagram would exceed 65535 bytes: dropped with it
 	Malformed                 // not a valid fragment, or one its datagram contradicts
 	NotFragment               // a valid packet, but not a fragment
-	numStatus
+	// Conflict is an overlap whose bytes differ from the ones held: the first
+	// data stays, but the receiver may keep either (RFC 5722 has IPv6 hosts drop
+	// the datagram): an inline appliance should drop such a fragment.
+	Conflict
+	// NumStatus is the number of Status values.
+	NumStatus
+	numStatus = NumStatus
 )
 
-var statusNames = [numStatus]string{"held", "complete", "overlap", "timeout", "no_room", "too_big", "malformed", "not_fragment"}
+var statusNames = [numStatus]string{"held", "complete", "overlap", "timeout", "no_room", "too_big", "malformed", "not_fragment", "conflict"}
 
 func (s Status) String() string {
 	if s < numStatus {
@@ -258,9 +265,12 @@ func (r *Reassembler) add(dst []byte, f *fragment, now int64) ([]byte, Status) {
 		d.hdrLen, d.nhPos, d.nh = len(f.hdr), f.nhPos, f.nh
 		copy(d.buf[hdrRoom-d.hdrLen:hdrRoom], f.hdr)
 	}
-	if d.put(f.offset, f.data) {
+	if overlap, conflict := d.put(f.offset, f.data); overlap {
 		r.stats.Overlaps++
-		if status == Held {
+		switch {
+		case conflict:
+			status = Conflict
+		case status == Held:
 			status = Overlap
 		}
 	}
@@ -288,8 +298,9 @@ func limit(v6 bool, hdrLen int) int {
 }
 
 // put copies the blocks of data at offset that d does not hold yet, and reports
-// whether any were held already (an overlap: the first data stays).
-func (d *datagram) put(offset int, data []byte) (overlap bool) {
+// whether any were held already (an overlap: the first data stays) and whether
+// any of those held bytes differ from data's (a conflict).
+func (d *datagram) put(offset int, data []byte) (overlap, conflict bool) {
 	end := offset + len(data)
 	first, last := offset/blockSize, (end-1)/blockSize
 	if !d.held(first, last) {
@@ -299,20 +310,24 @@ func (d *datagram) put(offset int, data []byte) (overlap bool) {
 		}
 		d.blocks += last - first + 1
 		copy(d.buf[hdrRoom+offset:], data)
-		return false
+		return false, false
 	}
 	for b := offset / blockSize; b*blockSize < end; b++ {
 		w, bit := b/64, uint64(1)<<(b%64)
+		from := b*blockSize - offset
 		if d.have[w]&bit != 0 {
 			overlap = true
+			lo := max(from, 0)
+			hi := min(from+blockSize, len(data))
+			held := d.buf[hdrRoom+offset+lo : hdrRoom+offset+hi]
+			conflict = conflict || !bytes.Equal(held, data[lo:hi])
 			continue
 		}
 		d.have[w] |= bit
 		d.blocks++
-		from := b*blockSize - offset
 		copy(d.buf[hdrRoom+b*blockSize:], data[from:min(from+blockSize, len(data))])
 	}
-	return overlap
+	return overlap, conflict
 }
 
 // held reports whether any of blocks first..last is held.

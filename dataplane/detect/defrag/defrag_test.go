@@ -248,7 +248,7 @@ func TestOverlap(t *testing.T) {
 	}{
 		{"duplicate", [][]byte{frags[0], frags[0], frags[1], frags[2]}, []Status{Held, Overlap, Held, Complete}, v4},
 		{"duplicate last", [][]byte{frags[2], frags[0], frags[2], frags[1]}, []Status{Held, Held, Overlap, Complete}, v4},
-		{"first data wins", [][]byte{frags[0], evil, frags[1], frags[2]}, []Status{Held, Overlap, Overlap, Complete}, func() []byte {
+		{"first data wins", [][]byte{frags[0], evil, frags[1], frags[2]}, []Status{Held, Conflict, Conflict, Complete}, func() []byte {
 			// evil's second half (offset 24..32) came before frags[1]: it stays.
 			w := append([]byte(nil), v4...)
 			copy(w[20+24:20+32], bytes.Repeat([]byte{0xee}, 8))
