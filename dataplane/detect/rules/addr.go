@@ -232,36 +232,93 @@ func (r *resolver) portVar(name string) (group[PortRange], error) {
 
 // addr parses one address expression.
 func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
-	var zero group[netip.Prefix]
+	return parseGroup(r, &addrSyntax, s, depth)
+}
+
+// addrSyntax and portSyntax are what address and port expressions have of their
+// own; init sets them (their items refer back to the parsers that use them).
+var (
+	addrSyntax groupSyntax[netip.Prefix]
+	portSyntax groupSyntax[PortRange]
+)
+
+func init() {
+	addrSyntax = groupSyntax[netip.Prefix]{
+		kind: "address", listKind: "address",
+		item:    (*resolver).addr,
+		lookup:  (*resolver).addrVar,
+		overlap: prefixesOverlap,
+		leaf: func(s string) (group[netip.Prefix], error) {
+			if lo, hi, ok := strings.Cut(s, "-"); ok {
+				ps, err := parseAddrRange(strings.TrimSpace(lo), strings.TrimSpace(hi))
+				if err != nil {
+					return group[netip.Prefix]{}, err
+				}
+				return group[netip.Prefix]{inc: ps}, nil
+			}
+			p, err := parsePrefix(s)
+			if err != nil {
+				return group[netip.Prefix]{}, err
+			}
+			return group[netip.Prefix]{inc: []netip.Prefix{p}}, nil
+		},
+	}
+	portSyntax = groupSyntax[PortRange]{
+		kind: "port", listKind: "ports",
+		item:    (*resolver).port,
+		lookup:  (*resolver).portVar,
+		overlap: func(a, b PortRange) bool { return a.Lo <= b.Hi && b.Lo <= a.Hi },
+		leaf: func(s string) (group[PortRange], error) {
+			pr, err := parsePortRange(s)
+			if err != nil {
+				return group[PortRange]{}, err
+			}
+			return group[PortRange]{inc: []PortRange{pr}}, nil
+		},
+	}
+}
+
+// groupSyntax is what address and port expressions differ in; parseGroup reads
+// what they share: negation, [lists] (of items, some negated), $VARS and any.
+type groupSyntax[T any] struct {
+	kind, listKind string // for errors: "address"/"port", and the combined list's "address"/"ports"
+	item           func(r *resolver, s string, depth int) (group[T], error)
+	lookup         func(r *resolver, name string) (group[T], error)
+	leaf           func(s string) (group[T], error)
+	overlap        func(a, b T) bool
+}
+
+func parseGroup[T any](r *resolver, syn *groupSyntax[T], s string, depth int) (group[T], error) {
+	var zero group[T]
 	s = strings.TrimSpace(s)
 	if depth > maxGroupDepth {
-		return zero, errors.New("address groups nested too deeply")
+		return zero, fmt.Errorf("%s groups nested too deeply", syn.kind)
 	}
 	switch {
 	case s == "":
-		return zero, errors.New("empty address")
+		return zero, fmt.Errorf("empty %s", syn.kind)
 	case s[0] == '!':
-		g, err := r.addr(s[1:], depth+1)
+		g, err := syn.item(r, s[1:], depth+1)
 		if err != nil {
 			return g, err
 		}
 		return g.negate()
 	case s[0] == '[':
 		if s[len(s)-1] != ']' {
-			return zero, fmt.Errorf("address list %q does not end in ]", s)
+			return zero, fmt.Errorf("%s list %q does not end in ]", syn.kind, s)
 		}
 		parts, err := splitList(s[1 : len(s)-1])
 		if err != nil {
 			return zero, err
 		}
-		var pos, neg []group[netip.Prefix]
+		var pos, neg []group[T]
 		for _, p := range parts {
 			p = strings.TrimSpace(p)
 			negated := strings.HasPrefix(p, "!")
 			if negated {
 				p = p[1:]
 			}
-			g, err := r.addr(p, depth+1)
+			g, err := syn.item(r, p, depth+1)
 			if err != nil {
 				return g, err
 			}
@@ -271,28 +328,17 @@ func (r *resolver) addr(s string, depth int) (group[netip.Prefix], error) {
 				pos = append(pos, g)
 			}
 		}
-		g, err := combine(pos, neg, prefixesOverlap)
+		g, err := combine(pos, neg, syn.overlap)
 		if err != nil {
-			return g, fmt.Errorf("address %s: %w", s, err)
+			return g, fmt.Errorf("%s %s: %w", syn.listKind, s, err)
 		}
 		return g, nil
 	case s[0] == '$':
-		return r.addrVar(s[1:])
+		return syn.lookup(r, s[1:])
 	case strings.EqualFold(s, "any"):
-		return group[netip.Prefix]{all: true}, nil
+		return group[T]{all: true}, nil
 	}
-	if lo, hi, ok := strings.Cut(s, "-"); ok {
-		ps, err := parseAddrRange(strings.TrimSpace(lo), strings.TrimSpace(hi))
-		if err != nil {
-			return zero, err
-		}
-		return group[netip.Prefix]{inc: ps}, nil
-	}
-	p, err := parsePrefix(s)
-	if err != nil {
-		return zero, err
-	}
-	return group[netip.Prefix]{inc: []netip.Prefix{p}}, nil
+	return syn.leaf(s)
 }
 
 // parseAddrRange turns the inclusive range lo-hi into the fewest prefixes that
@@ -383,60 +429,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // port parses one port expression.
 func (r *resolver) port(s string, depth int) (group[PortRange], error) {
-	var zero group[PortRange]
-	s = strings.TrimSpace(s)
-	if depth > maxGroupDepth {
-		return zero, errors.New("port groups nested too deeply")
-	}
-	switch {
-	case s == "":
-		return zero, errors.New("empty port")
-	case s[0] == '!':
-		g, err := r.port(s[1:], depth+1)
-		if err != nil {
-			return g, err
-		}
-		return g.negate()
-	case s[0] == '[':
-		if s[len(s)-1] != ']' {
-			return zero, fmt.Errorf("port list %q does not end in ]", s)
-		}
-		parts, err := splitList(s[1 : len(s)-1])
-		if err != nil {
-			return zero, err
-		}
-		var pos, neg []group[PortRange]
-		for _, p := range parts {
-			p = strings.TrimSpace(p)
-			negated := strings.HasPrefix(p, "!")
-			if negated {
-				p = p[1:]
-			}
-			g, err := r.port(p, depth+1)
-			if err != nil {
-				return g, err
-			}
-			if negated {
-				neg = append(neg, g)
-			} else {
-				pos = append(pos, g)
-			}
-		}
-		g, err := combine(pos, neg, func(a, b PortRange) bool { return a.Lo <= b.Hi && b.Lo <= a.Hi })
-		if err != nil {
-			return g, fmt.Errorf("ports %s: %w", s, err)
-		}
-		return g, nil
-	case s[0] == '$':
-		return r.portVar(s[1:])
-	case strings.EqualFold(s, "any"):
-		return group[PortRange]{all: true}, nil
-	}
-	pr, err := parsePortRange(s)
-	if err != nil {
-		return zero, err
-	}
-	return group[PortRange]{inc: []PortRange{pr}}, nil
+	return parseGroup(r, &portSyntax, s, depth)
 }
 
 // parsePortRange parses N, a:b, a: or :b.
