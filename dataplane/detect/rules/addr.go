@@ -185,48 +185,36 @@ func (r *resolver) enter(name string) error {
 }
 
 func (r *resolver) addrVar(name string) (group[netip.Prefix], error) {
-	if g, ok := r.addrs[name]; ok {
-		return g, nil
-	}
-	val, ok := r.vars.Addr[name]
-	if !ok {
-		if _, isPort := r.vars.Port[name]; isPort {
-			return group[netip.Prefix]{}, fmt.Errorf("$%s is a port variable, used as an address", name)
-		}
-		return group[netip.Prefix]{}, fmt.Errorf("undefined variable $%s", name)
-	}
-	if err := r.enter(name); err != nil {
-		return group[netip.Prefix]{}, err
-	}
-	g, err := r.addr(val, len(r.stack))
-	r.stack = r.stack[:len(r.stack)-1]
-	if err != nil {
-		return g, err
-	}
-	r.addrs[name] = g
-	return g, nil
+	return lookupVar(r, name, r.addrs, r.vars.Addr, r.vars.Port, "a port variable, used as an address", (*resolver).addr)
 }
 
 func (r *resolver) portVar(name string) (group[PortRange], error) {
-	if g, ok := r.ports[name]; ok {
+	return lookupVar(r, name, r.ports, r.vars.Port, r.vars.Addr, "an address variable, used as a port", (*resolver).port)
+}
+
+// lookupVar resolves variable name of defs with parse, once: cache keeps what it
+// resolved. A name defined only in others is the other kind of variable.
+func lookupVar[T any](r *resolver, name string, cache map[string]group[T], defs, others map[string]string,
+	misuse string, parse func(*resolver, string, int) (group[T], error)) (group[T], error) {
+	if g, ok := cache[name]; ok {
 		return g, nil
 	}
-	val, ok := r.vars.Port[name]
+	val, ok := defs[name]
 	if !ok {
-		if _, isAddr := r.vars.Addr[name]; isAddr {
-			return group[PortRange]{}, fmt.Errorf("$%s is an address variable, used as a port", name)
+		if _, other := others[name]; other {
+			return group[T]{}, fmt.Errorf("$%s is %s", name, misuse)
 		}
-		return group[PortRange]{}, fmt.Errorf("undefined variable $%s", name)
+		return group[T]{}, fmt.Errorf("undefined variable $%s", name)
 	}
 	if err := r.enter(name); err != nil {
-		return group[PortRange]{}, err
+		return group[T]{}, err
 	}
-	g, err := r.port(val, len(r.stack))
+	g, err := parse(r, val, len(r.stack))
 	r.stack = r.stack[:len(r.stack)-1]
 	if err != nil {
 		return g, err
 	}
-	r.ports[name] = g
+	cache[name] = g
 	return g, nil
 }
 
