@@ -363,6 +363,24 @@ func TestVerifierAccepts(t *testing.T) {
 	}
 }
 
+// TestLicence shows that the helpers the program calls (map lookup,
+// bpf_redirect_map) are not GPL-only: the kernel loads it under a licence
+// that is not GPL-compatible. The spec's dual licence is therefore a choice,
+// not a requirement.
+func TestLicence(t *testing.T) {
+	load(t, testCfg) // skips where the kernel cannot load programs at all
+	spec, err := Spec(testCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Programs[ProgramName].License = "Proprietary"
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatalf("a non-GPL licence was refused, so some helper is GPL-only: %v", err)
+	}
+	coll.Close()
+}
+
 func TestFill(t *testing.T) {
 	l := load(t, testCfg)
 	geneve := func(src string) []byte { return buildPacket(t, pktOpts{src: src, dstPort: 6081}) }

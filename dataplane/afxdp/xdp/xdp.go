@@ -10,7 +10,8 @@
 // IPv6, then UDP, and decides:
 //
 //   - UDP to the GENEVE port: dropped (and counted) if the allow list is in
-//     force and the IPv4 source is not on it; else redirected.
+//     force and the IPv4 source is not on it (an IPv6 source never is: GWLB
+//     speaks IPv4 and the list holds IPv4 prefixes); else redirected.
 //   - UDP to the VXLAN port: redirected (mirror sources are checked later,
 //     in user space, per session).
 //   - Anything else, including fragments, IPv6 with extension headers and
@@ -52,7 +53,7 @@ type Counter uint32
 // The counters. The pass variants are kept apart so that a rise in
 // malformed frames or fragments is visible without a capture.
 const (
-	CounterRedirected      Counter = iota // handed to an AF_XDP socket
+	CounterRedirected      Counter = iota // a socket is bound on the queue (its full RX ring may still drop it)
 	CounterNoSocket                       // steered, but no socket on the queue: passed
 	CounterPassed                         // not tunnel traffic: passed
 	CounterPassedFragment                 // IPv4 fragment: passed
@@ -176,7 +177,8 @@ func allowListFlag(cfg Config) uint32 {
 // reload without reloading the program. The map updates are not one atomic
 // step, so they are ordered to never drop a source both the old and the new
 // list allow: new prefixes go in before the list is turned on and before
-// stale ones come out, and an emptied list is turned off first.
+// stale ones come out, and an emptied list is turned off first. Calls must
+// not overlap.
 func Fill(coll *ebpf.Collection, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
