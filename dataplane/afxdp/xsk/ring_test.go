@@ -341,7 +341,7 @@ func TestRingAllocs(t *testing.T) {
 		kr.produce(vals)
 		idx, got = rx.Peek(32)
 		for i := range got {
-			sink += rx.Desc(idx+i).Addr
+			sink += rx.Desc(idx + i).Addr
 		}
 		rx.Release(got)
 		_ = rx.NeedsWakeup()

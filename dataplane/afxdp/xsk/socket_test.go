@@ -227,3 +227,99 @@ func TestOpenRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketTransmit sends a frame through the TX ring of a socket on xsk0 and
+// reads it on the peer xsk1 with a packet socket; the frame's address comes back
+// on the completion ring, and a descriptor outside the UMEM is counted by the
+// kernel as invalid rather than sent.
+func TestSocketTransmit(t *testing.T) {
+	ns := newVethNetns(t)
+	var peer int
+	err := inNetns(ns, func() error {
+		ifi, err := net.InterfaceByName("xsk1")
+		if err != nil {
+			return err
+		}
+		const ethPAll = 0x0300 // htons(ETH_P_ALL)
+		peer, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, ethPAll)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(peer, &unix.SockaddrLinklayer{Protocol: ethPAll, Ifindex: ifi.Index})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(peer)
+	// Receive waits are bounded so that a lost frame fails instead of hanging.
+	if err := unix.SetsockoptTimeval(peer, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5}); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := openIn(t, ns, "xsk0", Config{Frames: 16, FrameSize: 2048, RingSize: 16, ZeroCopy: ZeroCopyOff, NeedWakeup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// A broadcast frame of the local experimental EtherType.
+	frame := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5}
+	frame = append(frame, "weir xsk transmit test"...)
+	addr, _ := s.UMEM().Alloc()
+	copy(s.UMEM().Frame(addr), frame)
+	tx := s.TX()
+	idx, got := tx.Reserve(1)
+	if got != 1 {
+		t.Fatalf("Reserve(1) on an empty TX ring got %d", got)
+	}
+	*tx.Desc(idx) = unix.XDPDesc{Addr: addr, Len: uint32(len(frame))}
+	tx.Submit(1)
+	if tx.NeedsWakeup() {
+		if err := s.Kick(); err != nil {
+			t.Fatalf("Kick: %v", err)
+		}
+	}
+
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := unix.Recvfrom(peer, buf, 0)
+		if err != nil {
+			t.Fatalf("the peer never saw the frame: %v", err)
+		}
+		if string(buf[:n]) == string(frame) {
+			break
+		}
+	}
+
+	// The kernel completes the frame once the peer has it.
+	comp := s.Completion()
+	var back []uint64
+	for tries := 0; len(back) == 0 && tries < 500; tries++ {
+		idx, got := comp.Peek(16)
+		for i := range got {
+			back = append(back, comp.Addr(idx+i))
+		}
+		comp.Release(got)
+		if len(back) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if len(back) != 1 || back[0] != addr {
+		t.Fatalf("completion ring returned %v, want [%d]", back, addr)
+	}
+
+	// A descriptor past the UMEM's end: refused and counted.
+	idx, _ = tx.Reserve(1)
+	*tx.Desc(idx) = unix.XDPDesc{Addr: uint64(16 * 2048), Len: 64}
+	tx.Submit(1)
+	if err := s.Kick(); err != nil {
+		t.Fatalf("Kick: %v", err)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TxInvalidDescs != 1 {
+		t.Fatalf("Stats after an invalid TX descriptor: %+v, want TxInvalidDescs 1", st)
+	}
+}
