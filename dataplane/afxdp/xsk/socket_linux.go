@@ -302,7 +302,9 @@ func (s *Socket) WakeRX() error {
 }
 
 // Poll waits up to timeoutMs milliseconds (-1: no limit) for the RX ring to hold
-// packets, waking the kernel as it does; it reports whether it does.
+// packets and reports whether it does. Like any wakeup it also has the kernel
+// look at the fill and TX rings (in copy mode an empty TX ring then counts in
+// Stats.TxRingEmptyDescs).
 func (s *Socket) Poll(timeoutMs int) (bool, error) {
 	s.pollfd[0].Revents = 0
 	n, err := unix.Poll(s.pollfd[:], timeoutMs)

@@ -162,4 +162,5 @@ func BenchmarkUMEMAllocFree(b *testing.B) {
 			u.Free(a)
 		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(addrs)), "ns/frame")
 }
