@@ -33,8 +33,8 @@ type ring struct {
 	published uint32
 }
 
-// addrEntry and descEntry are the sizes of an entry of the fill and completion rings (a frame
-// address) and of the RX and TX rings (a descriptor).
+// addrEntry and descEntry are the entry sizes of the fill and completion rings
+// (a frame address) and of the RX and TX rings (a descriptor).
 const (
 	addrEntry = 8
 	descEntry = int(unsafe.Sizeof(unix.XDPDesc{}))

@@ -331,3 +331,33 @@ func TestSocketTransmit(t *testing.T) {
 		t.Fatalf("Stats after an invalid TX descriptor: %+v, want TxInvalidDescs 1", st)
 	}
 }
+
+// TestSysError: the errors that mean missing kernel support match ErrNotSupported;
+// others do not, and the errno stays matchable either way.
+func TestSysError(t *testing.T) {
+	for _, tc := range []struct {
+		errno        unix.Errno
+		notSupported bool
+	}{
+		{unix.EAFNOSUPPORT, true},
+		{unix.EPROTONOSUPPORT, true},
+		{unix.ENOPROTOOPT, true},
+		{unix.EOPNOTSUPP, true},
+		{unix.EBUSY, false},
+		{unix.EPERM, false},
+		{unix.EINVAL, false},
+	} {
+		err := sysError("op", tc.errno)
+		if errors.Is(err, ErrNotSupported) != tc.notSupported || !errors.Is(err, tc.errno) {
+			t.Errorf("sysError(%v) = %v: ErrNotSupported %v, want %v", tc.errno, err, errors.Is(err, ErrNotSupported), tc.notSupported)
+		}
+	}
+}
+
+func TestZeroCopyModeString(t *testing.T) {
+	for m, want := range map[ZeroCopyMode]string{ZeroCopyAuto: "auto", ZeroCopyOn: "on", ZeroCopyOff: "off", 9: "ZeroCopyMode(9)"} {
+		if got := m.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int(m), got, want)
+		}
+	}
+}
