@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"weir/internal/netns"
 )
 
 // The end-to-end tests build a two-host topology: a simulated GWLB in one network
@@ -269,31 +268,8 @@ func (p *process) exited() bool {
 	}
 }
 
-// inNetns runs f on an OS thread switched into namespace ns. Sockets f creates stay
-// in ns after the thread switches back.
-func inNetns(ns string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is in the wrong namespace: let it die with the goroutine.
-		runtime.Goexit()
-	}
-	return ferr
-}
+// inNetns runs f on an OS thread switched into namespace ns (netns.Run).
+func inNetns(ns string, f func() error) error { return netns.Run(ns, f) }
 
 // nsHTTPClient makes HTTP requests from inside namespace ns.
 func nsHTTPClient(ns string) *http.Client {

@@ -6,12 +6,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"weir/internal/netns"
 )
 
 func skipOutsideCI(t *testing.T, why string) {
@@ -47,31 +48,8 @@ func newVethNetns(t *testing.T) string {
 	return ns
 }
 
-// inNetns runs f on an OS thread switched into namespace ns. Sockets f creates stay
-// in ns after the thread switches back.
-func inNetns(ns string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is in the wrong namespace: let it die with the goroutine.
-		runtime.Goexit()
-	}
-	return ferr
-}
+// inNetns runs f on an OS thread switched into namespace ns (netns.Run).
+func inNetns(ns string, f func() error) error { return netns.Run(ns, f) }
 
 // openIn opens a socket on interface name in ns, skipping the test (failing it in
 // CI) when the kernel refuses AF_XDP.
