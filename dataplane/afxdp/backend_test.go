@@ -31,7 +31,7 @@ import (
 	"weir/geneve"
 )
 
-func skipOutsideCI(t *testing.T, why string) {
+func skipOutsideCI(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal(why + ", and this is CI")
@@ -40,7 +40,7 @@ func skipOutsideCI(t *testing.T, why string) {
 }
 
 // newNetns creates a network namespace, deleted when the test ends.
-func newNetns(t *testing.T, role string) string {
+func newNetns(t testing.TB, role string) string {
 	t.Helper()
 	ns := fmt.Sprintf("weir-afxdp-%s-%d", role, os.Getpid())
 	exec.Command("ip", "netns", "del", ns).Run() // a killed run's leftover
@@ -49,7 +49,7 @@ func newNetns(t *testing.T, role string) string {
 	return ns
 }
 
-func ipCmd(t *testing.T, args ...string) {
+func ipCmd(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -120,7 +120,7 @@ var (
 const gwlbPort = 40123 // the GWLB's source port P
 
 // innerPacket is a valid IPv4 TCP packet of flow i.
-func innerPacket(t *testing.T, i int) []byte {
+func innerPacket(t testing.TB, i int) []byte {
 	t.Helper()
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP,
 		SrcIP: net.IPv4(10, 1, byte(i>>8), byte(i)), DstIP: net.IPv4(10, 2, 0, 1)}

@@ -129,20 +129,9 @@ func (wk *worker) step() error {
 	b.Now = time.Now().UnixNano()
 	k := 0
 	for i := range n {
-		d := rx.Desc(idx + i)
-		frame := wk.umem.Frame(d.Addr)
-		if frame == nil || int(d.Len) > len(frame) {
-			// Not a frame of ours, or longer than one: nothing to parse. A
-			// frame in range still goes back to be received into again.
-			wk.local.invalid++
-			if frame != nil {
-				wk.umem.Free(d.Addr)
-			}
-			continue
+		if wk.take(k, rx.Desc(idx+i), b.Now) {
+			k++
 		}
-		wk.addrs[k], wk.lens[k] = d.Addr, d.Len
-		wk.load(&b.Slots[k], frame[:d.Len], b.Now)
-		k++
 	}
 	// The descriptors are copied: the RX ring's entries can go back now. The
 	// frames stay ours until they are recycled or sent.
@@ -156,6 +145,24 @@ func (wk *worker) step() error {
 	wk.sampleKernelStats(b.Now)
 	wk.publish()
 	return nil
+}
+
+// take makes descriptor d slot k of the batch, or counts it invalid and
+// reports false.
+func (wk *worker) take(k int, d unix.XDPDesc, now int64) bool {
+	frame := wk.umem.Frame(d.Addr)
+	if frame == nil || int(d.Len) > len(frame) {
+		// Not a frame of ours, or longer than one: nothing to parse. A frame in
+		// range still goes back to be received into again.
+		wk.local.invalid++
+		if frame != nil {
+			wk.umem.Free(d.Addr)
+		}
+		return false
+	}
+	wk.addrs[k], wk.lens[k] = d.Addr, d.Len
+	wk.load(&wk.batch.Slots[k], frame[:d.Len], now)
+	return true
 }
 
 // load fills slot s from a received frame, in place: Buf is the UDP payload
