@@ -141,14 +141,26 @@ func innerPacket(t testing.TB, i int) []byte {
 // MAC and IP addresses swapped and no other byte changed; and ping and TCP
 // still reach the appliance namespace's kernel.
 func TestBackendHairpin(t *testing.T) {
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d queues", queues), func(t *testing.T) { hairpin(t, queues) })
+	}
+}
+
+// newVethPair makes the appliance's namespace and the GWLB's, joined by a veth
+// pair with the given number of queues each way: afx0 (the appliance's,
+// applianceAddr) and afx1 (the GWLB's, gwlbAddr, with an XDP_PASS program).
+func newVethPair(t *testing.T, queues int) (weirNS, gwlbNS string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOutsideCI(t, "needs root for network namespaces and XDP")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		skipOutsideCI(t, "needs ip")
 	}
-	weirNS, gwlbNS := newNetns(t, "w"), newNetns(t, "g")
-	ipCmd(t, "-n", weirNS, "link", "add", "afx0", "type", "veth", "peer", "name", "afx1", "netns", gwlbNS)
+	weirNS, gwlbNS = newNetns(t, "w"), newNetns(t, "g")
+	q := fmt.Sprint(queues)
+	ipCmd(t, "-n", weirNS, "link", "add", "afx0", "numrxqueues", q, "numtxqueues", q, "type", "veth",
+		"peer", "name", "afx1", "netns", gwlbNS, "numrxqueues", q, "numtxqueues", q)
 	ipCmd(t, "-n", weirNS, "addr", "add", applianceAddr.String()+"/24", "dev", "afx0")
 	ipCmd(t, "-n", gwlbNS, "addr", "add", gwlbAddr.String()+"/24", "dev", "afx1")
 	ipCmd(t, "-n", weirNS, "link", "set", "afx0", "up")
@@ -158,7 +170,7 @@ func TestBackendHairpin(t *testing.T) {
 	if err := inNetns(gwlbNS, func() (err error) { detachPeer, err = attachPass("afx1"); return err }); err != nil {
 		skipOutsideCI(t, "the kernel refuses XDP on veth: "+err.Error())
 	}
-	defer detachPeer()
+	t.Cleanup(detachPeer)
 	// With checksum offload, veth hands on datagrams whose UDP checksum is only
 	// the pseudo-header's part, to be finished by a NIC that is not there: the
 	// reflected reply would then fail the receiver's check. A GWLB sends whole
@@ -166,7 +178,11 @@ func TestBackendHairpin(t *testing.T) {
 	if err := inNetns(gwlbNS, func() error { return txChecksumOff("afx1") }); err != nil {
 		t.Fatal(err)
 	}
+	return weirNS, gwlbNS
+}
 
+func hairpin(t *testing.T, queues int) {
+	weirNS, gwlbNS := newVethPair(t, queues)
 	const flows = 300
 	table := flow.NewTable(flow.Config{MaxFlows: 4 * flows}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
 	p := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table})
@@ -217,6 +233,9 @@ func TestBackendHairpin(t *testing.T) {
 		t.Fatal("Run not ready within 10 s")
 	}
 	t.Logf("backend: %s", b.Name())
+	if n := len(b.Stats()); n != queues {
+		t.Errorf("%d queues bound, want the interface's %d", n, queues)
+	}
 
 	// The GWLB side: a sender bound to P, a receiver on 6081, and a packet
 	// socket that sees both directions on the wire.
@@ -459,4 +478,28 @@ func ping(dst netip.Addr) error {
 		}
 	}
 	return errors.New("no echo reply")
+}
+
+// TestBackendZeroCopyRefused: asking for zero-copy where the driver has none
+// (veth) fails Run with an error matching xsk.ErrNotSupported, and leaves no
+// XDP program behind.
+func TestBackendZeroCopyRefused(t *testing.T) {
+	weirNS, _ := newVethPair(t, 1)
+	var b *Backend
+	if err := inNetns(weirNS, func() (err error) {
+		b, err = New(Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyOn})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := inNetns(weirNS, func() error {
+		return b.Run(context.Background(), testPipeline(), func() { t.Error("ready called") })
+	})
+	if !errors.Is(err, xsk.ErrNotSupported) {
+		t.Fatalf("Run: %v, want an error matching xsk.ErrNotSupported", err)
+	}
+	t.Logf("Run: %v", err)
+	if xdpAttached(t, weirNS, "afx0") {
+		t.Error("XDP left attached after Run failed")
+	}
 }
