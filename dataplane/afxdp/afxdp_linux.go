@@ -182,13 +182,16 @@ type QueueStats struct {
 	FillRingEmpty uint64 // packets the kernel had no fill-ring frame for (kernel 5.9+; sampled each second)
 	TxRingFull    uint64 // replies dropped because the TX ring was full
 	InvalidDescs  uint64 // RX descriptors outside the UMEM, plus those the kernel refused on the fill and TX rings
+	// RxDropped are packets the kernel steered to the socket but dropped, such
+	// as a frame larger than a UMEM frame (sampled each second).
+	RxDropped uint64
 }
 
 // queueCounters are one worker's counters, published once a batch: only the
 // worker stores, so no two cores write one cache line.
 type queueCounters struct {
-	rx, tx, fillEmpty, txFull, invalid atomic.Uint64
-	_                                  [24]byte // pad to a cache line
+	rx, tx, fillEmpty, txFull, invalid, rxDropped atomic.Uint64
+	_                                             [16]byte // pad to a cache line
 }
 
 // Stats returns each bound queue's counters; it may be called while Run runs.
@@ -200,7 +203,7 @@ func (b *Backend) Stats() []QueueStats {
 	for q, c := range b.queues {
 		out[q] = QueueStats{
 			Queue: q, RX: c.rx.Load(), TX: c.tx.Load(), FillRingEmpty: c.fillEmpty.Load(),
-			TxRingFull: c.txFull.Load(), InvalidDescs: c.invalid.Load(),
+			TxRingFull: c.txFull.Load(), InvalidDescs: c.invalid.Load(), RxDropped: c.rxDropped.Load(),
 		}
 		if q < len(zc) {
 			out[q].ZeroCopy = zc[q]

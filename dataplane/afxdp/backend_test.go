@@ -502,4 +502,7 @@ func TestBackendZeroCopyRefused(t *testing.T) {
 	if xdpAttached(t, weirNS, "afx0") {
 		t.Error("XDP left attached after Run failed")
 	}
+	if err := b.Run(context.Background(), testPipeline(), nil); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a second Run: %v, want an error", err)
+	}
 }

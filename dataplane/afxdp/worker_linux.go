@@ -45,7 +45,7 @@ type worker struct {
 // counts are plain running totals, copied to the shared atomics once a batch.
 type counts struct {
 	rx, tx, fillEmpty, txFull, invalid uint64
-	kernelInvalid                      uint64 // from the kernel's socket counters
+	kernelInvalid, kernelDropped       uint64 // from the kernel's socket counters
 }
 
 func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters, cfg Config) *worker {
@@ -236,12 +236,25 @@ func (wk *worker) send() {
 		wk.inFlight += int(sent)
 		wk.local.tx += uint64(sent)
 		if tx.NeedsWakeup() {
-			// A failed kick leaves the frames on the ring: the next step kicks again.
-			_ = wk.sock.Kick()
+			wk.kick(sent)
 		}
 	}
 	if sent > 0 || failed > 0 {
 		wk.w.CountSent(int(sent), failed)
+	}
+}
+
+// copyModeTxBudget is how many TX descriptors the kernel sends a wakeup in
+// copy mode (TX_BATCH_SIZE in net/xdp/xsk.c); it answers EAGAIN for the rest.
+const copyModeTxBudget = 32
+
+// kick wakes the kernel enough times to send n new descriptors in copy mode.
+// A kick that fails leaves them on the ring: the next step kicks again.
+func (wk *worker) kick(n uint32) {
+	for range (n + copyModeTxBudget - 1) / copyModeTxBudget {
+		if wk.sock.Kick() != nil {
+			return
+		}
 	}
 }
 
@@ -291,6 +304,7 @@ func (wk *worker) sampleKernelStats(now int64) {
 		return
 	}
 	wk.local.fillEmpty = st.RxFillRingEmptyDescs
+	wk.local.kernelDropped = st.RxDropped
 	wk.local.kernelInvalid = st.RxInvalidDescs + st.TxInvalidDescs
 }
 
@@ -302,4 +316,5 @@ func (wk *worker) publish() {
 	c.fillEmpty.Store(l.fillEmpty)
 	c.txFull.Store(l.txFull)
 	c.invalid.Store(l.invalid + l.kernelInvalid)
+	c.rxDropped.Store(l.kernelDropped)
 }
