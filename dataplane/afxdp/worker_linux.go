@@ -105,17 +105,19 @@ func enterNetns(netns *os.File) error {
 func (wk *worker) step() error {
 	wk.reap()
 	wk.refill()
-	tx := wk.sock.TX()
-	if wk.inFlight > 0 && tx.NeedsWakeup() {
-		if err := wk.sock.Kick(); err != nil {
-			return fmt.Errorf("kick TX: %w", err)
-		}
-	}
 	rx := wk.sock.RX()
 	idx, n := rx.Peek(uint32(len(wk.batch.Slots)))
 	if n == 0 {
 		timeout := idlePoll
 		if wk.inFlight > 0 {
+			// Replies not yet completed: a kick that failed, or a copy-mode
+			// kick that ran out of budget, left some on the TX ring. Kicking
+			// here, not every step, keeps the busy path to send's kicks.
+			if wk.sock.TX().NeedsWakeup() {
+				if err := wk.sock.Kick(); err != nil {
+					return fmt.Errorf("kick TX: %w", err)
+				}
+			}
 			timeout = 1 // completions to reap soon
 		}
 		if _, err := wk.sock.Poll(timeout); err != nil {
