@@ -314,3 +314,5 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 		return nil
 	}
 }
+
+var _ dataplane.Backend = (*Backend)(nil)
