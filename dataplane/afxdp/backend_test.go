@@ -29,6 +29,7 @@ import (
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
 	"weir/geneve"
+	"weir/internal/netns"
 )
 
 func skipOutsideCI(t testing.TB, why string) {
@@ -56,38 +57,8 @@ func ipCmd(t testing.TB, args ...string) {
 	}
 }
 
-// inNetns runs f on an OS thread switched into namespace ns. Sockets f creates
-// stay in ns after the thread switches back.
-func inNetns(ns string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	if err := enterNamed(ns); err != nil {
-		return err
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is in the wrong namespace: let it die with the goroutine.
-		runtime.Goexit()
-	}
-	return ferr
-}
-
-func enterNamed(ns string) error {
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	return nil
-}
+// inNetns runs f on an OS thread switched into namespace ns (netns.Run).
+func inNetns(ns string, f func() error) error { return netns.Run(ns, f) }
 
 // attachPass attaches an XDP_PASS program to the interface: veth delivers what
 // its peer redirects or transmits from XDP only when the peer has XDP too.
@@ -201,7 +172,7 @@ func hairpin(t *testing.T, queues int) {
 		// Run and the workers it starts live in the appliance namespace. The
 		// thread is never switched back: it ends with the goroutine.
 		runtime.LockOSThread()
-		if err := enterNamed(weirNS); err != nil {
+		if err := netns.Enter(weirNS); err != nil {
 			done <- err
 			return
 		}

@@ -21,6 +21,21 @@ func Run(name string, f func() error) error {
 		return err
 	}
 	defer orig.Close()
+	if err := Enter(name); err != nil {
+		return err
+	}
+	ferr := f()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread is in the wrong namespace: let it die with the goroutine.
+		runtime.Goexit()
+	}
+	return ferr
+}
+
+// Enter switches the calling OS thread into namespace name for good: the caller
+// must have locked the goroutine to its thread (runtime.LockOSThread) and never
+// unlock it, so that the thread ends with the goroutine.
+func Enter(name string) error {
 	target, err := os.Open("/var/run/netns/" + name)
 	if err != nil {
 		return err
@@ -29,10 +44,5 @@ func Run(name string, f func() error) error {
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("setns %s: %w", name, err)
 	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is in the wrong namespace: let it die with the goroutine.
-		runtime.Goexit()
-	}
-	return ferr
+	return nil
 }
