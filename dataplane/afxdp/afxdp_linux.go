@@ -185,13 +185,17 @@ type QueueStats struct {
 	// RxDropped are packets the kernel steered to the socket but dropped, such
 	// as a frame larger than a UMEM frame (sampled each second).
 	RxDropped uint64
+	// RxRingFull are packets dropped because the RX ring was full: the worker
+	// did not keep up (kernel 5.9+, which counts them here and not in RxDropped;
+	// sampled each second).
+	RxRingFull uint64
 }
 
 // queueCounters are one worker's counters, published once a batch: only the
 // worker stores, so no two cores write one cache line.
 type queueCounters struct {
-	rx, tx, fillEmpty, txFull, invalid, rxDropped atomic.Uint64
-	_                                             [16]byte // pad to a cache line
+	rx, tx, fillEmpty, txFull, invalid, rxDropped, rxRingFull atomic.Uint64
+	_                                                         [8]byte // pad to a cache line
 }
 
 // Stats returns each bound queue's counters; it may be called while Run runs.
@@ -204,6 +208,7 @@ func (b *Backend) Stats() []QueueStats {
 		out[q] = QueueStats{
 			Queue: q, RX: c.rx.Load(), TX: c.tx.Load(), FillRingEmpty: c.fillEmpty.Load(),
 			TxRingFull: c.txFull.Load(), InvalidDescs: c.invalid.Load(), RxDropped: c.rxDropped.Load(),
+			RxRingFull: c.rxRingFull.Load(),
 		}
 		if q < len(zc) {
 			out[q].ZeroCopy = zc[q]

@@ -46,6 +46,7 @@ type worker struct {
 type counts struct {
 	rx, tx, fillEmpty, txFull, invalid uint64
 	kernelInvalid, kernelDropped       uint64 // from the kernel's socket counters
+	kernelRingFull                     uint64
 }
 
 func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters, cfg Config) *worker {
@@ -123,7 +124,14 @@ func (wk *worker) step() error {
 		if _, err := wk.sock.Poll(timeout); err != nil {
 			return fmt.Errorf("poll: %w", err)
 		}
-		wk.sampleKernelStats(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		if now-wk.lastStats >= int64(statsEvery) {
+			// The kernel unbinds the socket (ENETDOWN) when its device goes.
+			if err := wk.sock.Err(); err != nil {
+				return fmt.Errorf("socket: %w", err)
+			}
+		}
+		wk.sampleKernelStats(now)
 		wk.publish()
 		return nil
 	}
@@ -307,6 +315,7 @@ func (wk *worker) sampleKernelStats(now int64) {
 	}
 	wk.local.fillEmpty = st.RxFillRingEmptyDescs
 	wk.local.kernelDropped = st.RxDropped
+	wk.local.kernelRingFull = st.RxRingFull
 	wk.local.kernelInvalid = st.RxInvalidDescs + st.TxInvalidDescs
 }
 
@@ -319,4 +328,5 @@ func (wk *worker) publish() {
 	c.txFull.Store(l.txFull)
 	c.invalid.Store(l.invalid + l.kernelInvalid)
 	c.rxDropped.Store(l.kernelDropped)
+	c.rxRingFull.Store(l.kernelRingFull)
 }

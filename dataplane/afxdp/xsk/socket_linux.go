@@ -346,3 +346,16 @@ func (s *Socket) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Err returns and clears the socket's pending error (SO_ERROR): ENETDOWN once
+// the kernel unbound it because its device went away.
+func (s *Socket) Err() error {
+	e, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if e != 0 {
+		return unix.Errno(e)
+	}
+	return nil
+}
