@@ -8,10 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRxRingFullNotInRxDropped: with the 6-counter XDP_STATISTICS the kernel
-// counts packets dropped for a full RX ring only in RxRingFull, not RxDropped.
-// The afxdp worker reads only RxDropped (worker_linux.go sampleKernelStats),
-// so these drops never show in QueueStats.
+// TestRxRingFullCounted: with the 6-counter XDP_STATISTICS the kernel counts
+// packets dropped for a full RX ring only in RxRingFull, not RxDropped, so Stats
+// must read it (the afxdp backend publishes it as QueueStats.RxRingFull).
 func TestRxRingFullCounted(t *testing.T) {
 	ns := newVethNetns(t)
 	const ring = 8
