@@ -586,13 +586,8 @@ func (t *Table) trackQuoted(scope uint64, p *packet.Packet, length int, now int6
 	if p.Dst != q.Src {
 		return Result{}, false
 	}
-	var k key
-	qSrcIsLo := keyOf(&k, scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
-	h := t.hash(&k)
-	s := &t.shards[h>>t.shift]
-	s.mu.Lock()
+	s, i, qSrcIsLo := t.findLocked(scope, q.Proto, q.Src, q.Dst, q.SrcPort, q.DstPort)
 	defer s.mu.Unlock()
-	i := s.find(h, &k)
 	if i < 0 {
 		return Result{}, false
 	}
@@ -1354,18 +1349,25 @@ func (t *Table) SetAction(h Handle, a policy.Action) bool {
 // creating a flow: detection uses it for a datagram rebuilt from fragments whose
 // packets were counted as they came. ok is false when there is no such flow.
 func (t *Table) Find(scope uint64, p *packet.Packet) (r Result, ok bool) {
-	var k key
-	srcIsLo := keyOf(&k, scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
-	h := t.hash(&k)
-	s := &t.shards[h>>t.shift]
-	s.mu.Lock()
+	s, i, srcIsLo := t.findLocked(scope, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	defer s.mu.Unlock()
-	i := s.find(h, &k)
 	if i < 0 {
 		return Result{}, false
 	}
 	e := &s.slab[i]
 	return Result{Action: e.action, FlowID: e.id, ToServer: srcIsLo == e.clientIsLo(), Handle: s.handle(i)}, true
+}
+
+// findLocked looks the 5-tuple up in scope and returns its shard, locked (the
+// caller unlocks it), the flow's entry (-1: none), and whether src is the key's
+// low side.
+func (t *Table) findLocked(scope uint64, proto uint8, src, dst netip.Addr, sport, dport uint16) (*shard, int32, bool) {
+	var k key
+	srcIsLo := keyOf(&k, scope, proto, src, dst, sport, dport)
+	h := t.hash(&k)
+	s := &t.shards[h>>t.shift]
+	s.mu.Lock()
+	return s, s.find(h, &k), srcIsLo
 }
 
 // RecordOf fills r with h's flow as it stands (as its record would be if it ended
