@@ -341,7 +341,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		detection = fmt.Sprintf("%s, %d rules (%d skipped), %d threat-intel entries",
 			cfg.Detect.Mode, info.Rules, len(info.Skipped), info.IntelEntries)
 	}
-	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
+	log.Info("weir running", "version", versionString(), "backend", n.backendName(),
 		"gwlb", cfg.GWLB.Listen.String(), "mirror", listenText(cfg.Mirror.Listen),
 		"health", n.healthAddr(), "metrics", n.metricsAddr(), "detect", detection)
 	// A reload runs beside this loop, so that SIGTERM is served even while a log
