@@ -70,12 +70,12 @@ func (b *Backend) xdpConfig(frags bool) xdp.Config {
 // Backend is the AF_XDP dataplane backend: one AF_XDP socket and one worker per
 // RX queue of one interface.
 type Backend struct {
-	cfg       Config
-	ifindex   int
-	rxQueues  int // the interface's RX queues, the XSKMAP's size
-	log       *slog.Logger
-	mtu       int
-	queues    []*queueCounters // one per bound queue, written by its worker
+	cfg      Config
+	ifindex  int
+	rxQueues int // the interface's RX queues, the XSKMAP's size
+	log      *slog.Logger
+	mtu      int
+	queues   []*queueCounters // one per bound queue, written by its worker
 
 	mu        sync.Mutex
 	netns     *os.File // the namespace Open ran in, for the workers' threads
