@@ -81,6 +81,22 @@ func zeroCopyMode(s string) xsk.ZeroCopyMode {
 	return xsk.ZeroCopyAuto
 }
 
+// checkDataplane is check-config's part: with backend afxdp, the interface must
+// be found on this machine.
+func checkDataplane(cfg *config.Config) error {
+	if cfg.Dataplane.Backend != "afxdp" {
+		return nil
+	}
+	name, err := dataplaneInterface(cfg)
+	if err != nil {
+		return cfg.KeyError("dataplane.backend", err)
+	}
+	if _, err := net.InterfaceByName(name); err != nil {
+		return cfg.KeyError("dataplane.interface", fmt.Errorf("%s: %w", name, err))
+	}
+	return nil
+}
+
 // dataplaneInterface is the interface AF_XDP binds: dataplane.interface, else
 // the one holding gwlb.listen's address, else the default route's.
 func dataplaneInterface(cfg *config.Config) (string, error) {

@@ -30,3 +30,30 @@ func TestDefaultRouteInterface(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckConfigInterface: check-config finds a missing afxdp interface and
+// points at its line; an interface that exists, or another backend, passes.
+func TestCheckConfigInterface(t *testing.T) {
+	for _, tc := range []struct {
+		name, data, want string
+	}{
+		{"missing", "dataplane:\n  backend: afxdp\n  interface: weir-nonesuch\n", ":3: dataplane.interface: weir-nonesuch: "},
+		{"lo", "dataplane:\n  backend: afxdp\n  interface: lo\n", ""},
+		{"socket ignores it", "dataplane:\n  backend: socket\n  interface: weir-nonesuch\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, "weir.yaml", tc.data)
+			var out, errOut strings.Builder
+			err := cmdCheckConfig([]string{path}, &out, &errOut)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("check-config: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Fatalf("check-config: %v, want %q", err, path+tc.want)
+			}
+		})
+	}
+}
