@@ -39,6 +39,7 @@ func hairpinOne(t *testing.T, tp *topology, send, recv *net.UDPConn, sport uint1
 // tunnel traffic still reaches the kernel (ping, the health port over TCP),
 // GENEVE is redirected, and the metrics say so per queue.
 func TestE2EAFXDPKernelTraffic(t *testing.T) {
+	requireAFXDP(t)
 	tp := newTopology(t)
 	tp.backend = "afxdp"
 	node, _ := startNodeIn(t, tp, "") // healthy: TCP to the health port got through
@@ -107,6 +108,7 @@ func xdpProgOn(t *testing.T, ns, dev string) string {
 // keeps the next weir from attaching (the program is held by a BPF link that
 // dies with the process), and the restarted weir forwards.
 func TestE2EAFXDPRestartAfterKill(t *testing.T) {
+	requireAFXDP(t)
 	tp := newTopology(t)
 	tp.backend = "afxdp"
 	node, _ := startNodeIn(t, tp, "")
@@ -129,6 +131,7 @@ func TestE2EAFXDPRestartAfterKill(t *testing.T) {
 // socket backend and logs why, where backend afxdp fails with the line of the
 // configuration.
 func TestE2EAFXDPAuto(t *testing.T) {
+	requireAFXDP(t)
 	t.Run("default route", func(t *testing.T) {
 		tp := newTopology(t)
 		sh(t, "ip", "-n", tp.node, "route", "add", "default", "via", gwlbAddr)

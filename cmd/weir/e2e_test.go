@@ -79,6 +79,9 @@ func backendLines(tp *topology) string {
 func eachBackend(t *testing.T, test func(t *testing.T, tp *topology)) {
 	for _, b := range []string{"socket", "afxdp"} {
 		t.Run(b, func(t *testing.T) {
+			if b == "afxdp" {
+				requireAFXDP(t)
+			}
 			tp := newTopology(t)
 			tp.backend = b
 			test(t, tp)
