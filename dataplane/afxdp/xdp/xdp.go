@@ -1,9 +1,8 @@
 // Package xdp builds the XDP program that steers GENEVE and VXLAN datagrams
 // to weir's AF_XDP sockets, and everything else to the kernel.
 //
-// It is the first step of the AF_XDP dataplane (issue 10) and is not wired
-// into the dataplane yet: nothing attaches it to an interface. The program is
-// assembled in Go with github.com/cilium/ebpf/asm, so neither building nor
+// The AF_XDP backend (package afxdp, issue 10) loads it from [Spec] and
+// attaches it to the interface it serves. The program is assembled in Go with github.com/cilium/ebpf/asm, so neither building nor
 // running weir needs clang.
 //
 // Per packet the program reads Ethernet, up to two VLAN tags, then IPv4 or
