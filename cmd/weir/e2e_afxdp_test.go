@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"weir/geneve"
+	"weir/internal/netns"
 )
 
 // hairpinOne sends one GENEVE datagram from the GWLB side and wants it back,
@@ -43,8 +45,8 @@ func TestE2EAFXDPKernelTraffic(t *testing.T) {
 	tp := newTopology(t)
 	tp.backend = "afxdp"
 	node, _ := startNodeIn(t, tp, "") // healthy: TCP to the health port got through
-	if out, err := exec.Command("ip", "netns", "exec", tp.gw, "ping", "-c", "3", "-i", "0.2", "-W", "2", nodeAddr).CombinedOutput(); err != nil {
-		t.Errorf("ping through the XDP program: %v\n%s", err, out)
+	if err := inNetns(tp.gw, func() error { return netns.Ping(netip.MustParseAddr(nodeAddr)) }); err != nil {
+		t.Errorf("ping through the XDP program: %v", err)
 	}
 	send, recv := gwlbSocket(t, tp)
 	for i := range 10 {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 	"weir/config"
+	"weir/internal/netns"
 
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
@@ -56,6 +57,13 @@ outputs:
 	path := filepath.Join(dir, "weir.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if tp.backend != "" && tp.backend != "socket" {
+		// AF_XDP hands weir the bytes as the sender wrote them: they need the
+		// full checksums a NIC would deliver, not veth's offloaded ones.
+		if err := inNetns(tp.gw, func() error { return netns.TxChecksumOff(tp.gwIf) }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := startIn(t, tp.node, weirBinary(t), "run", "-config", path)
 	waitHealthy(t, tp.gw, "http://"+nodeAddr+":8080/healthz", 10*time.Second, p)
@@ -231,6 +239,18 @@ func testE2EInline(t *testing.T, tp *topology) {
 	}
 	if got := m["weir_flows_active"]; got != 1000 {
 		t.Errorf("weir_flows_active = %v, want 1000", got)
+	}
+	if tp.backend == "afxdp" {
+		// Jumbo datagrams take the kernel's socket path, every other one AF_XDP.
+		if got := m[`weir_xdp_packets_total{result="passed_oversize"}`]; got != float64(rep.Jumbo) {
+			t.Errorf("weir_xdp_packets_total{passed_oversize} = %v, want the %d jumbo datagrams", got, rep.Jumbo)
+		}
+		if got := m[`weir_xdp_packets_total{result="redirected"}`]; got != float64(rep.Sent-rep.Jumbo) {
+			t.Errorf("weir_xdp_packets_total{redirected} = %v, want %d", got, rep.Sent-rep.Jumbo)
+		}
+		if got := m[`weir_afxdp_tx_packets_total{queue="0"}`]; got == 0 || got >= float64(wantReturned) {
+			t.Errorf("weir_afxdp_tx_packets_total = %v, want the returned packets less the jumbo ones (%d returned)", got, wantReturned)
+		}
 	}
 
 	sendSignal(t, node, syscall.SIGTERM)

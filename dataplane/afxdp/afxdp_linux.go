@@ -60,10 +60,14 @@ type Config struct {
 
 // xdpConfig is what the XDP program needs to know.
 func (b *Backend) xdpConfig(frags bool) xdp.Config {
-	_ = frags
 	return xdp.Config{
 		GenevePort: b.cfg.GenevePort, VXLANPort: b.cfg.VXLANPort,
+		GeneveDst: b.cfg.GeneveDst, VXLANDst: b.cfg.VXLANDst,
 		AllowedSources: b.cfg.AllowedSources, Queues: b.rxQueues,
+		// A longer frame would not fit a UMEM frame: the kernel's socket path
+		// (the socket backend beside this one) takes it.
+		MaxFrame: maxFrameData,
+		Frags:    frags,
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -146,7 +145,7 @@ func newVethPair(t *testing.T, queues int) (weirNS, gwlbNS string) {
 	// the pseudo-header's part, to be finished by a NIC that is not there: the
 	// reflected reply would then fail the receiver's check. A GWLB sends whole
 	// checksums, so the sender does too.
-	if err := inNetns(gwlbNS, func() error { return txChecksumOff("afx1") }); err != nil {
+	if err := inNetns(gwlbNS, func() error { return netns.TxChecksumOff("afx1") }); err != nil {
 		t.Fatal(err)
 	}
 	return weirNS, gwlbNS
@@ -314,7 +313,7 @@ func hairpin(t *testing.T, queues int) {
 	}
 
 	// Not tunnel traffic: the appliance's kernel still answers.
-	if err := inNetns(gwlbNS, func() error { return ping(applianceAddr) }); err != nil {
+	if err := inNetns(gwlbNS, func() error { return netns.Ping(applianceAddr) }); err != nil {
 		t.Errorf("ping the appliance: %v", err)
 	}
 	var ln net.Listener
@@ -380,27 +379,6 @@ func hairpin(t *testing.T, queues int) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// txChecksumOff turns off the interface's TX checksum offload (ETHTOOL_STXCSUM),
-// as `ethtool -K name tx off` does.
-func txChecksumOff(name string) error {
-	const ethtoolSTxCsum = 0x17
-	val := [2]uint32{ethtoolSTxCsum, 0} // struct ethtool_value
-	var ifr [40]byte                    // struct ifreq: the name, then a pointer to val
-	copy(ifr[:], name)
-	*(*uintptr)(unsafe.Pointer(&ifr[unix.IFNAMSIZ])) = uintptr(unsafe.Pointer(&val[0]))
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr[0])))
-	runtime.KeepAlive(&val)
-	if e != 0 {
-		return fmt.Errorf("turning off TX checksum offload on %s: %w", name, e)
-	}
-	return nil
-}
-
 // xdpAttached reports whether ip link shows an XDP program on the interface.
 func xdpAttached(t *testing.T, ns, name string) bool {
 	t.Helper()
@@ -412,44 +390,6 @@ func xdpAttached(t *testing.T, ns, name string) bool {
 	return regexp.MustCompile(`\bxdp`).Match(out)
 }
 
-// ping sends ICMP echo requests to dst from a raw socket and waits, bounded in
-// tries and time, for a reply with its identifier.
-func ping(dst netip.Addr) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return err
-	}
-	const id = 0x5e1f
-	echo := []byte{8, 0, 0, 0, id >> 8, id & 0xff, 0, 1, 'w', 'e', 'i', 'r'}
-	c := packet.FoldChecksum(packet.Checksum(0, echo))
-	echo[2], echo[3] = byte(c>>8), byte(c)
-	buf := make([]byte, 1500)
-	for range 10 {
-		if err := unix.Sendto(fd, echo, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
-			return err
-		}
-		for range 5 {
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				break
-			}
-			// The raw socket hands the IPv4 header too.
-			if n < 20 || n < int(buf[0]&0xf)*4+8 {
-				continue
-			}
-			icmp := buf[int(buf[0]&0xf)*4 : n]
-			if icmp[0] == 0 && icmp[4] == id>>8 && icmp[5] == id&0xff {
-				return nil
-			}
-		}
-	}
-	return errors.New("no echo reply")
-}
 
 // TestBackendZeroCopyRefused: asking for zero-copy where the driver has none
 // (veth) fails Run with an error matching xsk.ErrNotSupported, and leaves no

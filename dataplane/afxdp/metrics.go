@@ -94,6 +94,7 @@ func xdpResults(x xdp.Counters) []xdpResult {
 		{"passed", x.Passed},
 		{"passed_fragment", x.PassedFragment},
 		{"passed_malformed", x.PassedMalformed},
+		{"passed_oversize", x.PassedOversize},
 		{"dropped_source", x.DroppedSource},
 	}
 }
