@@ -390,7 +390,6 @@ func xdpAttached(t *testing.T, ns, name string) bool {
 	return regexp.MustCompile(`\bxdp`).Match(out)
 }
 
-
 // TestBackendZeroCopyRefused: asking for zero-copy where the driver has none
 // (veth) fails Run with an error matching xsk.ErrNotSupported, and leaves no
 // XDP program behind.
