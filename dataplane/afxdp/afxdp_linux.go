@@ -425,12 +425,15 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// XDPCounters are the program's counters, summed over CPUs; zero before Open.
+// errNotOpen is XDPCounters' error while no program is loaded.
+var errNotOpen = errors.New("afxdp: not open")
+
+// XDPCounters are the program's counters, summed over CPUs, while it is loaded.
 func (b *Backend) XDPCounters() (xdp.Counters, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.coll == nil {
-		return xdp.Counters{}, nil
+		return xdp.Counters{}, errNotOpen
 	}
 	return xdp.ReadCounters(b.coll)
 }
