@@ -34,7 +34,7 @@ func testFrames(t *testing.T) [][]byte {
 // checksums are right.
 const frame0 = "" +
 	"027762000002027762000001" + "0800" + // Ethernet
-	"45000070000040004011ae55c6120001c6120002" + //IPv4,DF,TTL64,UDP
+	"45000070000040004011ae55c6120001c6120002" + // IPv4, DF, TTL 64, UDP
 	"9c4117c1005c5be1" + // UDP 40001 -> 6081
 	"08000800" + "00000000" + // GENEVE: 32 bytes of options, IPv4, VNI 0
 	"01080102" + "0b1e55ed0000c0de" + // endpoint id
