@@ -33,6 +33,12 @@ type Config struct {
 		Workers    int
 		Batch      int
 		RecvBuffer int64 // receive buffer per socket
+		// Backend is auto, afxdp or socket: auto runs afxdp where the kernel,
+		// the privileges, the driver and the MTU allow it, else socket.
+		Backend   string
+		Interface string // afxdp: the interface tunnels arrive on; "" = found from gwlb.listen or the default route
+		Queues    int    // afxdp: RX queues to bind, from queue 0; 0 = all
+		ZeroCopy  string // afxdp: auto | on | off
 	}
 	Health struct {
 		Listen       string
@@ -89,6 +95,8 @@ func Default() *Config {
 	c.GWLB.Reply = "auto"
 	c.Dataplane.Batch = 64
 	c.Dataplane.RecvBuffer = 4 << 20
+	c.Dataplane.Backend = "auto"
+	c.Dataplane.ZeroCopy = "auto"
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
 	c.Health.StallTimeout = 5 * time.Second
@@ -189,6 +197,16 @@ func Parse(file string, data []byte) (*Config, error) {
 					if c.Dataplane.RecvBuffer > 1<<30 {
 						p.fail(n, "dataplane.recv_buffer: %d bytes is more than the kernel's limit of 1GiB", c.Dataplane.RecvBuffer)
 					}
+				},
+				"backend": func(n *yaml.Node) {
+					c.Dataplane.Backend = p.oneOf(n, "dataplane.backend", "auto", "afxdp", "socket")
+					p.remember(n, "dataplane.backend", c, c.Dataplane.Backend)
+				},
+				"interface": func(n *yaml.Node) { c.Dataplane.Interface = p.ifName(n, "dataplane.interface", c) },
+				"queues":    func(n *yaml.Node) { c.Dataplane.Queues = p.intRange(n, "dataplane.queues", 0, 1024) },
+				"zerocopy": func(n *yaml.Node) {
+					c.Dataplane.ZeroCopy = p.oneOf(n, "dataplane.zerocopy", "auto", "on", "off")
+					p.remember(n, "dataplane.zerocopy", c, c.Dataplane.ZeroCopy)
 				},
 			})
 		},
@@ -450,10 +468,30 @@ func (p *parser) interfaceID(n *yaml.Node, where string) string {
 // path reads an output path and remembers its line for Config.KeyError.
 func (p *parser) path(n *yaml.Node, where string, c *Config) string {
 	s := p.str(n, where)
-	if c.sources == nil { // set only here: a file without outputs equals Default()
+	p.remember(n, where, c, s)
+	return s
+}
+
+// remember keeps the line of key's value for Config.KeyError.
+func (p *parser) remember(n *yaml.Node, key string, c *Config, value string) {
+	if c.sources == nil { // set only here: a file without such keys equals Default()
 		c.file, c.sources = p.file, map[string]source{}
 	}
-	c.sources[where] = source{line: n.Line, value: s}
+	c.sources[key] = source{line: n.Line, value: value}
+}
+
+// ifName reads a network interface name as the kernel allows it: 1 to 15 bytes,
+// no '/', ':' or white space.
+func (p *parser) ifName(n *yaml.Node, where string, c *Config) string {
+	s, ok := p.scalar(n, where)
+	if !ok {
+		return ""
+	}
+	if s == "" || len(s) > 15 || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n") {
+		p.fail(n, "%s: %s is not an interface name (1 to 15 characters, no '/', ':' or spaces)", where, echo.Quote(s))
+		return ""
+	}
+	p.remember(n, where, c, s)
 	return s
 }
 

@@ -165,6 +165,17 @@ func TestParseConfigValues(t *testing.T) {
 		{"recv_buffer 16MiB", "dataplane:\n  recv_buffer: 16MiB\n", func(c *Config) bool { return c.Dataplane.RecvBuffer == 16<<20 }},
 		{"stall timeout 30s", "health:\n  stall_timeout: 30s\n", func(c *Config) bool { return c.Health.StallTimeout == 30*time.Second }},
 		{"empty rule list", "policy:\n  rules: []\n", func(c *Config) bool { return len(c.Policy.Rules) == 0 }},
+		{"backend default", "", func(c *Config) bool {
+			d := c.Dataplane
+			return d.Backend == "auto" && d.Interface == "" && d.Queues == 0 && d.ZeroCopy == "auto"
+		}},
+		{"afxdp keys", "dataplane:\n  backend: afxdp\n  interface: eth0\n  queues: 2\n  zerocopy: off\n", func(c *Config) bool {
+			d := c.Dataplane
+			return d.Backend == "afxdp" && d.Interface == "eth0" && d.Queues == 2 && d.ZeroCopy == "off"
+		}},
+		{"socket backend, zero-copy on", "dataplane:\n  backend: socket\n  zerocopy: on\n", func(c *Config) bool {
+			return c.Dataplane.Backend == "socket" && c.Dataplane.ZeroCopy == "on"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("test.yaml", []byte(tc.data))
@@ -253,6 +264,16 @@ func TestParseErrors(t *testing.T) {
 			[]string{"flows.max", "out of range"}},
 		{"midstream", "flows:\n  midstream: maybe\n", 2,
 			[]string{"flows.midstream", `"maybe"`, "allow, drop"}},
+		{"bad backend", "dataplane:\n  backend: dpdk\n", 2,
+			[]string{"dataplane.backend", `"dpdk"`, "auto, afxdp, socket"}},
+		{"bad zerocopy", "dataplane:\n  zerocopy: yes\n", 2,
+			[]string{"dataplane.zerocopy", `"yes"`, "auto, on, off"}},
+		{"interface name too long", "dataplane:\n  interface: a-very-long-interface\n", 2,
+			[]string{"dataplane.interface", "not an interface name"}},
+		{"interface name with a slash", "dataplane:\n  interface: eth0/1\n", 2,
+			[]string{"dataplane.interface", "not an interface name"}},
+		{"queues out of range", "dataplane:\n  queues: -1\n", 2,
+			[]string{"dataplane.queues", "out of range"}},
 		{"bad integer", "dataplane:\n  workers: many\n", 2,
 			[]string{"dataplane.workers", "many"}},
 		{"integer out of range", "dataplane:\n  batch: 0\n", 2,

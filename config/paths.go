@@ -93,6 +93,12 @@ func (c *Config) outputValue(key string) string {
 		return c.Log.File
 	case "cluster.secret_key_file":
 		return c.Cluster.SecretKeyFile
+	case "dataplane.backend":
+		return c.Dataplane.Backend
+	case "dataplane.interface":
+		return c.Dataplane.Interface
+	case "dataplane.zerocopy":
+		return c.Dataplane.ZeroCopy
 	}
 	return ""
 }

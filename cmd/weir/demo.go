@@ -144,7 +144,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  inline: simulated GWLB %s sends GENEVE to %s; policy drops tcp/23 and %s;\n",
 		demoGWLB, cfg.GWLB.Listen, demoDenied)
 	fmt.Fprintf(stdout, "          detection (ips) blocks port 8080, alerts on DNS and SSH\n")
-	fmt.Fprintf(stdout, "          reply path: %s\n", n.backend.Name())
+	fmt.Fprintf(stdout, "          reply path: %s\n", n.backendName())
 	fmt.Fprintf(stdout, "  mirror: ENIs %s (web, VNI 101, filtered, cut to 128 bytes) and %s (db, VNI 102)\n", demoWeb, demoDB)
 	fmt.Fprintf(stdout, "          mirrored at both ends to %s; duplicates suppressed\n\n", cfg.Mirror.Listen)
 

@@ -100,8 +100,9 @@ func tsharkFrames(t *testing.T, files ...string) []frameInfo {
 // Ordinary traffic sent through it reaches weir as VXLAN; the pcap weir writes, read
 // back by tshark, must hold exactly the packets the AWS filter accepts, each cut to
 // packet_length with its original length kept.
-func TestE2EKernelVXLANMirror(t *testing.T) {
-	tp := newTopology(t)
+func TestE2EKernelVXLANMirror(t *testing.T) { eachBackend(t, testE2EKernelVXLANMirror) }
+
+func testE2EKernelVXLANMirror(t *testing.T, tp *topology) {
 	requireTool(t, "tshark")
 	sh(t, "ip", "-n", tp.gw, "link", "add", "vx0", "address", vxlanMAC, "type", "vxlan", "id", "4242",
 		"remote", nodeAddr, "local", gwlbAddr, "dstport", "4789", "dev", "veth-gw")
@@ -181,6 +182,12 @@ mirror:
 	})
 	if _, err := sentCap.finish(); err != nil {
 		t.Fatal(err)
+	}
+	if tp.backend == "afxdp" {
+		// The mirror listener is on the same backend: the frames came by AF_XDP.
+		if got := scrape(t, tp.node)[`weir_afxdp_rx_packets_total{queue="0"}`]; got < float64(sentCap.count()) {
+			t.Errorf("weir_afxdp_rx_packets_total = %v, want at least the %d frames mirrored", got, sentCap.count())
+		}
 	}
 	sendSignal(t, node, syscall.SIGTERM)
 	if err := node.wait(t, 15*time.Second); err != nil {

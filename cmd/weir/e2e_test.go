@@ -43,7 +43,7 @@ gwlb:
   allowed_sources: [%s/32]
 dataplane:
   workers: 2
-health:
+%shealth:
   listen: %s:8080
   drain_delay: 3s
 metrics:
@@ -52,7 +52,7 @@ outputs:
   eve: %s
 %slog:
   level: debug
-%s%s`, gwlbAddr, nodeAddr, nodeAddr, filepath.Join(dir, "eve.json"), pcapLine(pcapDir), e2ePolicy, extra)
+%s%s`, gwlbAddr, backendLines(tp), nodeAddr, nodeAddr, filepath.Join(dir, "eve.json"), pcapLine(pcapDir), e2ePolicy, extra)
 	path := filepath.Join(dir, "weir.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -60,6 +60,33 @@ outputs:
 	p := startIn(t, tp.node, weirBinary(t), "run", "-config", path)
 	waitHealthy(t, tp.gw, "http://"+nodeAddr+":8080/healthz", 10*time.Second, p)
 	return p, dir
+}
+
+// backendLines are the dataplane keys that put tp's node on tp.backend: afxdp
+// binds the node's veth.
+func backendLines(tp *topology) string {
+	switch tp.backend {
+	case "":
+		return ""
+	case "afxdp":
+		return "  backend: afxdp\n  interface: veth-node\n"
+	}
+	return "  backend: " + tp.backend + "\n"
+}
+
+// eachBackend runs test on a fresh topology once per dataplane backend: the
+// suites that must pass unchanged on both.
+func eachBackend(t *testing.T, test func(t *testing.T, tp *topology)) {
+	for _, b := range []string{"socket", "afxdp"} {
+		t.Run(b, func(t *testing.T) {
+			if b == "afxdp" {
+				requireAFXDP(t)
+			}
+			tp := newTopology(t)
+			tp.backend = b
+			test(t, tp)
+		})
+	}
 }
 
 func pcapLine(dir []string) string {
@@ -125,8 +152,9 @@ func scrapeURL(t *testing.T, ns, url string) map[string]float64 {
 // must come back byte-identical from appliance:P to GWLB:6081, no denied packet may
 // come back, tshark must dissect the replies as GENEVE with the AWS options, and
 // every flow must be in the EVE log when weir stops.
-func TestE2EInline(t *testing.T) {
-	tp := newTopology(t)
+func TestE2EInline(t *testing.T) { eachBackend(t, testE2EInline) }
+
+func testE2EInline(t *testing.T, tp *topology) {
 	node, dir := startNodeIn(t, tp, "")
 
 	// Capture everything the GWLB receives; tshark dissects it afterwards.
@@ -376,8 +404,9 @@ var nodeGeneve = &net.UDPAddr{IP: net.ParseIP(nodeAddr), Port: 6081}
 
 // TestE2EMalformed sends every kind of malformed datagram: each is counted under its
 // reason, and the node keeps returning good packets.
-func TestE2EMalformed(t *testing.T) {
-	tp := newTopology(t)
+func TestE2EMalformed(t *testing.T) { eachBackend(t, testE2EMalformed) }
+
+func testE2EMalformed(t *testing.T, tp *topology) {
 	node, _ := startNodeIn(t, tp, "")
 	send, recv := gwlbSocket(t, tp)
 

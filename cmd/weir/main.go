@@ -238,7 +238,8 @@ const checkConfigUsage = `usage: weir check-config FILE
 Checks a configuration file as weir run would, short of what needs privileges
 (binding ports, raw sockets): the YAML, every key and value, the filter files, and
 that the output files (outputs.eve, outputs.flowlog.path, outputs.pcap.dir) can be
-created and opened for append, and cluster.secret_key_file's keys. Prints "FILE: ok" and exits 0 when valid, else
+created and opened for append, cluster.secret_key_file's keys, and with
+dataplane.backend afxdp that the interface exists on this machine. Prints "FILE: ok" and exits 0 when valid, else
 prints FILE:LINE: message and exits 1.
 `
 
@@ -263,6 +264,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.CheckClusterKeys(); err != nil {
 		return err
 	}
+	if err := checkDataplane(cfg); err != nil {
+		return err
+	}
 	if cfg.Detect.Enabled() {
 		info, err := engine.CheckDetect(cfg)
 		if err != nil {
@@ -284,7 +288,9 @@ const runUsage = `usage: weir run [-config FILE]
 Runs the appliance: the GWLB target (GENEVE on gwlb.listen), the Traffic Mirroring
 sink (VXLAN on mirror.listen), /healthz and /metrics, and the outputs the
 configuration names. Without -config it runs on the defaults. Needs CAP_NET_RAW
-for the fast reply path (it falls back to per-port UDP sockets, and says so).
+for the fast reply path (it falls back to per-port UDP sockets, and says so), and
+CAP_NET_ADMIN and CAP_BPF for the AF_XDP backend (auto falls back to sockets, and
+says why).
 SIGTERM or SIGINT drains and stops.
 
 flags:
@@ -341,7 +347,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		detection = fmt.Sprintf("%s, %d rules (%d skipped), %d threat-intel entries",
 			cfg.Detect.Mode, info.Rules, len(info.Skipped), info.IntelEntries)
 	}
-	log.Info("weir running", "version", versionString(), "backend", n.backend.Name(),
+	log.Info("weir running", "version", versionString(), "backend", n.backendName(),
 		"gwlb", cfg.GWLB.Listen.String(), "mirror", listenText(cfg.Mirror.Listen),
 		"health", n.healthAddr(), "metrics", n.metricsAddr(), "detect", detection)
 	// A reload runs beside this loop, so that SIGTERM is served even while a log

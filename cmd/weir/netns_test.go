@@ -112,6 +112,9 @@ func weirBinary(t *testing.T) string {
 type topology struct {
 	gw, node string // namespace names
 	gwIf     string // the GWLB side's interface
+	// backend is the node's dataplane.backend; "" leaves the default (auto,
+	// which finds no interface there: no default route, gwlb.listen 0.0.0.0).
+	backend string
 }
 
 func sh(t *testing.T, args ...string) {

@@ -17,6 +17,7 @@ import (
 	"weir/dataplane/flow"
 
 	"weir/dataplane"
+	"weir/dataplane/afxdp"
 	"weir/dataplane/socket"
 	"weir/health"
 )
@@ -27,6 +28,7 @@ type node struct {
 	*engine.Engine
 	state   health.State
 	backend *socket.Backend
+	xdp     *afxdp.Backend // nil unless AF_XDP runs (beside backend)
 	servers []*health.Server
 	hsrv    *health.Server
 	msrv    *health.Server
@@ -93,16 +95,30 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	if cfg.Mirror.Listen.IsValid() {
 		listeners = append(listeners, socket.Listener{Addr: cfg.Mirror.Listen, Encap: dataplane.EncapVXLAN})
 	}
-	n.backend, err = socket.New(socket.Config{
+	scfg := socket.Config{
 		Listeners:  listeners,
 		Workers:    cfg.Dataplane.Workers,
 		Batch:      cfg.Dataplane.Batch,
 		Reply:      socket.ReplyMode(cfg.GWLB.Reply),
 		RecvBuffer: int(cfg.Dataplane.RecvBuffer),
 		Logger:     log,
-	})
-	if err != nil {
+	}
+	if cfg.Dataplane.Backend != "socket" && scfg.Workers == 0 {
+		// Beside AF_XDP the sockets see only what XDP passes to the kernel.
+		scfg.Workers = 1
+	}
+	if n.backend, err = socket.New(scfg); err != nil {
 		return nil, err
+	}
+	if n.xdp, err = openAFXDP(cfg, log); err != nil {
+		n.backend.Close()
+		return nil, err
+	}
+	closeBackends := func() {
+		n.backend.Close()
+		if n.xdp != nil {
+			n.xdp.Close()
+		}
 	}
 
 	if d := cfg.Health.StallTimeout; d > 0 {
@@ -114,6 +130,9 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	gauges.SocketDrops = n.backend.Drops
 	gauges.SocketRecvBuffer = n.backend.RecvBuffer
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
+	if n.xdp != nil {
+		reg.MustRegister(afxdp.NewCollector(n.xdp))
+	}
 	if dc := n.DetectCollector(); dc != nil {
 		reg.MustRegister(dc)
 	}
@@ -131,20 +150,20 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	if cfg.Health.Listen != "" && cfg.Health.Listen == cfg.Metrics.Listen {
 		hmux.Handle("/metrics", health.MetricsHandler(reg))
 		if n.hsrv, err = n.serve(cfg.Health.Listen, hmux); err != nil {
-			n.backend.Close()
+			closeBackends()
 			return nil, err
 		}
 		n.msrv = n.hsrv
 	} else {
 		if cfg.Health.Listen != "" {
 			if n.hsrv, err = n.serve(cfg.Health.Listen, hmux); err != nil {
-				n.backend.Close()
+				closeBackends()
 				return nil, err
 			}
 		}
 		if cfg.Metrics.Listen != "" {
 			if n.msrv, err = n.serve(cfg.Metrics.Listen, mmux); err != nil {
-				n.backend.Close()
+				closeBackends()
 				return nil, err
 			}
 		}
@@ -155,7 +174,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		err := n.backend.Run(ctx, n.Pipeline, func() {
+		err := n.runDataplane(ctx, func() {
 			n.state.SetDataplaneUp(true)
 			close(ready)
 		})

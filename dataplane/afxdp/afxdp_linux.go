@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -25,6 +26,13 @@ import (
 	"weir/geneve"
 	"weir/vxlan"
 )
+
+// maxFrameData is the most a received frame may be to fit a UMEM frame: the
+// kernel keeps XDP_PACKET_HEADROOM (256 bytes) in front of the data.
+const maxFrameData = xsk.DefaultFrameSize - 256
+
+// ethVLANOverhead is what a frame adds to the MTU: Ethernet and one VLAN tag.
+const ethVLANOverhead = 14 + 4
 
 // DefaultBatch is the most RX descriptors a worker takes from its ring at once
 // when Config.Batch is 0.
@@ -41,22 +49,45 @@ type Config struct {
 	// empty allows every source.
 	AllowedSources []netip.Prefix
 
+	// GeneveDst and VXLANDst, when specified, are the only destinations
+	// steered for each port (gwlb.listen's and mirror.listen's addresses), so
+	// tunnels routed through the host are left alone.
+	GeneveDst, VXLANDst netip.Addr
+
 	Batch  int // RX descriptors a worker takes at once; 0 means DefaultBatch
 	Logger *slog.Logger
+}
+
+// xdpConfig is what the XDP program needs to know.
+func (b *Backend) xdpConfig(frags bool) xdp.Config {
+	_ = frags
+	return xdp.Config{
+		GenevePort: b.cfg.GenevePort, VXLANPort: b.cfg.VXLANPort,
+		AllowedSources: b.cfg.AllowedSources, Queues: b.rxQueues,
+	}
 }
 
 // Backend is the AF_XDP dataplane backend: one AF_XDP socket and one worker per
 // RX queue of one interface.
 type Backend struct {
-	cfg       Config
-	ifindex   int
-	rxQueues  int // the interface's RX queues, the XSKMAP's size
-	log       *slog.Logger
-	queues    []*queueCounters // one per bound queue, written by its worker
+	cfg      Config
+	ifindex  int
+	rxQueues int // the interface's RX queues, the XSKMAP's size
+	log      *slog.Logger
+	mtu      int
+	queues   []*queueCounters // one per bound queue, written by its worker
+
 	mu        sync.Mutex
-	xdpMode   string // "driver" or "generic", once attached
+	netns     *os.File // the namespace Open ran in, for the workers' threads
+	coll      *ebpf.Collection
+	link      link.Link
+	socks     []*xsk.Socket
+	frags     bool   // the program is multi-buffer capable
+	xdpMode   string // "driver" once attached
 	zeroCopy  []bool // per bound queue, once open
+	opened    bool
 	runCalled bool
+	closed    bool
 }
 
 // New checks the interface and counts its RX queues. It opens nothing: Run does.
@@ -97,7 +128,7 @@ func New(cfg Config) (*Backend, error) {
 	if n > rx {
 		return nil, fmt.Errorf("afxdp: %d queues asked, interface %q has %d RX queues", n, cfg.Interface, rx)
 	}
-	b := &Backend{cfg: cfg, ifindex: ifi.Index, rxQueues: rx, log: cfg.Logger}
+	b := &Backend{cfg: cfg, ifindex: ifi.Index, rxQueues: rx, mtu: ifi.MTU, log: cfg.Logger}
 	for range n {
 		b.queues = append(b.queues, &queueCounters{})
 	}
@@ -217,10 +248,197 @@ func (b *Backend) Stats() []QueueStats {
 	return out
 }
 
-// Run loads and attaches the XDP program, opens a socket per queue and runs a
-// worker per queue until ctx ends; then it detaches the program and closes the
-// sockets. It runs in the network namespace of the thread that calls it, and so
-// do its workers.
+// ErrUnsupported is matched (errors.Is) by the errors of Open when this
+// machine cannot run the backend on the interface: no privileges to load XDP
+// programs or open AF_XDP sockets, a kernel without AF_XDP, a driver without
+// native XDP (or refusing it at the interface's MTU), or zero-copy asked of a
+// driver without it. The socket backend is the fallback.
+var ErrUnsupported = errors.New("AF_XDP not available")
+
+type unsupportedError struct{ err error }
+
+func (e *unsupportedError) Error() string { return e.err.Error() }
+func (e *unsupportedError) Unwrap() []error {
+	return []error{ErrUnsupported, e.err}
+}
+
+func unsupported(format string, args ...any) error {
+	return &unsupportedError{fmt.Errorf(format, args...)}
+}
+
+// Open loads the XDP program, attaches it in native (driver) mode, opens a
+// socket per queue, gives each socket's fill ring its frames and only then
+// points the program at the sockets: until a queue's socket is in the map its
+// packets pass to the kernel (where the socket backend serves them), so none
+// arrives at a socket with nothing to receive into. It runs in the network
+// namespace of the calling thread. Run calls it if it has not been called.
+func (b *Backend) Open() (err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.opened {
+		return nil
+	}
+	if b.closed {
+		return errors.New("afxdp: closed")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
+	if b.netns, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+		return fmt.Errorf("afxdp: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return unsupported("afxdp: %w", err)
+	}
+	if b.coll, err = b.load(); err != nil {
+		return err
+	}
+	prog := b.coll.Programs[xdp.ProgramName]
+	b.link, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: b.ifindex, Flags: link.XDPDriverMode})
+	if err != nil {
+		// Generic (skb) XDP would run, but no faster than the socket backend's
+		// kernel path; and zero-copy is impossible there.
+		return unsupported("afxdp: %s: the driver refused native XDP (at MTU %d): %w", b.cfg.Interface, b.mtu, err)
+	}
+	b.xdpMode = "driver"
+
+	zc := b.cfg.ZeroCopy
+	if wire := b.mtu + ethVLANOverhead; wire > maxFrameData && zc != xsk.ZeroCopyOff {
+		// A zero-copy driver receives into the UMEM frames themselves: a
+		// frame longer than one would need multi-buffer sockets, and is
+		// dropped without. In copy mode the program passes it to the kernel.
+		if zc == xsk.ZeroCopyOn {
+			return unsupported("afxdp: zerocopy on: at MTU %d a frame can exceed the %d bytes a UMEM frame holds, and a zero-copy driver would drop it; lower the MTU to %d or use zerocopy auto",
+				b.mtu, maxFrameData, maxFrameData-ethVLANOverhead)
+		}
+		zc = xsk.ZeroCopyOff
+		b.log.Info("afxdp: copy mode: at this MTU a frame can exceed a UMEM frame; the kernel's socket path takes those", "mtu", b.mtu, "frame_bytes", maxFrameData)
+	}
+	b.zeroCopy = make([]bool, len(b.queues))
+	for q := range b.queues {
+		s, err := xsk.Open(xsk.Config{Ifindex: b.ifindex, Queue: q, ZeroCopy: zc, NeedWakeup: true})
+		if err != nil {
+			if errors.Is(err, xsk.ErrNotSupported) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EAFNOSUPPORT) {
+				return unsupported("afxdp: %s queue %d: %w", b.cfg.Interface, q, err)
+			}
+			return fmt.Errorf("afxdp: %s queue %d: %w", b.cfg.Interface, q, err)
+		}
+		b.socks = append(b.socks, s)
+		b.zeroCopy[q] = s.ZeroCopy()
+		fillAll(s)
+	}
+	xsks := b.coll.Maps[xdp.MapXSKs]
+	for q, s := range b.socks {
+		if err := xsks.Put(uint32(q), uint32(s.FD())); err != nil {
+			return fmt.Errorf("afxdp: steering queue %d to its socket: %w", q, err)
+		}
+	}
+	b.opened = true
+	b.log.Info("afxdp: attached", "interface", b.cfg.Interface, "xdp", b.xdpMode, "frags", b.frags,
+		"queues", len(b.socks), "zerocopy", b.zeroCopy)
+	return nil
+}
+
+// load loads the program and its maps. It asks for a multi-buffer capable
+// (xdp.frags) program first: only such a program attaches natively at a jumbo
+// MTU; a kernel too old for it gets the single-buffer program.
+func (b *Backend) load() (*ebpf.Collection, error) {
+	var firstErr error
+	for _, frags := range []bool{true, false} {
+		spec, err := xdp.Spec(b.xdpConfig(frags))
+		if err != nil {
+			return nil, fmt.Errorf("afxdp: %w", err)
+		}
+		coll, err := ebpf.NewCollection(spec)
+		if err == nil {
+			b.frags = frags
+			return coll, nil
+		}
+		if errors.Is(err, unix.EPERM) || errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, unsupported("afxdp: loading the XDP program (needs CAP_BPF and CAP_NET_ADMIN, or root): %w", err)
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("afxdp: loading the XDP program: %w", firstErr)
+}
+
+// fillAll gives the kernel every frame the socket's fill ring takes.
+func fillAll(s *xsk.Socket) {
+	u, f := s.UMEM(), s.Fill()
+	idx, got := f.Reserve(uint32(u.FreeFrames()))
+	for i := range got {
+		a, _ := u.Alloc()
+		f.Set(idx+i, a)
+	}
+	f.Submit(got)
+}
+
+// detach stops the steering: the program comes off the interface, so packets
+// go to the kernel again. Safe to call twice.
+func (b *Backend) detach() {
+	if b.link != nil {
+		if err := b.link.Close(); err != nil {
+			b.log.Warn("afxdp: detaching XDP", "interface", b.cfg.Interface, "err", err)
+		}
+		b.link = nil
+	}
+}
+
+// release detaches the program and closes the sockets and the collection. The
+// caller holds b.mu and no worker runs.
+func (b *Backend) release() {
+	b.detach()
+	for _, s := range b.socks {
+		s.Close()
+	}
+	b.socks = nil
+	if b.coll != nil {
+		b.coll.Close()
+		b.coll = nil
+	}
+	if b.netns != nil {
+		b.netns.Close()
+		b.netns = nil
+	}
+	b.opened = false
+}
+
+// Close releases what Open took, for a backend whose Run was never called (Run
+// releases it itself).
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.runCalled {
+		b.release()
+		b.closed = true
+	}
+	return nil
+}
+
+// XDPCounters are the program's counters, summed over CPUs; zero before Open.
+func (b *Backend) XDPCounters() (xdp.Counters, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.coll == nil {
+		return xdp.Counters{}, nil
+	}
+	return xdp.ReadCounters(b.coll)
+}
+
+// drainFor bounds how long a stopping worker keeps serving what is already on
+// its rings after the program was detached.
+const drainFor = 200 * time.Millisecond
+
+// Run opens the backend if Open was not called and runs a worker per queue
+// until ctx ends. Then it detaches the program first, so that new packets go to
+// the kernel while the workers serve what is on their rings, and closes the
+// sockets once the workers are done.
 func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) error {
 	b.mu.Lock()
 	if b.runCalled {
@@ -229,88 +447,43 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 	}
 	b.runCalled = true
 	b.mu.Unlock()
-
-	// The interface index, the sockets and the attachment belong to this
-	// thread's namespace: stay on it while setting up.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	netns, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return fmt.Errorf("afxdp: %w", err)
+	if err := b.Open(); err != nil {
+		return err
 	}
-	defer netns.Close()
-
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("afxdp: %w", err)
-	}
-	xcfg := xdp.Config{
-		GenevePort: b.cfg.GenevePort, VXLANPort: b.cfg.VXLANPort,
-		AllowedSources: b.cfg.AllowedSources, Queues: b.rxQueues,
-	}
-	spec, err := xdp.Spec(xcfg)
-	if err != nil {
-		return fmt.Errorf("afxdp: %w", err)
-	}
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil {
-		return fmt.Errorf("afxdp: loading the XDP program: %w", err)
-	}
-	defer coll.Close()
-
-	socks := make([]*xsk.Socket, 0, len(b.queues))
 	defer func() {
-		for _, s := range socks {
-			s.Close()
-		}
+		b.mu.Lock()
+		b.release()
+		b.mu.Unlock()
 	}()
-	zc := make([]bool, len(b.queues))
-	for q := range b.queues {
-		s, err := xsk.Open(xsk.Config{Ifindex: b.ifindex, Queue: q, ZeroCopy: b.cfg.ZeroCopy, NeedWakeup: true})
-		if err != nil {
-			return fmt.Errorf("afxdp: %s queue %d: %w", b.cfg.Interface, q, err)
-		}
-		socks = append(socks, s)
-		zc[q] = s.ZeroCopy()
-		if err := coll.Maps[xdp.MapXSKs].Put(uint32(q), uint32(s.FD())); err != nil {
-			return fmt.Errorf("afxdp: steering queue %d to its socket: %w", q, err)
-		}
-	}
 
-	prog := coll.Programs[xdp.ProgramName]
-	mode := "driver"
-	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: b.ifindex, Flags: link.XDPDriverMode})
-	if err != nil {
-		b.log.Info("afxdp: native XDP refused, using generic XDP", "interface", b.cfg.Interface, "err", err)
-		mode = "generic"
-		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: b.ifindex, Flags: link.XDPGenericMode})
-		if err != nil {
-			return fmt.Errorf("afxdp: attaching XDP to %s: %w", b.cfg.Interface, err)
-		}
-	}
-	defer l.Close()
-	b.mu.Lock()
-	b.xdpMode, b.zeroCopy = mode, zc
-	b.mu.Unlock()
-	b.log.Info("afxdp: attached", "interface", b.cfg.Interface, "xdp", mode, "queues", len(socks), "zerocopy", zc)
-
-	stop, cancel := context.WithCancel(ctx)
+	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(socks))
-	for q, s := range socks {
+	errs := make(chan error, len(b.socks))
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	for q, s := range b.socks {
 		wk := newWorker(q, s, p.NewWorker(), b.queues[q], b.cfg)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := wk.run(stop, netns); err != nil {
+			if err := wk.run(stop, b.netns); err != nil {
 				errs <- fmt.Errorf("afxdp: queue %d: %w", q, err)
-				cancel()
+				failOnce.Do(func() { close(failed) })
 			}
 		}()
 	}
 	if ready != nil {
 		ready()
 	}
+	select {
+	case <-ctx.Done():
+	case <-failed:
+	}
+	b.mu.Lock()
+	b.detach()
+	b.mu.Unlock()
+	cancel()
 	wg.Wait()
 	select {
 	case err := <-errs:

@@ -466,8 +466,8 @@ func TestBackendZeroCopyRefused(t *testing.T) {
 	err := inNetns(weirNS, func() error {
 		return b.Run(context.Background(), testPipeline(), func() { t.Error("ready called") })
 	})
-	if !errors.Is(err, xsk.ErrNotSupported) {
-		t.Fatalf("Run: %v, want an error matching xsk.ErrNotSupported", err)
+	if !errors.Is(err, xsk.ErrNotSupported) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Run: %v, want an error matching xsk.ErrNotSupported and ErrUnsupported", err)
 	}
 	t.Logf("Run: %v", err)
 	if xdpAttached(t, weirNS, "afx0") {

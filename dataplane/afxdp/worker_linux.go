@@ -37,6 +37,7 @@ type worker struct {
 
 	inFlight  int // frames on the TX ring not yet completed
 	lastStats int64
+	idleWait  int // milliseconds an idle step waits in poll
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -57,7 +58,8 @@ func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters,
 		lens:       make([]uint32, cfg.Batch),
 		reply:      make([]bool, cfg.Batch),
 		genevePort: cfg.GenevePort, vxlanPort: cfg.VXLANPort,
-		shared: shared,
+		idleWait: idlePoll,
+		shared:   shared,
 	}
 }
 
@@ -76,10 +78,29 @@ func (wk *worker) run(ctx context.Context, netns *os.File) error {
 	}
 	for ctx.Err() == nil {
 		wk.w.Heartbeat()
-		if err := wk.step(); err != nil {
+		if _, err := wk.step(); err != nil {
 			return err
 		}
 	}
+	return wk.drain()
+}
+
+// drain serves what is left on the rings once the program no longer steers
+// here, until they are empty or drainFor has passed.
+func (wk *worker) drain() error {
+	wk.idleWait = 1
+	deadline := time.Now().Add(drainFor)
+	for time.Now().Before(deadline) {
+		wk.w.Heartbeat()
+		took, err := wk.step()
+		if err != nil {
+			return err
+		}
+		if took == 0 && wk.inFlight == 0 {
+			break
+		}
+	}
+	wk.publish()
 	return nil
 }
 
@@ -102,38 +123,39 @@ func enterNetns(netns *os.File) error {
 }
 
 // step is one turn of the loop: reap sent frames, refill, take a batch from
-// the RX ring (or wait for one), run the pipeline and send the replies.
-func (wk *worker) step() error {
+// the RX ring (or wait for one), run the pipeline and send the replies. It
+// reports how many descriptors it took.
+func (wk *worker) step() (int, error) {
 	wk.reap()
 	wk.refill()
 	rx := wk.sock.RX()
 	idx, n := rx.Peek(uint32(len(wk.batch.Slots)))
 	if n == 0 {
-		timeout := idlePoll
+		timeout := wk.idleWait
 		if wk.inFlight > 0 {
 			// Replies not yet completed: a kick that failed, or a copy-mode
 			// kick that ran out of budget, left some on the TX ring. Kicking
 			// here, not every step, keeps the busy path to send's kicks.
 			if wk.sock.TX().NeedsWakeup() {
 				if err := wk.sock.Kick(); err != nil {
-					return fmt.Errorf("kick TX: %w", err)
+					return 0, fmt.Errorf("kick TX: %w", err)
 				}
 			}
 			timeout = 1 // completions to reap soon
 		}
 		if _, err := wk.sock.Poll(timeout); err != nil {
-			return fmt.Errorf("poll: %w", err)
+			return 0, fmt.Errorf("poll: %w", err)
 		}
 		now := time.Now().UnixNano()
 		if now-wk.lastStats >= int64(statsEvery) {
 			// The kernel unbinds the socket (ENETDOWN) when its device goes.
 			if err := wk.sock.Err(); err != nil {
-				return fmt.Errorf("socket: %w", err)
+				return 0, fmt.Errorf("socket: %w", err)
 			}
 		}
 		wk.sampleKernelStats(now)
 		wk.publish()
-		return nil
+		return 0, nil
 	}
 	b := wk.batch
 	b.Now = time.Now().UnixNano()
@@ -154,7 +176,7 @@ func (wk *worker) step() error {
 	}
 	wk.sampleKernelStats(b.Now)
 	wk.publish()
-	return nil
+	return int(n), nil
 }
 
 // take makes descriptor d slot k of the batch, or counts it invalid and

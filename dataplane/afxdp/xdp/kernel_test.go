@@ -93,6 +93,7 @@ func (l *loaded) counters(t testing.TB) [numCounters]uint64 {
 		CounterPassedFragment:  c.PassedFragment,
 		CounterPassedMalformed: c.PassedMalformed,
 		CounterDroppedSource:   c.DroppedSource,
+		CounterPassedOversize:  c.PassedOversize,
 	}
 }
 
@@ -105,6 +106,7 @@ var (
 
 type pktOpts struct {
 	src      string // IPv4 or IPv6 source
+	dst      string // of the same family; empty: 10.9.9.9 or 2001:db8::2
 	dstPort  uint16
 	proto    layers.IPProtocol
 	vlans    []layers.EthernetType // outer first: the TPID of each tag
@@ -116,6 +118,15 @@ type pktOpts struct {
 func buildPacket(t testing.TB, o pktOpts) []byte {
 	t.Helper()
 	src := netip.MustParseAddr(o.src)
+	dst := o.dst
+	switch {
+	case dst != "":
+	case src.Is6():
+		dst = "2001:db8::2"
+	default:
+		dst = "10.9.9.9"
+	}
+	dstIP := netip.MustParseAddr(dst).AsSlice()
 	var stack []gopacket.SerializableLayer
 	netType := layers.EthernetTypeIPv4
 	if src.Is6() {
@@ -140,12 +151,12 @@ func buildPacket(t testing.TB, o pktOpts) []byte {
 	var netLayer gopacket.NetworkLayer
 	if src.Is6() {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto,
-			SrcIP: src.AsSlice(), DstIP: net.ParseIP("2001:db8::2")}
+			SrcIP: src.AsSlice(), DstIP: dstIP}
 		netLayer = ip
 		stack = append(stack, ip)
 	} else {
 		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto,
-			SrcIP: src.AsSlice(), DstIP: net.IPv4(10, 9, 9, 9).To4(), FragOffset: o.fragOff}
+			SrcIP: src.AsSlice(), DstIP: dstIP, FragOffset: o.fragOff}
 		if o.moreFrag {
 			ip.Flags = layers.IPv4MoreFragments
 		}
@@ -442,9 +453,21 @@ func TestFillRejects(t *testing.T) {
 }
 
 // model is the program's decision written plainly in Go, for the
-// differential fuzz target and as a cross-check in the tables.
+// differential fuzz target and as a cross-check in the tables. It takes p
+// as one buffer, as test runs of up to 3520 bytes are.
 func model(p []byte, cfg Config) (uint32, Counter) {
-	steer := func() (uint32, Counter) { return actionPass, CounterNoSocket }
+	steer := func() (uint32, Counter) {
+		if cfg.MaxFrame > 0 && len(p) > cfg.MaxFrame {
+			return actionPass, CounterPassedOversize
+		}
+		return actionPass, CounterNoSocket
+	}
+	// to reports whether the datagram is addressed to want, or want is no
+	// filter.
+	var dst netip.Addr
+	to := func(want netip.Addr) bool {
+		return !want.IsValid() || want.IsUnspecified() || want == dst
+	}
 	if len(p) < ethHeaderLen {
 		return actionPass, CounterPassedMalformed
 	}
@@ -477,6 +500,7 @@ func model(p []byte, cfg Config) (uint32, Counter) {
 			return actionPass, CounterPassed
 		}
 		src = netip.AddrFrom4([4]byte(p[off+12 : off+16]))
+		dst = netip.AddrFrom4([4]byte(p[off+16 : off+20]))
 		off += int(p[off]&0xf) * 4
 	case etherTypeIPv6:
 		if off+ipv6HeaderLen > len(p) {
@@ -488,6 +512,7 @@ func model(p []byte, cfg Config) (uint32, Counter) {
 		if p[off+6] != protoUDP {
 			return actionPass, CounterPassed
 		}
+		dst = netip.AddrFrom16([16]byte(p[off+24 : off+40]))
 		off += ipv6HeaderLen
 	default:
 		return actionPass, CounterPassed
@@ -497,6 +522,9 @@ func model(p []byte, cfg Config) (uint32, Counter) {
 	}
 	switch binary.BigEndian.Uint16(p[off+2:]) {
 	case cfg.GenevePort:
+		if !to(cfg.GeneveDst) {
+			return actionPass, CounterPassed
+		}
 		if len(cfg.AllowedSources) == 0 {
 			return steer()
 		}
@@ -507,6 +535,9 @@ func model(p []byte, cfg Config) (uint32, Counter) {
 		}
 		return actionDrop, CounterDroppedSource
 	case cfg.VXLANPort:
+		if !to(cfg.VXLANDst) {
+			return actionPass, CounterPassed
+		}
 		return steer()
 	}
 	return actionPass, CounterPassed
@@ -518,28 +549,51 @@ func FuzzSteer(f *testing.F) {
 	f.Add(buildPacket(f, pktOpts{src: deniedSrc, dstPort: 6081, vlans: []layers.EthernetType{layers.EthernetTypeDot1Q}}))
 	f.Add(buildPacket(f, pktOpts{src: "2001:db8::1", dstPort: 4789}))
 	f.Add(arpPacket(f))
-	l := load(f, testCfg)
+	f.Add(buildPacket(f, pktOpts{src: "2001:db8::1", dst: "2001:db8::3", dstPort: 4789, payload: 1200}))
+	// The second program filters destinations and limits the frame, with
+	// Frags, so every branch of the program is fuzzed.
+	filtered := testCfg
+	filtered.GeneveDst = netip.MustParseAddr("10.9.9.9")
+	filtered.VXLANDst = netip.MustParseAddr("2001:db8::2")
+	filtered.MaxFrame = 1000
+	filtered.Frags = true
+	cfgs := []Config{testCfg, filtered}
+	progs := []*loaded{load(f, testCfg), load(f, filtered)}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		if len(p) < ethHeaderLen || len(p) > 3000 {
-			return // the kernel refuses these test runs (see TestShorterThanEthernet)
+		// Shorter runs the kernel refuses (see TestShorterThanEthernet);
+		// longer ones it splits into buffers, which the model does not.
+		if len(p) < ethHeaderLen || len(p) > linearMax {
+			return
 		}
-		rc, c := l.run(t, p)
-		if mrc, mc := model(p, testCfg); mrc != rc || mc != c {
-			t.Errorf("kernel %d %d, model %d %d for % x", rc, c, mrc, mc, p)
+		for i, l := range progs {
+			rc, c := l.run(t, p)
+			if mrc, mc := model(p, cfgs[i]); mrc != rc || mc != c {
+				t.Errorf("config %d: kernel %d %d, model %d %d for % x", i, rc, c, mrc, mc, p)
+			}
 		}
 	})
 }
 
 func BenchmarkSteer(b *testing.B) {
-	l := load(b, testCfg)
+	plain := load(b, testCfg)
+	// Every check on: destination, frame limit measured across buffers.
+	limitedCfg := testCfg
+	limitedCfg.GeneveDst = netip.MustParseAddr("10.9.9.9")
+	limitedCfg.MaxFrame = 3840
+	limitedCfg.Frags = true
+	limited := load(b, limitedCfg)
 	for _, bc := range []struct {
 		name string
+		l    *loaded
 		pkt  []byte
 	}{
-		{"geneve allowed", buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 100})},
-		{"geneve denied", buildPacket(b, pktOpts{src: deniedSrc, dstPort: 6081, payload: 100})},
-		{"tcp", buildPacket(b, pktOpts{src: deniedSrc, dstPort: 22, proto: layers.IPProtocolTCP})},
+		{"geneve allowed", plain, buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 100})},
+		{"geneve denied", plain, buildPacket(b, pktOpts{src: deniedSrc, dstPort: 6081, payload: 100})},
+		{"tcp", plain, buildPacket(b, pktOpts{src: deniedSrc, dstPort: 22, proto: layers.IPProtocolTCP})},
+		{"geneve allowed, dst and frags limit", limited, buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 100})},
+		{"geneve jumbo, dst and frags limit", limited, buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 8000})},
 	} {
+		l := bc.l
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			// The kernel loops over the packet itself and reports the mean

@@ -1,7 +1,9 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf/asm"
 )
@@ -33,6 +35,8 @@ const (
 	udpHeaderLen   = 8
 	protoUDP       = 17
 	ipv4FragMask   = 0x3fff // MF flag and fragment offset
+	ipv4DstOffset  = 16
+	ipv6DstOffset  = 24
 	lpmKeyFullIPv4 = 32
 )
 
@@ -42,6 +46,7 @@ const (
 	stackLPMAddr      = -4  // 4 address bytes of the allow-list key, network order
 	stackCounterKey   = -12 // u32 index into counters
 	stackFlagKey      = -16 // u32 index into allowed_on
+	stackIPHeader     = -24 // spilled pointer to the IP header, for the destination checks
 )
 
 // Register roles, kept across helper calls (R6-R9 are callee-saved).
@@ -57,11 +62,12 @@ const (
 	labelIPv6      = "ipv6"
 	labelUDP       = "udp"
 	labelGeneve    = "geneve"
-	labelRedirect  = "redirect"
+	labelSteer     = "steer"
 	labelDrop      = "drop_source"
 	labelPass      = "pass"
 	labelFragment  = "pass_fragment"
 	labelMalformed = "pass_malformed"
+	labelOversize  = "pass_oversize"
 )
 
 // program assembles the classifier. Every read of packet memory is preceded
@@ -69,8 +75,9 @@ const (
 // rejects the program otherwise, and it is what keeps a truncated frame from
 // being read past its end. Anything the program cannot or need not classify
 // is passed to the kernel, so a parsing gap costs a trip through the normal
-// stack, never a lost packet.
-func program(genevePort, vxlanPort uint16) asm.Instructions {
+// stack, never a lost packet. data_end ends the first buffer of a
+// multi-buffer packet, so headers are only ever read from that buffer.
+func program(cfg Config) asm.Instructions {
 	var b builder
 	b.emit(
 		asm.Mov.Reg(regCtx, asm.R1),
@@ -110,8 +117,14 @@ func program(genevePort, vxlanPort uint16) asm.Instructions {
 	}
 
 	// Step over the EtherType to the network header.
+	b.emit(asm.Add.Imm(regCursor, 2))
+	if filtersDst(cfg.GeneveDst) || filtersDst(cfg.VXLANDst) {
+		// Kept for the destination checks, which come after the port
+		// match; every callee-saved register is taken. The verifier
+		// tracks a spilled packet pointer's checked range like a live one.
+		b.emit(asm.StoreMem(asm.RFP, stackIPHeader, regCursor, asm.DWord))
+	}
 	b.emit(
-		asm.Add.Imm(regCursor, 2),
 		asm.JEq.Imm(asm.R2, etherTypeIPv6, labelIPv6),
 		asm.JNE.Imm(asm.R2, etherTypeIPv4, labelPass),
 	)
@@ -163,31 +176,36 @@ func program(genevePort, vxlanPort uint16) asm.Instructions {
 		asm.Add.Imm(regCursor, ipv6HeaderLen),
 	)
 
-	// UDP: steer on the destination port only.
+	// UDP: the destination port picks the tunnel; VXLAN needs only its
+	// destination address checked.
 	b.at(labelUDP)
 	b.need(regCursor, udpHeaderLen, labelMalformed)
 	b.emit(
 		asm.LoadMem(asm.R2, regCursor, 2, asm.Half),
 		asm.HostTo(asm.BE, asm.R2, asm.Half),
-		asm.JEq.Imm(asm.R2, int32(genevePort), labelGeneve),
-		asm.JEq.Imm(asm.R2, int32(vxlanPort), labelRedirect),
-		asm.Ja.Label(labelPass),
+		asm.JEq.Imm(asm.R2, int32(cfg.GenevePort), labelGeneve),
+		asm.JNE.Imm(asm.R2, int32(cfg.VXLANPort), labelPass),
 	)
+	b.checkDst(cfg.VXLANDst)
+	b.emit(asm.Ja.Label(labelSteer))
 
-	// GENEVE: when the allow list is in force, only listed IPv4 sources are
-	// steered and the rest dropped here, before they cost a ring slot. GWLB
-	// speaks IPv4 only and the list holds IPv4 prefixes only, so an IPv6
-	// GENEVE source can never be on it.
+	// GENEVE: to another address it is passed before the allow list is
+	// consulted, since traffic the host only routes is not ours to drop.
+	// When the allow list is in force, only listed IPv4 sources are steered
+	// and the rest dropped here, before they cost a ring slot. GWLB speaks
+	// IPv4 only and the list holds IPv4 prefixes only, so an IPv6 GENEVE
+	// source can never be on it.
 	b.at(labelGeneve)
+	b.checkDst(cfg.GeneveDst)
 	b.emit(
 		asm.StoreImm(asm.RFP, stackFlagKey, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapAllowedOn),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, stackFlagKey),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, labelRedirect),
+		asm.JEq.Imm(asm.R0, 0, labelSteer),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, labelRedirect),
+		asm.JEq.Imm(asm.R1, 0, labelSteer),
 		asm.JEq.Imm(regIsIPv4, 0, labelDrop),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapAllowed),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -196,11 +214,34 @@ func program(genevePort, vxlanPort uint16) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, labelDrop),
 	)
 
+	// A steered packet that would not fit the socket's frame goes to the
+	// kernel: a socket without XDP_USE_SG drops it, so redirecting it would
+	// lose it, while the kernel hands it to the UDP socket backend.
+	b.at(labelSteer)
+	switch {
+	case cfg.MaxFrame == 0:
+	case cfg.Frags:
+		// Every buffer counts; data_end bounds only the first.
+		b.emit(
+			asm.Mov.Reg(asm.R1, regCtx),
+			asm.FnXdpGetBuffLen.Call(),
+			asm.JGT.Imm(asm.R0, int32(cfg.MaxFrame), labelOversize),
+		)
+	default:
+		// Longer than MaxFrame exactly when data + MaxFrame < data_end: a
+		// pointer comparison like the header bounds checks, where a length
+		// would need packet pointers subtracted.
+		b.emit(
+			asm.LoadMem(asm.R3, regCtx, mdData, asm.Word),
+			asm.Add.Imm(asm.R3, int32(cfg.MaxFrame)),
+			asm.JLT.Reg(asm.R3, regDataEnd, labelOversize),
+		)
+	}
+
 	// Redirect to the AF_XDP socket bound on the receiving queue. The
 	// XDP_PASS in the flags is what bpf_redirect_map returns when no socket
 	// is bound there, so traffic falls back to the kernel (and to the socket
 	// backend) instead of vanishing.
-	b.at(labelRedirect)
 	b.emit(
 		asm.LoadMem(asm.R2, regCtx, mdRxQueueIndex, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapXSKs),
@@ -225,10 +266,47 @@ func program(genevePort, vxlanPort uint16) asm.Instructions {
 	b.emit(asm.Mov.Imm(regCtx, actionPass))
 	b.countAndReturn(CounterPassedMalformed, regCtx)
 
+	// The verifier refuses unreachable code, so no limit means no block.
+	if cfg.MaxFrame > 0 {
+		b.at(labelOversize)
+		b.emit(asm.Mov.Imm(regCtx, actionPass))
+		b.countAndReturn(CounterPassedOversize, regCtx)
+	}
+
 	b.at(labelPass)
 	b.emit(asm.Mov.Imm(regCtx, actionPass))
 	b.countAndReturn(CounterPassed, regCtx)
 	return b.insns
+}
+
+// filtersDst tells whether a configured destination restricts steering.
+func filtersDst(a netip.Addr) bool { return a.IsValid() && !a.IsUnspecified() }
+
+// checkDst jumps to labelPass unless the packet is addressed to dst (when
+// dst filters at all). The family test is on regIsIPv4, a constant the
+// verifier knows on each path, so it never walks an IPv6 read on an IPv4
+// path whose checked range is shorter. The address is compared as words
+// loaded the way the packet's are, hence the native byte order; word
+// loads also keep clear of unaligned double-word access after VLAN tags.
+func (b *builder) checkDst(dst netip.Addr) {
+	if !filtersDst(dst) {
+		return
+	}
+	raw, offset := dst.AsSlice(), int16(ipv6DstOffset)
+	if dst.Is4() {
+		offset = ipv4DstOffset
+		b.emit(asm.JEq.Imm(regIsIPv4, 0, labelPass))
+	} else {
+		b.emit(asm.JNE.Imm(regIsIPv4, 0, labelPass))
+	}
+	b.emit(asm.LoadMem(asm.R1, asm.RFP, stackIPHeader, asm.DWord))
+	for i := 0; i < len(raw); i += 4 {
+		b.emit(
+			asm.LoadMem(asm.R2, asm.R1, offset+int16(i), asm.Word),
+			asm.LoadImm(asm.R3, int64(binary.NativeEndian.Uint32(raw[i:])), asm.DWord),
+			asm.JNE.Reg(asm.R2, asm.R3, labelPass),
+		)
+	}
 }
 
 // builder accumulates instructions and attaches labels to them.

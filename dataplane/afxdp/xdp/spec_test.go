@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
@@ -39,6 +40,14 @@ func TestSpecRejectsBadConfig(t *testing.T) {
 		{"too many sources", func(c *Config) {
 			c.AllowedSources = make([]netip.Prefix, maxAllowed+1)
 		}, "at most 1024"},
+		{"negative max frame", func(c *Config) { c.MaxFrame = -1 }, "max frame -1"},
+		{"max frame too large", func(c *Config) { c.MaxFrame = maxFrameLimit + 1 }, "max frame 16777217"},
+		{"mapped geneve destination", func(c *Config) {
+			c.GeneveDst = netip.MustParseAddr("::ffff:10.0.0.1")
+		}, "GENEVE destination ::ffff:10.0.0.1 is IPv4-mapped"},
+		{"zoned vxlan destination", func(c *Config) {
+			c.VXLANDst = netip.MustParseAddr("fe80::1%eth0")
+		}, "VXLAN destination fe80::1%eth0 has a zone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testCfg
@@ -145,7 +154,7 @@ func TestSpecProgram(t *testing.T) {
 		if ins.IsLoadFromMap() {
 			refs[ins.Reference()] = true
 		}
-		if ins.OpCode.JumpOp() == asm.JEq {
+		if op := ins.OpCode.JumpOp(); op == asm.JEq || op == asm.JNE {
 			ports[ins.Constant] = true
 		}
 	}
@@ -174,5 +183,107 @@ func TestSpecProgram(t *testing.T) {
 	}
 	if last := p.Instructions[len(p.Instructions)-1]; last.OpCode.JumpOp() != asm.Exit {
 		t.Errorf("last instruction %v, want exit", last)
+	}
+}
+
+func TestSpecAcceptsLimits(t *testing.T) {
+	for _, edit := range []func(*Config){
+		func(c *Config) { c.MaxFrame = maxFrameLimit },
+		func(c *Config) { c.MaxFrame = 1 },
+		func(c *Config) { c.GeneveDst, c.VXLANDst = netip.IPv4Unspecified(), netip.IPv6Unspecified() },
+		func(c *Config) {
+			c.GeneveDst, c.VXLANDst = netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::1")
+		},
+	} {
+		cfg := testCfg
+		edit(&cfg)
+		if _, err := Spec(cfg); err != nil {
+			t.Errorf("Spec(%+v): %v", cfg, err)
+		}
+	}
+}
+
+// specInsns returns the program Spec builds for cfg.
+func specInsns(t *testing.T, cfg Config) *ebpf.ProgramSpec {
+	t.Helper()
+	spec, err := Spec(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec.Programs[ProgramName]
+}
+
+// TestSpecFrags: the frags flag and the buffer-length helper go together,
+// and the helper is called only when there is a limit to measure against.
+func TestSpecFrags(t *testing.T) {
+	for _, tc := range []struct {
+		frags    bool
+		maxFrame int
+		flags    uint32
+		helper   bool
+	}{
+		{false, 0, 0, false},
+		{false, 3840, 0, false},
+		{true, 0, unix.BPF_F_XDP_HAS_FRAGS, false},
+		{true, 3840, unix.BPF_F_XDP_HAS_FRAGS, true},
+	} {
+		cfg := testCfg
+		cfg.Frags, cfg.MaxFrame = tc.frags, tc.maxFrame
+		p := specInsns(t, cfg)
+		helper, limit := false, false
+		for _, ins := range p.Instructions {
+			if ins.IsBuiltinCall() && asm.BuiltinFunc(ins.Constant) == asm.FnXdpGetBuffLen {
+				helper = true
+			}
+			if ins.OpCode.JumpOp() == asm.JGT && ins.Constant == int64(tc.maxFrame) ||
+				ins.OpCode.ALUOp() == asm.Add && ins.Constant == int64(tc.maxFrame) {
+				limit = true
+			}
+		}
+		if p.Flags != tc.flags || helper != tc.helper {
+			t.Errorf("frags %v max %d: flags %#x, get_buff_len called %v; want %#x, %v",
+				tc.frags, tc.maxFrame, p.Flags, helper, tc.flags, tc.helper)
+		}
+		if tc.maxFrame > 0 && !limit {
+			t.Errorf("frags %v: the limit %d is not compiled in", tc.frags, tc.maxFrame)
+		}
+	}
+}
+
+// TestSpecDestinations: a destination filter compiles the address in, as
+// words in the order a packet load yields them; none compiles no check.
+func TestSpecDestinations(t *testing.T) {
+	constants := func(cfg Config) map[int64]bool {
+		m := map[int64]bool{}
+		for _, ins := range specInsns(t, cfg).Instructions {
+			if ins.OpCode.IsDWordLoad() {
+				m[ins.Constant] = true
+			}
+		}
+		return m
+	}
+	word := func(b ...byte) int64 { return int64(binary.NativeEndian.Uint32(b)) }
+	open := constants(testCfg)
+	cfg := testCfg
+	cfg.GeneveDst = netip.MustParseAddr("10.1.2.3")
+	cfg.VXLANDst = netip.MustParseAddr("2001:db8:0:1::7")
+	got := constants(cfg)
+	for _, w := range []int64{
+		word(10, 1, 2, 3),
+		word(0x20, 0x01, 0x0d, 0xb8), word(0, 0, 0, 1), word(0, 0, 0, 0), word(0, 0, 0, 7),
+	} {
+		if !got[w] {
+			t.Errorf("constant %#x missing from the filtered program", w)
+		}
+		if open[w] && w != 0 {
+			t.Errorf("constant %#x in the unfiltered program", w)
+		}
+	}
+	for _, unspecified := range []netip.Addr{{}, netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		c := testCfg
+		c.GeneveDst, c.VXLANDst = unspecified, unspecified
+		if a, b := len(specInsns(t, c).Instructions), len(specInsns(t, testCfg).Instructions); a != b {
+			t.Errorf("destination %v: %d instructions, want the unfiltered %d", unspecified, a, b)
+		}
 	}
 }

@@ -1,24 +1,29 @@
 // Package xdp builds the XDP program that steers GENEVE and VXLAN datagrams
 // to weir's AF_XDP sockets, and everything else to the kernel.
 //
-// It is the first step of the AF_XDP dataplane (issue 10) and is not wired
-// into the dataplane yet: nothing attaches it to an interface. The program is
-// assembled in Go with github.com/cilium/ebpf/asm, so neither building nor
+// The AF_XDP backend (package afxdp, issue 10) loads it from [Spec] and
+// attaches it to the interface it serves. The program is assembled in Go with github.com/cilium/ebpf/asm, so neither building nor
 // running weir needs clang.
 //
 // Per packet the program reads Ethernet, up to two VLAN tags, then IPv4 or
-// IPv6, then UDP, and decides:
+// IPv6, then UDP, all within the packet's first buffer, and decides:
 //
-//   - UDP to the GENEVE port: dropped (and counted) if the allow list is in
-//     force and the IPv4 source is not on it (an IPv6 source never is: GWLB
-//     speaks IPv4 and the list holds IPv4 prefixes); else redirected.
-//   - UDP to the VXLAN port: redirected (mirror sources are checked later,
-//     in user space, per session).
-//   - Anything else, including fragments, IPv6 with extension headers and
-//     frames too short or malformed to classify: passed to the kernel.
+//   - UDP to the GENEVE port and, if [Config.GeneveDst] is set, to that
+//     address: dropped (and counted) if the allow list is in force and the
+//     IPv4 source is not on it (an IPv6 source never is: GWLB speaks IPv4
+//     and the list holds IPv4 prefixes); else steered.
+//   - UDP to the VXLAN port and, if [Config.VXLANDst] is set, to that
+//     address: steered (mirror sources are checked later, in user space,
+//     per session).
+//   - Anything else, including tunnel traffic to another address (routed
+//     through the host), fragments, IPv6 with extension headers and frames
+//     too short or malformed to classify: passed to the kernel.
 //
-// A redirect goes to the socket in [MapXSKs] at the packet's RX queue; with
-// no socket bound there, the packet is passed to the kernel instead.
+// A steered packet longer than [Config.MaxFrame] is passed to the kernel;
+// the rest are redirected to the socket in [MapXSKs] at the packet's RX
+// queue, or passed when no socket is bound there. In weir's AF_XDP mode a
+// UDP socket listens on the same ports, so whatever is passed is still
+// served, only by the slower path.
 package xdp
 
 import (
@@ -47,6 +52,10 @@ const maxQueues = 4096
 // maxAllowed bounds the allow list's LPM trie.
 const maxAllowed = 1024
 
+// maxFrameLimit bounds Config.MaxFrame: far above any XDP buffer (a few dozen
+// pages at most), and low enough for the verifier's packet-pointer arithmetic.
+const maxFrameLimit = 1 << 24
+
 // Counter indexes the counters map. Each packet is counted exactly once.
 type Counter uint32
 
@@ -59,6 +68,7 @@ const (
 	CounterPassedFragment                 // IPv4 fragment: passed
 	CounterPassedMalformed                // too short or a bad header: passed
 	CounterDroppedSource                  // GENEVE from a source not allowed: dropped
+	CounterPassedOversize                 // steered, but longer than Config.MaxFrame: passed
 	numCounters
 )
 
@@ -70,6 +80,32 @@ type Config struct {
 	// means any source.
 	AllowedSources []netip.Prefix
 	Queues         int // RX queues, one XSKMAP slot each
+
+	// GeneveDst and VXLANDst, when valid and not unspecified, steer only
+	// datagrams addressed to exactly that address; others to the port are
+	// tunnel traffic the host merely routes, and go to the kernel
+	// (CounterPassed). An IPv4 address never matches an IPv6 packet, nor
+	// the reverse. The zero Addr or 0.0.0.0 or :: means any destination.
+	GeneveDst netip.Addr
+	VXLANDst  netip.Addr
+
+	// MaxFrame is the longest packet redirected, in bytes from the start of
+	// the Ethernet header and counting every buffer of a multi-buffer
+	// packet; a longer steered one is passed to the kernel and counted
+	// CounterPassedOversize, because an AF_XDP socket bound without
+	// XDP_USE_SG drops a packet that does not fit one UMEM frame. 0 means
+	// no limit.
+	MaxFrame int
+
+	// Frags builds the program for multi-buffer packets: it is loaded with
+	// BPF_F_XDP_HAS_FRAGS ("xdp.frags"), which native XDP requires on an
+	// interface whose MTU exceeds one page (veth at 9000, ENA at 9001), and
+	// measures a packet with bpf_xdp_get_buff_len (Linux 5.18+), since
+	// data_end then ends only the first buffer. Without it the program
+	// loads on older kernels and measures data_end - data. A kernel without
+	// multi-buffer XDP fails ebpf.NewCollection on the Frags program; build
+	// it again with Frags false then.
+	Frags bool
 }
 
 func (c Config) validate() error {
@@ -84,6 +120,22 @@ func (c Config) validate() error {
 		return fmt.Errorf("xdp: %d queues, want 1 to %d", c.Queues, maxQueues)
 	case len(c.AllowedSources) > maxAllowed:
 		return fmt.Errorf("xdp: %d allowed sources, at most %d", len(c.AllowedSources), maxAllowed)
+	case c.MaxFrame < 0 || c.MaxFrame > maxFrameLimit:
+		return fmt.Errorf("xdp: max frame %d, want 0 (no limit) to %d", c.MaxFrame, maxFrameLimit)
+	}
+	for _, d := range []struct {
+		name string
+		addr netip.Addr
+	}{{"GENEVE", c.GeneveDst}, {"VXLAN", c.VXLANDst}} {
+		switch {
+		case !d.addr.IsValid():
+		case d.addr.Is4In6():
+			// On the wire an IPv4 datagram carries the plain address and
+			// an IPv6 one never carries a mapped one: it would never match.
+			return fmt.Errorf("xdp: %s destination %v is IPv4-mapped; give it as IPv4", d.name, d.addr)
+		case d.addr.Zone() != "":
+			return fmt.Errorf("xdp: %s destination %v has a zone, which packets do not carry", d.name, d.addr)
+		}
 	}
 	for _, p := range c.AllowedSources {
 		if !p.IsValid() || !p.Addr().Is4() {
@@ -156,7 +208,8 @@ func Spec(cfg Config) (*ebpf.CollectionSpec, error) {
 			ProgramName: {
 				Name:         ProgramName,
 				Type:         ebpf.XDP,
-				Instructions: program(cfg.GenevePort, cfg.VXLANPort),
+				Instructions: program(cfg),
+				Flags:        progFlags(cfg),
 				// bpf_redirect_map and the map helpers are not GPL-only;
 				// the dual licence keeps GPL-only helpers available should
 				// the program grow to need one.
@@ -164,6 +217,13 @@ func Spec(cfg Config) (*ebpf.CollectionSpec, error) {
 			},
 		},
 	}, nil
+}
+
+func progFlags(cfg Config) uint32 {
+	if cfg.Frags {
+		return unix.BPF_F_XDP_HAS_FRAGS
+	}
+	return 0
 }
 
 func allowListFlag(cfg Config) uint32 {
@@ -234,6 +294,7 @@ type Counters struct {
 	PassedFragment  uint64
 	PassedMalformed uint64
 	DroppedSource   uint64
+	PassedOversize  uint64
 }
 
 // ReadCounters sums the per-CPU counters of a loaded collection.
@@ -259,5 +320,6 @@ func ReadCounters(coll *ebpf.Collection) (Counters, error) {
 		PassedFragment:  sums[CounterPassedFragment],
 		PassedMalformed: sums[CounterPassedMalformed],
 		DroppedSource:   sums[CounterDroppedSource],
+		PassedOversize:  sums[CounterPassedOversize],
 	}, nil
 }

@@ -2,9 +2,7 @@
 // the kernel), the four rings (fill, completion, RX, TX) and the socket that binds
 // them to one queue of one interface.
 //
-// It is the first step of the AF_XDP dataplane (issue 10) and is not wired into the
-// dataplane yet: nothing in weir opens an AF_XDP socket, and no XDP program steers
-// packets to one. It is written on golang.org/x/sys/unix after the kernel's
+// Package afxdp opens one socket per queue. It is written on golang.org/x/sys/unix after the kernel's
 // Documentation/networking/af_xdp.rst; no maintained Go AF_XDP library exists.
 //
 // A ring is a producer index, a consumer index, a flags word and an array of
