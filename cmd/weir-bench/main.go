@@ -53,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	maxRate := fs.Float64("max-rate", cfg.MaxRate/1e3, "highest rate to offer, kpps")
 	start := fs.Float64("start-rate", cfg.Start/1e3, "first rate offered, kpps (the search doubles it until loss)")
 	fs.IntVar(&cfg.MaxTrials, "trials", cfg.MaxTrials, "at most this many search trials a target")
+	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "runs again of a trial that lost 1% or more before its rate counts as failed")
 	fs.IntVar(&cfg.GenCPU, "gen-cpu", 0, "CPU the generator is pinned to")
 	fs.IntVar(&cfg.Flows, "flows", cfg.Flows, "distinct inner 5-tuples")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "inner transport payload bytes")
@@ -132,6 +133,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	background, err := xdpbench.Background(time.Second)
+	if err != nil {
+		fmt.Fprintln(stderr, "weir-bench:", err)
+		return 1
+	}
 	began := time.Now()
 	var rows []xdpbench.Row
 	for _, t := range cfg.Targets {
@@ -144,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "weir-bench: interrupted")
 		return 130
 	}
-	printTable(stdout, cfg, rows, time.Since(began))
+	printTable(stdout, cfg, rows, background, time.Since(began))
 	for _, r := range rows {
 		if r.Err != nil {
 			return 1
@@ -175,9 +181,14 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, took time.Duration) {
+func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, background float64, took time.Duration) {
 	fmt.Fprintf(w, "kernel %s, %d CPUs, generator on CPU %d, %d flows, %d-byte inner payload, trials of %v, run took %v\n",
 		kernelRelease(), runtime.NumCPU(), cfg.GenCPU, cfg.Flows, cfg.Payload, cfg.Trial, took.Round(time.Second))
+	fmt.Fprintf(w, "before the run, %.0f%% of the CPUs was busy with other work", 100*background)
+	if background > 0.05 {
+		fmt.Fprint(w, ": the figures are noisy, run again on a quiet machine")
+	}
+	fmt.Fprintln(w)
 	var ref float64
 	for _, r := range rows {
 		if r.Target == xdpbench.TargetXDPTX && r.Err == nil {
@@ -185,14 +196,14 @@ func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, took time
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tkpps at <1% loss\tloss\tCPU ns/packet\tvs xdptx\tbusy per CPU\tbyte-checked (exact)\t")
+	fmt.Fprintln(tw, "target\tkpps at <1% loss\tloss\tCPU ns/packet\t(its trial's loss)\tvs xdptx\tbusy per CPU\tbyte-checked (exact)\t")
 	for _, r := range rows {
 		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\t\n", r.Target, r.Err)
+			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\t\t\n", r.Target, r.Err)
 			continue
 		}
 		if r.Best.Sent == 0 {
-			fmt.Fprintf(tw, "%s\tnone under the loss limit\t\t\t\t\t\t\n", r.Target)
+			fmt.Fprintf(tw, "%s\tnone under the loss limit\t\t\t\t\t\t\t\n", r.Target)
 			continue
 		}
 		kpps := fmt.Sprintf("%.0f", r.Best.Offered/1e3)
@@ -207,8 +218,8 @@ func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, took time
 		for _, p := range r.CPU.PerCPU {
 			per = append(per, fmt.Sprintf("%.0f%%", 100*p))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%.0f\t%s\t%s\t%d (%d)\t\n", r.Target, kpps, 100*r.Best.Loss(),
-			r.CPU.NsPerPacket, ratio, strings.Join(per, " "), r.Checked, r.Exact)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%.0f\t(%.2f%%)\t%s\t%s\t%d (%d)\t\n", r.Target, kpps, 100*r.Best.Loss(),
+			r.CPU.NsPerPacket, 100*r.CPU.Loss, ratio, strings.Join(per, " "), r.Checked, r.Exact)
 	}
 	tw.Flush()
 }
