@@ -46,15 +46,15 @@ type Config struct {
 	// Retries is how many times a trial that lost too much is run again
 	// before the rate counts as failed: on a machine others share, one
 	// descheduled moment can lose a trial that the target would pass.
-	Retries int
-	GenCPU    int     // the CPU the generator is pinned to
-	Flows     int
-	Payload   int
-	SrcPorts  []uint16
-	WeirBin   string    // the weir binary, for afxdp and socket
-	Tag       string    // makes namespace names unique
-	Rates     []float64 // if set, trials at these rates instead of the search
-	Log       io.Writer // progress, one line a trial
+	Retries  int
+	GenCPU   int // the CPU the generator is pinned to
+	Flows    int
+	Payload  int
+	SrcPorts []uint16
+	WeirBin  string    // the weir binary, for afxdp and socket
+	Tag      string    // makes namespace names unique
+	Rates    []float64 // if set, trials at these rates instead of the search
+	Log      io.Writer // progress, one line a trial
 }
 
 // DefaultConfig is a run of about a minute a target.
