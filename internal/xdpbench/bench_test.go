@@ -1,0 +1,90 @@
+package xdpbench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain removes the namespaces of an earlier, killed run.
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		RemoveStale()
+	}
+	os.Exit(m.Run())
+}
+
+// The reflector target end to end, in a short run: the byte check passes,
+// every reply counted is good, and the namespaces are gone after Close.
+func TestReflectorTarget(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs ip, and CI is set")
+		}
+		t.Skip("needs ip")
+	}
+	cfg := DefaultConfig()
+	cfg.Tag = "test"
+	cfg.Trial = 300 * time.Millisecond
+	cfg.Settle = 100 * time.Millisecond
+	cfg.Start, cfg.MaxRate, cfg.MaxTrials = 20e3, 40e3, 2
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := *b.Topology()
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			b.Close()
+		}
+	})
+
+	row := b.Measure(context.Background(), TargetXDPTX)
+	if row.Err != nil {
+		t.Fatal(row.Err)
+	}
+	if row.Checked < 900 || row.Exact != row.Checked {
+		t.Errorf("byte check: %d replies, %d exact", row.Checked, row.Exact)
+	}
+	if len(row.Trials) != 2 {
+		t.Errorf("%d trials, want 2", len(row.Trials))
+	}
+	for _, tr := range row.Trials {
+		if tr.Bad != 0 || tr.Sent == 0 || tr.Good > tr.Sent {
+			t.Errorf("trial %+v", tr)
+		}
+	}
+	// 40 kpps is far below what the reflector takes, even on a busy machine.
+	if row.Best.Asked != 40e3 || row.Best.Loss() >= 0.01 {
+		t.Errorf("best %+v", row.Best)
+	}
+	if row.CPU.Packets == 0 || row.CPU.Busy == 0 {
+		t.Errorf("CPU %+v", row.CPU)
+	}
+	c, err := b.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bad != 0 || c.Good < row.CPU.Packets {
+		t.Errorf("checker counts %+v", c)
+	}
+
+	closed = true
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{topo.Gen, topo.Dut} {
+		if strings.Contains(string(out), ns) {
+			t.Errorf("namespace %s left behind", ns)
+		}
+	}
+}
