@@ -203,7 +203,10 @@ func Parse(file string, data []byte) (*Config, error) {
 					p.remember(n, "dataplane.backend", c, c.Dataplane.Backend)
 				},
 				"interface": func(n *yaml.Node) { c.Dataplane.Interface = p.ifName(n, "dataplane.interface", c) },
-				"queues":    func(n *yaml.Node) { c.Dataplane.Queues = p.intRange(n, "dataplane.queues", 0, 1024) },
+				"queues": func(n *yaml.Node) {
+					c.Dataplane.Queues = p.intRange(n, "dataplane.queues", 0, 1024)
+					p.remember(n, "dataplane.queues", c, strconv.Itoa(c.Dataplane.Queues))
+				},
 				"zerocopy": func(n *yaml.Node) {
 					c.Dataplane.ZeroCopy = p.oneOf(n, "dataplane.zerocopy", "auto", "on", "off")
 					p.remember(n, "dataplane.zerocopy", c, c.Dataplane.ZeroCopy)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -99,6 +100,8 @@ func (c *Config) outputValue(key string) string {
 		return c.Dataplane.Interface
 	case "dataplane.zerocopy":
 		return c.Dataplane.ZeroCopy
+	case "dataplane.queues":
+		return strconv.Itoa(c.Dataplane.Queues)
 	}
 	return ""
 }

@@ -29,11 +29,13 @@ func openAFXDP(cfg *config.Config, log *slog.Logger) (*afxdp.Backend, error) {
 	if mode == "socket" {
 		return nil, nil
 	}
+	// Only what keeps AF_XDP from running on this machine falls back; a
+	// mistake in the configuration is an error either way.
 	fallBack := func(why error) (*afxdp.Backend, error) {
 		if mode == "afxdp" {
 			return nil, cfg.KeyError("dataplane.backend", why)
 		}
-		log.Info("dataplane: AF_XDP not used, running the socket backend", "why", why.Error())
+		log.Warn("dataplane: AF_XDP not used, running the socket backend", "why", why.Error())
 		return nil, nil
 	}
 	ifname, err := dataplaneInterface(cfg)
@@ -41,34 +43,46 @@ func openAFXDP(cfg *config.Config, log *slog.Logger) (*afxdp.Backend, error) {
 		return fallBack(err)
 	}
 	acfg := afxdp.Config{
-		Interface: ifname,
-		Queues:    cfg.Dataplane.Queues,
-		ZeroCopy:  zeroCopyMode(cfg.Dataplane.ZeroCopy),
-		GeneveDst: cfg.GWLB.Listen.Addr(),
-		Batch:     min(cfg.Dataplane.Batch, xsk.DefaultRingSize),
-		Logger:    log,
+		Interface:      ifname,
+		Queues:         cfg.Dataplane.Queues,
+		ZeroCopy:       zeroCopyMode(cfg.Dataplane.ZeroCopy),
+		GenevePort:     cfg.GWLB.Listen.Port(),
+		GeneveDst:      cfg.GWLB.Listen.Addr(),
+		AllowedSources: xdpAllowedSources(cfg),
+		Batch:          min(cfg.Dataplane.Batch, xsk.DefaultRingSize),
+		Logger:         log,
 	}
-	acfg.GenevePort = cfg.GWLB.Listen.Port()
 	if cfg.Mirror.Listen.IsValid() {
 		acfg.VXLANPort, acfg.VXLANDst = cfg.Mirror.Listen.Port(), cfg.Mirror.Listen.Addr()
-	}
-	// The program checks IPv4 sources only (GWLB speaks IPv4 to its targets); a
-	// list with IPv6 in it is left to the pipeline, which checks every source.
-	v4 := true
-	for _, p := range cfg.GWLB.AllowedSources {
-		v4 = v4 && p.Addr().Is4()
-	}
-	if v4 {
-		acfg.AllowedSources = cfg.GWLB.AllowedSources
+	} else {
+		acfg.NoMirror = true
 	}
 	b, err := afxdp.New(acfg)
+	if errors.Is(err, afxdp.ErrQueues) {
+		return nil, cfg.KeyError("dataplane.queues", err)
+	}
 	if err != nil {
-		return fallBack(err)
+		return nil, cfg.KeyError("dataplane.interface", err)
 	}
 	if err := b.Open(); err != nil {
-		return fallBack(err)
+		if errors.Is(err, afxdp.ErrUnsupported) {
+			return fallBack(err)
+		}
+		return nil, cfg.KeyError("dataplane.backend", err)
 	}
 	return b, nil
+}
+
+// xdpAllowedSources is gwlb.allowed_sources for the XDP program, which checks
+// IPv4 sources only (GWLB speaks IPv4 to its targets): a list with IPv6 in it
+// is left to the pipeline, which checks every source.
+func xdpAllowedSources(cfg *config.Config) []netip.Prefix {
+	for _, p := range cfg.GWLB.AllowedSources {
+		if !p.Addr().Is4() {
+			return nil
+		}
+	}
+	return cfg.GWLB.AllowedSources
 }
 
 func zeroCopyMode(s string) xsk.ZeroCopyMode {
@@ -81,15 +95,19 @@ func zeroCopyMode(s string) xsk.ZeroCopyMode {
 	return xsk.ZeroCopyAuto
 }
 
-// checkDataplane is check-config's part: with backend afxdp, the interface must
-// be found on this machine.
+// checkDataplane is check-config's part: the interface AF_XDP would bind must
+// exist on this machine (with auto, a missing dataplane.interface is an error
+// too: it is a slip, not a machine without AF_XDP).
 func checkDataplane(cfg *config.Config) error {
-	if cfg.Dataplane.Backend != "afxdp" {
+	if cfg.Dataplane.Backend == "socket" {
 		return nil
 	}
 	name, err := dataplaneInterface(cfg)
 	if err != nil {
-		return cfg.KeyError("dataplane.backend", err)
+		if cfg.Dataplane.Backend == "afxdp" {
+			return cfg.KeyError("dataplane.backend", err)
+		}
+		return nil // auto runs the socket backend
 	}
 	if _, err := net.InterfaceByName(name); err != nil {
 		return cfg.KeyError("dataplane.interface", fmt.Errorf("%s: %w", name, err))
@@ -110,7 +128,8 @@ func dataplaneInterface(cfg *config.Config) (string, error) {
 		}
 		return name, nil
 	}
-	f, err := os.Open("/proc/self/net/route")
+	// The namespace AF_XDP opens in is the calling thread's.
+	f, err := os.Open("/proc/thread-self/net/route")
 	if err != nil {
 		return "", fmt.Errorf("no dataplane.interface, and reading the routing table: %w", err)
 	}

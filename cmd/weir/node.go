@@ -103,10 +103,6 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		RecvBuffer: int(cfg.Dataplane.RecvBuffer),
 		Logger:     log,
 	}
-	if cfg.Dataplane.Backend != "socket" && scfg.Workers == 0 {
-		// Beside AF_XDP the sockets see only what XDP passes to the kernel.
-		scfg.Workers = 1
-	}
 	if n.backend, err = socket.New(scfg); err != nil {
 		return nil, err
 	}
@@ -274,6 +270,11 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 			}
 			for _, w := range r.Warnings {
 				n.Log.Warn(w)
+			}
+			if n.xdp != nil {
+				if err := n.xdp.SetAllowedSources(xdpAllowedSources(n.Current())); err != nil {
+					n.Log.Error("gwlb.allowed_sources not put in force in the XDP program; it keeps the old list", "err", err)
+				}
 			}
 			setLevel(level, n.Current().Log.Level)
 		}

@@ -45,6 +45,8 @@ type Config struct {
 	ZeroCopy  xsk.ZeroCopyMode
 
 	GenevePort, VXLANPort uint16 // 0 means 6081 and 4789
+	// NoMirror leaves VXLAN to the kernel: weir's mirror listener is off.
+	NoMirror bool
 	// AllowedSources are the IPv4 prefixes GENEVE may come from (checked in XDP);
 	// empty allows every source.
 	AllowedSources []netip.Prefix
@@ -58,10 +60,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// vxlanPort is the port the program steers VXLAN from, 0 for none.
+func (b *Backend) vxlanPort() uint16 {
+	if b.cfg.NoMirror {
+		return 0
+	}
+	return b.cfg.VXLANPort
+}
+
 // xdpConfig is what the XDP program needs to know.
 func (b *Backend) xdpConfig(frags bool) xdp.Config {
 	return xdp.Config{
-		GenevePort: b.cfg.GenevePort, VXLANPort: b.cfg.VXLANPort,
+		GenevePort: b.cfg.GenevePort, VXLANPort: b.vxlanPort(),
 		GeneveDst: b.cfg.GeneveDst, VXLANDst: b.cfg.VXLANDst,
 		AllowedSources: b.cfg.AllowedSources, Queues: b.rxQueues,
 		// A longer frame would not fit a UMEM frame: the kernel's socket path
@@ -130,7 +140,7 @@ func New(cfg Config) (*Backend, error) {
 		n = rx
 	}
 	if n > rx {
-		return nil, fmt.Errorf("afxdp: %d queues asked, interface %q has %d RX queues", n, cfg.Interface, rx)
+		return nil, fmt.Errorf("afxdp: %d queues asked, interface %q has %d RX queues: %w", n, cfg.Interface, rx, ErrQueues)
 	}
 	b := &Backend{cfg: cfg, ifindex: ifi.Index, rxQueues: rx, mtu: ifi.MTU, log: cfg.Logger}
 	for range n {
@@ -252,6 +262,10 @@ func (b *Backend) Stats() []QueueStats {
 	return out
 }
 
+// ErrQueues is matched (errors.Is) by New's error when more queues are asked
+// for than the interface has.
+var ErrQueues = errors.New("too many queues")
+
 // ErrUnsupported is matched (errors.Is) by the errors of Open when this
 // machine cannot run the backend on the interface: no privileges to load XDP
 // programs or open AF_XDP sockets, a kernel without AF_XDP, a driver without
@@ -303,10 +317,15 @@ func (b *Backend) Open() (err error) {
 	}
 	prog := b.coll.Programs[xdp.ProgramName]
 	b.link, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: b.ifindex, Flags: link.XDPDriverMode})
+	if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
+		// Not weir's to replace: weir's own program is held by a link that
+		// dies with the process, so this one is another tool's.
+		return unsupported("afxdp: %s has another XDP program attached (`ip link show %s` names it): %w", b.cfg.Interface, b.cfg.Interface, err)
+	}
 	if err != nil {
 		// Generic (skb) XDP would run, but no faster than the socket backend's
 		// kernel path; and zero-copy is impossible there.
-		return unsupported("afxdp: %s: the driver refused native XDP (at MTU %d): %w", b.cfg.Interface, b.mtu, err)
+		return unsupported("afxdp: %s: the driver refused native XDP at MTU %d (drivers without multi-buffer XDP refuse it above about 3500: see README, AF_XDP on ENA): %w", b.cfg.Interface, b.mtu, err)
 	}
 	b.xdpMode = "driver"
 
@@ -410,7 +429,21 @@ func (b *Backend) release() {
 		b.netns.Close()
 		b.netns = nil
 	}
-	b.opened = false
+	b.opened, b.xdpMode, b.frags, b.zeroCopy = false, "", false, nil
+}
+
+// SetAllowedSources puts a new GENEVE allow list (IPv4 prefixes; empty allows
+// every source) in force in the loaded program, for a reload. The pipeline
+// checks every source too; this keeps the program from dropping what the new
+// list allows.
+func (b *Backend) SetAllowedSources(prefixes []netip.Prefix) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cfg.AllowedSources = prefixes
+	if b.coll == nil {
+		return nil
+	}
+	return xdp.Fill(b.coll, b.xdpConfig(b.frags))
 }
 
 // Close releases what Open took, for a backend whose Run was never called (Run

@@ -19,6 +19,15 @@ import (
 // and looks at ctx again (health takes a silent worker for a stuck one).
 const idlePoll = 100 // milliseconds
 
+// spinBeforePoll is how long a worker keeps looking at an empty RX ring before
+// it sleeps in poll.
+const spinBeforePoll = 20 * time.Microsecond
+
+// nanotime is a monotonic clock reading in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
+
 // statsEvery is how often a worker samples the kernel's socket counters.
 const statsEvery = time.Second
 
@@ -35,9 +44,12 @@ type worker struct {
 	genevePort uint16
 	vxlanPort  uint16
 
-	inFlight  int // frames on the TX ring not yet completed
+	inFlight  int    // frames on the TX ring not yet completed
+	unkicked  uint32 // descriptors submitted since the last kick
 	lastStats int64
-	idleWait  int // milliseconds an idle step waits in poll
+	idleWait  int   // milliseconds an idle step waits in poll
+	spinFor   int64 // nanoseconds an emptied RX ring is looked at again before poll
+	idleSince int64 // when the RX ring was found empty, while spinning
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -59,6 +71,7 @@ func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters,
 		reply:      make([]bool, cfg.Batch),
 		genevePort: cfg.GenevePort, vxlanPort: cfg.VXLANPort,
 		idleWait: idlePoll,
+		spinFor:  int64(spinBeforePoll),
 		shared:   shared,
 	}
 }
@@ -88,7 +101,7 @@ func (wk *worker) run(ctx context.Context, netns *os.File) error {
 // drain serves what is left on the rings once the program no longer steers
 // here, until they are empty or drainFor has passed.
 func (wk *worker) drain() error {
-	wk.idleWait = 1
+	wk.idleWait, wk.spinFor = 1, 0
 	deadline := time.Now().Add(drainFor)
 	for time.Now().Before(deadline) {
 		wk.w.Heartbeat()
@@ -131,6 +144,22 @@ func (wk *worker) step() (int, error) {
 	rx := wk.sock.RX()
 	idx, n := rx.Peek(uint32(len(wk.batch.Slots)))
 	if n == 0 {
+		if wk.unkicked > 0 {
+			// Nothing more to receive for now: send what waited for a kick.
+			wk.kickPending()
+		}
+		if wk.spinFor > 0 {
+			// Look again for a while before sleeping in poll: under load the
+			// next packet is microseconds away, and a sleep and a wakeup cost
+			// more than that.
+			now := nanotime()
+			if wk.idleSince == 0 {
+				wk.idleSince = now
+			}
+			if now-wk.idleSince < wk.spinFor {
+				return 0, nil
+			}
+		}
 		timeout := wk.idleWait
 		if wk.inFlight > 0 {
 			// Replies not yet completed: a kick that failed, or a copy-mode
@@ -157,6 +186,7 @@ func (wk *worker) step() (int, error) {
 		wk.publish()
 		return 0, nil
 	}
+	wk.idleSince = 0
 	b := wk.batch
 	b.Now = time.Now().UnixNano()
 	k := 0
@@ -267,8 +297,13 @@ func (wk *worker) send() {
 		tx.Submit(sent)
 		wk.inFlight += int(sent)
 		wk.local.tx += uint64(sent)
-		if tx.NeedsWakeup() {
-			wk.kick(sent)
+		// A copy-mode kick is a system call that sends up to
+		// copyModeTxBudget descriptors, and each runs the kernel's transmit
+		// path: kicks wait until a full budget is pending or the RX ring is
+		// empty (step), so a busy worker sends in full batches.
+		wk.unkicked += sent
+		if wk.unkicked >= copyModeTxBudget {
+			wk.kickPending()
 		}
 	}
 	if sent > 0 || failed > 0 {
@@ -280,9 +315,15 @@ func (wk *worker) send() {
 // copy mode (TX_BATCH_SIZE in net/xdp/xsk.c); it answers EAGAIN for the rest.
 const copyModeTxBudget = 32
 
-// kick wakes the kernel enough times to send n new descriptors in copy mode.
-// A kick that fails leaves them on the ring: the next step kicks again.
-func (wk *worker) kick(n uint32) {
+// kickPending wakes the kernel, if the TX ring asks for it, enough times to
+// send the descriptors submitted since the last kick in copy mode. A kick that
+// fails leaves them on the ring: an idle step kicks again.
+func (wk *worker) kickPending() {
+	n := wk.unkicked
+	wk.unkicked = 0
+	if !wk.sock.TX().NeedsWakeup() {
+		return // the driver is polling the ring itself
+	}
 	for range (n + copyModeTxBudget - 1) / copyModeTxBudget {
 		if wk.sock.Kick() != nil {
 			return

@@ -535,6 +535,9 @@ func model(p []byte, cfg Config) (uint32, Counter) {
 		}
 		return actionDrop, CounterDroppedSource
 	case cfg.VXLANPort:
+		if cfg.VXLANPort == 0 {
+			return actionPass, CounterPassed
+		}
 		if !to(cfg.VXLANDst) {
 			return actionPass, CounterPassed
 		}
@@ -557,8 +560,11 @@ func FuzzSteer(f *testing.F) {
 	filtered.VXLANDst = netip.MustParseAddr("2001:db8::2")
 	filtered.MaxFrame = 1000
 	filtered.Frags = true
-	cfgs := []Config{testCfg, filtered}
-	progs := []*loaded{load(f, testCfg), load(f, filtered)}
+	// The third steers no VXLAN (no mirror listener).
+	noVXLAN := testCfg
+	noVXLAN.VXLANPort = 0
+	cfgs := []Config{testCfg, filtered, noVXLAN}
+	progs := []*loaded{load(f, testCfg), load(f, filtered), load(f, noVXLAN)}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		// Shorter runs the kernel refuses (see TestShorterThanEthernet);
 		// longer ones it splits into buffers, which the model does not.

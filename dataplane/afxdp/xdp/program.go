@@ -184,10 +184,16 @@ func program(cfg Config) asm.Instructions {
 		asm.LoadMem(asm.R2, regCursor, 2, asm.Half),
 		asm.HostTo(asm.BE, asm.R2, asm.Half),
 		asm.JEq.Imm(asm.R2, int32(cfg.GenevePort), labelGeneve),
-		asm.JNE.Imm(asm.R2, int32(cfg.VXLANPort), labelPass),
 	)
-	b.checkDst(cfg.VXLANDst)
-	b.emit(asm.Ja.Label(labelSteer))
+	if cfg.VXLANPort == 0 {
+		// No mirror listener: VXLAN belongs to the kernel (a vxlan device,
+		// another program).
+		b.emit(asm.Ja.Label(labelPass))
+	} else {
+		b.emit(asm.JNE.Imm(asm.R2, int32(cfg.VXLANPort), labelPass))
+		b.checkDst(cfg.VXLANDst)
+		b.emit(asm.Ja.Label(labelSteer))
+	}
 
 	// GENEVE: to another address it is passed before the allow list is
 	// consulted, since traffic the host only routes is not ours to drop.

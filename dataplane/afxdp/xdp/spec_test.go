@@ -25,7 +25,6 @@ func TestSpecRejectsBadConfig(t *testing.T) {
 		want string
 	}{
 		{"no geneve port", func(c *Config) { c.GenevePort = 0 }, "GENEVE port is 0"},
-		{"no vxlan port", func(c *Config) { c.VXLANPort = 0 }, "VXLAN port is 0"},
 		{"shared port", func(c *Config) { c.VXLANPort = c.GenevePort }, "share port 6081"},
 		{"no queues", func(c *Config) { c.Queues = 0 }, "0 queues"},
 		{"negative queues", func(c *Config) { c.Queues = -1 }, "-1 queues"},

@@ -75,7 +75,7 @@ const (
 // Config is what the program needs to know about the deployment.
 type Config struct {
 	GenevePort uint16 // UDP destination port of GWLB traffic (6081)
-	VXLANPort  uint16 // UDP destination port of mirrored traffic (4789)
+	VXLANPort  uint16 // UDP destination port of mirrored traffic (4789); 0: VXLAN is not steered
 	// AllowedSources are the IPv4 prefixes GENEVE may come from; empty
 	// means any source.
 	AllowedSources []netip.Prefix
@@ -112,8 +112,6 @@ func (c Config) validate() error {
 	switch {
 	case c.GenevePort == 0:
 		return errors.New("xdp: GENEVE port is 0")
-	case c.VXLANPort == 0:
-		return errors.New("xdp: VXLAN port is 0")
 	case c.GenevePort == c.VXLANPort:
 		return fmt.Errorf("xdp: GENEVE and VXLAN share port %d", c.GenevePort)
 	case c.Queues < 1 || c.Queues > maxQueues:
