@@ -238,3 +238,50 @@ func TestStalled(t *testing.T) {
 		t.Fatalf("worker %d stalled after stopping", w)
 	}
 }
+
+// TestDeferPublish: a deferring worker's counts reach Totals on Flush, or
+// with the first batch a millisecond (by Batch.Now) after the last publish;
+// CountSent waits for either; a plain worker publishes every batch.
+func TestDeferPublish(t *testing.T) {
+	p := NewPipeline()
+	w := p.NewWorker()
+	w.DeferPublish()
+	b := NewBatch(4)
+	batch := func(now int64, n int) {
+		b.N, b.Now = n, now
+		for i := range b.Slots[:n] {
+			b.Slots[i].Reset()
+			b.Slots[i].Encap = EncapGeneve
+		}
+		w.Process(b)
+	}
+	allowed := func() uint64 { return p.Totals().Packets[EncapGeneve][ActionAllow] }
+	const ms = int64(time.Millisecond)
+	batch(5*ms, 2) // the first batch publishes: the last publish was long ago
+	if got := allowed(); got != 2 {
+		t.Fatalf("after the first batch: %d, want 2", got)
+	}
+	batch(5*ms+10, 3)
+	w.CountSent(3, 0)
+	if got, ret := allowed(), p.Totals().Returned; got != 2 || ret != 0 {
+		t.Fatalf("within the millisecond: %d allowed, %d returned published, want 2 and 0", got, ret)
+	}
+	batch(6*ms+10, 1)
+	if got, ret := allowed(), p.Totals().Returned; got != 6 || ret != 3 {
+		t.Fatalf("a millisecond on: %d allowed, %d returned, want 6 and 3", got, ret)
+	}
+	batch(6*ms+20, 4)
+	w.Flush()
+	if got := allowed(); got != 10 {
+		t.Fatalf("after Flush: %d, want 10", got)
+	}
+
+	plain := p.NewWorker()
+	b.N, b.Now = 1, 6*ms+30
+	b.Slots[0].Reset()
+	b.Slots[0].Encap = EncapGeneve
+	plain.Process(b)
+	if got := allowed(); got != 11 {
+		t.Fatalf("a plain worker's batch: %d, want 11", got)
+	}
+}

@@ -44,12 +44,13 @@ type worker struct {
 	genevePort uint16
 	vxlanPort  uint16
 
-	inFlight  int    // frames on the TX ring not yet completed
-	unkicked  uint32 // descriptors submitted since the last kick
-	lastStats int64
-	idleWait  int   // milliseconds an idle step waits in poll
-	spinFor   int64 // nanoseconds an emptied RX ring is looked at again before poll
-	idleSince int64 // when the RX ring was found empty, while spinning
+	inFlight    int    // frames on the TX ring not yet completed
+	unkicked    uint32 // descriptors submitted since the last kick
+	lastStats   int64
+	lastPublish int64 // Batch.Now of the last publish of the queue's counters
+	idleWait    int   // milliseconds an idle step waits in poll
+	spinFor     int64 // nanoseconds an emptied RX ring is looked at again before poll
+	idleSince   int64 // when the RX ring was found empty, while spinning
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -63,6 +64,7 @@ type counts struct {
 }
 
 func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters, cfg Config) *worker {
+	w.DeferPublish() // flushed when the RX ring runs dry
 	return &worker{
 		queue: q, sock: s, umem: s.UMEM(), w: w,
 		batch:      dataplane.NewBatch(cfg.Batch),
@@ -113,6 +115,7 @@ func (wk *worker) drain() error {
 			break
 		}
 	}
+	wk.w.Flush()
 	wk.publish()
 	return nil
 }
@@ -147,6 +150,11 @@ func (wk *worker) step() (int, error) {
 		if wk.unkicked > 0 {
 			// Nothing more to receive for now: send what waited for a kick.
 			wk.kickPending()
+		}
+		if wk.idleSince == 0 {
+			// The ring has just run dry: what was counted goes out now.
+			wk.w.Flush()
+			wk.publish()
 		}
 		if wk.spinFor > 0 {
 			// Look again for a while before sleeping in poll: under load the
@@ -205,7 +213,12 @@ func (wk *worker) step() (int, error) {
 		wk.send()
 	}
 	wk.sampleKernelStats(b.Now)
-	wk.publish()
+	if d := b.Now - wk.lastPublish; d < 0 || d >= int64(time.Millisecond) {
+		// While packets keep coming, at most once a millisecond; the ring
+		// running dry publishes at once.
+		wk.publish()
+		wk.lastPublish = b.Now
+	}
 	return int(n), nil
 }
 

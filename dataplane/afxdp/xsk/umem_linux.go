@@ -43,9 +43,19 @@ func NewUMEM(frames, frameSize int) (*UMEM, error) {
 		return nil, fmt.Errorf("xsk: %d frames of %d bytes: the count must be positive and the UMEM addressable", frames, frameSize)
 	}
 	mem, err := unix.Mmap(-1, 0, frames*frameSize, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("xsk: map %d-byte UMEM: %w", frames*frameSize, err)
+	}
+	// Huge pages where the kernel has them (transparent, on request): the
+	// frames cycle through the whole ring, and with 4 KiB pages nearly every
+	// packet would cost a TLB miss. Then the memory is populated, as the
+	// kernel pins it at registration anyway.
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	if unix.Madvise(mem, unix.MADV_POPULATE_WRITE) != nil {
+		for i := 0; i < len(mem); i += page {
+			mem[i] = 0
+		}
 	}
 	u := &UMEM{
 		mem:       mem,
