@@ -19,15 +19,6 @@ import (
 // and looks at ctx again (health takes a silent worker for a stuck one).
 const idlePoll = 100 // milliseconds
 
-// spinBeforePoll is how long a worker keeps looking at an empty RX ring before
-// it sleeps in poll.
-const spinBeforePoll = 20 * time.Microsecond
-
-// nanotime is a monotonic clock reading in nanoseconds.
-func nanotime() int64 { return int64(time.Since(epoch)) }
-
-var epoch = time.Now()
-
 // statsEvery is how often a worker samples the kernel's socket counters.
 const statsEvery = time.Second
 
@@ -49,8 +40,6 @@ type worker struct {
 	lastStats   int64
 	lastPublish int64 // Batch.Now of the last publish of the queue's counters
 	idleWait    int   // milliseconds an idle step waits in poll
-	spinFor     int64 // nanoseconds an emptied RX ring is looked at again before poll
-	idleSince   int64 // when the RX ring was found empty, while spinning
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -73,7 +62,6 @@ func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters,
 		reply:      make([]bool, cfg.Batch),
 		genevePort: cfg.GenevePort, vxlanPort: cfg.VXLANPort,
 		idleWait: idlePoll,
-		spinFor:  int64(spinBeforePoll),
 		shared:   shared,
 	}
 }
@@ -103,7 +91,7 @@ func (wk *worker) run(ctx context.Context, netns *os.File) error {
 // drain serves what is left on the rings once the program no longer steers
 // here, until they are empty or drainFor has passed.
 func (wk *worker) drain() error {
-	wk.idleWait, wk.spinFor = 1, 0
+	wk.idleWait = 1
 	deadline := time.Now().Add(drainFor)
 	for time.Now().Before(deadline) {
 		wk.w.Heartbeat()
@@ -151,23 +139,9 @@ func (wk *worker) step() (int, error) {
 			// Nothing more to receive for now: send what waited for a kick.
 			wk.kickPending()
 		}
-		if wk.idleSince == 0 {
-			// The ring has just run dry: what was counted goes out now.
-			wk.w.Flush()
-			wk.publish()
-		}
-		if wk.spinFor > 0 {
-			// Look again for a while before sleeping in poll: under load the
-			// next packet is microseconds away, and a sleep and a wakeup cost
-			// more than that.
-			now := nanotime()
-			if wk.idleSince == 0 {
-				wk.idleSince = now
-			}
-			if now-wk.idleSince < wk.spinFor {
-				return 0, nil
-			}
-		}
+		// The ring has run dry: what was counted goes out now.
+		wk.w.Flush()
+		wk.publish()
 		timeout := wk.idleWait
 		if wk.inFlight > 0 {
 			// Replies not yet completed: a kick that failed, or a copy-mode
@@ -194,7 +168,6 @@ func (wk *worker) step() (int, error) {
 		wk.publish()
 		return 0, nil
 	}
-	wk.idleSince = 0
 	b := wk.batch
 	b.Now = time.Now().UnixNano()
 	k := 0
