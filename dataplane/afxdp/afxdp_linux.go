@@ -312,6 +312,9 @@ func (b *Backend) Open() (err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return unsupported("afxdp: %w", err)
 	}
+	// The UMEM is locked memory, counted against RLIMIT_MEMLOCK unless the
+	// process has CAP_IPC_LOCK: lift the limit as far as allowed.
+	raiseMemlock()
 	if b.coll, err = b.load(); err != nil {
 		return err
 	}
@@ -345,6 +348,10 @@ func (b *Backend) Open() (err error) {
 	for q := range b.queues {
 		s, err := xsk.Open(xsk.Config{Ifindex: b.ifindex, Queue: q, ZeroCopy: zc, NeedWakeup: true})
 		if err != nil {
+			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+				return unsupported("afxdp: %s queue %d: %w (the UMEM, %d MiB a queue, is locked memory: it needs CAP_IPC_LOCK or a memlock limit that covers it; systemd: LimitMEMLOCK=infinity)",
+					b.cfg.Interface, q, err, xsk.DefaultFrames*xsk.DefaultFrameSize>>20)
+			}
 			if errors.Is(err, xsk.ErrNotSupported) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EAFNOSUPPORT) {
 				return unsupported("afxdp: %s queue %d: %w", b.cfg.Interface, q, err)
 			}
@@ -389,6 +396,20 @@ func (b *Backend) load() (*ebpf.Collection, error) {
 		}
 	}
 	return nil, fmt.Errorf("afxdp: loading the XDP program: %w", firstErr)
+}
+
+// raiseMemlock lifts RLIMIT_MEMLOCK to infinity, or failing that (no
+// CAP_SYS_RESOURCE) the soft limit to the hard one.
+func raiseMemlock() {
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf) == nil {
+		return
+	}
+	var l unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = unix.Setrlimit(unix.RLIMIT_MEMLOCK, &l)
+	}
 }
 
 // fillAll gives the kernel every frame the socket's fill ring takes.
