@@ -391,6 +391,12 @@ func (b *Backend) load() (*ebpf.Collection, error) {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, ebpf.ErrNotSupported) {
 			return nil, unsupported("afxdp: loading the XDP program (needs CAP_BPF and CAP_NET_ADMIN, or root): %w", err)
 		}
+		if errors.Is(err, unix.EACCES) {
+			// The verifier allows the program's variable-offset header step
+			// only with CAP_PERFMON (tests load it as root: a program it
+			// refused there would fail them).
+			return nil, unsupported("afxdp: the verifier refused the XDP program (it needs CAP_PERFMON besides CAP_BPF): %w", err)
+		}
 		if firstErr == nil {
 			firstErr = err
 		}
