@@ -160,31 +160,40 @@ func TestE2EAFXDPAuto(t *testing.T) {
 		send, recv := gwlbSocket(t, tp)
 		hairpinOne(t, tp, send, recv, 1)
 	})
-	t.Run("no locked memory", func(t *testing.T) {
-		// Without CAP_IPC_LOCK (and CAP_SYS_RESOURCE to lift the limit) and
-		// with a 64 KiB memlock limit, the UMEM cannot be registered: auto
-		// runs the socket backend and says why, afxdp fails saying why.
-		requireTool(t, "setpriv")
-		requireTool(t, "prlimit")
-		tp := newTopology(t)
-		for _, backend := range []string{"auto", "afxdp"} {
-			cfg := writeConfig(t, "weir.yaml", "dataplane:\n  backend: "+backend+"\n  interface: veth-node\nhealth:\n  listen: 127.0.0.1:18080\n  drain_delay: 0s\nmetrics:\n  listen: \"\"\n")
-			p := startIn(t, tp.node, "prlimit", "--memlock=65536", "setpriv", "--inh-caps=-ipc_lock,-sys_resource",
-				"--bounding-set=-ipc_lock,-sys_resource", weirBinary(t), "run", "-config", cfg)
-			if backend == "afxdp" {
-				if err := p.wait(t, 10*time.Second); err == nil || !strings.Contains(p.stderr.String(), "LimitMEMLOCK") {
-					t.Errorf("backend afxdp without locked memory: %v, want an error that says how to allow it:\n%s", err, p.stderr.String())
+	// Privileges taken away: auto runs the socket backend and says why,
+	// afxdp fails saying why.
+	for _, tc := range []struct {
+		name string
+		wrap []string // the command weir runs under
+		why  string
+	}{
+		{"no locked memory", []string{"prlimit", "--memlock=65536", "setpriv", "--inh-caps=-ipc_lock,-sys_resource",
+			"--bounding-set=-ipc_lock,-sys_resource"}, "LimitMEMLOCK"},
+		{"no CAP_PERFMON", []string{"setpriv", "--inh-caps=-perfmon,-sys_admin", "--bounding-set=-perfmon,-sys_admin"}, "CAP_PERFMON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requireTool(t, "setpriv")
+			requireTool(t, "prlimit")
+			tp := newTopology(t)
+			for _, backend := range []string{"auto", "afxdp"} {
+				cfg := writeConfig(t, "weir.yaml", "dataplane:\n  backend: "+backend+"\n  interface: veth-node\nhealth:\n  listen: 127.0.0.1:18080\n  drain_delay: 0s\nmetrics:\n  listen: \"\"\n")
+				args := append(append([]string{}, tc.wrap...), weirBinary(t), "run", "-config", cfg)
+				p := startIn(t, tp.node, args...)
+				if backend == "afxdp" {
+					if err := p.wait(t, 10*time.Second); err == nil || !strings.Contains(p.stderr.String(), tc.why) {
+						t.Errorf("backend afxdp: %v, want an error that says %q:\n%s", err, tc.why, p.stderr.String())
+					}
+					continue
 				}
-				continue
+				waitHealthy(t, tp.node, "http://127.0.0.1:18080/healthz", 10*time.Second, p)
+				if log := p.stderr.String(); !strings.Contains(log, "AF_XDP not used") || !strings.Contains(log, tc.why) {
+					t.Errorf("the log does not say why AF_XDP is not used:\n%s", log)
+				}
+				sendSignal(t, p, syscall.SIGTERM)
+				p.wait(t, 20*time.Second)
 			}
-			waitHealthy(t, tp.node, "http://127.0.0.1:18080/healthz", 10*time.Second, p)
-			if log := p.stderr.String(); !strings.Contains(log, "AF_XDP not used") || !strings.Contains(log, "locked memory") {
-				t.Errorf("the log does not say why AF_XDP is not used:\n%s", log)
-			}
-			sendSignal(t, p, syscall.SIGTERM)
-			p.wait(t, 20*time.Second)
-		}
-	})
+		})
+	}
 	t.Run("afxdp refused", func(t *testing.T) {
 		tp := newTopology(t)
 		cfg := writeConfig(t, "weir.yaml", "dataplane:\n  backend: afxdp\n  interface: lo\nhealth:\n  listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\n")
