@@ -10,10 +10,17 @@
 //	socket  weir run with the socket backend (the default)
 //
 // The generator and the target sit in two network namespaces joined by a
-// veth pair; the generator, an AF_XDP socket in copy mode, runs on one thread
-// pinned to one CPU (-gen-cpu). An XDP program on the generator's veth checks
-// and counts each reply, and a sample of replies is compared byte by byte with
-// its request before each target's search. It needs root:
+// veth pair; the generator runs on one thread pinned to one CPU (-gen-cpu).
+// Generators (-gen):
+//
+//	live  BPF_PROG_TEST_RUN with live frames (kernel 5.18+): an XDP program
+//	      writes each request into a kernel page and XDP_TX sends it out of the
+//	      generator's veth as an xdp_frame, paced by the program (the default)
+//	xsk   an AF_XDP socket in copy mode: an skb per packet, about a sixth of the rate
+//
+// An XDP program on the generator's veth checks and counts each reply, and a
+// sample of replies is compared byte by byte with its request before each
+// target's search. It needs root:
 //
 //	sudo go run ./cmd/weir-bench -targets xdptx,afxdp,socket
 package main
@@ -54,7 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	start := fs.Float64("start-rate", cfg.Start/1e3, "first rate offered, kpps (the search doubles it until loss)")
 	fs.IntVar(&cfg.MaxTrials, "trials", cfg.MaxTrials, "at most this many search trials a target")
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "runs again of a trial that lost 1% or more before its rate counts as failed")
+	fs.StringVar(&cfg.Gen, "gen", cfg.Gen, "generator: live (BPF_PROG_TEST_RUN with live frames, kernel 5.18+) or xsk (an AF_XDP socket in copy mode)")
 	fs.IntVar(&cfg.GenCPU, "gen-cpu", 0, "CPU the generator is pinned to")
+	fs.IntVar(&cfg.LiveBatch, "live-batch", xdpbench.LiveBatch, "frames the live generator's kernel loop runs the program on before it flushes them to the veth, 1 to 256")
 	fs.IntVar(&cfg.Flows, "flows", cfg.Flows, "distinct inner 5-tuples")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "inner transport payload bytes")
 	weirBin := fs.String("weir", "", "weir binary for the afxdp and socket targets (default: build ./cmd/weir)")
@@ -68,6 +77,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.MaxRate, cfg.Start = *maxRate*1e3, *start*1e3
+	if cfg.Gen != xdpbench.GenLive && cfg.Gen != xdpbench.GenXSK {
+		fmt.Fprintf(stderr, "weir-bench: unknown generator %q (want %s)\n", cfg.Gen, strings.Join(xdpbench.Generators, ", "))
+		return 2
+	}
+	if cfg.LiveBatch < 1 || cfg.LiveBatch > xdpbench.MaxLiveBatch {
+		fmt.Fprintf(stderr, "weir-bench: -live-batch %d, want 1 to %d\n", cfg.LiveBatch, xdpbench.MaxLiveBatch)
+		return 2
+	}
 	if *rates != "" {
 		for _, r := range strings.Split(*rates, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
@@ -182,8 +199,12 @@ func kernelRelease() string {
 }
 
 func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, background float64, took time.Duration) {
-	fmt.Fprintf(w, "kernel %s, %d CPUs, generator on CPU %d, %d flows, %d-byte inner payload, trials of %v, run took %v\n",
-		kernelRelease(), runtime.NumCPU(), cfg.GenCPU, cfg.Flows, cfg.Payload, cfg.Trial, took.Round(time.Second))
+	gen := cfg.Gen
+	if gen == xdpbench.GenLive {
+		gen = fmt.Sprintf("%s (batches of %d)", gen, cfg.LiveBatch)
+	}
+	fmt.Fprintf(w, "kernel %s, %d CPUs, generator %s on CPU %d, %d flows, %d-byte inner payload, trials of %v, run took %v\n",
+		kernelRelease(), runtime.NumCPU(), gen, cfg.GenCPU, cfg.Flows, cfg.Payload, cfg.Trial, took.Round(time.Second))
 	fmt.Fprintf(w, "before the run, %.0f%% of the CPUs was busy with other work", 100*background)
 	if background > 0.05 {
 		fmt.Fprint(w, ": the figures are noisy, run again on a quiet machine")

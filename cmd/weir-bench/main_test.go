@@ -12,6 +12,9 @@ func TestRunRefusesBadArguments(t *testing.T) {
 		{"-targets", "xdptx,nosuch"},
 		{"-rates", "100,x"},
 		{"-rates", "-5"},
+		{"-gen", "pktgen"},
+		{"-live-batch", "0"},
+		{"-live-batch", "257"},
 		{"extra"},
 		{"-no-such-flag"},
 	} {
@@ -27,5 +30,10 @@ func TestRunRefusesBadArguments(t *testing.T) {
 	run([]string{"-targets", "nosuch"}, &bytes.Buffer{}, &errOut)
 	if !strings.Contains(errOut.String(), "xdptx, afxdp, socket") {
 		t.Errorf("the refusal does not list the targets: %s", errOut.String())
+	}
+	errOut.Reset()
+	run([]string{"-gen", "nosuch"}, &bytes.Buffer{}, &errOut)
+	if !strings.Contains(errOut.String(), "live, xsk") {
+		t.Errorf("the refusal does not list the generators: %s", errOut.String())
 	}
 }

@@ -33,6 +33,20 @@ const (
 // Targets are the known targets, in the order a run measures them.
 var Targets = []string{TargetXDPTX, TargetAFXDP, TargetSocket}
 
+// The generators.
+const (
+	GenLive = "live" // BPF_PROG_TEST_RUN with live frames (LiveGenerator)
+	GenXSK  = "xsk"  // an AF_XDP socket in copy mode (Generator)
+)
+
+// Generators are the known generators, the default first.
+var Generators = []string{GenLive, GenXSK}
+
+// sender is a generator's sending side.
+type sender interface {
+	Send(rate float64, dur time.Duration) (SendResult, error)
+}
+
 // Config is one bench run.
 type Config struct {
 	Targets   []string
@@ -46,21 +60,26 @@ type Config struct {
 	// Retries is how many times a trial that lost too much is run again
 	// before the rate counts as failed: on a machine others share, one
 	// descheduled moment can lose a trial that the target would pass.
-	Retries  int
-	GenCPU   int // the CPU the generator is pinned to
-	Flows    int
-	Payload  int
-	SrcPorts []uint16
-	WeirBin  string    // the weir binary, for afxdp and socket
-	Tag      string    // makes namespace names unique
-	Rates    []float64 // if set, trials at these rates instead of the search
-	Log      io.Writer // progress, one line a trial
+	Retries int
+	Gen     string // GenLive or GenXSK
+	GenCPU  int    // the CPU the generator is pinned to
+	// LiveBatch is how many frames the live generator's kernel loop runs
+	// its program on before it flushes the sent ones to the veth (1 to
+	// MaxLiveBatch; 0 is LiveBatch).
+	LiveBatch int
+	Flows     int
+	Payload   int
+	SrcPorts  []uint16
+	WeirBin   string    // the weir binary, for afxdp and socket
+	Tag       string    // makes namespace names unique
+	Rates     []float64 // if set, trials at these rates instead of the search
+	Log       io.Writer // progress, one line a trial
 }
 
 // DefaultConfig is a run of about a minute a target.
 func DefaultConfig() Config {
 	return Config{
-		Targets: Targets, Trial: time.Second, Settle: 200 * time.Millisecond,
+		Targets: Targets, Gen: GenLive, Trial: time.Second, Settle: 200 * time.Millisecond,
 		Start: 100e3, MaxRate: 4e6, MaxLoss: 0.01, Precision: 0.04, MaxTrials: 12, Retries: 1,
 		Flows: 1000, Payload: 64, SrcPorts: []uint16{40001, 40002}, Tag: "run", Log: io.Discard,
 	}
@@ -93,7 +112,9 @@ type Bench struct {
 	cfg     Config
 	topo    *Topology
 	frames  [][]byte
-	gen     *Generator
+	gen     *Generator // the AF_XDP socket: it receives the sampled replies, and sends with GenXSK
+	live    *LiveGenerator
+	send    sender
 	checker *ebpf.Collection
 	genLink link.Link
 	tmp     string
@@ -102,6 +123,9 @@ type Bench struct {
 // New builds the topology, loads the checker on the generator's veth and
 // opens the generator. Close undoes it all.
 func New(cfg Config) (_ *Bench, err error) {
+	if cfg.Gen != GenLive && cfg.Gen != GenXSK {
+		return nil, fmt.Errorf("xdpbench: unknown generator %q (want %s)", cfg.Gen, strings.Join(Generators, ", "))
+	}
 	b := &Bench{cfg: cfg}
 	defer func() {
 		if err != nil {
@@ -135,12 +159,22 @@ func New(cfg Config) (_ *Bench, err error) {
 	if err := b.checker.Maps[MapXSKs].Put(uint32(0), uint32(b.gen.FD())); err != nil {
 		return nil, fmt.Errorf("checker's XSKMAP: %w", err)
 	}
+	b.send = b.gen
+	if cfg.Gen == GenLive {
+		if b.live, err = NewLiveGenerator(b.topo.Gen, b.topo.GenIndex, b.frames, cfg.GenCPU, cfg.LiveBatch); err != nil {
+			return nil, err
+		}
+		b.send = b.live
+	}
 	return b, nil
 }
 
 // Close removes everything New made.
 func (b *Bench) Close() error {
 	var errs []error
+	if b.live != nil {
+		errs = append(errs, b.live.Close())
+	}
 	if b.gen != nil {
 		errs = append(errs, b.gen.Close())
 	}
@@ -230,7 +264,7 @@ func (b *Bench) Trial(ctx context.Context, rate float64, dur time.Duration) (mea
 	if err != nil {
 		return measured{}, err
 	}
-	sent, err := b.gen.Send(rate, dur)
+	sent, err := b.send.Send(rate, dur)
 	if err != nil {
 		return measured{}, err
 	}
@@ -269,7 +303,7 @@ func (b *Bench) ByteCheck(n int) (checked, exact int, err error) {
 	}
 	defer sample.Put(uint32(0), uint32(0))
 	const rate = 20e3
-	if _, err := b.gen.Send(rate, time.Duration(float64(n)/rate*float64(time.Second))); err != nil {
+	if _, err := b.send.Send(rate, time.Duration(float64(n)/rate*float64(time.Second))); err != nil {
 		return 0, 0, err
 	}
 	replies, err := b.gen.Collect(n, time.Second)

@@ -17,9 +17,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// The reflector target end to end, in a short run: the byte check passes,
-// every reply counted is good, and the namespaces are gone after Close.
+// The reflector target end to end, in a short run with each generator (the
+// default first): the byte check passes, every reply counted is good, and the
+// namespaces are gone after Close.
 func TestReflectorTarget(t *testing.T) {
+	if DefaultConfig().Gen != Generators[0] {
+		t.Fatalf("the default generator %q is not listed first", DefaultConfig().Gen)
+	}
+	for _, gen := range Generators {
+		t.Run(gen, func(t *testing.T) { testReflectorTarget(t, gen) })
+	}
+}
+
+func testReflectorTarget(t *testing.T, gen string) {
 	requireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -28,7 +38,8 @@ func TestReflectorTarget(t *testing.T) {
 		t.Skip("needs ip")
 	}
 	cfg := DefaultConfig()
-	cfg.Tag = "test"
+	cfg.Tag = "test" + gen
+	cfg.Gen = gen
 	cfg.Trial = 300 * time.Millisecond
 	cfg.Settle = 100 * time.Millisecond
 	cfg.Start, cfg.MaxRate, cfg.MaxTrials = 20e3, 40e3, 2
@@ -57,6 +68,10 @@ func TestReflectorTarget(t *testing.T) {
 	for _, tr := range row.Trials {
 		if tr.Bad != 0 || tr.Sent == 0 || tr.Good > tr.Sent {
 			t.Errorf("trial %+v", tr)
+		}
+		// Both generators send exactly rate*trial frames at these rates.
+		if want := uint64(tr.Asked * cfg.Trial.Seconds()); tr.Sent != want {
+			t.Errorf("trial at %.0f pps sent %d, want %d", tr.Asked, tr.Sent, want)
 		}
 	}
 	// 40 kpps is far below what the reflector takes, even on a busy machine.
