@@ -359,6 +359,17 @@ func (t *xdpTarget) stop() error {
 	return err
 }
 
+// stacked targets stop in order: the first started last.
+type stacked []target
+
+func (s stacked) stop() error {
+	var errs []error
+	for _, t := range s {
+		errs = append(errs, t.stop())
+	}
+	return errors.Join(errs...)
+}
+
 // weirTarget is weir running in the DUT namespace.
 type weirTarget struct {
 	cmd  *exec.Cmd
@@ -366,11 +377,10 @@ type weirTarget struct {
 	done chan error
 }
 
-// weirConfig is the configuration of weir with backend (afxdp or socket).
-// The socket backend is weir's default, so its configuration names none and
-// also runs a weir that predates the backend key.
+// weirConfig is the configuration of weir with backend (afxdp or socket),
+// named explicitly: the default, auto, would pick AF_XDP on the DUT's veth.
 func weirConfig(backend string, healthPort, metricsPort int) string {
-	dp := ""
+	dp := "dataplane:\n  backend: socket\n"
 	if backend == TargetAFXDP {
 		dp = fmt.Sprintf("dataplane:\n  backend: afxdp\n  interface: %s\n  queues: 0\n  zerocopy: auto\n", DutIf)
 	}
@@ -479,8 +489,19 @@ func (b *Bench) start(ctx context.Context, name string) (target, error) {
 	switch name {
 	case TargetXDPTX:
 		return b.startXDP(ReflectorSpec())
-	case TargetAFXDP, TargetSocket:
+	case TargetAFXDP:
 		return b.startWeir(ctx, name)
+	case TargetSocket:
+		pass, err := b.startXDP(PassSpec())
+		if err != nil {
+			return nil, err
+		}
+		w, err := b.startWeir(ctx, name)
+		if err != nil {
+			pass.stop()
+			return nil, err
+		}
+		return stacked{w, pass}, nil
 	case TargetDrop:
 		return b.startXDP(DropSpec())
 	}

@@ -117,6 +117,17 @@ func DropSpec() *ebpf.ProgramSpec {
 	}}
 }
 
+// PassSpec passes every packet to the kernel. On the DUT's veth under the
+// socket target it stands for a NIC driver: a veth receives the generator's
+// xdp_frames only while an XDP program (or NAPI) is on it, and XDP_PASS builds
+// the skb from the frame as a driver does.
+func PassSpec() *ebpf.ProgramSpec {
+	return &ebpf.ProgramSpec{Name: "wb_pass", Type: ebpf.XDP, License: license, Instructions: asm.Instructions{
+		asm.Mov.Imm(asm.R0, xdpPass),
+		asm.Return(),
+	}}
+}
+
 // CheckerConfig is what the checker knows of the requests it sent.
 type CheckerConfig struct {
 	Spec      FrameSpec
