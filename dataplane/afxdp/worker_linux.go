@@ -35,11 +35,12 @@ type worker struct {
 	genevePort uint16
 	vxlanPort  uint16
 
-	inFlight    int    // frames on the TX ring not yet completed
-	unkicked    uint32 // descriptors submitted since the last kick
-	lastStats   int64
-	lastPublish int64 // Batch.Now of the last publish of the queue's counters
-	idleWait    int   // milliseconds an idle step waits in poll
+	inFlight        int    // frames on the TX ring not yet completed
+	unkicked        uint32 // descriptors submitted since the last kick
+	unkickedBatches int    // batches taken since then
+	lastStats       int64
+	lastPublish     int64 // Batch.Now of the last publish of the queue's counters
+	idleWait        int   // milliseconds an idle step waits in poll
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -185,6 +186,7 @@ func (wk *worker) step() (int, error) {
 		wk.w.Process(b)
 		wk.send()
 	}
+	wk.kickDue(n == uint32(len(b.Slots)))
 	wk.sampleKernelStats(b.Now)
 	if d := b.Now - wk.lastPublish; d < 0 || d >= int64(time.Millisecond) {
 		// While packets keep coming, at most once a millisecond; the ring
@@ -285,8 +287,8 @@ func (wk *worker) send() {
 		wk.local.tx += uint64(sent)
 		// A copy-mode kick is a system call that sends up to
 		// copyModeTxBudget descriptors, and each runs the kernel's transmit
-		// path: kicks wait until a full budget is pending or the RX ring is
-		// empty (step), so a busy worker sends in full batches.
+		// path: kicks wait until a full budget is pending (or kickDue), so
+		// a busy worker sends in full batches.
 		wk.unkicked += sent
 		if wk.unkicked >= copyModeTxBudget {
 			wk.kickPending()
@@ -301,12 +303,29 @@ func (wk *worker) send() {
 // copy mode (TX_BATCH_SIZE in net/xdp/xsk.c); it answers EAGAIN for the rest.
 const copyModeTxBudget = 32
 
+// maxKickDelay is how many batches replies may wait for a kick: under a flood
+// of packets that are not replied to (drops), a full budget may never gather.
+const maxKickDelay = 4
+
+// kickDue kicks the replies waiting for a kick when the batch just taken did
+// not fill (the RX ring is about to run dry) or they have waited maxKickDelay
+// batches.
+func (wk *worker) kickDue(full bool) {
+	if wk.unkicked == 0 {
+		return
+	}
+	wk.unkickedBatches++
+	if !full || wk.unkickedBatches >= maxKickDelay {
+		wk.kickPending()
+	}
+}
+
 // kickPending wakes the kernel, if the TX ring asks for it, enough times to
 // send the descriptors submitted since the last kick in copy mode. A kick that
 // fails leaves them on the ring: an idle step kicks again.
 func (wk *worker) kickPending() {
 	n := wk.unkicked
-	wk.unkicked = 0
+	wk.unkicked, wk.unkickedBatches = 0, 0
 	if !wk.sock.TX().NeedsWakeup() {
 		return // the driver is polling the ring itself
 	}

@@ -206,3 +206,30 @@ func BenchmarkWorkerBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*32), "ns/packet")
 }
+
+// TestKickDue: replies too few for a full kick budget are kicked when a batch
+// does not fill, or after maxKickDelay full batches, so that a flood of
+// dropped packets cannot hold them back; a full budget is kicked at once.
+func TestKickDue(t *testing.T) {
+	wk, _ := newTestWorker(t)
+	wk.unkicked = 3
+	for i := 1; i < maxKickDelay; i++ {
+		wk.kickDue(true)
+		if wk.unkicked != 3 {
+			t.Fatalf("kicked after %d full batches, want after %d", i, maxKickDelay)
+		}
+	}
+	wk.kickDue(true)
+	if wk.unkicked != 0 || wk.unkickedBatches != 0 {
+		t.Fatalf("not kicked after %d full batches: %d waiting", maxKickDelay, wk.unkicked)
+	}
+	wk.unkicked = 2
+	wk.kickDue(false)
+	if wk.unkicked != 0 {
+		t.Fatal("not kicked after a batch that did not fill")
+	}
+	wk.kickDue(false) // nothing waiting: nothing to do
+	if wk.unkickedBatches != 0 {
+		t.Fatal("counted a batch with nothing waiting")
+	}
+}
