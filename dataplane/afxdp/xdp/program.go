@@ -155,12 +155,16 @@ func program(cfg Config) asm.Instructions {
 		asm.StoreMem(asm.RFP, stackLPMAddr, asm.R3, asm.Word),
 		asm.StoreImm(asm.RFP, stackLPMPrefixLen, lpmKeyFullIPv4, asm.Word),
 		asm.Mov.Imm(regIsIPv4, 1),
-		// Skip the header with its options: IHL is 4 bits, so the offset is
-		// at most 60 and the verifier can bound the new pointer.
-		asm.LSh.Imm(asm.R2, 2),
-		asm.Add.Reg(regCursor, asm.R2),
-		asm.Ja.Label(labelUDP),
 	)
+	// Skip the header with its options. A constant is added for each IHL
+	// from 5 to 15: adding the variable IHL to the packet pointer is
+	// pointer arithmetic the verifier allows only with CAP_PERFMON.
+	for ihl := int32(5); ihl <= 15; ihl++ {
+		b.emit(asm.JNE.Imm(asm.R2, ihl, fmt.Sprintf("ihl_not_%d", ihl)))
+		b.emit(asm.Add.Imm(regCursor, 4*ihl), asm.Ja.Label(labelUDP))
+		b.at(fmt.Sprintf("ihl_not_%d", ihl))
+	}
+	b.emit(asm.Ja.Label(labelMalformed)) // IHL is 4 bits: not reached
 
 	// IPv6. Only UDP directly after the fixed header is steered; extension
 	// headers (fragments included) are rare for tunnel traffic and go to
