@@ -523,14 +523,18 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 		b.mu.Unlock()
 	}()
 
+	// The workers take a copy: SetAllowedSources may change b.cfg meanwhile.
+	b.mu.Lock()
+	cfg, socks := b.cfg, b.socks
+	b.mu.Unlock()
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(b.socks))
+	errs := make(chan error, len(socks))
 	failed := make(chan struct{})
 	var failOnce sync.Once
-	for q, s := range b.socks {
-		wk := newWorker(q, s, p.NewWorker(), b.queues[q], b.cfg)
+	for q, s := range socks {
+		wk := newWorker(q, s, p.NewWorker(), b.queues[q], cfg)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

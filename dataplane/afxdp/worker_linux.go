@@ -159,7 +159,7 @@ func (wk *worker) step() (int, error) {
 			return 0, fmt.Errorf("poll: %w", err)
 		}
 		now := time.Now().UnixNano()
-		if now-wk.lastStats >= int64(statsEvery) {
+		if statsDue(now, wk.lastStats) {
 			// The kernel unbinds the socket (ENETDOWN) when its device goes.
 			if err := wk.sock.Err(); err != nil {
 				return 0, fmt.Errorf("socket: %w", err)
@@ -331,9 +331,12 @@ func (wk *worker) kickPending() {
 	}
 	for range (n + copyModeTxBudget - 1) / copyModeTxBudget {
 		if wk.sock.Kick() != nil {
-			return
+			break
 		}
 	}
+	// The kernel stops a kick early when the device refuses a frame (busy,
+	// ring full): what it left on the ring waits for the next kickDue.
+	wk.unkicked = wk.sock.TX().Outstanding()
 }
 
 // reap takes the frames the kernel has sent off the completion ring.
@@ -370,10 +373,18 @@ func (wk *worker) refill() {
 	}
 }
 
+// statsDue reports whether a statsEvery has passed since last, by the wall
+// clock: a clock stepped back makes it due at once rather than for as long as
+// the step.
+func statsDue(now, last int64) bool {
+	d := now - last
+	return d < 0 || d >= int64(statsEvery)
+}
+
 // sampleKernelStats reads the socket's kernel counters at most once a
 // statsEvery: a system call, kept off the per-packet path.
 func (wk *worker) sampleKernelStats(now int64) {
-	if now-wk.lastStats < int64(statsEvery) {
+	if !statsDue(now, wk.lastStats) {
 		return
 	}
 	wk.lastStats = now

@@ -85,9 +85,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// CPU is the busy CPU time a measurement trial cost, the same for the
+// CPU is the CPU time a measurement trial cost (Stat.TargetBusySince: other
+// CPUs' busy time and the generator CPU's softirq time), the same for the
 // generator alone (the DUT dropping every frame in XDP), and their difference
-// per packet.
+// per packet, the baseline scaled to the measurement's packets.
 type CPU struct {
 	Busy, BaseBusy time.Duration
 	Packets        uint64
@@ -279,7 +280,7 @@ func (b *Bench) Trial(ctx context.Context, rate float64, dur time.Duration) (mea
 	}
 	m := measured{
 		TrialResult: TrialResult{Asked: rate, Offered: sent.Rate(), Sent: sent.Sent, Good: c1.Good - c0.Good, Bad: c1.Bad - c0.Bad},
-		busy:        s1.All.BusySince(s0.All),
+		busy:        s1.TargetBusySince(s0, b.cfg.GenCPU),
 	}
 	for i := range min(len(s0.PerCPU), len(s1.PerCPU)) {
 		if total := s1.PerCPU[i].Total - s0.PerCPU[i].Total; total > 0 {
@@ -591,8 +592,11 @@ func (b *Bench) Measure(ctx context.Context, name string) Row {
 		return row
 	}
 	row.CPU = CPU{Busy: m.busy, BaseBusy: bm.busy, Packets: m.Sent, Loss: m.Loss(), PerCPU: m.perCPU}
-	if m.Sent > 0 {
-		row.CPU.NsPerPacket = float64(m.busy-bm.busy) / float64(m.Sent)
+	if m.Sent > 0 && bm.Sent > 0 {
+		// The baseline scaled to the measurement's packets; noise can make
+		// the difference negative, which means "too small to see".
+		base := float64(bm.busy) * float64(m.Sent) / float64(bm.Sent)
+		row.CPU.NsPerPacket = max(0, float64(m.busy)-base) / float64(m.Sent)
 	}
 	return row
 }

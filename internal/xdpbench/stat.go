@@ -19,6 +19,7 @@ const UserHZ = 100
 type CPUTimes struct {
 	Total uint64 // user+nice+system+idle+iowait+irq+softirq+steal
 	Idle  uint64 // idle+iowait
+	IRQ   uint64 // irq+softirq
 }
 
 // Busy is the time the CPUs spent not idle.
@@ -88,7 +89,30 @@ func parseCPULine(fields []string) (CPUTimes, error) {
 		c.Total += n
 	}
 	c.Idle = v[3] + v[4]
+	c.IRQ = v[5] + v[6]
 	return c, nil
+}
+
+// TargetBusySince is the CPU time between an earlier reading and s that the
+// target can have caused, with the generator pinned to CPU gen: all of every
+// other CPU's busy time, and only the interrupt and softirq time of the
+// generator's. The generator keeps its CPU busy whatever the target does, so
+// there the target's work (a veth's receive side runs in softirq on the
+// sending CPU) shows as softirq time taken from the generator's spinning, not
+// as more busy time. Without per-CPU lines it is all CPUs' busy time.
+func (s Stat) TargetBusySince(earlier Stat, gen int) time.Duration {
+	if gen < 0 || gen >= len(s.PerCPU) || len(s.PerCPU) != len(earlier.PerCPU) {
+		return s.All.BusySince(earlier.All)
+	}
+	var ticks uint64
+	for i, c := range s.PerCPU {
+		if i == gen {
+			ticks += c.IRQ - earlier.PerCPU[i].IRQ
+			continue
+		}
+		ticks += c.Busy() - earlier.PerCPU[i].Busy()
+	}
+	return time.Duration(ticks) * (time.Second / UserHZ)
 }
 
 // ReadStat reads /proc/stat.

@@ -112,6 +112,11 @@ func (r *producerRing) Reserve(n uint32) (idx, got uint32) {
 	return idx, got
 }
 
+// Outstanding is how many submitted entries the kernel has not consumed yet.
+func (r *producerRing) Outstanding() uint32 {
+	return r.published - atomic.LoadUint32(r.consumer)
+}
+
 func (r *producerRing) free() uint32 {
 	used := r.cachedProd - r.cachedCons
 	if used > r.size {

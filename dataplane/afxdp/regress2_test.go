@@ -1,0 +1,218 @@
+package afxdp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"weir/dataplane/afxdp/xsk"
+	"weir/geneve"
+	"weir/internal/netns"
+	"weir/vxlan"
+)
+
+// Regression tests from a second review of the AF_XDP backend: each failed
+// before its fix.
+
+// TestSetAllowedSourcesDuringRun: a reload (SIGHUP) that calls
+// SetAllowedSources while Run starts its workers. Run copies b.cfg for each
+// worker without b.mu while SetAllowedSources writes b.cfg.AllowedSources
+// under it: run with -race.
+func TestSetAllowedSourcesDuringRun(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOutsideCI(t, "needs root for network namespaces and XDP")
+	}
+	ns := fmt.Sprintf("weir-afxrv2a-%d", os.Getpid())
+	exec.Command("ip", "netns", "del", ns).Run()
+	ipCmd(t, "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ipCmd(t, "-n", ns, "link", "add", "rv2a0", "type", "veth", "peer", "name", "rv2a1")
+	ipCmd(t, "-n", ns, "link", "set", "rv2a0", "up")
+	ipCmd(t, "-n", ns, "link", "set", "rv2a1", "up")
+	var b *Backend
+	if err := netns.Run(ns, func() (err error) {
+		b, err = New(Config{Interface: "rv2a0"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lists := [][]netip.Prefix{{netip.MustParsePrefix("10.0.0.0/8")}, {netip.MustParsePrefix("192.0.2.0/24")}}
+	stopSet := make(chan struct{})
+	setDone := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for i := 0; i < 5000 && time.Now().Before(deadline); i++ {
+			select {
+			case <-stopSet:
+				setDone <- nil
+				return
+			default:
+			}
+			if err := b.SetAllowedSources(lists[i%2]); err != nil {
+				setDone <- err
+				return
+			}
+		}
+		setDone <- nil
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in ns
+		if err := netns.Enter(ns); err != nil {
+			done <- err
+			return
+		}
+		done <- b.Run(ctx, testPipeline(), func() { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready in 10 s")
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stopSet)
+	if err := <-setDone; err != nil {
+		t.Errorf("SetAllowedSources: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop in 10 s")
+	}
+}
+
+// TestDeviceGoneAfterClockStepBack: a worker notices, within about
+// statsEvery, that its device went away (the socket's ENETDOWN), also when
+// the wall clock stepped back after its last sample of the kernel's counters
+// (NTP, a restored VM). lastStats an hour ahead of now is that step.
+func TestDeviceGoneAfterClockStepBack(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lastStats func() int64
+	}{
+		{"steady clock", func() int64 { return 0 }},
+		{"clock stepped back an hour", func() int64 { return time.Now().Add(time.Hour).UnixNano() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				skipOutsideCI(t, "needs root for network namespaces and AF_XDP")
+			}
+			ns := fmt.Sprintf("weir-afxrv2c-%d", os.Getpid())
+			exec.Command("ip", "netns", "del", ns).Run()
+			ipCmd(t, "netns", "add", ns)
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			ipCmd(t, "-n", ns, "link", "add", "rv2c0", "type", "veth", "peer", "name", "rv2c1")
+			ipCmd(t, "-n", ns, "link", "set", "rv2c0", "up")
+			ipCmd(t, "-n", ns, "link", "set", "rv2c1", "up")
+			var s *xsk.Socket
+			if err := netns.Run(ns, func() error {
+				ifi, err := net.InterfaceByName("rv2c0")
+				if err != nil {
+					return err
+				}
+				s, err = xsk.Open(xsk.Config{Ifindex: ifi.Index, ZeroCopy: xsk.ZeroCopyOff, NeedWakeup: true})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			cfg := Config{Batch: 32, GenevePort: geneve.Port, VXLANPort: vxlan.Port}
+			wk := newWorker(0, s, testPipeline().NewWorker(), &queueCounters{}, cfg)
+			wk.idleWait = 10
+			wk.refill()
+			if _, err := wk.step(); err != nil {
+				t.Fatal(err)
+			}
+			wk.lastStats = tc.lastStats()
+			ipCmd(t, "-n", ns, "link", "del", "rv2c0")
+			deadline := time.Now().Add(2 * statsEvery)
+			steps := 0
+			for ; steps < 100000 && time.Now().Before(deadline); steps++ {
+				if _, err := wk.step(); err != nil {
+					t.Logf("after %d steps: %v", steps, err)
+					return
+				}
+			}
+			t.Errorf("the worker did not notice within %v that its device is gone (%d idle steps)", 2*statsEvery, steps)
+		})
+	}
+}
+
+// TestKickLeftovers: kickPending wakes the kernel "enough times to
+// send the descriptors submitted since the last kick" assuming each copy-mode
+// kick takes copyModeTxBudget of them. A kick during which the device drops a
+// frame (veth: the peer down, or its ring full) ends after that frame with
+// EBUSY, which Kick reports as nil: the rest stay on the TX ring until an idle
+// step, however long the RX ring keeps the worker busy.
+func TestKickLeftovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOutsideCI(t, "needs root for network namespaces and AF_XDP")
+	}
+	ns := fmt.Sprintf("weir-afxrv2k-%d", os.Getpid())
+	exec.Command("ip", "netns", "del", ns).Run()
+	ipCmd(t, "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ipCmd(t, "-n", ns, "link", "add", "rv2k0", "type", "veth", "peer", "name", "rv2k1")
+	ipCmd(t, "-n", ns, "link", "set", "rv2k0", "up") // rv2k1 stays down: veth drops what rv2k0 sends
+	var s *xsk.Socket
+	if err := netns.Run(ns, func() error {
+		ifi, err := net.InterfaceByName("rv2k0")
+		if err != nil {
+			return err
+		}
+		s, err = xsk.Open(xsk.Config{Ifindex: ifi.Index, ZeroCopy: xsk.ZeroCopyOff, NeedWakeup: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg := Config{Batch: 64, GenevePort: geneve.Port, VXLANPort: vxlan.Port}
+	wk := newWorker(0, s, testPipeline().NewWorker(), &queueCounters{}, cfg)
+	frame := outerFrame(t, "192.0.2.1", "192.0.2.2", genevePayload(40))
+	const n = 2 * copyModeTxBudget
+	tx := s.TX()
+	idx, got := tx.Reserve(n)
+	if got != n {
+		t.Fatalf("reserved %d TX descriptors of %d", got, n)
+	}
+	for i := range uint32(n) {
+		addr, ok := wk.umem.Alloc()
+		if !ok {
+			t.Fatal("no free frame")
+		}
+		copy(wk.umem.Frame(addr), frame)
+		d := tx.Desc(idx + i)
+		d.Addr, d.Len, d.Options = addr, uint32(len(frame)), 0
+	}
+	tx.Submit(n)
+	wk.inFlight, wk.unkicked = n, n
+	wk.kickPending()
+	if left := tx.Outstanding(); wk.unkicked != left {
+		t.Fatalf("after kickPending %d descriptors are on the ring but %d wait for a kick", left, wk.unkicked)
+	}
+	// Busy batches (full ones) retry them within maxKickDelay batches each.
+	for range n * maxKickDelay {
+		if wk.unkicked == 0 {
+			break
+		}
+		wk.kickDue(true)
+	}
+	wk.reap()
+	if wk.inFlight != 0 {
+		t.Errorf("%d of %d descriptors still on the TX ring after the worker's kicks", wk.inFlight, n)
+	}
+}
