@@ -239,12 +239,18 @@ func stopNode(t *testing.T, node *process) {
 // is "allowed".
 func TestE2EDetectInlineIPS(t *testing.T) {
 	for _, mode := range []string{"ips", "ids"} {
-		t.Run(mode, func(t *testing.T) { testDetectInline(t, mode) })
+		t.Run(mode, func(t *testing.T) { testDetectInline(t, mode, "socket") })
 	}
+	// On AF_XDP a blocked packet's frame goes back to the fill ring unsent.
+	t.Run("ips on afxdp", func(t *testing.T) {
+		requireAFXDP(t)
+		testDetectInline(t, "ips", "afxdp")
+	})
 }
 
-func testDetectInline(t *testing.T, mode string) {
+func testDetectInline(t *testing.T, mode, backend string) {
 	tp := newTopology(t)
+	tp.backend = backend
 	rulesPath := filepath.Join(t.TempDir(), "test.rules")
 	writeFile(t, rulesPath, "# e2e\n"+dropRule+"\n")
 	node, dir := startNodeIn(t, tp, fmt.Sprintf("detect:\n  rules: [%s]\n  mode: %s\n", rulesPath, mode))
