@@ -217,7 +217,7 @@ func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, backgroun
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tkpps at <1% loss\tloss\tCPU ns/packet\t(its trial's loss)\tvs xdptx\tbusy per CPU\tbyte-checked (exact)\t")
+	fmt.Fprintln(tw, "target\tkpps at <1% loss\tloss\tCPU ns/packet\t(at kpps, loss)\tvs xdptx\tbusy per CPU\tbyte-checked (exact)\t")
 	for _, r := range rows {
 		if r.Err != nil {
 			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\t\t\n", r.Target, r.Err)
@@ -239,8 +239,8 @@ func printTable(w io.Writer, cfg xdpbench.Config, rows []xdpbench.Row, backgroun
 		for _, p := range r.CPU.PerCPU {
 			per = append(per, fmt.Sprintf("%.0f%%", 100*p))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%.0f\t(%.2f%%)\t%s\t%s\t%d (%d)\t\n", r.Target, kpps, 100*r.Best.Loss(),
-			r.CPU.NsPerPacket, 100*r.CPU.Loss, ratio, strings.Join(per, " "), r.Checked, r.Exact)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%.0f\t(%.0f, %.2f%%)\t%s\t%s\t%d (%d)\t\n", r.Target, kpps, 100*r.Best.Loss(),
+			r.CPU.NsPerPacket, r.CPU.Rate/1e3, 100*r.CPU.Loss, ratio, strings.Join(per, " "), r.Checked, r.Exact)
 	}
 	tw.Flush()
 }

@@ -110,6 +110,10 @@ func checkDataplane(cfg *config.Config) error {
 		return nil // auto runs the socket backend
 	}
 	if _, err := net.InterfaceByName(name); err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err // without the "route ip+net" net wraps it in
+		}
 		return cfg.KeyError("dataplane.interface", fmt.Errorf("%s: %w", name, err))
 	}
 	return nil

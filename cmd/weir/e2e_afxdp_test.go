@@ -70,6 +70,9 @@ func TestE2EAFXDPKernelTraffic(t *testing.T) {
 	if got := m[`weir_xdp_packets_total{result="passed"}`]; got < 3 {
 		t.Errorf("weir_xdp_packets_total{passed} = %v, want at least the pings and the TCP", got)
 	}
+	if got := m[`weir_dataplane_backend{backend="afxdp"}`]; got != 1 {
+		t.Errorf("weir_dataplane_backend{afxdp} = %v, want 1", got)
+	}
 	if got := m[`weir_packets_total{action="allow",encap="geneve"}`]; got != 10 {
 		t.Errorf("weir_packets_total allow = %v, want 10", got)
 	}
@@ -158,6 +161,9 @@ func TestE2EAFXDPAuto(t *testing.T) {
 		m := scrape(t, tp.gw)
 		if _, ok := m[`weir_afxdp_info{frags="true",interface="lo",xdp_mode="driver"}`]; ok {
 			t.Error("AF_XDP metrics on lo")
+		}
+		if got := m[`weir_dataplane_backend{backend="socket"}`]; got != 1 {
+			t.Errorf("weir_dataplane_backend{socket} = %v, want 1", got)
 		}
 		send, recv := gwlbSocket(t, tp)
 		hairpinOne(t, tp, send, recv, 1)

@@ -16,6 +16,8 @@ import (
 	"weir/dataplane/engine"
 	"weir/dataplane/flow"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"weir/dataplane"
 	"weir/dataplane/afxdp"
 	"weir/dataplane/socket"
@@ -126,9 +128,16 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	gauges.SocketDrops = n.backend.Drops
 	gauges.SocketRecvBuffer = n.backend.RecvBuffer
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
+	backend := "socket"
 	if n.xdp != nil {
+		backend = "afxdp"
 		reg.MustRegister(afxdp.NewCollector(n.xdp))
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "weir_dataplane_backend",
+		Help:        "1, labelled with the dataplane backend that runs (afxdp, with the socket backend beside it for what XDP passes; or socket).",
+		ConstLabels: prometheus.Labels{"backend": backend},
+	}, func() float64 { return 1 }))
 	if dc := n.DetectCollector(); dc != nil {
 		reg.MustRegister(dc)
 	}

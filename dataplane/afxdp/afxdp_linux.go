@@ -129,7 +129,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("afxdp: interface %q: %w", cfg.Interface, err)
+		return nil, fmt.Errorf("afxdp: interface %q: %w", cfg.Interface, interfaceError(err))
 	}
 	rx, err := rxQueueCount(ifi)
 	if err != nil {
@@ -147,6 +147,16 @@ func New(cfg Config) (*Backend, error) {
 		b.queues = append(b.queues, &queueCounters{})
 	}
 	return b, nil
+}
+
+// interfaceError is what net.InterfaceByName's error says, without the "route
+// ip+net" it wraps it in.
+func interfaceError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // rxQueueCount counts /sys/class/net/IF/queues/rx-*. Sysfs shows the devices of
@@ -325,9 +335,12 @@ func (b *Backend) Open() (err error) {
 		// dies with the process, so this one is another tool's.
 		return unsupported("afxdp: %s has another XDP program attached (`ip link show %s` names it): %w", b.cfg.Interface, b.cfg.Interface, err)
 	}
+	// Generic (skb) XDP would run where native XDP does not, but no faster
+	// than the socket backend's kernel path; and zero-copy is impossible there.
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return unsupported("afxdp: %s: its driver has no native XDP: %w", b.cfg.Interface, err)
+	}
 	if err != nil {
-		// Generic (skb) XDP would run, but no faster than the socket backend's
-		// kernel path; and zero-copy is impossible there.
 		return unsupported("afxdp: %s: the driver refused native XDP at MTU %d (drivers without multi-buffer XDP refuse it above about 3500: see README, AF_XDP on ENA): %w", b.cfg.Interface, b.mtu, err)
 	}
 	b.xdpMode = "driver"

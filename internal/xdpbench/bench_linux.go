@@ -90,6 +90,7 @@ func DefaultConfig() Config {
 // generator alone (the DUT dropping every frame in XDP), and their difference
 // per packet, the baseline scaled to the measurement's packets.
 type CPU struct {
+	Rate           float64 // packets a second offered in the measurement trial
 	Busy, BaseBusy time.Duration
 	Packets        uint64
 	Loss           float64 // of the measurement trial (the search's trial at the rate may have done better)
@@ -566,13 +567,23 @@ func (b *Bench) Measure(ctx context.Context, name string) Row {
 		return row
 	}
 	// The CPU figures come from trials twice as long as the search's, for
-	// twice the /proc/stat resolution.
+	// twice the /proc/stat resolution. The longer trial may lose more than
+	// the search's did at the same rate: then it is taken again a tenth
+	// slower, at most cpuRetries times, so that the figure belongs to a rate
+	// the target holds.
+	const cpuRetries = 3
 	rate := row.Best.Asked
-	fmt.Fprintf(b.cfg.Log, "  measuring CPU at %.0f kpps\n", rate/1e3)
-	m, err := b.Trial(ctx, rate, 2*b.cfg.Trial)
-	if err != nil {
-		row.Err = err
-		return row
+	var m measured
+	for try := 0; ; try++ {
+		fmt.Fprintf(b.cfg.Log, "  measuring CPU at %.0f kpps\n", rate/1e3)
+		if m, err = b.Trial(ctx, rate, 2*b.cfg.Trial); err != nil {
+			row.Err = err
+			return row
+		}
+		if m.Loss() < b.cfg.MaxLoss || try == cpuRetries {
+			break
+		}
+		rate *= 0.9
 	}
 	stop()
 	if row.Err != nil {
@@ -591,7 +602,7 @@ func (b *Bench) Measure(ctx context.Context, name string) Row {
 		row.Err = err
 		return row
 	}
-	row.CPU = CPU{Busy: m.busy, BaseBusy: bm.busy, Packets: m.Sent, Loss: m.Loss(), PerCPU: m.perCPU}
+	row.CPU = CPU{Rate: m.Offered, Busy: m.busy, BaseBusy: bm.busy, Packets: m.Sent, Loss: m.Loss(), PerCPU: m.perCPU}
 	if m.Sent > 0 && bm.Sent > 0 {
 		// The baseline scaled to the measurement's packets; noise can make
 		// the difference negative, which means "too small to see".
