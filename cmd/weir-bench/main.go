@@ -7,7 +7,11 @@
 //
 //	xdptx   an XDP program that reflects each GENEVE packet (XDP_TX): the upper bound
 //	afxdp   weir run with dataplane.backend: afxdp
-//	socket  weir run with the socket backend (the default)
+//	socket  weir run with the socket backend
+//
+// and, for diagnostics, afxdp-io (weir's AF_XDP backend in the bench's own
+// process with a pipeline that returns every datagram: the AF_XDP mechanics
+// alone) and drop (the generator alone).
 //
 // The generator and the target sit in two network namespaces joined by a
 // veth pair; the generator runs on one thread pinned to one CPU (-gen-cpu).
@@ -100,11 +104,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
 		known := false
-		for _, k := range append(xdpbench.Targets, xdpbench.TargetDrop) {
+		all := append(append([]string{}, xdpbench.Targets...), xdpbench.Diagnostics...)
+		for _, k := range all {
 			known = known || t == k
 		}
 		if !known {
-			fmt.Fprintf(stderr, "weir-bench: unknown target %q (want %s)\n", t, strings.Join(xdpbench.Targets, ", "))
+			fmt.Fprintf(stderr, "weir-bench: unknown target %q (want %s)\n", t, strings.Join(all, ", "))
 			return 2
 		}
 		cfg.Targets = append(cfg.Targets, t)

@@ -17,6 +17,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"weir/dataplane"
+	"weir/dataplane/afxdp"
 	"weir/internal/netns"
 )
 
@@ -28,7 +30,15 @@ const (
 	// TargetDrop drops every request in XDP: the baseline's receiver, as a
 	// target for diagnostics (with Config.Rates: how fast the generator goes).
 	TargetDrop = "drop"
+	// TargetAFXDPIO is weir's AF_XDP backend run in the bench's process with
+	// a pipeline that returns every datagram untouched: what the AF_XDP
+	// mechanics cost without weir's decode, flow table and policy, for
+	// diagnostics.
+	TargetAFXDPIO = "afxdp-io"
 )
+
+// Diagnostics are the targets a run measures only when asked.
+var Diagnostics = []string{TargetAFXDPIO, TargetDrop}
 
 // Targets are the known targets, in the order a run measures them.
 var Targets = []string{TargetXDPTX, TargetAFXDP, TargetSocket}
@@ -361,6 +371,50 @@ func (t *xdpTarget) stop() error {
 	return err
 }
 
+// returnAll is the I/O-only pipeline: every datagram goes back untouched.
+type returnAll struct{}
+
+func (returnAll) Process(_ *dataplane.Worker, b *dataplane.Batch) {
+	for i := range b.Slots[:b.N] {
+		b.Slots[i].Verdict = dataplane.VerdictReturn
+	}
+}
+
+// afxdpIOTarget is the AF_XDP backend running in this process.
+type afxdpIOTarget struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (b *Bench) startAFXDPIO() (target, error) {
+	var be *afxdp.Backend
+	err := netns.Run(b.topo.Dut, func() (err error) {
+		if be, err = afxdp.New(afxdp.Config{Interface: DutIf, GeneveDst: DutIP, NoMirror: true}); err != nil {
+			return err
+		}
+		return be.Open()
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &afxdpIOTarget{cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { t.done <- be.Run(ctx, dataplane.NewPipeline(returnAll{}), func() { close(ready) }) }()
+	select {
+	case <-ready:
+		return t, nil
+	case err := <-t.done:
+		cancel()
+		return nil, err
+	}
+}
+
+func (t *afxdpIOTarget) stop() error {
+	t.cancel()
+	return <-t.done
+}
+
 // stacked targets stop in order: the first started last.
 type stacked []target
 
@@ -506,6 +560,8 @@ func (b *Bench) start(ctx context.Context, name string) (target, error) {
 		return stacked{w, pass}, nil
 	case TargetDrop:
 		return b.startXDP(DropSpec())
+	case TargetAFXDPIO:
+		return b.startAFXDPIO()
 	}
 	return nil, fmt.Errorf("unknown target %q (want %s)", name, strings.Join(Targets, ", "))
 }

@@ -103,3 +103,37 @@ func testReflectorTarget(t *testing.T, gen string) {
 		}
 	}
 }
+
+// TestAFXDPIOTarget: weir's AF_XDP backend in the bench's process answers
+// every request at a low rate, byte for byte, and leaves no XDP program
+// behind when it stops.
+func TestAFXDPIOTarget(t *testing.T) {
+	requireRoot(t)
+	cfg := DefaultConfig()
+	cfg.Tag = "testio"
+	cfg.Trial = 300 * time.Millisecond
+	cfg.Settle = 100 * time.Millisecond
+	cfg.Start, cfg.MaxRate, cfg.MaxTrials = 10e3, 20e3, 2
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	row := b.Measure(context.Background(), TargetAFXDPIO)
+	if row.Err != nil {
+		t.Fatal(row.Err)
+	}
+	if row.Checked < 900 || row.Exact != row.Checked {
+		t.Errorf("byte check: %d replies, %d exact", row.Checked, row.Exact)
+	}
+	if row.Best.Asked != 20e3 || row.Best.Loss() >= 0.01 {
+		t.Errorf("best %+v", row.Best)
+	}
+	out, err := exec.Command("ip", "-n", b.Topology().Dut, "link", "show", DutIf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "prog/xdp") {
+		t.Errorf("an XDP program is left on %s after the target stopped:\n%s", DutIf, out)
+	}
+}
