@@ -2,16 +2,11 @@ package afxdp
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
 
-	"weir/dataplane/afxdp/xsk"
 	"weir/geneve"
 	"weir/internal/netns"
 	"weir/vxlan"
@@ -25,16 +20,7 @@ import (
 // worker without b.mu while SetAllowedSources writes b.cfg.AllowedSources
 // under it: run with -race.
 func TestSetAllowedSourcesDuringRun(t *testing.T) {
-	if os.Geteuid() != 0 {
-		skipOutsideCI(t, "needs root for network namespaces and XDP")
-	}
-	ns := fmt.Sprintf("weir-afxrv2a-%d", os.Getpid())
-	exec.Command("ip", "netns", "del", ns).Run()
-	ipCmd(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	ipCmd(t, "-n", ns, "link", "add", "rv2a0", "type", "veth", "peer", "name", "rv2a1")
-	ipCmd(t, "-n", ns, "link", "set", "rv2a0", "up")
-	ipCmd(t, "-n", ns, "link", "set", "rv2a1", "up")
+	ns := vethNS(t, "rv2a", "rv2a0", "rv2a1", false)
 	var b *Backend
 	if err := netns.Run(ns, func() (err error) {
 		b, err = New(Config{Interface: "rv2a0"})
@@ -108,28 +94,8 @@ func TestDeviceGoneAfterClockStepBack(t *testing.T) {
 		{"clock stepped back an hour", func() int64 { return time.Now().Add(time.Hour).UnixNano() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if os.Geteuid() != 0 {
-				skipOutsideCI(t, "needs root for network namespaces and AF_XDP")
-			}
-			ns := fmt.Sprintf("weir-afxrv2c-%d", os.Getpid())
-			exec.Command("ip", "netns", "del", ns).Run()
-			ipCmd(t, "netns", "add", ns)
-			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-			ipCmd(t, "-n", ns, "link", "add", "rv2c0", "type", "veth", "peer", "name", "rv2c1")
-			ipCmd(t, "-n", ns, "link", "set", "rv2c0", "up")
-			ipCmd(t, "-n", ns, "link", "set", "rv2c1", "up")
-			var s *xsk.Socket
-			if err := netns.Run(ns, func() error {
-				ifi, err := net.InterfaceByName("rv2c0")
-				if err != nil {
-					return err
-				}
-				s, err = xsk.Open(xsk.Config{Ifindex: ifi.Index, ZeroCopy: xsk.ZeroCopyOff, NeedWakeup: true})
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
+			ns := vethNS(t, "rv2c", "rv2c0", "rv2c1", false)
+			s := copySocket(t, ns, "rv2c0")
 			cfg := Config{Batch: 32, GenevePort: geneve.Port, VXLANPort: vxlan.Port}
 			wk := newWorker(0, s, testPipeline().NewWorker(), &queueCounters{}, cfg)
 			wk.idleWait = 10
@@ -159,27 +125,9 @@ func TestDeviceGoneAfterClockStepBack(t *testing.T) {
 // EBUSY, which Kick reports as nil: the rest stay on the TX ring until an idle
 // step, however long the RX ring keeps the worker busy.
 func TestKickLeftovers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		skipOutsideCI(t, "needs root for network namespaces and AF_XDP")
-	}
-	ns := fmt.Sprintf("weir-afxrv2k-%d", os.Getpid())
-	exec.Command("ip", "netns", "del", ns).Run()
-	ipCmd(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	ipCmd(t, "-n", ns, "link", "add", "rv2k0", "type", "veth", "peer", "name", "rv2k1")
-	ipCmd(t, "-n", ns, "link", "set", "rv2k0", "up") // rv2k1 stays down: veth drops what rv2k0 sends
-	var s *xsk.Socket
-	if err := netns.Run(ns, func() error {
-		ifi, err := net.InterfaceByName("rv2k0")
-		if err != nil {
-			return err
-		}
-		s, err = xsk.Open(xsk.Config{Ifindex: ifi.Index, ZeroCopy: xsk.ZeroCopyOff, NeedWakeup: true})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	// rv2k1 stays down: veth drops what rv2k0 sends.
+	ns := vethNS(t, "rv2k", "rv2k0", "rv2k1", true)
+	s := copySocket(t, ns, "rv2k0")
 	cfg := Config{Batch: 64, GenevePort: geneve.Port, VXLANPort: vxlan.Port}
 	wk := newWorker(0, s, testPipeline().NewWorker(), &queueCounters{}, cfg)
 	frame := outerFrame(t, "192.0.2.1", "192.0.2.2", genevePayload(40))

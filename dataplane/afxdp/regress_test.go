@@ -4,9 +4,8 @@ package afxdp
 
 import (
 	"context"
-	"fmt"
+	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -17,20 +16,38 @@ import (
 	"weir/internal/netns"
 )
 
-// reviewVeth makes namespace weir-afxrv-PID holding a veth pair rva0/rva1, up.
-func reviewVeth(t *testing.T) string {
+// vethNS makes a namespace of its own (newNetns: role) holding a veth pair a/b,
+// both up unless peerDown, for tests that need an interface and no traffic.
+func vethNS(t *testing.T, role, a, b string, peerDown bool) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOutsideCI(t, "needs root for network namespaces and XDP")
 	}
-	ns := fmt.Sprintf("weir-afxrv-%d", os.Getpid())
-	exec.Command("ip", "netns", "del", ns).Run()
-	ipCmd(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	ipCmd(t, "-n", ns, "link", "add", "rva0", "type", "veth", "peer", "name", "rva1")
-	ipCmd(t, "-n", ns, "link", "set", "rva0", "up")
-	ipCmd(t, "-n", ns, "link", "set", "rva1", "up")
+	ns := newNetns(t, role)
+	ipCmd(t, "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
+	ipCmd(t, "-n", ns, "link", "set", a, "up")
+	if !peerDown {
+		ipCmd(t, "-n", ns, "link", "set", b, "up")
+	}
 	return ns
+}
+
+// copySocket opens a copy-mode AF_XDP socket on queue 0 of ifname in ns.
+func copySocket(t *testing.T, ns, ifname string) *xsk.Socket {
+	t.Helper()
+	var s *xsk.Socket
+	if err := netns.Run(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		s, err = xsk.Open(xsk.Config{Ifindex: ifi.Index, ZeroCopy: xsk.ZeroCopyOff, NeedWakeup: true})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func openFDs(t *testing.T) int {
@@ -45,7 +62,7 @@ func openFDs(t *testing.T) int {
 // TestOpenFailureReleases: Open failing after the attach (zero-copy asked
 // of veth) leaves no descriptor, no XDP program and no "attached" state.
 func TestOpenFailureReleases(t *testing.T) {
-	ns := reviewVeth(t)
+	ns := vethNS(t, "rv1", "rva0", "rva1", false)
 	var b *Backend
 	if err := netns.Run(ns, func() (err error) {
 		b, err = New(Config{Interface: "rva0", ZeroCopy: xsk.ZeroCopyOn})
@@ -73,7 +90,7 @@ func TestOpenFailureReleases(t *testing.T) {
 // TestCollectWhileRunStops scrapes the collector in a loop (bounded) while
 // Run starts, serves and releases: run with -race.
 func TestCollectWhileRunStops(t *testing.T) {
-	ns := reviewVeth(t)
+	ns := vethNS(t, "rv1", "rva0", "rva1", false)
 	var b *Backend
 	if err := netns.Run(ns, func() (err error) {
 		b, err = New(Config{Interface: "rva0"})
