@@ -3,6 +3,8 @@ package main
 import (
 	"hash/fnv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,8 +17,6 @@ import (
 	"weir/config"
 	"weir/dataplane/engine"
 	"weir/dataplane/flow"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"weir/dataplane"
 	"weir/dataplane/afxdp"
@@ -97,15 +97,17 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	if cfg.Mirror.Listen.IsValid() {
 		listeners = append(listeners, socket.Listener{Addr: cfg.Mirror.Listen, Encap: dataplane.EncapVXLAN})
 	}
-	scfg := socket.Config{
+	// The sockets bind first: with AF_XDP they serve what XDP passes to the
+	// kernel, from the moment the program is attached.
+	n.backend, err = socket.New(socket.Config{
 		Listeners:  listeners,
 		Workers:    cfg.Dataplane.Workers,
 		Batch:      cfg.Dataplane.Batch,
 		Reply:      socket.ReplyMode(cfg.GWLB.Reply),
 		RecvBuffer: int(cfg.Dataplane.RecvBuffer),
 		Logger:     log,
-	}
-	if n.backend, err = socket.New(scfg); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	if n.xdp, err = openAFXDP(cfg, log); err != nil {
