@@ -1,25 +1,24 @@
 package main
 
 import (
-	"hash/fnv"
-
-	"github.com/prometheus/client_golang/prometheus"
-
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"weir/cluster"
 	"weir/cluster/flowsync"
 	"weir/config"
-	"weir/dataplane/engine"
-	"weir/dataplane/flow"
-
 	"weir/dataplane"
 	"weir/dataplane/afxdp"
+	"weir/dataplane/engine"
+	"weir/dataplane/flow"
 	"weir/dataplane/socket"
 	"weir/health"
 )
