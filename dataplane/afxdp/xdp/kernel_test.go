@@ -94,6 +94,7 @@ func (l *loaded) counters(t testing.TB) [numCounters]uint64 {
 		CounterPassedMalformed: c.PassedMalformed,
 		CounterDroppedSource:   c.DroppedSource,
 		CounterPassedOversize:  c.PassedOversize,
+		CounterFastPath:        c.FastPath,
 	}
 }
 
@@ -362,6 +363,11 @@ func TestVerifierAccepts(t *testing.T) {
 		testCfg,
 		{GenevePort: 6081, VXLANPort: 4789, Queues: 1},
 		{GenevePort: 65535, VXLANPort: 1, Queues: maxQueues},
+		{GenevePort: 6081, VXLANPort: 4789, Queues: 1, FastPath: true},
+		{GenevePort: 6081, Queues: 2, FastPath: true, FastFlows: 16, MaxFrame: 3840, Frags: true,
+			AllowedSources: testCfg.AllowedSources,
+			GeneveDst:      netip.MustParseAddr("10.9.9.9"), VXLANDst: netip.MustParseAddr("2001:db8::2")},
+		{GenevePort: 6081, Queues: 2, FastPath: true, MaxFrame: 3840, GeneveDst: netip.MustParseAddr("2001:db8::2")},
 	} {
 		l := load(t, cfg)
 		info, err := l.prog.Info()
@@ -370,6 +376,9 @@ func TestVerifierAccepts(t *testing.T) {
 		}
 		if info.Type != ebpf.XDP {
 			t.Errorf("loaded type %s, want XDP", info.Type)
+		}
+		if n, ok := info.VerifiedInstructions(); ok {
+			t.Logf("fast path %v frags %v: %d instructions verified", cfg.FastPath, cfg.Frags, n)
 		}
 	}
 }
