@@ -23,7 +23,9 @@ import (
 // packet user space must see (a TCP state change, a shape it would judge
 // differently) still reaches it:
 //
-//   - not longer than Config.MaxFrame (checked first, as for redirects);
+//   - the whole UDP datagram (by its length field) within the frame, and
+//     the frame not longer than Config.MaxFrame (checked first, as for
+//     redirects);
 //     with Config.Frags also at most [FastFragsMax] bytes in all, so that
 //     it lies in the first buffer: XDP_TX of a multi-buffer packet is not
 //     supported by every driver, and data_end bounds the first buffer only;
@@ -217,13 +219,6 @@ const (
 func (b *builder) fastPath(cfg Config) {
 	b.at(labelFast)
 	b.maxFrame(cfg)
-	if cfg.Frags {
-		b.emit(
-			asm.Mov.Reg(asm.R1, regCtx),
-			asm.FnXdpGetBuffLen.Call(),
-			asm.JGT.Imm(asm.R0, FastFragsMax, labelRedirect),
-		)
-	}
 	b.emit(
 		asm.StoreImm(asm.RFP, stackFlagKey, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapFastOn),
@@ -233,6 +228,21 @@ func (b *builder) fastPath(cfg Config) {
 		asm.JEq.Imm(asm.R0, 0, labelRedirect),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.JNE.Imm(asm.R1, 1, labelRedirect),
+		// The whole datagram must be in the frame: a cut one is user
+		// space's to refuse, as it does.
+		asm.Mov.Reg(asm.R1, regCtx),
+		asm.FnXdpGetBuffLen.Call(),
+	)
+	if cfg.Frags {
+		b.emit(asm.JGT.Imm(asm.R0, FastFragsMax, labelRedirect))
+	}
+	b.need(regCursor, udpHeaderLen, labelRedirect)
+	b.emit(
+		asm.LoadMem(asm.R1, regCursor, 4, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.LoadMem(asm.R2, asm.RFP, stackUDPOffset, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.JGT.Reg(asm.R1, asm.R0, labelRedirect),
 	)
 	// The key's padding and the unused address bytes of IPv4 must be zero.
 	b.emit(asm.Mov.Imm(asm.R1, 0))
@@ -390,6 +400,23 @@ func (b *builder) fastPath(cfg Config) {
 	b.swap(asm.R1, 0, 6, 6)
 	b.emit(asm.Mov.Imm(regCtx, actionTX))
 	b.countAndReturn(CounterFastPath, regCtx)
+}
+
+// udpOffset keeps at stackUDPOffset, as a number, the offset from the frame's
+// start that the cursor's constant adds sum to by the outer UDP header: the
+// fast path compares the datagram's end with the frame's length, and a
+// pointer cannot become a number without CAP_PERFMON. set stores n, else n
+// is added. It uses R1 only.
+func (b *builder) udpOffset(n int32, set bool) {
+	if set {
+		b.emit(asm.Mov.Imm(asm.R1, n))
+	} else {
+		b.emit(
+			asm.LoadMem(asm.R1, asm.RFP, stackUDPOffset, asm.DWord),
+			asm.Add.Imm(asm.R1, n),
+		)
+	}
+	b.emit(asm.StoreMem(asm.RFP, stackUDPOffset, asm.R1, asm.DWord))
 }
 
 // swap exchanges n bytes at ptr+a with those at ptr+b, in words and a

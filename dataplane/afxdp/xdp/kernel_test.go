@@ -572,8 +572,24 @@ func FuzzSteer(f *testing.F) {
 	// The third steers no VXLAN (no mirror listener).
 	noVXLAN := testCfg
 	noVXLAN.VXLANPort = 0
-	cfgs := []Config{testCfg, filtered, noVXLAN}
-	progs := []*loaded{load(f, testCfg), load(f, filtered), load(f, noVXLAN)}
+	// The fourth and fifth add the fast path, with a map holding the keys
+	// of the fast-path seeds.
+	fast := testCfg
+	fast.FastPath = true
+	filteredFast := filtered
+	filteredFast.FastPath = true
+	fm := fastModel{on: true, keys: map[FastKey]bool{}}
+	for _, in := range []innerOpts{tcp4, udp4, tcp6, udp6} {
+		fm.keys[in.key()] = true
+		f.Add(genevePacket(f, allowedSrc, nil, awsOptions(), innerPacket(f, in)))
+	}
+	f.Add(genevePacket(f, allowedSrc, []layers.EthernetType{layers.EthernetTypeDot1Q}, awsOptions(), innerPacket(f, tcp6)))
+	keys := make([]FastKey, 0, len(fm.keys))
+	for k := range fm.keys {
+		keys = append(keys, k)
+	}
+	cfgs := []Config{testCfg, filtered, noVXLAN, fast, filteredFast}
+	progs := []*loaded{load(f, testCfg), load(f, filtered), load(f, noVXLAN), loadFast(f, fast, keys...), loadFast(f, filteredFast, keys...)}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		// Shorter runs the kernel refuses (see TestShorterThanEthernet);
 		// longer ones it splits into buffers, which the model does not.
@@ -582,7 +598,7 @@ func FuzzSteer(f *testing.F) {
 		}
 		for i, l := range progs {
 			rc, c := l.run(t, p)
-			if mrc, mc := model(p, cfgs[i]); mrc != rc || mc != c {
+			if mrc, mc := modelFast(p, cfgs[i], fm); mrc != rc || mc != c {
 				t.Errorf("config %d: kernel %d %d, model %d %d for % x", i, rc, c, mrc, mc, p)
 			}
 		}

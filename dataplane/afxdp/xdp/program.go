@@ -52,6 +52,7 @@ const (
 	stackFastBytes    = -32 // fast path: the GENEVE payload length, across the map lookup
 	stackFrame        = -40 // fast path: spilled pointer to the frame, for the MAC swap
 	stackFastKey      = -88 // fast path: FastKey, 48 bytes
+	stackUDPOffset    = -96 // fast path: u64 offset of the outer UDP header in the frame
 )
 
 // Register roles, kept across helper calls (R6-R9 are callee-saved).
@@ -94,6 +95,7 @@ func program(cfg Config) asm.Instructions {
 		// The frame's start, for the MAC swap; the Ethernet check below
 		// extends its checked range too, as it does the cursor's.
 		b.emit(asm.StoreMem(asm.RFP, stackFrame, regCursor, asm.DWord))
+		b.udpOffset(ethHeaderLen, true)
 	}
 
 	// Ethernet: the EtherType sits at offset 12.
@@ -118,6 +120,9 @@ func program(cfg Config) asm.Instructions {
 		// bytes are inside the frame before reading them.
 		b.at(tagged)
 		b.emit(asm.Add.Imm(regCursor, vlanTagLen))
+		if cfg.FastPath {
+			b.udpOffset(vlanTagLen, false)
+		}
 		b.need(regCursor, 2, labelMalformed)
 		b.emit(
 			asm.LoadMem(asm.R2, regCursor, 0, asm.Half),
@@ -171,7 +176,11 @@ func program(cfg Config) asm.Instructions {
 	// pointer arithmetic the verifier allows only with CAP_PERFMON.
 	for ihl := int32(5); ihl <= 15; ihl++ {
 		b.emit(asm.JNE.Imm(asm.R2, ihl, fmt.Sprintf("ihl_not_%d", ihl)))
-		b.emit(asm.Add.Imm(regCursor, 4*ihl), asm.Ja.Label(labelUDP))
+		b.emit(asm.Add.Imm(regCursor, 4*ihl))
+		if cfg.FastPath {
+			b.udpOffset(4*ihl, false)
+		}
+		b.emit(asm.Ja.Label(labelUDP))
 		b.at(fmt.Sprintf("ihl_not_%d", ihl))
 	}
 	b.emit(asm.Ja.Label(labelMalformed)) // IHL is 4 bits: not reached
@@ -189,6 +198,9 @@ func program(cfg Config) asm.Instructions {
 		asm.JNE.Imm(asm.R2, protoUDP, labelPass),
 		asm.Add.Imm(regCursor, ipv6HeaderLen),
 	)
+	if cfg.FastPath {
+		b.udpOffset(ipv6HeaderLen, false)
+	}
 
 	// UDP: the destination port picks the tunnel; VXLAN needs only its
 	// destination address checked.
