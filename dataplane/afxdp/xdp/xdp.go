@@ -24,6 +24,10 @@
 // queue, or passed when no socket is bound there. In weir's AF_XDP mode a
 // UDP socket listens on the same ports, so whatever is passed is still
 // served, only by the slower path.
+//
+// With [Config.FastPath], GENEVE of flows user space put in [MapFastFlows]
+// is answered by the program itself (XDP_TX) instead of redirected: see
+// fast.go.
 package xdp
 
 import (
@@ -113,7 +117,8 @@ type Config struct {
 	// FastPath builds the XDP fast path (see fast.go): GENEVE of a flow
 	// whose key user space put in MapFastFlows is answered by the program
 	// itself (XDP_TX) while MapFastOn holds 1. FastFlows sizes that map;
-	// 0 means DefaultFastFlows.
+	// 0 means DefaultFastFlows. The fast path measures the frame with
+	// bpf_xdp_get_buff_len, so it needs Linux 5.18 or later.
 	FastPath  bool
 	FastFlows int
 }
