@@ -42,7 +42,7 @@ func TestSpecRejectsBadConfig(t *testing.T) {
 		{"negative max frame", func(c *Config) { c.MaxFrame = -1 }, "max frame -1"},
 		{"max frame too large", func(c *Config) { c.MaxFrame = maxFrameLimit + 1 }, "max frame 16777217"},
 		{"negative fast flows", func(c *Config) { c.FastPath, c.FastFlows = true, -1 }, "-1 fast flows"},
-		{"too many fast flows", func(c *Config) { c.FastPath, c.FastFlows = true, maxFastFlows + 1 }, "16777217 fast flows"},
+		{"too many fast flows", func(c *Config) { c.FastPath, c.FastFlows = true, maxFastFlows+1 }, "16777217 fast flows"},
 		{"mapped geneve destination", func(c *Config) {
 			c.GeneveDst = netip.MustParseAddr("::ffff:10.0.0.1")
 		}, "GENEVE destination ::ffff:10.0.0.1 is IPv4-mapped"},
