@@ -9,9 +9,11 @@
 //	afxdp   weir run with dataplane.backend: afxdp
 //	socket  weir run with the socket backend
 //
-// and, for diagnostics, afxdp-io (weir's AF_XDP backend in the bench's own
-// process with a pipeline that returns every datagram: the AF_XDP mechanics
-// alone) and drop (the generator alone).
+// and, for diagnostics, xdp-fast (weir's own XDP program with its fast path
+// on and every request's flow in its map: each request answered in XDP),
+// afxdp-io (weir's AF_XDP backend in the bench's own process with a pipeline
+// that returns every datagram: the AF_XDP mechanics alone) and drop (the
+// generator alone).
 //
 // The generator and the target sit in two network namespaces joined by a
 // veth pair; the generator runs on one thread pinned to one CPU (-gen-cpu).

@@ -38,7 +38,7 @@ const (
 )
 
 // Diagnostics are the targets a run measures only when asked.
-var Diagnostics = []string{TargetAFXDPIO, TargetDrop}
+var Diagnostics = []string{TargetXDPFast, TargetAFXDPIO, TargetDrop}
 
 // Targets are the known targets, in the order a run measures them.
 var Targets = []string{TargetXDPTX, TargetAFXDP, TargetSocket}
@@ -562,6 +562,8 @@ func (b *Bench) start(ctx context.Context, name string) (target, error) {
 		return b.startXDP(DropSpec())
 	case TargetAFXDPIO:
 		return b.startAFXDPIO()
+	case TargetXDPFast:
+		return b.startXDPFast()
 	}
 	return nil, fmt.Errorf("unknown target %q (want %s)", name, strings.Join(Targets, ", "))
 }

@@ -94,6 +94,7 @@ func (l *loaded) counters(t testing.TB) [numCounters]uint64 {
 		CounterPassedMalformed: c.PassedMalformed,
 		CounterDroppedSource:   c.DroppedSource,
 		CounterPassedOversize:  c.PassedOversize,
+		CounterFastPath:        c.FastPath,
 	}
 }
 
@@ -362,6 +363,11 @@ func TestVerifierAccepts(t *testing.T) {
 		testCfg,
 		{GenevePort: 6081, VXLANPort: 4789, Queues: 1},
 		{GenevePort: 65535, VXLANPort: 1, Queues: maxQueues},
+		{GenevePort: 6081, VXLANPort: 4789, Queues: 1, FastPath: true},
+		{GenevePort: 6081, Queues: 2, FastPath: true, FastFlows: 16, MaxFrame: 3840, Frags: true,
+			AllowedSources: testCfg.AllowedSources,
+			GeneveDst:      netip.MustParseAddr("10.9.9.9"), VXLANDst: netip.MustParseAddr("2001:db8::2")},
+		{GenevePort: 6081, Queues: 2, FastPath: true, MaxFrame: 3840, GeneveDst: netip.MustParseAddr("2001:db8::2")},
 	} {
 		l := load(t, cfg)
 		info, err := l.prog.Info()
@@ -370,6 +376,9 @@ func TestVerifierAccepts(t *testing.T) {
 		}
 		if info.Type != ebpf.XDP {
 			t.Errorf("loaded type %s, want XDP", info.Type)
+		}
+		if n, ok := info.VerifiedInstructions(); ok {
+			t.Logf("fast path %v frags %v: %d instructions verified", cfg.FastPath, cfg.Frags, n)
 		}
 	}
 }
@@ -563,8 +572,24 @@ func FuzzSteer(f *testing.F) {
 	// The third steers no VXLAN (no mirror listener).
 	noVXLAN := testCfg
 	noVXLAN.VXLANPort = 0
-	cfgs := []Config{testCfg, filtered, noVXLAN}
-	progs := []*loaded{load(f, testCfg), load(f, filtered), load(f, noVXLAN)}
+	// The fourth and fifth add the fast path, with a map holding the keys
+	// of the fast-path seeds.
+	fast := testCfg
+	fast.FastPath = true
+	filteredFast := filtered
+	filteredFast.FastPath = true
+	fm := fastModel{on: true, keys: map[FastKey]bool{}}
+	for _, in := range []innerOpts{tcp4, udp4, tcp6, udp6} {
+		fm.keys[in.key()] = true
+		f.Add(genevePacket(f, allowedSrc, nil, awsOptions(), innerPacket(f, in)))
+	}
+	f.Add(genevePacket(f, allowedSrc, []layers.EthernetType{layers.EthernetTypeDot1Q}, awsOptions(), innerPacket(f, tcp6)))
+	keys := make([]FastKey, 0, len(fm.keys))
+	for k := range fm.keys {
+		keys = append(keys, k)
+	}
+	cfgs := []Config{testCfg, filtered, noVXLAN, fast, filteredFast}
+	progs := []*loaded{load(f, testCfg), load(f, filtered), load(f, noVXLAN), loadFast(f, fast, keys...), loadFast(f, filteredFast, keys...)}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		// Shorter runs the kernel refuses (see TestShorterThanEthernet);
 		// longer ones it splits into buffers, which the model does not.
@@ -573,7 +598,7 @@ func FuzzSteer(f *testing.F) {
 		}
 		for i, l := range progs {
 			rc, c := l.run(t, p)
-			if mrc, mc := model(p, cfgs[i]); mrc != rc || mc != c {
+			if mrc, mc := modelFast(p, cfgs[i], fm); mrc != rc || mc != c {
 				t.Errorf("config %d: kernel %d %d, model %d %d for % x", i, rc, c, mrc, mc, p)
 			}
 		}

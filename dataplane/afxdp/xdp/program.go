@@ -15,6 +15,8 @@ const (
 	actionRedirect = 4
 )
 
+// actionTX (XDP_TX) is in fast.go, with the fast path.
+
 // Offsets into struct xdp_md, the context the kernel hands an XDP program.
 const (
 	mdData         = 0
@@ -46,7 +48,11 @@ const (
 	stackLPMAddr      = -4  // 4 address bytes of the allow-list key, network order
 	stackCounterKey   = -12 // u32 index into counters
 	stackFlagKey      = -16 // u32 index into allowed_on
-	stackIPHeader     = -24 // spilled pointer to the IP header, for the destination checks
+	stackIPHeader     = -24 // spilled pointer to the IP header, for the destination checks and the fast path
+	stackFastBytes    = -32 // fast path: the GENEVE payload length, across the map lookup
+	stackFrame        = -40 // fast path: spilled pointer to the frame, for the MAC swap
+	stackFastKey      = -88 // fast path: FastKey, 48 bytes
+	stackUDPOffset    = -96 // fast path: u64 offset of the outer UDP header in the frame
 )
 
 // Register roles, kept across helper calls (R6-R9 are callee-saved).
@@ -85,6 +91,12 @@ func program(cfg Config) asm.Instructions {
 		asm.LoadMem(regCursor, regCtx, mdData, asm.Word),
 		asm.LoadMem(regDataEnd, regCtx, mdDataEnd, asm.Word),
 	)
+	if cfg.FastPath {
+		// The frame's start, for the MAC swap; the Ethernet check below
+		// extends its checked range too, as it does the cursor's.
+		b.emit(asm.StoreMem(asm.RFP, stackFrame, regCursor, asm.DWord))
+		b.udpOffset(ethHeaderLen, true)
+	}
 
 	// Ethernet: the EtherType sits at offset 12.
 	b.need(regCursor, ethHeaderLen, labelMalformed)
@@ -108,6 +120,9 @@ func program(cfg Config) asm.Instructions {
 		// bytes are inside the frame before reading them.
 		b.at(tagged)
 		b.emit(asm.Add.Imm(regCursor, vlanTagLen))
+		if cfg.FastPath {
+			b.udpOffset(vlanTagLen, false)
+		}
 		b.need(regCursor, 2, labelMalformed)
 		b.emit(
 			asm.LoadMem(asm.R2, regCursor, 0, asm.Half),
@@ -118,7 +133,7 @@ func program(cfg Config) asm.Instructions {
 
 	// Step over the EtherType to the network header.
 	b.emit(asm.Add.Imm(regCursor, 2))
-	if filtersDst(cfg.GeneveDst) || filtersDst(cfg.VXLANDst) {
+	if filtersDst(cfg.GeneveDst) || filtersDst(cfg.VXLANDst) || cfg.FastPath {
 		// Kept for the destination checks, which come after the port
 		// match; every callee-saved register is taken. The verifier
 		// tracks a spilled packet pointer's checked range like a live one.
@@ -161,7 +176,11 @@ func program(cfg Config) asm.Instructions {
 	// pointer arithmetic the verifier allows only with CAP_PERFMON.
 	for ihl := int32(5); ihl <= 15; ihl++ {
 		b.emit(asm.JNE.Imm(asm.R2, ihl, fmt.Sprintf("ihl_not_%d", ihl)))
-		b.emit(asm.Add.Imm(regCursor, 4*ihl), asm.Ja.Label(labelUDP))
+		b.emit(asm.Add.Imm(regCursor, 4*ihl))
+		if cfg.FastPath {
+			b.udpOffset(4*ihl, false)
+		}
+		b.emit(asm.Ja.Label(labelUDP))
 		b.at(fmt.Sprintf("ihl_not_%d", ihl))
 	}
 	b.emit(asm.Ja.Label(labelMalformed)) // IHL is 4 bits: not reached
@@ -179,6 +198,9 @@ func program(cfg Config) asm.Instructions {
 		asm.JNE.Imm(asm.R2, protoUDP, labelPass),
 		asm.Add.Imm(regCursor, ipv6HeaderLen),
 	)
+	if cfg.FastPath {
+		b.udpOffset(ipv6HeaderLen, false)
+	}
 
 	// UDP: the destination port picks the tunnel; VXLAN needs only its
 	// destination address checked.
@@ -207,15 +229,19 @@ func program(cfg Config) asm.Instructions {
 	// source can never be on it.
 	b.at(labelGeneve)
 	b.checkDst(cfg.GeneveDst)
+	accepted := labelSteer
+	if cfg.FastPath {
+		accepted = labelFast
+	}
 	b.emit(
 		asm.StoreImm(asm.RFP, stackFlagKey, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapAllowedOn),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, stackFlagKey),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, labelSteer),
+		asm.JEq.Imm(asm.R0, 0, accepted),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, labelSteer),
+		asm.JEq.Imm(asm.R1, 0, accepted),
 		asm.JEq.Imm(regIsIPv4, 0, labelDrop),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapAllowed),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -223,35 +249,27 @@ func program(cfg Config) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, labelDrop),
 	)
+	if cfg.FastPath {
+		// The fast path checks the frame limit itself, first, and ends
+		// at the redirect below on anything it does not answer.
+		b.fastPath(cfg)
+	}
 
 	// A steered packet that would not fit the socket's frame goes to the
 	// kernel: a socket without XDP_USE_SG drops it, so redirecting it would
 	// lose it, while the kernel hands it to the UDP socket backend.
-	b.at(labelSteer)
-	switch {
-	case cfg.MaxFrame == 0:
-	case cfg.Frags:
-		// Every buffer counts; data_end bounds only the first.
-		b.emit(
-			asm.Mov.Reg(asm.R1, regCtx),
-			asm.FnXdpGetBuffLen.Call(),
-			asm.JGT.Imm(asm.R0, int32(cfg.MaxFrame), labelOversize),
-		)
-	default:
-		// Longer than MaxFrame exactly when data + MaxFrame < data_end: a
-		// pointer comparison like the header bounds checks, where a length
-		// would need packet pointers subtracted.
-		b.emit(
-			asm.LoadMem(asm.R3, regCtx, mdData, asm.Word),
-			asm.Add.Imm(asm.R3, int32(cfg.MaxFrame)),
-			asm.JLT.Reg(asm.R3, regDataEnd, labelOversize),
-		)
+	if !cfg.FastPath || cfg.VXLANPort != 0 {
+		// With the fast path, GENEVE reaches the redirect from there; the
+		// verifier refuses code nothing reaches.
+		b.at(labelSteer)
+		b.maxFrame(cfg)
 	}
 
 	// Redirect to the AF_XDP socket bound on the receiving queue. The
 	// XDP_PASS in the flags is what bpf_redirect_map returns when no socket
 	// is bound there, so traffic falls back to the kernel (and to the socket
 	// backend) instead of vanishing.
+	b.at(labelRedirect)
 	b.emit(
 		asm.LoadMem(asm.R2, regCtx, mdRxQueueIndex, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapXSKs),
@@ -287,6 +305,30 @@ func program(cfg Config) asm.Instructions {
 	b.emit(asm.Mov.Imm(regCtx, actionPass))
 	b.countAndReturn(CounterPassed, regCtx)
 	return b.insns
+}
+
+// maxFrame jumps to labelOversize when the packet is longer than
+// cfg.MaxFrame.
+func (b *builder) maxFrame(cfg Config) {
+	switch {
+	case cfg.MaxFrame == 0:
+	case cfg.Frags:
+		// Every buffer counts; data_end bounds only the first.
+		b.emit(
+			asm.Mov.Reg(asm.R1, regCtx),
+			asm.FnXdpGetBuffLen.Call(),
+			asm.JGT.Imm(asm.R0, int32(cfg.MaxFrame), labelOversize),
+		)
+	default:
+		// Longer than MaxFrame exactly when data + MaxFrame < data_end: a
+		// pointer comparison like the header bounds checks, where a length
+		// would need packet pointers subtracted.
+		b.emit(
+			asm.LoadMem(asm.R3, regCtx, mdData, asm.Word),
+			asm.Add.Imm(asm.R3, int32(cfg.MaxFrame)),
+			asm.JLT.Reg(asm.R3, regDataEnd, labelOversize),
+		)
+	}
 }
 
 // filtersDst tells whether a configured destination restricts steering.

@@ -41,6 +41,8 @@ func TestSpecRejectsBadConfig(t *testing.T) {
 		}, "at most 1024"},
 		{"negative max frame", func(c *Config) { c.MaxFrame = -1 }, "max frame -1"},
 		{"max frame too large", func(c *Config) { c.MaxFrame = maxFrameLimit + 1 }, "max frame 16777217"},
+		{"negative fast flows", func(c *Config) { c.FastPath, c.FastFlows = true, -1 }, "-1 fast flows"},
+		{"too many fast flows", func(c *Config) { c.FastPath, c.FastFlows = true, maxFastFlows+1 }, "16777217 fast flows"},
 		{"mapped geneve destination", func(c *Config) {
 			c.GeneveDst = netip.MustParseAddr("::ffff:10.0.0.1")
 		}, "GENEVE destination ::ffff:10.0.0.1 is IPv4-mapped"},
@@ -284,5 +286,60 @@ func TestSpecDestinations(t *testing.T) {
 		if a, b := len(specInsns(t, c).Instructions), len(specInsns(t, testCfg).Instructions); a != b {
 			t.Errorf("destination %v: %d instructions, want the unfiltered %d", unspecified, a, b)
 		}
+	}
+}
+
+// TestSpecFastPath: FastPath adds its two maps, sized by FastFlows (default
+// DefaultFastFlows), the program references them and answers with XDP_TX;
+// without it neither the maps nor the action are there.
+func TestSpecFastPath(t *testing.T) {
+	if CounterFastPath != 7 || numCounters != 8 {
+		t.Errorf("CounterFastPath %d of %d: the existing counters' indices must not move", CounterFastPath, numCounters)
+	}
+	usesTX := func(p *ebpf.ProgramSpec) bool {
+		for _, ins := range p.Instructions {
+			if ins.OpCode.ALUOp() == asm.Mov && ins.Dst == regCtx && ins.Constant == actionTX {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		flows, want int
+	}{{0, DefaultFastFlows}, {16, 16}, {maxFastFlows, maxFastFlows}} {
+		cfg := testCfg
+		cfg.FastPath, cfg.FastFlows = true, tc.flows
+		spec, err := Spec(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flows, on := spec.Maps[MapFastFlows], spec.Maps[MapFastOn]
+		if flows == nil || flows.Type != ebpf.LRUCPUHash || flows.KeySize != fastKeySize || flows.ValueSize != 24 ||
+			flows.MaxEntries != uint32(tc.want) || flows.Name != MapFastFlows {
+			t.Errorf("FastFlows %d: fast_flows %+v, want LRU per-CPU hash 48 -> 24 bytes, %d entries", tc.flows, flows, tc.want)
+		}
+		if on == nil || on.Type != ebpf.Array || on.KeySize != 4 || on.ValueSize != 4 || on.MaxEntries != 1 || len(on.Contents) != 0 {
+			t.Errorf("fast_on %+v, want ARRAY[1] of u32 starting at 0", on)
+		}
+		if len(spec.Maps) != 6 {
+			t.Errorf("%d maps, want 6", len(spec.Maps))
+		}
+		p := spec.Programs[ProgramName]
+		refs := map[string]bool{}
+		for _, ins := range p.Instructions {
+			if ins.IsLoadFromMap() {
+				refs[ins.Reference()] = true
+			}
+		}
+		if !refs[MapFastFlows] || !refs[MapFastOn] || !usesTX(p) {
+			t.Errorf("program references %v, XDP_TX %v; want both fast maps and XDP_TX", refs, usesTX(p))
+		}
+	}
+	plain, err := Spec(testCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Maps[MapFastFlows] != nil || plain.Maps[MapFastOn] != nil || usesTX(plain.Programs[ProgramName]) {
+		t.Error("a program without FastPath has fast-path maps or XDP_TX")
 	}
 }

@@ -24,6 +24,10 @@
 // queue, or passed when no socket is bound there. In weir's AF_XDP mode a
 // UDP socket listens on the same ports, so whatever is passed is still
 // served, only by the slower path.
+//
+// With [Config.FastPath], GENEVE of flows user space put in [MapFastFlows]
+// is answered by the program itself (XDP_TX) instead of redirected: see
+// fast.go.
 package xdp
 
 import (
@@ -43,6 +47,8 @@ const (
 	MapAllowed    = "allowed"    // LPM_TRIE: IPv4 prefix -> 1
 	MapAllowedOn  = "allowed_on" // ARRAY[1] u32: 1 while the allow list is in force
 	MapCounters   = "counters"   // PERCPU_ARRAY of u64, indexed by Counter
+	MapFastFlows  = "fast_flows" // LRU_PERCPU_HASH: FastKey -> FastCounters (with Config.FastPath)
+	MapFastOn     = "fast_on"    // ARRAY[1] u32: 1 while the fast path answers (with Config.FastPath)
 	licenseString = "Dual MIT/GPL"
 )
 
@@ -69,6 +75,7 @@ const (
 	CounterPassedMalformed                // too short or a bad header: passed
 	CounterDroppedSource                  // GENEVE from a source not allowed: dropped
 	CounterPassedOversize                 // steered, but longer than Config.MaxFrame: passed
+	CounterFastPath                       // GENEVE of a flow in MapFastFlows: answered in XDP (XDP_TX)
 	numCounters
 )
 
@@ -106,6 +113,14 @@ type Config struct {
 	// multi-buffer XDP fails ebpf.NewCollection on the Frags program; build
 	// it again with Frags false then.
 	Frags bool
+
+	// FastPath builds the XDP fast path (see fast.go): GENEVE of a flow
+	// whose key user space put in MapFastFlows is answered by the program
+	// itself (XDP_TX) while MapFastOn holds 1. FastFlows sizes that map;
+	// 0 means DefaultFastFlows. The fast path measures the frame with
+	// bpf_xdp_get_buff_len, so it needs Linux 5.18 or later.
+	FastPath  bool
+	FastFlows int
 }
 
 func (c Config) validate() error {
@@ -120,6 +135,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("xdp: %d allowed sources, at most %d", len(c.AllowedSources), maxAllowed)
 	case c.MaxFrame < 0 || c.MaxFrame > maxFrameLimit:
 		return fmt.Errorf("xdp: max frame %d, want 0 (no limit) to %d", c.MaxFrame, maxFrameLimit)
+	case c.FastFlows < 0 || c.FastFlows > maxFastFlows:
+		return fmt.Errorf("xdp: %d fast flows, want 0 (the default) to %d", c.FastFlows, maxFastFlows)
 	}
 	for _, d := range []struct {
 		name string
@@ -167,7 +184,7 @@ func Spec(cfg Config) (*ebpf.CollectionSpec, error) {
 	for _, p := range cfg.AllowedSources {
 		allowed = append(allowed, ebpf.MapKV{Key: keyOf(p), Value: uint8(1)})
 	}
-	return &ebpf.CollectionSpec{
+	spec := &ebpf.CollectionSpec{
 		Maps: map[string]*ebpf.MapSpec{
 			MapXSKs: {
 				Name:       MapXSKs,
@@ -214,7 +231,11 @@ func Spec(cfg Config) (*ebpf.CollectionSpec, error) {
 				License: licenseString,
 			},
 		},
-	}, nil
+	}
+	if cfg.FastPath {
+		addFastMaps(spec, cfg)
+	}
+	return spec, nil
 }
 
 func progFlags(cfg Config) uint32 {
@@ -293,6 +314,7 @@ type Counters struct {
 	PassedMalformed uint64
 	DroppedSource   uint64
 	PassedOversize  uint64
+	FastPath        uint64 // answered in XDP
 }
 
 // ReadCounters sums the per-CPU counters of a loaded collection.
@@ -319,5 +341,6 @@ func ReadCounters(coll *ebpf.Collection) (Counters, error) {
 		PassedMalformed: sums[CounterPassedMalformed],
 		DroppedSource:   sums[CounterDroppedSource],
 		PassedOversize:  sums[CounterPassedOversize],
+		FastPath:        sums[CounterFastPath],
 	}, nil
 }
