@@ -141,9 +141,6 @@ type Worker struct {
 	sessC      []sessionCounters // published
 
 	beat atomic.Int64 // last Heartbeat, nanoseconds since epoch (monotonic); 0 = not running
-
-	deferPublish bool  // DeferPublish: publish by time, and on Flush
-	lastPublish  int64 // Batch.Now of the last publish, when deferring
 }
 
 // sessionTally counts one mirror session's packets during a batch.
@@ -199,28 +196,6 @@ func (w *Worker) Process(b *Batch) {
 		t.bytes[s.Encap] += uint64(len(s.Buf))
 	}
 	t.dirty = true
-	if w.deferPublish {
-		if d := b.Now - w.lastPublish; d >= 0 && d < publishEvery {
-			return
-		}
-		w.lastPublish = b.Now
-	}
-	w.Flush()
-}
-
-// publishEvery is how often a worker that defers publishing publishes while
-// batches keep coming.
-const publishEvery = int64(time.Millisecond)
-
-// DeferPublish makes Process and CountSent publish the worker's counts at
-// most every millisecond (by Batch.Now) while batches keep coming, instead of
-// after every batch; the backend must call Flush when it runs out of packets.
-// Publishing costs the same for a batch of one as for a full one, and a
-// backend that wakes for every few packets would spend much of its time on it.
-func (w *Worker) DeferPublish() { w.deferPublish = true }
-
-// Flush publishes what the worker has counted and not yet published.
-func (w *Worker) Flush() {
 	w.publish()
 	for _, p := range w.publishers {
 		p.Publish()
@@ -256,9 +231,7 @@ func (w *Worker) CountSent(n, failed int) {
 	w.local.returned += uint64(n)
 	w.local.sendErrors += uint64(failed)
 	w.local.dirty = true
-	if !w.deferPublish {
-		w.publish()
-	}
+	w.publish()
 }
 
 func (w *Worker) publish() {

@@ -39,8 +39,7 @@ type worker struct {
 	unkicked        uint32 // descriptors submitted since the last kick
 	unkickedBatches int    // batches taken since then
 	lastStats       int64
-	lastPublish     int64 // Batch.Now of the last publish of the queue's counters
-	idleWait        int   // milliseconds an idle step waits in poll
+	idleWait        int // milliseconds an idle step waits in poll
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
@@ -54,7 +53,6 @@ type counts struct {
 }
 
 func newWorker(q int, s *xsk.Socket, w *dataplane.Worker, shared *queueCounters, cfg Config) *worker {
-	w.DeferPublish() // flushed when the RX ring runs dry
 	return &worker{
 		queue: q, sock: s, umem: s.UMEM(), w: w,
 		batch:      dataplane.NewBatch(cfg.Batch),
@@ -104,7 +102,6 @@ func (wk *worker) drain() error {
 			break
 		}
 	}
-	wk.w.Flush()
 	wk.publish()
 	return nil
 }
@@ -140,9 +137,6 @@ func (wk *worker) step() (int, error) {
 			// Nothing more to receive for now: send what waited for a kick.
 			wk.kickPending()
 		}
-		// The ring has run dry: what was counted goes out now.
-		wk.w.Flush()
-		wk.publish()
 		timeout := wk.idleWait
 		if wk.inFlight > 0 {
 			// Replies not yet completed: a kick that failed, or a copy-mode
@@ -186,14 +180,10 @@ func (wk *worker) step() (int, error) {
 		wk.w.Process(b)
 		wk.send()
 	}
-	wk.kickDue(n == uint32(len(b.Slots)))
+	// The queue's counts too go out before the replies.
 	wk.sampleKernelStats(b.Now)
-	if d := b.Now - wk.lastPublish; d < 0 || d >= int64(time.Millisecond) {
-		// While packets keep coming, at most once a millisecond; the ring
-		// running dry publishes at once.
-		wk.publish()
-		wk.lastPublish = b.Now
-	}
+	wk.publish()
+	wk.kickDue(n == uint32(len(b.Slots)))
 	return int(n), nil
 }
 
@@ -281,6 +271,11 @@ func (wk *worker) send() {
 			sent++
 		}
 	}
+	if sent > 0 || failed > 0 {
+		// Counted before the replies leave: whoever sees a reply can see it
+		// counted.
+		wk.w.CountSent(int(sent), failed)
+	}
 	if sent > 0 {
 		tx.Submit(sent)
 		wk.inFlight += int(sent)
@@ -291,11 +286,9 @@ func (wk *worker) send() {
 		// a busy worker sends in full batches.
 		wk.unkicked += sent
 		if wk.unkicked >= copyModeTxBudget {
+			wk.publish()
 			wk.kickPending()
 		}
-	}
-	if sent > 0 || failed > 0 {
-		wk.w.CountSent(int(sent), failed)
 	}
 }
 

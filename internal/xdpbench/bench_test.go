@@ -78,7 +78,9 @@ func testReflectorTarget(t *testing.T, gen string) {
 	if row.Best.Asked != 40e3 || row.Best.Loss() >= 0.01 {
 		t.Errorf("best %+v", row.Best)
 	}
-	if row.CPU.Packets == 0 || row.CPU.Busy == 0 {
+	// Busy may be 0: at 40 kpps the reflector's softirq time on the
+	// generator's CPU can stay under one /proc/stat tick.
+	if row.CPU.Packets == 0 || row.CPU.Rate == 0 || row.CPU.NsPerPacket < 0 {
 		t.Errorf("CPU %+v", row.CPU)
 	}
 	c, err := b.Counts()
