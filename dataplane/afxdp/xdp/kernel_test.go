@@ -623,6 +623,9 @@ func BenchmarkSteer(b *testing.B) {
 		{"tcp", plain, buildPacket(b, pktOpts{src: deniedSrc, dstPort: 22, proto: layers.IPProtocolTCP})},
 		{"geneve allowed, dst and frags limit", limited, buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 100})},
 		{"geneve jumbo, dst and frags limit", limited, buildPacket(b, pktOpts{src: allowedSrc, dstPort: 6081, payload: 8000})},
+		// A flow in fast_flows: looked up, counted and answered in XDP.
+		{"fast path hit", loadFast(b, fastCfg(), tcp4.key()), genevePacket(b, allowedSrc, nil, awsOptions(), innerPacket(b, tcp4))},
+		{"fast path miss", loadFast(b, fastCfg()), genevePacket(b, allowedSrc, nil, awsOptions(), innerPacket(b, tcp4))},
 	} {
 		l := bc.l
 		b.Run(bc.name, func(b *testing.B) {
