@@ -49,6 +49,35 @@ func newNetns(t testing.TB, role string) string {
 	return ns
 }
 
+// newIn is New run in namespace ns, where the interface is.
+func newIn(t testing.TB, ns string, cfg Config) *Backend {
+	t.Helper()
+	var b *Backend
+	if err := inNetns(ns, func() (err error) {
+		b, err = New(cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// runIn starts b.Run on a thread of its own in namespace ns (never switched
+// back: it ends with the goroutine); ready closes when Run calls back, done
+// gets Run's error.
+func runIn(ctx context.Context, ns string, b *Backend, p *dataplane.Pipeline) (ready chan struct{}, done chan error) {
+	ready, done = make(chan struct{}), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Enter(ns); err != nil {
+			done <- err
+			return
+		}
+		done <- b.Run(ctx, p, func() { close(ready) })
+	}()
+	return ready, done
+}
+
 func ipCmd(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -157,26 +186,9 @@ func hairpin(t *testing.T, queues int) {
 	table := flow.NewTable(flow.Config{MaxFlows: 4 * flows}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
 	p := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table})
 
-	var b *Backend
-	if err := inNetns(weirNS, func() (err error) {
-		b, err = New(Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyAuto, Batch: 32})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, weirNS, Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyAuto, Batch: 32})
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		// Run and the workers it starts live in the appliance namespace. The
-		// thread is never switched back: it ends with the goroutine.
-		runtime.LockOSThread()
-		if err := netns.Enter(weirNS); err != nil {
-			done <- err
-			return
-		}
-		done <- b.Run(ctx, p, func() { close(ready) })
-	}()
+	ready, done := runIn(ctx, weirNS, b, p)
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -395,13 +407,7 @@ func xdpAttached(t *testing.T, ns, name string) bool {
 // XDP program behind.
 func TestBackendZeroCopyRefused(t *testing.T) {
 	weirNS, _ := newVethPair(t, 1)
-	var b *Backend
-	if err := inNetns(weirNS, func() (err error) {
-		b, err = New(Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyOn})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, weirNS, Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyOn})
 	err := inNetns(weirNS, func() error {
 		return b.Run(context.Background(), testPipeline(), func() { t.Error("ready called") })
 	})

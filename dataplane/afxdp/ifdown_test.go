@@ -2,7 +2,6 @@ package afxdp
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"weir/dataplane/afxdp/xsk"
 	"weir/dataplane/flow"
 	"weir/dataplane/policy"
-	"weir/internal/netns"
 )
 
 // TestBackendInterfaceGone: when the interface goes away the sockets are
@@ -20,25 +18,10 @@ func TestBackendInterfaceGone(t *testing.T) {
 	weirNS, _ := newVethPair(t, 1)
 	table := flow.NewTable(flow.Config{MaxFlows: 16}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
 	p := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table})
-	var b *Backend
-	if err := inNetns(weirNS, func() (err error) {
-		b, err = New(Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyAuto})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, weirNS, Config{Interface: "afx0", ZeroCopy: xsk.ZeroCopyAuto})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Enter(weirNS); err != nil {
-			done <- err
-			return
-		}
-		done <- b.Run(ctx, p, func() { close(ready) })
-	}()
+	ready, done := runIn(ctx, weirNS, b, p)
 	select {
 	case <-ready:
 	case err := <-done:

@@ -21,13 +21,7 @@ import (
 // under it: run with -race.
 func TestSetAllowedSourcesDuringRun(t *testing.T) {
 	ns := vethNS(t, "rv2a", "rv2a0", "rv2a1", false)
-	var b *Backend
-	if err := netns.Run(ns, func() (err error) {
-		b, err = New(Config{Interface: "rv2a0"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, ns, Config{Interface: "rv2a0"})
 	lists := [][]netip.Prefix{{netip.MustParsePrefix("10.0.0.0/8")}, {netip.MustParsePrefix("192.0.2.0/24")}}
 	stopSet := make(chan struct{})
 	setDone := make(chan error, 1)

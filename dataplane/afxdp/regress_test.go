@@ -63,13 +63,7 @@ func openFDs(t *testing.T) int {
 // of veth) leaves no descriptor, no XDP program and no "attached" state.
 func TestOpenFailureReleases(t *testing.T) {
 	ns := vethNS(t, "rv1", "rva0", "rva1", false)
-	var b *Backend
-	if err := netns.Run(ns, func() (err error) {
-		b, err = New(Config{Interface: "rva0", ZeroCopy: xsk.ZeroCopyOn})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, ns, Config{Interface: "rva0", ZeroCopy: xsk.ZeroCopyOn})
 	before := openFDs(t)
 	err := netns.Run(ns, b.Open)
 	if err == nil {
@@ -91,13 +85,7 @@ func TestOpenFailureReleases(t *testing.T) {
 // Run starts, serves and releases: run with -race.
 func TestCollectWhileRunStops(t *testing.T) {
 	ns := vethNS(t, "rv1", "rva0", "rva1", false)
-	var b *Backend
-	if err := netns.Run(ns, func() (err error) {
-		b, err = New(Config{Interface: "rva0"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	b := newIn(t, ns, Config{Interface: "rva0"})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
 	ctx, cancel := context.WithCancel(context.Background())
