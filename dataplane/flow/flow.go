@@ -258,6 +258,24 @@ type Result struct {
 	// flow was created: FlowID is 0 and Action drop. Otherwise the flow was created
 	// from it, and ToServer says which side it took the sender for.
 	Midstream bool
+	// State is the flow's state after this packet, and Packets the packets it
+	// has carried both ways so far, this one included: what a backend that
+	// can answer a flow's packets itself (the XDP fast path) decides by.
+	State   State
+	Packets uint64
+}
+
+// Credit is traffic a flow carried that the pipeline never saw, because a
+// backend answered it in the kernel (the AF_XDP backend's XDP fast path):
+// Table.Credit adds it to the flow as if its packets had been tracked.
+type Credit struct {
+	// Packets and Bytes per direction: index 0 client to server, 1 server to
+	// client. Bytes count as TrackMeta's length does (the inner packet).
+	Packets, Bytes [2]uint64
+	// Last is the newest of the packets, unix ns. First, when not zero, is
+	// the earliest they can be (the previous credit's time): the flow-log
+	// interval's first-packet time is taken from it.
+	First, Last int64
 }
 
 // Handle names a flow for Table.SetAction and Table.WithSide after TrackMeta

@@ -689,7 +689,7 @@ func (t *Table) create(s *shard, i int32, k *key, p *packet.Packet, srcIsLo bool
 		s.note(i, JournalCreated)
 	}
 	return Result{Action: e.action, FlowID: e.id, Created: true, ToServer: toServer, Handle: s.handle(i),
-		Midstream: midstream}
+		Midstream: midstream, State: e.state(), Packets: 1}
 }
 
 // senderIsServer guesses, for a TCP packet that does not open its connection,
@@ -754,7 +754,67 @@ func (t *Table) update(s *shard, i int32, p *packet.Packet, srcIsLo bool, length
 	} else {
 		s.touch(i)
 	}
-	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i)}
+	return Result{Action: e.action, FlowID: e.id, ToServer: toServer, Handle: s.handle(i),
+		State: e.state(), Packets: e.pkts(0) + e.pkts(1)}
+}
+
+// Credit adds c to h's flow as if its packets had been tracked: its counters, its
+// flow-log interval, its last-packet time (so that it does not expire while the
+// kernel answers it) and, at most once per JournalRefresh, a refresh event for
+// peers. TCP flags and state are left alone: the packets a backend answers itself
+// carry no SYN, FIN or RST. It reports false when the flow has ended (its counts
+// are then dropped: the record is out).
+func (t *Table) Credit(h Handle, c *Credit) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	e := &s.slab[i]
+	for d := range 2 {
+		n := c.Packets[d]
+		if n == 0 {
+			continue
+		}
+		p := uint64(e.p[d]) + n
+		e.p[d] = uint32(p)
+		e.b[d] += p>>32<<56 + c.Bytes[d]
+		if s.ival != nil {
+			v := &s.ival[i]
+			first := c.Last
+			if c.First != 0 {
+				first = min(c.First, c.Last)
+			}
+			if v.pkts[d] == 0 {
+				v.first[d], v.last[d] = first, c.Last
+			} else {
+				v.first[d] = min(v.first[d], first)
+				v.last[d] = max(v.last[d], c.Last)
+			}
+			v.pkts[d] += n
+			v.bytes[d] += c.Bytes[d]
+		}
+	}
+	if c.Packets == [2]uint64{} || c.Last <= e.last {
+		s.mu.Unlock()
+		return true
+	}
+	refresh := t.journalFn != nil && c.Last/t.refresh > e.last/t.refresh
+	e.last = c.Last
+	if e.st&stImported != 0 {
+		s.peer--
+		e.st &^= stImported
+	}
+	s.touch(i)
+	flush := false
+	if refresh {
+		s.note(i, JournalRefreshed)
+		flush = s.jflush
+	}
+	s.mu.Unlock()
+	if flush {
+		t.deliver(s, false)
+	}
+	return true
 }
 
 func (e *entry) count(toServer bool, length int, flags uint8) {

@@ -56,12 +56,7 @@ func (b *Bench) startXDPFast() (target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading weir's XDP program: %+v", err)
 	}
-	cpus, err := ebpf.PossibleCPU()
-	if err != nil {
-		coll.Close()
-		return nil, err
-	}
-	zero := make([]xdp.FastCounters, cpus)
+	zero := xdp.FastCounters{}
 	for _, k := range keys {
 		if err := coll.Maps[xdp.MapFastFlows].Put(k, zero); err != nil {
 			coll.Close()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // The fast path ("XDP bypass"): with [Config.FastPath], a GENEVE datagram
@@ -15,8 +16,8 @@ import (
 // a flow user space put in [MapFastFlows], is answered by the program: its
 // outer MACs and IP addresses are swapped in place (ports and every GENEVE
 // byte kept; both checksums are sums over both addresses, so they stay
-// valid) and it leaves by XDP_TX, counted in the flow's per-CPU
-// [FastCounters] and in CounterFastPath. Anything else is redirected as
+// valid) and it leaves by XDP_TX, counted in the flow's [FastCounters] and
+// in CounterFastPath and CounterFastPathBytes. Anything else is redirected as
 // without the fast path. It answers only while [MapFastOn] holds 1.
 //
 // The program answers a datagram only when all of these hold, so that a
@@ -107,10 +108,9 @@ func FastKeyOf(endpointID uint64, src, dst netip.Addr, proto uint8, sport, dport
 	return k
 }
 
-// FastCounters is MapFastFlows' value; the map holds one per CPU, so sum
-// them (see [ReadFast]). Bytes counts the inner packet as weir's flow table
-// does for GENEVE: the GENEVE payload, the UDP length less the UDP and GENEVE
-// headers with options.
+// FastCounters is MapFastFlows' value. Bytes counts the inner packet as
+// weir's flow table does for GENEVE: the GENEVE payload, the UDP length less
+// the UDP and GENEVE headers with options.
 type FastCounters struct {
 	Packets  uint64
 	Bytes    uint64
@@ -131,7 +131,7 @@ func addFastMaps(spec *ebpf.CollectionSpec, cfg Config) {
 	}
 	spec.Maps[MapFastFlows] = &ebpf.MapSpec{
 		Name:       MapFastFlows,
-		Type:       ebpf.LRUCPUHash,
+		Type:       ebpf.LRUHash,
 		KeySize:    fastKeySize,
 		ValueSize:  24,
 		MaxEntries: uint32(n),
@@ -162,27 +162,130 @@ func SetFastPath(coll *ebpf.Collection, on bool) error {
 	return nil
 }
 
-// ReadFast returns a fast flow's counters summed over CPUs (LastSeen the
-// latest), and false when the key is not in the map.
-func ReadFast(coll *ebpf.Collection, k FastKey) (FastCounters, bool, error) {
+// fastFlows is the collection's MapFastFlows.
+func fastFlows(coll *ebpf.Collection) (*ebpf.Map, error) {
 	m := coll.Maps[MapFastFlows]
 	if m == nil {
-		return FastCounters{}, false, fmt.Errorf("xdp: collection lacks map %q (built without FastPath?)", MapFastFlows)
+		return nil, fmt.Errorf("xdp: collection lacks map %q (built without FastPath?)", MapFastFlows)
 	}
-	var perCPU []FastCounters
-	if err := m.Lookup(k, &perCPU); err != nil {
+	return m, nil
+}
+
+// ReadFast returns a fast flow's counters, and false when the key is not in
+// the map.
+func ReadFast(coll *ebpf.Collection, k FastKey) (FastCounters, bool, error) {
+	m, err := fastFlows(coll)
+	if err != nil {
+		return FastCounters{}, false, err
+	}
+	var c FastCounters
+	if err := m.Lookup(k, &c); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return FastCounters{}, false, nil
 		}
 		return FastCounters{}, false, fmt.Errorf("xdp: reading a fast flow: %w", err)
 	}
-	var sum FastCounters
-	for _, c := range perCPU {
-		sum.Packets += c.Packets
-		sum.Bytes += c.Bytes
-		sum.LastSeen = max(sum.LastSeen, c.LastSeen)
+	return c, true, nil
+}
+
+// AddFast puts k in the map with zero counters, so that the program answers
+// its packets. It reports false, changing nothing, when k is there already.
+func AddFast(coll *ebpf.Collection, k FastKey) (bool, error) {
+	m, err := fastFlows(coll)
+	if err != nil {
+		return false, err
 	}
-	return sum, true, nil
+	if err := m.Update(k, FastCounters{}, ebpf.UpdateNoExist); err != nil {
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("xdp: adding a fast flow: %w", err)
+	}
+	return true, nil
+}
+
+// TakeFast removes k from the map and returns its counters as they were when
+// it went (false when it was not there): from then on its packets go to user
+// space. A packet the program is counting on another CPU at that very moment
+// may still be answered and its count lost with the entry.
+func TakeFast(coll *ebpf.Collection, k FastKey) (FastCounters, bool, error) {
+	m, err := fastFlows(coll)
+	if err != nil {
+		return FastCounters{}, false, err
+	}
+	var c FastCounters
+	err = m.LookupAndDelete(k, &c)
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) {
+		// Kernels before 5.14 have no lookup-and-delete for hash maps.
+		if err = m.Lookup(k, &c); err == nil {
+			err = m.Delete(k)
+		}
+	}
+	switch {
+	case errors.Is(err, ebpf.ErrKeyNotExist):
+		return FastCounters{}, false, nil
+	case err != nil:
+		return FastCounters{}, false, fmt.Errorf("xdp: removing a fast flow: %w", err)
+	}
+	return c, true, nil
+}
+
+// fastBatch is how many entries ReadAllFast asks the kernel for at once.
+const fastBatch = 4096
+
+// FastReader reads every entry of MapFastFlows, reusing its buffers: a
+// reader allocates only while its buffers grow. The map's entries come and
+// go while it reads (the program's LRU evicts, user space adds), so a read
+// may miss an entry added meanwhile; each one present throughout is seen
+// once.
+type FastReader struct {
+	keys    []FastKey
+	vals    []FastCounters
+	noBatch bool // the kernel refused batch lookups: iterate instead
+}
+
+// ReadAll calls f with each entry of the collection's MapFastFlows.
+func (r *FastReader) ReadAll(coll *ebpf.Collection, f func(k *FastKey, c *FastCounters)) error {
+	m, err := fastFlows(coll)
+	if err != nil {
+		return err
+	}
+	if !r.noBatch {
+		err := r.readBatches(m, f)
+		if !errors.Is(err, ebpf.ErrNotSupported) && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		r.noBatch = true
+	}
+	var k FastKey
+	var c FastCounters
+	it := m.Iterate()
+	for it.Next(&k, &c) {
+		f(&k, &c)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("xdp: reading the fast flows: %w", err)
+	}
+	return nil
+}
+
+func (r *FastReader) readBatches(m *ebpf.Map, f func(k *FastKey, c *FastCounters)) error {
+	if len(r.keys) == 0 {
+		r.keys, r.vals = make([]FastKey, fastBatch), make([]FastCounters, fastBatch)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, r.keys, r.vals, nil)
+		for i := range n {
+			f(&r.keys[i], &r.vals[i])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // the end of the map
+		}
+		if err != nil {
+			return fmt.Errorf("xdp: reading the fast flows: %w", err)
+		}
+	}
 }
 
 // Wire constants of the fast path.
@@ -255,6 +358,9 @@ func (b *builder) fastPath(cfg Config) {
 	b.emit(
 		asm.LoadMem(asm.R4, regCursor, 4, asm.Half), // UDP length
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.Mov.Reg(asm.R1, asm.R4),
+		asm.Sub.Imm(asm.R1, udpHeaderLen),
+		asm.StoreMem(asm.RFP, stackFastUDP, asm.R1, asm.DWord),
 		// Version (the top 2 bits) 0: the byte is then the Opt Len.
 		asm.LoadMem(asm.R2, regCursor, udpHeaderLen, asm.Byte),
 		asm.JGT.Imm(asm.R2, 0x3f, labelRedirect),
@@ -375,16 +481,15 @@ func (b *builder) fastPath(cfg Config) {
 		asm.Add.Imm(asm.R2, stackFastKey),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, labelRedirect),
-		// A hit: the cursor is not needed any more; it holds this CPU's
-		// counters, which need no atomics (XDP is not preempted on its CPU).
+		// A hit: the cursor is not needed any more; it holds the flow's
+		// counters. They are shared by the CPUs (a per-CPU value would cost
+		// a copy per CPU of every entry), so the adds are atomic; a flow's
+		// packets mostly arrive on one queue, so they rarely contend.
 		asm.Mov.Reg(regCursor, asm.R0),
-		asm.LoadMem(asm.R1, regCursor, fastPacketsOff, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(regCursor, fastPacketsOff, asm.R1, asm.DWord),
-		asm.LoadMem(asm.R1, regCursor, fastBytesOff, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(regCursor, asm.R1, asm.DWord, fastPacketsOff),
 		asm.LoadMem(asm.R2, asm.RFP, stackFastBytes, asm.DWord),
-		asm.Add.Reg(asm.R1, asm.R2),
-		asm.StoreMem(regCursor, fastBytesOff, asm.R1, asm.DWord),
+		asm.AddAtomic.Mem(regCursor, asm.R2, asm.DWord, fastBytesOff),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(regCursor, fastLastSeenOff, asm.R0, asm.DWord),
 		// The reply: outer IP addresses swapped, by the family parsed.
@@ -398,6 +503,7 @@ func (b *builder) fastPath(cfg Config) {
 	b.at(labelFastEth)
 	b.emit(asm.LoadMem(asm.R1, asm.RFP, stackFrame, asm.DWord))
 	b.swap(asm.R1, 0, 6, 6)
+	b.addCounter(CounterFastPathBytes, stackFastUDP)
 	b.emit(asm.Mov.Imm(regCtx, actionTX))
 	b.countAndReturn(CounterFastPath, regCtx)
 }

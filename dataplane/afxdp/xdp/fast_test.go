@@ -169,7 +169,7 @@ func loadFast(t testing.TB, cfg Config, keys ...FastKey) *loaded {
 	t.Helper()
 	l := load(t, cfg)
 	for _, k := range keys {
-		if err := l.coll.Maps[MapFastFlows].Put(k, make([]FastCounters, mustCPUs(t))); err != nil {
+		if err := l.coll.Maps[MapFastFlows].Put(k, FastCounters{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,14 +179,6 @@ func loadFast(t testing.TB, cfg Config, keys ...FastKey) *loaded {
 	return l
 }
 
-func mustCPUs(t testing.TB) int {
-	t.Helper()
-	n, err := ebpf.PossibleCPU()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // runOut runs pkt and returns the action, the counter moved (exactly one,
 // by one) and the packet as the program left it.
@@ -288,6 +280,10 @@ func TestFastPathAnswers(t *testing.T) {
 			if err != nil || c.FastPath != 2 {
 				t.Errorf("CounterFastPath %d (%v), want 2", c.FastPath, err)
 			}
+			// The UDP payload: GENEVE's 8 bytes, its options, the inner packet.
+			if want := 2 * uint64(8+len(opts)+len(inner)); c.FastPathBytes != want {
+				t.Errorf("CounterFastPathBytes %d, want %d", c.FastPathBytes, want)
+			}
 		})
 	}
 }
@@ -364,7 +360,7 @@ func TestFastPathDeclines(t *testing.T) {
 			keys := map[FastKey]bool{}
 			if !tc.missing {
 				keys[key] = true
-				if err := l.coll.Maps[MapFastFlows].Put(key, make([]FastCounters, mustCPUs(t))); err != nil {
+				if err := l.coll.Maps[MapFastFlows].Put(key, FastCounters{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -541,6 +537,56 @@ func TestFastPathAPI(t *testing.T) {
 	}
 	if rc, c := l.run(t, pkt); rc != actionPass || c != CounterNoSocket {
 		t.Errorf("off again: %d %d, want redirected", rc, c)
+	}
+	if err := SetFastPath(l.coll, true); err != nil {
+		t.Fatal(err)
+	}
+
+	// AddFast adds once; TakeFast returns the counters and removes the key.
+	if added, err := AddFast(l.coll, tcp4.key()); added || err != nil {
+		t.Errorf("AddFast of a present key: added %v, %v", added, err)
+	}
+	if added, err := AddFast(l.coll, udp4.key()); !added || err != nil {
+		t.Errorf("AddFast of a new key: added %v, %v", added, err)
+	}
+	if _, err := AddFast(plain.coll, udp4.key()); err == nil {
+		t.Error("AddFast on a program without the fast path: no error")
+	}
+	c, ok, err := TakeFast(l.coll, tcp4.key())
+	if !ok || err != nil || c.Packets != 1 || c.Bytes != uint64(len(innerPacket(t, tcp4))) || c.LastSeen == 0 {
+		t.Errorf("TakeFast = %+v %v %v, want the one packet answered", c, ok, err)
+	}
+	if _, ok, err := TakeFast(l.coll, tcp4.key()); ok || err != nil {
+		t.Errorf("TakeFast again: present %v, %v", ok, err)
+	}
+	if rc, c := l.run(t, pkt); rc != actionPass || c != CounterNoSocket {
+		t.Errorf("after TakeFast: %d %d, want redirected", rc, c)
+	}
+
+	// FastReader sees every entry once, across more than one batch.
+	want := map[FastKey]bool{udp4.key(): true}
+	for i := range fastBatch + 100 {
+		k := FastKeyOf(uint64(i), netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2"), 17, uint16(i), 53)
+		if _, err := AddFast(l.coll, k); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = true
+	}
+	var r FastReader
+	for round := range 2 { // the buffers are reused
+		seen := map[FastKey]int{}
+		if err := r.ReadAll(l.coll, func(k *FastKey, c *FastCounters) { seen[*k]++ }); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != len(want) {
+			t.Errorf("round %d: ReadAll saw %d keys, want %d", round, len(seen), len(want))
+		}
+		for k, n := range seen {
+			if !want[k] || n != 1 {
+				t.Errorf("round %d: key %+v seen %d times (added: %v)", round, k, n, want[k])
+				break
+			}
+		}
 	}
 }
 

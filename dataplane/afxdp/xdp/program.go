@@ -44,15 +44,16 @@ const (
 
 // Stack slots (offsets from the frame pointer R10).
 const (
-	stackLPMPrefixLen = -8  // u32 prefix length of the allow-list key
-	stackLPMAddr      = -4  // 4 address bytes of the allow-list key, network order
-	stackCounterKey   = -12 // u32 index into counters
-	stackFlagKey      = -16 // u32 index into allowed_on
-	stackIPHeader     = -24 // spilled pointer to the IP header, for the destination checks and the fast path
-	stackFastBytes    = -32 // fast path: the GENEVE payload length, across the map lookup
-	stackFrame        = -40 // fast path: spilled pointer to the frame, for the MAC swap
-	stackFastKey      = -88 // fast path: FastKey, 48 bytes
-	stackUDPOffset    = -96 // fast path: u64 offset of the outer UDP header in the frame
+	stackLPMPrefixLen = -8   // u32 prefix length of the allow-list key
+	stackLPMAddr      = -4   // 4 address bytes of the allow-list key, network order
+	stackCounterKey   = -12  // u32 index into counters
+	stackFlagKey      = -16  // u32 index into allowed_on
+	stackIPHeader     = -24  // spilled pointer to the IP header, for the destination checks and the fast path
+	stackFastBytes    = -32  // fast path: the GENEVE payload length, across the map lookup
+	stackFrame        = -40  // fast path: spilled pointer to the frame, for the MAC swap
+	stackFastKey      = -88  // fast path: FastKey, 48 bytes
+	stackUDPOffset    = -96  // fast path: u64 offset of the outer UDP header in the frame
+	stackFastUDP      = -104 // fast path: the UDP payload length, for CounterFastPathBytes
 )
 
 // Register roles, kept across helper calls (R6-R9 are callee-saved).
@@ -394,6 +395,25 @@ func (b *builder) need(ptr asm.Register, n int32, fail string) {
 		asm.Add.Imm(asm.R3, n),
 		asm.JGT.Reg(asm.R3, regDataEnd, fail),
 	)
+}
+
+// addCounter adds the u64 at stack slot slot to per-CPU counter c.
+func (b *builder) addCounter(c Counter, slot int16) {
+	b.n++
+	done := fmt.Sprintf("add_done_%d", b.n)
+	b.emit(
+		asm.StoreImm(asm.RFP, stackCounterKey, int64(c), asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(MapCounters),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stackCounterKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, done),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, slot, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+	)
+	b.at(done)
 }
 
 // countAndReturn bumps one per-CPU counter and returns the action in result

@@ -293,8 +293,9 @@ func TestSpecDestinations(t *testing.T) {
 // DefaultFastFlows), the program references them and answers with XDP_TX;
 // without it neither the maps nor the action are there.
 func TestSpecFastPath(t *testing.T) {
-	if CounterFastPath != 7 || numCounters != 8 {
-		t.Errorf("CounterFastPath %d of %d: the existing counters' indices must not move", CounterFastPath, numCounters)
+	if CounterFastPath != 7 || CounterFastPathBytes != 8 || numCounters != 9 {
+		t.Errorf("CounterFastPath %d, CounterFastPathBytes %d of %d: the existing counters' indices must not move",
+			CounterFastPath, CounterFastPathBytes, numCounters)
 	}
 	usesTX := func(p *ebpf.ProgramSpec) bool {
 		for _, ins := range p.Instructions {
@@ -314,9 +315,9 @@ func TestSpecFastPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		flows, on := spec.Maps[MapFastFlows], spec.Maps[MapFastOn]
-		if flows == nil || flows.Type != ebpf.LRUCPUHash || flows.KeySize != fastKeySize || flows.ValueSize != 24 ||
+		if flows == nil || flows.Type != ebpf.LRUHash || flows.KeySize != fastKeySize || flows.ValueSize != 24 ||
 			flows.MaxEntries != uint32(tc.want) || flows.Name != MapFastFlows {
-			t.Errorf("FastFlows %d: fast_flows %+v, want LRU per-CPU hash 48 -> 24 bytes, %d entries", tc.flows, flows, tc.want)
+			t.Errorf("FastFlows %d: fast_flows %+v, want LRU hash 48 -> 24 bytes, %d entries", tc.flows, flows, tc.want)
 		}
 		if on == nil || on.Type != ebpf.Array || on.KeySize != 4 || on.ValueSize != 4 || on.MaxEntries != 1 || len(on.Contents) != 0 {
 			t.Errorf("fast_on %+v, want ARRAY[1] of u32 starting at 0", on)

@@ -47,7 +47,7 @@ const (
 	MapAllowed    = "allowed"    // LPM_TRIE: IPv4 prefix -> 1
 	MapAllowedOn  = "allowed_on" // ARRAY[1] u32: 1 while the allow list is in force
 	MapCounters   = "counters"   // PERCPU_ARRAY of u64, indexed by Counter
-	MapFastFlows  = "fast_flows" // LRU_PERCPU_HASH: FastKey -> FastCounters (with Config.FastPath)
+	MapFastFlows  = "fast_flows" // LRU_HASH: FastKey -> FastCounters (with Config.FastPath)
 	MapFastOn     = "fast_on"    // ARRAY[1] u32: 1 while the fast path answers (with Config.FastPath)
 	licenseString = "Dual MIT/GPL"
 )
@@ -76,6 +76,9 @@ const (
 	CounterDroppedSource                  // GENEVE from a source not allowed: dropped
 	CounterPassedOversize                 // steered, but longer than Config.MaxFrame: passed
 	CounterFastPath                       // GENEVE of a flow in MapFastFlows: answered in XDP (XDP_TX)
+	// CounterFastPathBytes is not a packet count: it adds up the UDP
+	// payload bytes of the datagrams counted CounterFastPath.
+	CounterFastPathBytes
 	numCounters
 )
 
@@ -315,6 +318,7 @@ type Counters struct {
 	DroppedSource   uint64
 	PassedOversize  uint64
 	FastPath        uint64 // answered in XDP
+	FastPathBytes   uint64 // their UDP payload bytes
 }
 
 // ReadCounters sums the per-CPU counters of a loaded collection.
@@ -342,5 +346,6 @@ func ReadCounters(coll *ebpf.Collection) (Counters, error) {
 		DroppedSource:   sums[CounterDroppedSource],
 		PassedOversize:  sums[CounterPassedOversize],
 		FastPath:        sums[CounterFastPath],
+		FastPathBytes:   sums[CounterFastPathBytes],
 	}, nil
 }
