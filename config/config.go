@@ -39,6 +39,10 @@ type Config struct {
 		Interface string // afxdp: the interface tunnels arrive on; "" = found from gwlb.listen or the default route
 		Queues    int    // afxdp: RX queues to bind, from queue 0; 0 = all
 		ZeroCopy  string // afxdp: auto | on | off
+		// FastPath lets the AF_XDP backend answer established GWLB flows in
+		// its XDP program once the pipeline has seen their first packets
+		// (default true); it stays off while detection is on.
+		FastPath bool
 	}
 	Health struct {
 		Listen       string
@@ -97,6 +101,7 @@ func Default() *Config {
 	c.Dataplane.RecvBuffer = 4 << 20
 	c.Dataplane.Backend = "auto"
 	c.Dataplane.ZeroCopy = "auto"
+	c.Dataplane.FastPath = true
 	c.Health.Listen = "0.0.0.0:8080"
 	c.Health.DrainDelay = 5 * time.Second
 	c.Health.StallTimeout = 5 * time.Second
@@ -211,6 +216,7 @@ func Parse(file string, data []byte) (*Config, error) {
 					c.Dataplane.ZeroCopy = p.oneOf(n, "dataplane.zerocopy", "auto", "on", "off")
 					p.remember(n, "dataplane.zerocopy", c, c.Dataplane.ZeroCopy)
 				},
+				"fast_path": func(n *yaml.Node) { c.Dataplane.FastPath = p.boolean(n, "dataplane.fast_path") },
 			})
 		},
 		"health": func(n *yaml.Node) {

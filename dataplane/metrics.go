@@ -39,6 +39,10 @@ type Gauges struct {
 	// PCAPLate returns the pcap records written after a later one (they reached the
 	// writer more than its reorder window late); nil without pcap output.
 	PCAPLate func() uint64
+	// Offloaded returns the GENEVE datagrams a backend answered in the kernel
+	// without the pipeline (the AF_XDP backend's XDP fast path) and their UDP
+	// payload bytes: they count as allowed and returned. nil when none can be.
+	Offloaded func() (packets, bytes uint64)
 }
 
 // Collector exports the pipeline's counters, summed over workers at scrape time.
@@ -128,6 +132,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	t := c.p.Totals()
+	if c.g.Offloaded != nil {
+		n, b := c.g.Offloaded()
+		t.Packets[EncapGeneve][ActionAllow] += n
+		t.Bytes[EncapGeneve] += b
+		t.Returned += n
+	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

@@ -15,6 +15,7 @@ import (
 	"weir/dataplane"
 	"weir/dataplane/afxdp"
 	"weir/dataplane/afxdp/xsk"
+	"weir/dataplane/flow"
 	"weir/dataplane/socket"
 )
 
@@ -24,7 +25,9 @@ import (
 // error. It must run after the socket backend has bound its listeners: what
 // the XDP program passes to the kernel (fragments, frames too long for a UMEM
 // frame, traffic on other interfaces) is theirs.
-func openAFXDP(cfg *config.Config, log *slog.Logger) (*afxdp.Backend, error) {
+// flows, when not nil, is the flow table the XDP fast path credits: the caller
+// passes it only when no stage needs to see every packet.
+func openAFXDP(cfg *config.Config, log *slog.Logger, flows *flow.Table) (*afxdp.Backend, error) {
 	mode := cfg.Dataplane.Backend
 	if mode == "socket" {
 		return nil, nil
@@ -51,6 +54,8 @@ func openAFXDP(cfg *config.Config, log *slog.Logger) (*afxdp.Backend, error) {
 		AllowedSources: xdpAllowedSources(cfg),
 		Batch:          min(cfg.Dataplane.Batch, xsk.DefaultRingSize),
 		Logger:         log,
+		FastPath:       flows != nil,
+		Flows:          flows,
 	}
 	if cfg.Mirror.Listen.IsValid() {
 		acfg.VXLANPort, acfg.VXLANDst = cfg.Mirror.Listen.Port(), cfg.Mirror.Listen.Addr()

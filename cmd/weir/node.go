@@ -109,7 +109,17 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	if err != nil {
 		return nil, err
 	}
-	if n.xdp, err = openAFXDP(cfg, log); err != nil {
+	// The fast path hides packets from the pipeline: only when no stage
+	// needs to see each one.
+	var fastFlows *flow.Table
+	switch {
+	case !cfg.Dataplane.FastPath:
+	case n.Detect != nil:
+		log.Info("dataplane: the XDP fast path stays off: detection inspects every packet")
+	default:
+		fastFlows = n.Table
+	}
+	if n.xdp, err = openAFXDP(cfg, log, fastFlows); err != nil {
 		n.backend.Close()
 		return nil, err
 	}
@@ -128,6 +138,12 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	gauges := n.Gauges()
 	gauges.SocketDrops = n.backend.Drops
 	gauges.SocketRecvBuffer = n.backend.RecvBuffer
+	if n.xdp != nil && fastFlows != nil {
+		gauges.Offloaded = func() (uint64, uint64) {
+			x, _ := n.xdp.XDPCounters()
+			return x.FastPath, x.FastPathBytes
+		}
+	}
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))
 	backend := "socket"
 	if n.xdp != nil {
@@ -284,6 +300,11 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 			if n.xdp != nil {
 				if err := n.xdp.SetAllowedSources(xdpAllowedSources(n.Current())); err != nil {
 					n.Log.Error("gwlb.allowed_sources not put in force in the XDP program; it keeps the old list", "err", err)
+				}
+				// Flows the program answers go back through the pipeline,
+				// under the new configuration.
+				if err := n.xdp.FlushFast(2 * time.Second); err != nil {
+					n.Log.Error("the XDP fast path was not flushed", "err", err)
 				}
 			}
 			setLevel(level, n.Current().Log.Level)

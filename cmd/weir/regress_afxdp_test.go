@@ -181,7 +181,7 @@ func TestAutoExplicitInterfaceMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logBuf bytes.Buffer
-	b, err := openAFXDP(cfg, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	b, err := openAFXDP(cfg, slog.New(slog.NewTextHandler(&logBuf, nil)), nil)
 	if b != nil {
 		b.Close()
 	}

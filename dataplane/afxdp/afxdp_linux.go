@@ -23,6 +23,7 @@ import (
 	"weir/dataplane"
 	"weir/dataplane/afxdp/xdp"
 	"weir/dataplane/afxdp/xsk"
+	"weir/dataplane/flow"
 	"weir/geneve"
 	"weir/vxlan"
 )
@@ -58,6 +59,15 @@ type Config struct {
 
 	Batch  int // RX descriptors a worker takes at once; 0 means DefaultBatch
 	Logger *slog.Logger
+
+	// FastPath answers the packets of established GWLB flows in XDP once
+	// they have carried FastAfter packets through the pipeline, crediting
+	// them to Flows (see fast_linux.go). Set it only when no stage needs to
+	// see every packet: with detection on, leave it off. FastFlows bounds
+	// the flows answered in XDP at once; 0 means DefaultFastFlows.
+	FastPath  bool
+	Flows     *flow.Table
+	FastFlows int
 }
 
 // vxlanPort is the port the program steers VXLAN from, 0 for none.
@@ -76,8 +86,10 @@ func (b *Backend) xdpConfig(frags bool) xdp.Config {
 		AllowedSources: b.cfg.AllowedSources, Queues: b.rxQueues,
 		// A longer frame would not fit a UMEM frame: the kernel's socket path
 		// (the socket backend beside this one) takes it.
-		MaxFrame: maxFrameData,
-		Frags:    frags,
+		MaxFrame:  maxFrameData,
+		Frags:     frags,
+		FastPath:  b.cfg.FastPath,
+		FastFlows: fastMapEntries(b.cfg.FastFlows),
 	}
 }
 
@@ -96,9 +108,10 @@ type Backend struct {
 	coll      *ebpf.Collection
 	link      link.Link
 	socks     []*xsk.Socket
-	frags     bool   // the program is multi-buffer capable
-	xdpMode   string // "driver" once attached
-	zeroCopy  []bool // per bound queue, once open
+	frags     bool      // the program is multi-buffer capable
+	xdpMode   string    // "driver" once attached
+	zeroCopy  []bool    // per bound queue, once open
+	fast      *fastPath // while Run runs with Config.FastPath
 	opened    bool
 	runCalled bool
 	closed    bool
@@ -123,6 +136,15 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.Queues < 0 {
 		return nil, fmt.Errorf("afxdp: %d queues", cfg.Queues)
+	}
+	if cfg.FastPath && cfg.Flows == nil {
+		return nil, errors.New("afxdp: the fast path needs the flow table to credit")
+	}
+	if cfg.FastFlows == 0 {
+		cfg.FastFlows = DefaultFastFlows
+	}
+	if cfg.FastFlows < 0 || fastMapEntries(cfg.FastFlows) > 1<<24 {
+		return nil, fmt.Errorf("afxdp: %d fast flows, want 1 to %d", cfg.FastFlows, 1<<22)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -542,12 +564,36 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 	b.mu.Unlock()
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var fp *fastPath
+	if cfg.FastPath {
+		fastDone := make(chan struct{})
+		b.mu.Lock()
+		fp = newFastPath(b, b.coll)
+		b.fast = fp
+		b.mu.Unlock()
+		go func() {
+			defer close(fastDone)
+			fp.run(stop)
+		}()
+		defer func() {
+			cancel()
+			<-fastDone
+			// The program is off the interface: what the map counted is final.
+			fp.takeAll()
+			b.mu.Lock()
+			b.fast = nil
+			b.mu.Unlock()
+		}()
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(socks))
 	failed := make(chan struct{})
 	var failOnce sync.Once
 	for q, s := range socks {
 		wk := newWorker(q, s, p.NewWorker(), b.queues[q], cfg)
+		if fp != nil {
+			wk.fast = fp.offerer(b.frags)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

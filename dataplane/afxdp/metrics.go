@@ -18,6 +18,19 @@ type Collector struct {
 	zeroCopy *prometheus.Desc
 	xdp      *prometheus.Desc
 	info     *prometheus.Desc
+	fast     [8]*prometheus.Desc
+}
+
+// fastMetrics are the XDP fast path's, in the order of FastStats' fields.
+var fastMetrics = [8][3]string{
+	{"weir_xdp_fast_flows", "gauge", "Flows whose packets the XDP program answers itself now (the fast path)."},
+	{"weir_xdp_fast_added_total", "counter", "Flows put in the XDP fast path."},
+	{"weir_xdp_fast_removed_total", "counter", "Flows taken out of the XDP fast path: closed, ended, or flushed by a reload."},
+	{"weir_xdp_fast_evicted_total", "counter", "Fast-path keys the map dropped before weir took them out (their packets since the last read are not in the flow's counts)."},
+	{"weir_xdp_fast_full_total", "counter", "Flows not put in the fast path because it held its maximum."},
+	{"weir_xdp_fast_requests_dropped_total", "counter", "Requests to put a flow in the fast path lost to a full queue (the flow's next packets ask again)."},
+	{"weir_xdp_fast_errors_total", "counter", "Failed operations on the fast path's map."},
+	{"weir_xdp_fast_credited_packets_total", "counter", "Packets answered by the fast path and credited to their flows."},
 }
 
 // queueMetrics are the per-queue counters, in the order of Collector.queue.
@@ -42,6 +55,9 @@ func NewCollector(b *Backend) *Collector {
 		"Packets the XDP program saw, by what it did: redirected to a socket, passed to the kernel (and why), or dropped.", []string{"result"}, nil)
 	c.info = prometheus.NewDesc("weir_afxdp_info", "The AF_XDP backend in use: interface, XDP mode, and whether the program takes jumbo (multi-buffer) frames.",
 		[]string{"interface", "xdp_mode", "frags"}, nil)
+	for i, m := range fastMetrics {
+		c.fast[i] = prometheus.NewDesc(m[0], m[2], nil, nil)
+	}
 	return c
 }
 
@@ -53,6 +69,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.zeroCopy
 	ch <- c.xdp
 	ch <- c.info
+	for _, d := range c.fast {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -71,6 +90,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if x, err := c.b.XDPCounters(); err == nil {
 		for _, r := range xdpResults(x) {
 			ch <- prometheus.MustNewConstMetric(c.xdp, prometheus.CounterValue, float64(r.n), r.result)
+		}
+	}
+	if f, ok := c.b.FastStats(); ok {
+		for i, v := range [8]uint64{uint64(f.Flows), f.Added, f.Removed, f.Evicted, f.Full, f.Dropped, f.Errors, f.Credited} {
+			kind := prometheus.CounterValue
+			if fastMetrics[i][1] == "gauge" {
+				kind = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(c.fast[i], kind, float64(v))
 		}
 	}
 	c.b.mu.Lock()
@@ -96,5 +124,6 @@ func xdpResults(x xdp.Counters) []xdpResult {
 		{"passed_malformed", x.PassedMalformed},
 		{"passed_oversize", x.PassedOversize},
 		{"dropped_source", x.DroppedSource},
+		{"fast_path", x.FastPath},
 	}
 }

@@ -43,6 +43,7 @@ type worker struct {
 
 	local  counts // the worker's own running totals
 	shared *queueCounters
+	fast   *fastOffer // with the XDP fast path: offers it the flows it can answer
 }
 
 // counts are plain running totals, copied to the shared atomics once a batch.
@@ -179,6 +180,9 @@ func (wk *worker) step() (int, error) {
 	if k > 0 {
 		wk.w.Process(b)
 		wk.send()
+		if wk.fast != nil {
+			wk.fast.offer(b, wk.lens)
+		}
 	}
 	// The queue's counts too go out before the replies.
 	wk.sampleKernelStats(b.Now)

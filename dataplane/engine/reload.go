@@ -66,6 +66,7 @@ var restartKeys = []configKey{
 	{"dataplane.interface", "Dataplane.Interface"},
 	{"dataplane.queues", "Dataplane.Queues"},
 	{"dataplane.zerocopy", "Dataplane.ZeroCopy"},
+	{"dataplane.fast_path", "Dataplane.FastPath"},
 	{"health.listen", "Health.Listen"},
 	{"health.drain_delay", "Health.DrainDelay"},
 	{"health.stall_timeout", "Health.StallTimeout"},

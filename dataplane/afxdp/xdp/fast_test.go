@@ -179,7 +179,6 @@ func loadFast(t testing.TB, cfg Config, keys ...FastKey) *loaded {
 	return l
 }
 
-
 // runOut runs pkt and returns the action, the counter moved (exactly one,
 // by one) and the packet as the program left it.
 func (l *loaded) runOut(t testing.TB, pkt []byte) (uint32, Counter, []byte) {
