@@ -64,6 +64,17 @@ outputs:
 		if err := inNetns(tp.gw, func() error { return netns.TxChecksumOff(tp.gwIf) }); err != nil {
 			t.Fatal(err)
 		}
+		// The XDP fast path answers with XDP_TX, which a veth delivers only
+		// to a peer with an XDP program (a NIC has no such condition).
+		if err := inNetns(tp.gw, func() error {
+			detach, err := netns.XDPPass(tp.gwIf)
+			if err == nil {
+				t.Cleanup(detach)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := startIn(t, tp.node, weirBinary(t), "run", "-config", path)
 	waitHealthy(t, tp.gw, "http://"+nodeAddr+":8080/healthz", 10*time.Second, p)

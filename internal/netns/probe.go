@@ -3,11 +3,15 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +23,46 @@ import (
 // real checksums, as a NIC delivers.
 func TxChecksumOff(name string) error {
 	const ethtoolSTxCsum = 0x17
-	val := [2]uint32{ethtoolSTxCsum, 0} // struct ethtool_value
-	var ifr [40]byte                    // struct ifreq: the name, then a pointer to val
+	return ethtoolSet(name, ethtoolSTxCsum, 0, "turning off TX checksum offload")
+}
+
+// XDPPass attaches an XDP program that passes every packet to the interface
+// (native mode), in the calling thread's namespace, until the returned
+// function is called. A veth takes the frames its peer sends from XDP (XDP_TX,
+// a redirect) only while it has an XDP program itself: without one the kernel
+// drops them after the first ring's worth (a NIC has no such condition).
+func XDPPass(name string) (detach func(), err error) {
+	spec := &ebpf.ProgramSpec{
+		Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+		// Multi-buffer capable, or it would not attach above an MTU of
+		// about a page (veth at 9001); kernels before 5.18 lack the flag.
+		Flags: unix.BPF_F_XDP_HAS_FRAGS,
+	}
+	prog, err := ebpf.NewProgram(spec)
+	if err != nil {
+		spec.Flags = 0
+		if prog, err = ebpf.NewProgram(spec); err != nil {
+			return nil, err
+		}
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		prog.Close()
+		return nil, err
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("attaching XDP_PASS to %s: %w", name, err)
+	}
+	return func() { l.Close(); prog.Close() }, nil
+}
+
+// ethtoolSet issues an ethtool set command that takes a struct ethtool_value.
+func ethtoolSet(name string, cmd, v uint32, what string) error {
+	val := [2]uint32{cmd, v} // struct ethtool_value
+	var ifr [40]byte         // struct ifreq: the name, then a pointer to val
 	copy(ifr[:], name)
 	*(*uintptr)(unsafe.Pointer(&ifr[unix.IFNAMSIZ])) = uintptr(unsafe.Pointer(&val[0]))
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -31,7 +73,7 @@ func TxChecksumOff(name string) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr[0])))
 	runtime.KeepAlive(&val)
 	if e != 0 {
-		return fmt.Errorf("turning off TX checksum offload on %s: %w", name, e)
+		return fmt.Errorf("%s on %s: %w", what, name, e)
 	}
 	return nil
 }
