@@ -115,6 +115,7 @@ type topology struct {
 	// backend is the node's dataplane.backend; "" leaves the default (auto,
 	// which finds no interface there: no default route, gwlb.listen 0.0.0.0).
 	backend string
+	peerXDP bool // the GWLB side's interface has its XDP_PASS program
 }
 
 func sh(t *testing.T, args ...string) {
