@@ -56,6 +56,7 @@ func openAFXDP(cfg *config.Config, log *slog.Logger, flows *flow.Table) (*afxdp.
 		Logger:         log,
 		FastPath:       flows != nil,
 		Flows:          flows,
+		FastFlows:      min(cfg.Flows.Max, afxdp.DefaultFastFlows),
 	}
 	if cfg.Mirror.Listen.IsValid() {
 		acfg.VXLANPort, acfg.VXLANDst = cfg.Mirror.Listen.Port(), cfg.Mirror.Listen.Addr()
