@@ -1,0 +1,75 @@
+package afxdp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// TestFastPathRestartedFlow: a SYN on a closing flow (the client reusing its
+// port for a new connection) ends the old flow in the table and starts a new
+// one with the same 5-tuple. The old flow's keys must not go on answering the
+// new connection's packets: those would be credited to the ended flow (and
+// lost) instead of counted on the new one. Every packet sent must be in
+// exactly one record.
+func TestFastPathRestartedFlow(t *testing.T) {
+	r := newFastRig(t)
+	c2s := fastInner{proto: layers.IPProtocolTCP, src: fastClient, dst: fastServer, sport: 31000, dport: 443}
+	s2c := c2s.reversed()
+	syn, synAck := c2s, s2c
+	syn.syn, synAck.syn = true, true
+	ex := func(p fastInner) { r.exchange(p) }
+
+	ex(syn)
+	ex(synAck)
+	for range FastAfter {
+		ex(c2s)
+	}
+	ex(s2c)
+	r.waitFast("the flow's keys in", func(s FastStats) bool { return s.Flows == 1 && s.Added == 1 })
+	// Wait until both keys answer.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		b := r.xdpCounters()
+		ex(s2c)
+		if a := r.xdpCounters(); a.FastPath > b.FastPath {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server's packets never took the fast path")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fin := c2s
+	fin.fin = true
+	ex(fin) // closing: the keys stay
+
+	// The client opens a new connection on the same port.
+	ex(syn)
+	ex(synAck)
+	before := r.xdpCounters()
+	for i := range 20 {
+		if i%2 == 0 {
+			ex(c2s)
+		} else {
+			ex(s2c)
+		}
+	}
+	fast := r.xdpCounters().FastPath - before.FastPath
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	r.table.Flush(time.Now().UnixNano())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The old flow's record is written when the SYN ends it; the new one's at
+	// the flush: the SYN, the SYN-ACK and the 20 packets after them.
+	if len(r.ended) != 2 {
+		t.Fatalf("%d records, want 2", len(r.ended))
+	}
+	if rec := r.ended[1]; rec.PktsToServer != 11 || rec.PktsToClient != 11 {
+		t.Errorf("the new connection's record counts %d/%d packets, want 11/11 (%d of its packets answered by the old flow's keys)",
+			rec.PktsToServer, rec.PktsToClient, fast)
+	}
+}
