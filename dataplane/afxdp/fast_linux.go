@@ -57,8 +57,9 @@ const fastAsked = 4096
 type fastOp uint8
 
 const (
-	fastAdd    fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
-	fastRemove               // the flow closed: take its keys out and credit what they counted
+	fastAdd      fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
+	fastRemove                 // the flow closed: take its keys out and credit what they counted
+	fastReplaced               // a new flow replaced one with the same keys: take out whichever flow holds them
 )
 
 // fastRequest is a worker's request about one flow.
@@ -95,6 +96,11 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		r := &s.Flow
+		if r.Replaced && s.Encap == dataplane.EncapGeneve && s.Session == nil {
+			// The old flow's keys may be in the map: they would answer the
+			// new flow's packets and credit them to the ended one.
+			o.replaced(s)
+		}
 		if s.Verdict != dataplane.VerdictReturn || s.Encap != dataplane.EncapGeneve || s.Session != nil ||
 			r.FlowID == 0 || r.Action != policy.Allow || r.Packets < FastAfter {
 			continue
@@ -127,6 +133,23 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 			o.dropped.Add(1)
 			a.id = 0 // ask again with the next packet
 		}
+	}
+}
+
+// replaced asks that the keys of slot s's 5-tuple be taken out of the map,
+// whichever flow put them there.
+func (o *fastOffer) replaced(s *dataplane.Slot) {
+	p := &s.Packet
+	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+		return
+	}
+	req := fastRequest{op: fastReplaced, both: true, handle: s.Flow.Handle}
+	req.keys[0] = xdp.FastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
+	req.keys[1] = xdp.FastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+	select {
+	case o.reqs <- req:
+	default:
+		o.dropped.Add(1) // the old flow's keys go at the next read, when it is found ended
 	}
 }
 
@@ -265,6 +288,14 @@ func (fp *fastPath) run(ctx context.Context) {
 }
 
 func (fp *fastPath) serve(r *fastRequest) {
+	if r.op == fastReplaced {
+		for d := range 2 {
+			if ref, ok := fp.byKey[r.keys[d]]; ok {
+				fp.take(ref.f)
+			}
+		}
+		return
+	}
 	id := r.handle.FlowID()
 	f := fp.byID[id]
 	if r.op == fastRemove {
