@@ -1,0 +1,102 @@
+package afxdp
+
+import (
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"weir/dataplane/afxdp/xdp"
+	"weir/dataplane/flow"
+	"weir/dataplane/packet"
+	"weir/dataplane/policy"
+)
+
+// newFastUnit is a fastPath on a loaded (not attached) program, serving and
+// reading only when the test calls it.
+func newFastUnit(t *testing.T, table *flow.Table) *fastPath {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loading an XDP program needs root")
+	}
+	spec, err := xdp.Spec(xdp.Config{GenevePort: 6081, Queues: 1, MaxFrame: 3000, FastPath: true, FastFlows: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatalf("loading: %+v", err)
+	}
+	t.Cleanup(func() { coll.Close() })
+	b := &Backend{cfg: Config{Flows: table, FastFlows: 64}, log: slog.New(slog.DiscardHandler)}
+	return newFastPath(b, coll)
+}
+
+// hit counts n packets of size bytes on key k, as the program does.
+func hit(t *testing.T, fp *fastPath, k xdp.FastKey, n, size uint64) {
+	t.Helper()
+	m := fp.coll.Maps[xdp.MapFastFlows]
+	var c xdp.FastCounters
+	if err := m.Lookup(k, &c); err != nil {
+		t.Fatalf("key not in the map: %v", err)
+	}
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	c.Packets += n
+	c.Bytes += n * size
+	c.LastSeen = uint64(ts.Nano())
+	if err := m.Update(k, c, ebpf.UpdateExist); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFastPathKeysOfEndedFlow: a flow ends in the table while its key is in
+// the map (evicted from a full table), and a new flow with the same 5-tuple
+// reaches FastAfter packets before the next read notices. The new flow takes
+// the key over; the old flow's clean-up must not take it from under it, nor
+// count it evicted: the new flow's fast-path packets are credited to it.
+func TestFastPathKeysOfEndedFlow(t *testing.T) {
+	table := flow.NewTable(flow.Config{MaxFlows: 1024}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
+	fp := newFastUnit(t, table)
+	cl, sv := netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1")
+	p := &packet.Packet{Proto: packet.ProtoUDP, Src: cl, Dst: sv, SrcPort: 5000, DstPort: 53}
+	const ep = 0xe1
+	kc := xdp.FastKeyOf(ep, cl, sv, packet.ProtoUDP, 5000, 53)
+	ks := xdp.FastKeyOf(ep, sv, cl, packet.ProtoUDP, 53, 5000)
+	now := time.Now().UnixNano()
+
+	a := table.Track(ep, p, 100, nil, now)
+	fp.serve(&fastRequest{op: fastAdd, handle: a.Handle, keys: [2]xdp.FastKey{kc, ks}})
+	// The old flow ends in the table (here: its idle timeout) without the
+	// fast path being told.
+	if n := table.Expire(now + int64(200*time.Second)); n != 1 {
+		t.Fatalf("Expire ended %d flows", n)
+	}
+	b := table.Track(ep, p, 100, nil, now+int64(201*time.Second))
+	if b.FlowID == a.FlowID {
+		t.Fatal("same flow")
+	}
+	fp.serve(&fastRequest{op: fastAdd, handle: b.Handle, keys: [2]xdp.FastKey{kc, ks}})
+
+	hit(t, fp, kc, 5, 100)
+	fp.readAll()
+	hit(t, fp, kc, 7, 100)
+	fp.readAll()
+	if _, ok, _ := xdp.ReadFast(fp.coll, kc); !ok {
+		t.Error("the new flow's key was taken out of the map")
+	}
+	var rec flow.Record
+	if !table.RecordOf(b.Handle, &rec) {
+		t.Fatal("the new flow ended")
+	}
+	if rec.PktsToServer != 1+12 {
+		t.Errorf("the new flow counts %d packets, want 13 (1 tracked, 12 answered in XDP)", rec.PktsToServer)
+	}
+	if st := fp.stats(); st.Evicted != 0 || st.Flows != 1 {
+		t.Errorf("stats %+v, want no key evicted and the new flow in", st)
+	}
+}
