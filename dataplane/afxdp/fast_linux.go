@@ -318,6 +318,11 @@ func (fp *fastPath) serve(r *fastRequest) {
 		if f.in[d] || (!r.both && d != int(r.dir)) {
 			continue
 		}
+		if ref, ok := fp.byKey[f.keys[d]]; ok && ref.f != f {
+			// A flow that ended in the table (not yet found so by a read)
+			// still holds the key: it goes first, its counts credited.
+			fp.take(ref.f)
+		}
 		added, err := xdp.AddFast(fp.coll, f.keys[d])
 		if err != nil {
 			fp.errors.Add(1)
