@@ -82,6 +82,7 @@ type fastAsk struct {
 
 // fastOffer is the worker's side: which returned slots of a batch to offer.
 type fastOffer struct {
+	coll     *ebpf.Collection // the program's: a replaced flow's keys go at once
 	reqs     chan<- fastRequest
 	maxFrame uint32 // the longest frame the program answers
 	asked    []fastAsk
@@ -146,6 +147,14 @@ func (o *fastOffer) replaced(s *dataplane.Slot) {
 	req := fastRequest{op: fastReplaced, both: true, handle: s.Flow.Handle}
 	req.keys[0] = xdp.FastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
 	req.keys[1] = xdp.FastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+	if o.coll != nil {
+		// Out before this worker takes its next batch: the new flow's
+		// next packets (an answer to this one's reply) must come up, not
+		// wait for the fast path's goroutine. Rare: a flow replaced.
+		for _, k := range req.keys {
+			_, _, _ = xdp.TakeFast(o.coll, k)
+		}
+	}
 	select {
 	case o.reqs <- req:
 	default:
@@ -248,7 +257,7 @@ func newFastPath(b *Backend, coll *ebpf.Collection) *fastPath {
 func fastMapEntries(flows int) int { return 4 * flows }
 
 func (fp *fastPath) offerer(frags bool) *fastOffer {
-	o := &fastOffer{reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
+	o := &fastOffer{coll: fp.coll, reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
 	if frags {
 		o.maxFrame = xdp.FastFragsMax
 	}
