@@ -100,3 +100,46 @@ func TestFastPathKeysOfEndedFlow(t *testing.T) {
 		t.Errorf("stats %+v, want no key evicted and the new flow in", st)
 	}
 }
+
+// TestFastPathStaleAdd: an add asked before the flow closed (by another
+// queue's worker, which saw its packets in the other direction) and served
+// after the close's remove puts the closed flow's keys back: the program
+// then answers its last ACK and anything after, which the flow table should
+// see, until closed_timeout ends the flow. An add for a flow that closed or
+// ended puts nothing in.
+func TestFastPathStaleAdd(t *testing.T) {
+	table := flow.NewTable(flow.Config{MaxFlows: 1024}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
+	fp := newFastUnit(t, table)
+	cl, sv := netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1")
+	const ep = 0xe1
+	kc := xdp.FastKeyOf(ep, cl, sv, packet.ProtoTCP, 40000, 443)
+	ks := xdp.FastKeyOf(ep, sv, cl, packet.ProtoTCP, 443, 40000)
+	c2s := func(f uint8) *packet.Packet {
+		return &packet.Packet{Proto: packet.ProtoTCP, Src: cl, Dst: sv, SrcPort: 40000, DstPort: 443, TCPFlags: f}
+	}
+	s2c := func(f uint8) *packet.Packet {
+		return &packet.Packet{Proto: packet.ProtoTCP, Src: sv, Dst: cl, SrcPort: 443, DstPort: 40000, TCPFlags: f}
+	}
+	now := time.Now().UnixNano()
+	r := table.Track(ep, c2s(packet.TCPSyn), 60, nil, now)
+	table.Track(ep, s2c(packet.TCPSyn|packet.TCPAck), 60, nil, now)
+	for range FastAfter {
+		table.Track(ep, c2s(packet.TCPAck), 60, nil, now)
+	}
+	add := fastRequest{op: fastAdd, both: true, handle: r.Handle, keys: [2]xdp.FastKey{kc, ks}}
+	fp.serve(&add)
+	table.Track(ep, c2s(packet.TCPFin|packet.TCPAck), 60, nil, now)
+	if c := table.Track(ep, s2c(packet.TCPFin|packet.TCPAck), 60, nil, now); c.State != flow.StateClosed {
+		t.Fatalf("state %v, want closed", c.State)
+	}
+	fp.serve(&fastRequest{op: fastRemove, both: true, handle: r.Handle, keys: add.keys})
+	fp.serve(&add) // the stale one
+	for _, k := range add.keys {
+		if _, ok, _ := xdp.ReadFast(fp.coll, k); ok {
+			t.Errorf("a key of the closed flow is back in the map")
+		}
+	}
+	if st := fp.stats(); st.Flows != 0 {
+		t.Errorf("stats %+v, want no flow in", st)
+	}
+}
