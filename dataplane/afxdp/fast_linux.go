@@ -232,6 +232,7 @@ type fastPath struct {
 	byKey  map[xdp.FastKey]fastKeyRef
 	reader xdp.FastReader
 	stale  []xdp.FastKey
+	rec    flow.Record // serve's, reused
 	b      *Backend
 
 	flushes                                                    atomic.Uint32
@@ -314,6 +315,11 @@ func (fp *fastPath) serve(r *fastRequest) {
 		return
 	}
 	if f == nil {
+		// Asked before the flow closed or ended, served after: nothing to
+		// put in (the remove may have gone already).
+		if !fp.flows.RecordOf(r.handle, &fp.rec) || fp.rec.State == flow.StateClosed {
+			return
+		}
 		if len(fp.byID) >= fp.max {
 			fp.full.Add(1)
 			return
