@@ -73,3 +73,44 @@ func TestFastPathRestartedFlow(t *testing.T) {
 			rec.PktsToServer, rec.PktsToClient, fast)
 	}
 }
+
+// TestFastPathEndedFlowCounts: a flow that ends in the table while the
+// program answers it (here a SYN restarting it; an eviction from a full table
+// is alike) loses from its record every packet the program answered since the
+// last read: the record is written at the end, and the credit that comes at
+// the next read finds the flow gone. The README promises "each time the
+// counts since the last read are credited first".
+func TestFastPathEndedFlowCounts(t *testing.T) {
+	r := newFastRig(t)
+	c2s := fastInner{proto: layers.IPProtocolTCP, src: fastClient, dst: fastServer, sport: 32000, dport: 443}
+	s2c := c2s.reversed()
+	syn, synAck := c2s, s2c
+	syn.syn, synAck.syn = true, true
+	n := 0
+	ex := func(p fastInner) { r.exchange(p); n++ }
+	ex(syn)
+	ex(synAck)
+	for range FastAfter {
+		ex(c2s)
+	}
+	r.waitFast("the flow's key in", func(s FastStats) bool { return s.Flows == 1 })
+	before := r.xdpCounters()
+	for range 10 {
+		ex(c2s)
+	}
+	if a := r.xdpCounters(); a.FastPath-before.FastPath != 10 {
+		t.Fatalf("%d answered in XDP, want 10", a.FastPath-before.FastPath)
+	}
+	fin := c2s
+	fin.fin = true
+	ex(fin)
+	r.exchange(syn) // ends it: the new flow's
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ended) != 1 {
+		t.Fatalf("%d records, want the old flow's", len(r.ended))
+	}
+	if rec := r.ended[0]; rec.PktsToServer+rec.PktsToClient != uint64(n) {
+		t.Errorf("the old flow's record counts %d packets, want all %d", rec.PktsToServer+rec.PktsToClient, n)
+	}
+}
