@@ -1,10 +1,15 @@
 package afxdp
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"weir/dataplane/packet"
+	"weir/geneve"
 )
 
 // TestFastPathRestartedFlow: a SYN on a closing flow (the client reusing its
@@ -112,5 +117,49 @@ func TestFastPathEndedFlowCounts(t *testing.T) {
 	}
 	if rec := r.ended[0]; rec.PktsToServer+rec.PktsToClient != uint64(n) {
 		t.Errorf("the old flow's record counts %d packets, want all %d", rec.PktsToServer+rec.PktsToClient, n)
+	}
+}
+
+// TestFastPathMalformed: a datagram of a fast-path flow that the pipeline
+// refuses as malformed (a TCP data offset under 5; a later GENEVE option
+// running past the options area) must not be answered: user space drops it
+// and counts it in weir_decode_errors_total.
+func TestFastPathMalformed(t *testing.T) {
+	r := newFastRig(t)
+	c2s := fastInner{proto: layers.IPProtocolTCP, src: fastClient, dst: fastServer, sport: 33000, dport: 443}
+	s2c := c2s.reversed()
+	syn, synAck := c2s, s2c
+	syn.syn, synAck.syn = true, true
+	r.exchange(syn, synAck)
+	for range FastAfter {
+		r.exchange(c2s)
+	}
+	r.waitFast("the flow's key in", func(s FastStats) bool { return s.Flows == 1 })
+	r.exchange(c2s) // answered in XDP
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(applianceAddr, geneve.Port))
+	hdr := geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 0xe1, AttachmentID: 9, FlowCookie: 7})
+	badOffset := c2s.bytes(t)
+	badOffset[20+12] = 0x40 // data offset 4
+	badOption := append([]byte(nil), hdr...)
+	badOption[8+12+3] = 0x1f // the second option claims 31 words
+	badOption = append(badOption, c2s.bytes(t)...)
+	for _, tc := range []struct {
+		name string
+		d    []byte
+	}{{"tcp data offset 4", append(append([]byte(nil), hdr...), badOffset...)}, {"option overrun", badOption}} {
+		var p packet.Packet
+		if _, inner, _, err := geneve.Decode(tc.d); err == nil && p.Decode(inner) == nil {
+			t.Fatalf("%s: the pipeline would take it", tc.name)
+		}
+		before := r.xdpCounters()
+		if _, err := r.send.WriteTo(tc.d, to); err != nil {
+			t.Fatal(err)
+		}
+		r.recv.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 9000)
+		if _, err := r.recv.Read(buf); err == nil {
+			a := r.xdpCounters()
+			t.Errorf("%s: answered (fast path %d)", tc.name, a.FastPath-before.FastPath)
+		}
 	}
 }
