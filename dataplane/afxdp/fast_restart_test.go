@@ -1,6 +1,7 @@
 package afxdp
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -120,13 +121,11 @@ func TestFastPathEndedFlowCounts(t *testing.T) {
 	}
 }
 
-// TestFastPathMalformed: a datagram of a fast-path flow that the pipeline
-// refuses as malformed (a TCP data offset under 5; a later GENEVE option
-// running past the options area) must not be answered: user space drops it
-// and counts it in weir_decode_errors_total.
-func TestFastPathMalformed(t *testing.T) {
+// fastMalformedRig is a rig with a TCP flow in the fast path, and sendNoReply
+// checks that the program does not answer datagram d.
+func fastMalformedRig(t *testing.T, sport uint16) (*fastRig, fastInner, []byte) {
 	r := newFastRig(t)
-	c2s := fastInner{proto: layers.IPProtocolTCP, src: fastClient, dst: fastServer, sport: 33000, dport: 443}
+	c2s := fastInner{proto: layers.IPProtocolTCP, src: fastClient, dst: fastServer, sport: sport, dport: 443}
 	s2c := c2s.reversed()
 	syn, synAck := c2s, s2c
 	syn.syn, synAck.syn = true, true
@@ -136,30 +135,48 @@ func TestFastPathMalformed(t *testing.T) {
 	}
 	r.waitFast("the flow's key in", func(s FastStats) bool { return s.Flows == 1 })
 	r.exchange(c2s) // answered in XDP
-	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(applianceAddr, geneve.Port))
 	hdr := geneve.AppendAWSHeader(nil, geneve.ProtoIPv4, geneve.AWS{EndpointID: 0xe1, AttachmentID: 9, FlowCookie: 7})
-	badOffset := c2s.bytes(t)
-	badOffset[20+12] = 0x40 // data offset 4
-	badOption := append([]byte(nil), hdr...)
-	badOption[8+12+3] = 0x1f // the second option claims 31 words
-	badOption = append(badOption, c2s.bytes(t)...)
-	for _, tc := range []struct {
-		name string
-		d    []byte
-	}{{"tcp data offset 4", append(append([]byte(nil), hdr...), badOffset...)}, {"option overrun", badOption}} {
-		var p packet.Packet
-		if _, inner, _, err := geneve.Decode(tc.d); err == nil && p.Decode(inner) == nil {
-			t.Fatalf("%s: the pipeline would take it", tc.name)
-		}
-		before := r.xdpCounters()
-		if _, err := r.send.WriteTo(tc.d, to); err != nil {
-			t.Fatal(err)
-		}
-		r.recv.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		buf := make([]byte, 9000)
-		if _, err := r.recv.Read(buf); err == nil {
-			a := r.xdpCounters()
-			t.Errorf("%s: answered (fast path %d)", tc.name, a.FastPath-before.FastPath)
-		}
+	return r, c2s, hdr
+}
+
+func (r *fastRig) sendNoReply(name string, d []byte) {
+	t := r.t
+	t.Helper()
+	var p packet.Packet
+	if _, inner, _, err := geneve.Decode(d); err == nil && p.Decode(inner) == nil {
+		t.Fatalf("%s: the pipeline would take it", name)
 	}
+	before := r.xdpCounters()
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(applianceAddr, geneve.Port))
+	if _, err := r.send.WriteTo(d, to); err != nil {
+		t.Fatal(err)
+	}
+	r.recv.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 9000)
+	if _, err := r.recv.Read(buf); err == nil {
+		t.Errorf("%s: answered (fast path %d)", name, r.xdpCounters().FastPath-before.FastPath)
+	}
+}
+
+// TestFastPathMalformed: a datagram of a fast-path flow whose inner packet
+// the pipeline refuses as malformed (a TCP data offset under 5 or past the
+// packet, set by the client itself through GWLB) must not be answered: user
+// space drops it and counts it in weir_decode_errors_total.
+func TestFastPathMalformed(t *testing.T) {
+	r, c2s, hdr := fastMalformedRig(t, 33000)
+	for _, off := range []byte{0x40, 0xf0} {
+		in := c2s.bytes(t)
+		in[20+12] = off
+		r.sendNoReply(fmt.Sprintf("tcp data offset %d", off>>4), append(append([]byte(nil), hdr...), in...))
+	}
+}
+
+// TestFastPathMalformedGeneve: likewise a GENEVE header whose later option
+// runs past the options area (geneve.ReasonOptionOverrun): the program checks
+// the first option only.
+func TestFastPathMalformedGeneve(t *testing.T) {
+	r, c2s, hdr := fastMalformedRig(t, 33001)
+	d := append([]byte(nil), hdr...)
+	d[8+12+3] = 0x1f // the second option claims 31 words
+	r.sendNoReply("option overrun", append(d, c2s.bytes(t)...))
 }
