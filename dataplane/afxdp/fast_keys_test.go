@@ -1,19 +1,23 @@
 package afxdp
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"weir/dataplane"
 	"weir/dataplane/afxdp/xdp"
 	"weir/dataplane/flow"
 	"weir/dataplane/packet"
 	"weir/dataplane/policy"
+	"weir/geneve"
 )
 
 // newFastUnit is a fastPath on a loaded (not attached) program, serving and
@@ -141,5 +145,53 @@ func TestFastPathStaleAdd(t *testing.T) {
 	}
 	if st := fp.stats(); st.Flows != 0 {
 		t.Errorf("stats %+v, want no flow in", st)
+	}
+}
+
+// TestFastPathOfferMappedIPv6: an inner IPv6 packet whose addresses are
+// IPv4-mapped (::ffff:a.b.c.d) is keyed by the program as IPv6 (family 6,
+// the 16 address bytes as on the wire); the worker's request must carry that
+// key, not an IPv4 one the program never builds (the flow would hold a fast
+// slot whose keys never match).
+func TestFastPathOfferMappedIPv6(t *testing.T) {
+	table := flow.NewTable(flow.Config{MaxFlows: 1024}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
+	pl := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table})
+	w := pl.NewWorker()
+	reqs := make(chan fastRequest, 4)
+	o := &fastOffer{reqs: reqs, maxFrame: 1000, asked: make([]fastAsk, fastAsked), dropped: new(atomic.Uint64), flushes: new(atomic.Uint32)}
+	src, dst := netip.MustParseAddr("::ffff:10.1.0.1"), netip.MustParseAddr("::ffff:10.2.0.1")
+	in := make([]byte, 40+8+4)
+	in[0] = 0x60
+	binary.BigEndian.PutUint16(in[4:], 12)
+	in[6], in[7] = packet.ProtoUDP, 64
+	s16, d16 := src.As16(), dst.As16()
+	copy(in[8:], s16[:])
+	copy(in[24:], d16[:])
+	binary.BigEndian.PutUint16(in[40:], 5000)
+	binary.BigEndian.PutUint16(in[42:], 53)
+	binary.BigEndian.PutUint16(in[44:], 12)
+	d := append(geneve.AppendAWSHeader(nil, geneve.ProtoIPv6, geneve.AWS{EndpointID: 0xe1, AttachmentID: 9, FlowCookie: 7}), in...)
+	b := dataplane.NewBatch(1)
+	for range FastAfter {
+		s := &b.Slots[0]
+		s.Reset()
+		s.Buf, s.Encap = d, dataplane.EncapGeneve
+		s.Outer = geneve.Outer{Src: gwlbAddr, Dst: applianceAddr, SrcPort: gwlbPort, DstPort: geneve.Port}
+		b.N, b.Now = 1, time.Now().UnixNano()
+		w.Process(b)
+		o.offer(b, []uint32{200})
+	}
+	var got []fastRequest
+	for len(reqs) > 0 {
+		got = append(got, <-reqs)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d requests, want 1", len(got))
+	}
+	// The program's key: family 6, the address bytes as on the wire.
+	want := xdp.FastKey{Family: 6, Proto: packet.ProtoUDP, Src: s16, Dst: d16, SrcPort: [2]byte{0x13, 0x88}, DstPort: [2]byte{0, 53}}
+	binary.BigEndian.PutUint64(want.Endpoint[:], 0xe1)
+	if got[0].keys[0] != want {
+		t.Errorf("client key %+v, want the program's %+v", got[0].keys[0], want)
 	}
 }
