@@ -195,3 +195,45 @@ func TestFastPathOfferMappedIPv6(t *testing.T) {
 		t.Errorf("client key %+v, want the program's %+v", got[0].keys[0], want)
 	}
 }
+
+// TestFastPathOfferMixedMappedIPv6: an inner IPv6 packet from an IPv4-mapped
+// source to a plain IPv6 destination (the client chooses its source) must not
+// crash the worker: FastKeyOf unmaps the source alone and calls As4 on the
+// IPv6 destination, which panics.
+func TestFastPathOfferMixedMappedIPv6(t *testing.T) {
+	table := flow.NewTable(flow.Config{MaxFlows: 1024}, &policy.Policy{Default: policy.Allow}, func(*flow.Record) {})
+	pl := dataplane.NewPipeline(&dataplane.GeneveDecode{}, dataplane.InnerDecode{}, &dataplane.Track{Table: table})
+	w := pl.NewWorker()
+	reqs := make(chan fastRequest, 4)
+	o := &fastOffer{reqs: reqs, maxFrame: 1000, asked: make([]fastAsk, fastAsked), dropped: new(atomic.Uint64), flushes: new(atomic.Uint32)}
+	src, dst := netip.MustParseAddr("::ffff:10.1.0.1"), netip.MustParseAddr("2001:db8::2")
+	in := make([]byte, 40+8+4)
+	in[0] = 0x60
+	binary.BigEndian.PutUint16(in[4:], 12)
+	in[6], in[7] = packet.ProtoUDP, 64
+	s16, d16 := src.As16(), dst.As16()
+	copy(in[8:], s16[:])
+	copy(in[24:], d16[:])
+	binary.BigEndian.PutUint16(in[40:], 5000)
+	binary.BigEndian.PutUint16(in[42:], 53)
+	binary.BigEndian.PutUint16(in[44:], 12)
+	d := append(geneve.AppendAWSHeader(nil, geneve.ProtoIPv6, geneve.AWS{EndpointID: 0xe1, AttachmentID: 9, FlowCookie: 7}), in...)
+	b := dataplane.NewBatch(1)
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("the worker's offer panics: %v", p)
+		}
+	}()
+	for range FastAfter {
+		s := &b.Slots[0]
+		s.Reset()
+		s.Buf, s.Encap = d, dataplane.EncapGeneve
+		s.Outer = geneve.Outer{Src: gwlbAddr, Dst: applianceAddr, SrcPort: gwlbPort, DstPort: geneve.Port}
+		b.N, b.Now = 1, time.Now().UnixNano()
+		w.Process(b)
+		o.offer(b, []uint32{200})
+	}
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+}
