@@ -2,7 +2,9 @@ package afxdp
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -121,8 +123,8 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 		*a = fastAsk{id: r.FlowID, at: b.Now, flush: flushes, op: op, both: both}
 		req := fastRequest{op: op, both: both, handle: r.Handle}
 		p := &s.Packet
-		fwd := xdp.FastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
-		rev := xdp.FastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+		fwd := fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
+		rev := fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
 		if r.ToServer {
 			req.keys = [2]xdp.FastKey{fwd, rev}
 		} else {
@@ -145,8 +147,8 @@ func (o *fastOffer) replaced(s *dataplane.Slot) {
 		return
 	}
 	req := fastRequest{op: fastReplaced, both: true, handle: s.Flow.Handle}
-	req.keys[0] = xdp.FastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
-	req.keys[1] = xdp.FastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+	req.keys[0] = fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
+	req.keys[1] = fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
 	if o.coll != nil {
 		// Out before this worker takes its next batch: the new flow's
 		// next packets (an answer to this one's reply) must come up, not
@@ -160,6 +162,21 @@ func (o *fastOffer) replaced(s *dataplane.Slot) {
 	default:
 		o.dropped.Add(1) // the old flow's keys go at the next read, when it is found ended
 	}
+}
+
+// fastKeyOf is the key the program builds for a packet from src to dst: an
+// inner IPv6 packet's is IPv6 whatever its addresses (xdp.FastKeyOf would
+// take an IPv4-mapped one for IPv4, and panic on a mapped source with a plain
+// IPv6 destination).
+func fastKeyOf(endpointID uint64, src, dst netip.Addr, proto uint8, sport, dport uint16) xdp.FastKey {
+	if src.Is4() && dst.Is4() {
+		return xdp.FastKeyOf(endpointID, src, dst, proto, sport, dport)
+	}
+	k := xdp.FastKey{Family: 6, Proto: proto, Src: src.As16(), Dst: dst.As16()}
+	binary.BigEndian.PutUint64(k.Endpoint[:], endpointID)
+	binary.BigEndian.PutUint16(k.SrcPort[:], sport)
+	binary.BigEndian.PutUint16(k.DstPort[:], dport)
+	return k
 }
 
 // fastShape reports whether the program's fast path takes a datagram like
