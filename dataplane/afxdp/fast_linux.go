@@ -2,7 +2,9 @@ package afxdp
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -57,8 +59,9 @@ const fastAsked = 4096
 type fastOp uint8
 
 const (
-	fastAdd    fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
-	fastRemove               // the flow closed: take its keys out and credit what they counted
+	fastAdd      fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
+	fastRemove                 // the flow closed: take its keys out and credit what they counted
+	fastReplaced               // a new flow replaced one with the same keys: take out whichever flow holds them
 )
 
 // fastRequest is a worker's request about one flow.
@@ -81,6 +84,7 @@ type fastAsk struct {
 
 // fastOffer is the worker's side: which returned slots of a batch to offer.
 type fastOffer struct {
+	coll     *ebpf.Collection // the program's: a replaced flow's keys go at once
 	reqs     chan<- fastRequest
 	maxFrame uint32 // the longest frame the program answers
 	asked    []fastAsk
@@ -95,6 +99,11 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		r := &s.Flow
+		if r.Replaced && s.Encap == dataplane.EncapGeneve && s.Session == nil {
+			// The old flow's keys may be in the map: they would answer the
+			// new flow's packets and credit them to the ended one.
+			o.replaced(s)
+		}
 		if s.Verdict != dataplane.VerdictReturn || s.Encap != dataplane.EncapGeneve || s.Session != nil ||
 			r.FlowID == 0 || r.Action != policy.Allow || r.Packets < FastAfter {
 			continue
@@ -114,8 +123,8 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 		*a = fastAsk{id: r.FlowID, at: b.Now, flush: flushes, op: op, both: both}
 		req := fastRequest{op: op, both: both, handle: r.Handle}
 		p := &s.Packet
-		fwd := xdp.FastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
-		rev := xdp.FastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+		fwd := fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
+		rev := fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
 		if r.ToServer {
 			req.keys = [2]xdp.FastKey{fwd, rev}
 		} else {
@@ -128,6 +137,46 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 			a.id = 0 // ask again with the next packet
 		}
 	}
+}
+
+// replaced asks that the keys of slot s's 5-tuple be taken out of the map,
+// whichever flow put them there.
+func (o *fastOffer) replaced(s *dataplane.Slot) {
+	p := &s.Packet
+	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+		return
+	}
+	req := fastRequest{op: fastReplaced, both: true, handle: s.Flow.Handle}
+	req.keys[0] = fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
+	req.keys[1] = fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+	if o.coll != nil {
+		// Out before this worker takes its next batch: the new flow's
+		// next packets (an answer to this one's reply) must come up, not
+		// wait for the fast path's goroutine. Rare: a flow replaced.
+		for _, k := range req.keys {
+			_, _, _ = xdp.TakeFast(o.coll, k)
+		}
+	}
+	select {
+	case o.reqs <- req:
+	default:
+		o.dropped.Add(1) // the old flow's keys go at the next read, when it is found ended
+	}
+}
+
+// fastKeyOf is the key the program builds for a packet from src to dst: an
+// inner IPv6 packet's is IPv6 whatever its addresses (xdp.FastKeyOf would
+// take an IPv4-mapped one for IPv4, and panic on a mapped source with a plain
+// IPv6 destination).
+func fastKeyOf(endpointID uint64, src, dst netip.Addr, proto uint8, sport, dport uint16) xdp.FastKey {
+	if src.Is4() && dst.Is4() {
+		return xdp.FastKeyOf(endpointID, src, dst, proto, sport, dport)
+	}
+	k := xdp.FastKey{Family: 6, Proto: proto, Src: src.As16(), Dst: dst.As16()}
+	binary.BigEndian.PutUint64(k.Endpoint[:], endpointID)
+	binary.BigEndian.PutUint16(k.SrcPort[:], sport)
+	binary.BigEndian.PutUint16(k.DstPort[:], dport)
+	return k
 }
 
 // fastShape reports whether the program's fast path takes a datagram like
@@ -200,6 +249,7 @@ type fastPath struct {
 	byKey  map[xdp.FastKey]fastKeyRef
 	reader xdp.FastReader
 	stale  []xdp.FastKey
+	rec    flow.Record // serve's, reused
 	b      *Backend
 
 	flushes                                                    atomic.Uint32
@@ -225,7 +275,7 @@ func newFastPath(b *Backend, coll *ebpf.Collection) *fastPath {
 func fastMapEntries(flows int) int { return 4 * flows }
 
 func (fp *fastPath) offerer(frags bool) *fastOffer {
-	o := &fastOffer{reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
+	o := &fastOffer{coll: fp.coll, reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
 	if frags {
 		o.maxFrame = xdp.FastFragsMax
 	}
@@ -265,6 +315,14 @@ func (fp *fastPath) run(ctx context.Context) {
 }
 
 func (fp *fastPath) serve(r *fastRequest) {
+	if r.op == fastReplaced {
+		for d := range 2 {
+			if ref, ok := fp.byKey[r.keys[d]]; ok {
+				fp.take(ref.f)
+			}
+		}
+		return
+	}
 	id := r.handle.FlowID()
 	f := fp.byID[id]
 	if r.op == fastRemove {
@@ -274,6 +332,11 @@ func (fp *fastPath) serve(r *fastRequest) {
 		return
 	}
 	if f == nil {
+		// Asked before the flow closed or ended, served after: nothing to
+		// put in (the remove may have gone already).
+		if !fp.flows.RecordOf(r.handle, &fp.rec) || fp.rec.State == flow.StateClosed {
+			return
+		}
 		if len(fp.byID) >= fp.max {
 			fp.full.Add(1)
 			return
@@ -286,6 +349,11 @@ func (fp *fastPath) serve(r *fastRequest) {
 	for d := range 2 {
 		if f.in[d] || (!r.both && d != int(r.dir)) {
 			continue
+		}
+		if ref, ok := fp.byKey[f.keys[d]]; ok && ref.f != f {
+			// A flow that ended in the table (not yet found so by a read)
+			// still holds the key: it goes first, its counts credited.
+			fp.take(ref.f)
 		}
 		added, err := xdp.AddFast(fp.coll, f.keys[d])
 		if err != nil {

@@ -263,6 +263,11 @@ type Result struct {
 	// can answer a flow's packets itself (the XDP fast path) decides by.
 	State   State
 	Packets uint64
+	// Replaced says that this packet ended a flow with the same key (a SYN
+	// restarting a closing flow, another GWLB flow cookie, an idle timeout
+	// Expire had not run for) before creating this one: a backend answering
+	// the old flow's packets itself must stop.
+	Replaced bool
 }
 
 // Credit is traffic a flow carried that the pipeline never saw, because a

@@ -548,7 +548,8 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		}
 		return Result{Action: policy.Drop, Midstream: true}
 	}
-	if i >= 0 {
+	replaced := i >= 0
+	if replaced {
 		s.unlink(i) // reused in place: same key, same index slot
 		s.n--
 	} else {
@@ -560,6 +561,7 @@ func (t *Table) TrackMeta(scope uint64, p *packet.Packet, length int, m *Meta, n
 		s.insert(h, i)
 	}
 	res = t.create(s, i, &k, p, srcIsLo, length, m, now)
+	res.Replaced = replaced
 	flush := s.jflush
 	s.mu.Unlock()
 

@@ -36,7 +36,9 @@ import (
 //   - inner IPv4 with IHL 5 and no fragment bits, or IPv6 with TCP or UDP
 //     as next header; TCP or UDP with its whole minimal header inside the
 //     inner length, and that length within the UDP datagram's;
-//   - TCP with none of SYN, FIN and RST.
+//   - TCP with none of SYN, FIN and RST, its data offset at least 5 words
+//     and within the inner length; UDP with its length field at least 8 and
+//     within it (what user space's decoder refuses is not answered).
 const (
 	// DefaultFastFlows is MapFastFlows' size when Config.FastFlows is 0.
 	DefaultFastFlows = 65536
@@ -459,7 +461,15 @@ func (b *builder) fastPath(cfg Config) {
 		asm.JSLT.Imm(asm.R2, udpHeaderLen, labelRedirect),
 	)
 	b.need(regCursor, udpHeaderLen, labelRedirect)
-	b.emit(asm.Ja.Label(labelFastPorts))
+	b.emit(
+		// The UDP length as user space's decoder checks it: at least the
+		// header, within the inner packet.
+		asm.LoadMem(asm.R1, regCursor, 4, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.JLT.Imm(asm.R1, udpHeaderLen, labelRedirect),
+		asm.JSGT.Reg(asm.R1, asm.R2, labelRedirect),
+		asm.Ja.Label(labelFastPorts),
+	)
 	// TCP: state changes (SYN, FIN, RST) go to user space's flow table.
 	b.at(labelFastTCP)
 	b.emit(asm.JSLT.Imm(asm.R2, tcpMinLen, labelRedirect))
@@ -468,6 +478,13 @@ func (b *builder) fastPath(cfg Config) {
 		asm.LoadMem(asm.R1, regCursor, tcpFlagsOff, asm.Byte),
 		asm.And.Imm(asm.R1, tcpFinSynRst),
 		asm.JNE.Imm(asm.R1, 0, labelRedirect),
+		// The data offset as user space's decoder checks it: at least 5
+		// words, within the inner packet.
+		asm.LoadMem(asm.R1, regCursor, 12, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JLT.Imm(asm.R1, 5, labelRedirect),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.JSGT.Reg(asm.R1, asm.R2, labelRedirect),
 	)
 	b.at(labelFastPorts)
 	b.emit(

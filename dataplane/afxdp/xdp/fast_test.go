@@ -677,8 +677,14 @@ func fastKeyOfFrame(p []byte, cfg Config) (FastKey, bool) {
 		if l4Len < tcpMinLen || in+tcpMinLen > len(p) || p[in+tcpFlagsOff]&tcpFinSynRst != 0 {
 			return k, false
 		}
+		if off := int(p[in+12]>>4) * 4; off < tcpMinLen || off > l4Len {
+			return k, false
+		}
 	case protoUDP:
 		if l4Len < udpHeaderLen || in+udpHeaderLen > len(p) {
+			return k, false
+		}
+		if n := int(binary.BigEndian.Uint16(p[in+4:])); n < udpHeaderLen || n > l4Len {
 			return k, false
 		}
 	default:
