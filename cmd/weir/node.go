@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,9 +140,14 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 	gauges.SocketDrops = n.backend.Drops
 	gauges.SocketRecvBuffer = n.backend.RecvBuffer
 	if n.xdp != nil && fastFlows != nil {
+		// The program's counters go with it at exit: the last read stands.
+		var lastFast, lastFastBytes atomic.Uint64
 		gauges.Offloaded = func() (uint64, uint64) {
-			x, _ := n.xdp.XDPCounters()
-			return x.FastPath, x.FastPathBytes
+			if x, err := n.xdp.XDPCounters(); err == nil {
+				lastFast.Store(x.FastPath)
+				lastFastBytes.Store(x.FastPathBytes)
+			}
+			return lastFast.Load(), lastFastBytes.Load()
 		}
 	}
 	reg.MustRegister(dataplane.NewCollector(n.Pipeline, gauges))

@@ -566,11 +566,20 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 	defer cancel()
 	var fp *fastPath
 	if cfg.FastPath {
+		if err := xdp.SetFastPath(b.coll, true); err != nil {
+			b.log.Error("afxdp: the XDP fast path stays off", "err", err)
+			cfg.FastPath = false
+		}
+	}
+	if cfg.FastPath {
 		fastDone := make(chan struct{})
 		b.mu.Lock()
 		fp = newFastPath(b, b.coll)
 		b.fast = fp
 		b.mu.Unlock()
+		// A flow that ends in the table leaves the fast path at once, with
+		// what the program counted for it.
+		cfg.Flows.SetEnding(fp.ending)
 		go func() {
 			defer close(fastDone)
 			fp.run(stop)
@@ -580,6 +589,7 @@ func (b *Backend) Run(ctx context.Context, p *dataplane.Pipeline, ready func()) 
 			<-fastDone
 			// The program is off the interface: what the map counted is final.
 			fp.takeAll()
+			cfg.Flows.SetEnding(nil)
 			b.mu.Lock()
 			b.fast = nil
 			b.mu.Unlock()

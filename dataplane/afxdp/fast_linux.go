@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,9 +60,8 @@ const fastAsked = 4096
 type fastOp uint8
 
 const (
-	fastAdd      fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
-	fastRemove                 // the flow closed: take its keys out and credit what they counted
-	fastReplaced               // a new flow replaced one with the same keys: take out whichever flow holds them
+	fastAdd    fastOp = iota // put the flow's keys in (the packet's direction; both once both were seen)
+	fastRemove               // the flow closed: take its keys out and credit what they counted
 )
 
 // fastRequest is a worker's request about one flow.
@@ -84,7 +84,6 @@ type fastAsk struct {
 
 // fastOffer is the worker's side: which returned slots of a batch to offer.
 type fastOffer struct {
-	coll     *ebpf.Collection // the program's: a replaced flow's keys go at once
 	reqs     chan<- fastRequest
 	maxFrame uint32 // the longest frame the program answers
 	asked    []fastAsk
@@ -99,11 +98,6 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 	for i := range b.Slots[:b.N] {
 		s := &b.Slots[i]
 		r := &s.Flow
-		if r.Replaced && s.Encap == dataplane.EncapGeneve && s.Session == nil {
-			// The old flow's keys may be in the map: they would answer the
-			// new flow's packets and credit them to the ended one.
-			o.replaced(s)
-		}
 		if s.Verdict != dataplane.VerdictReturn || s.Encap != dataplane.EncapGeneve || s.Session != nil ||
 			r.FlowID == 0 || r.Action != policy.Allow || r.Packets < FastAfter {
 			continue
@@ -139,31 +133,6 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 	}
 }
 
-// replaced asks that the keys of slot s's 5-tuple be taken out of the map,
-// whichever flow put them there.
-func (o *fastOffer) replaced(s *dataplane.Slot) {
-	p := &s.Packet
-	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
-		return
-	}
-	req := fastRequest{op: fastReplaced, both: true, handle: s.Flow.Handle}
-	req.keys[0] = fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
-	req.keys[1] = fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
-	if o.coll != nil {
-		// Out before this worker takes its next batch: the new flow's
-		// next packets (an answer to this one's reply) must come up, not
-		// wait for the fast path's goroutine. Rare: a flow replaced.
-		for _, k := range req.keys {
-			_, _, _ = xdp.TakeFast(o.coll, k)
-		}
-	}
-	select {
-	case o.reqs <- req:
-	default:
-		o.dropped.Add(1) // the old flow's keys go at the next read, when it is found ended
-	}
-}
-
 // fastKeyOf is the key the program builds for a packet from src to dst: an
 // inner IPv6 packet's is IPv6 whatever its addresses (xdp.FastKeyOf would
 // take an IPv4-mapped one for IPv4, and panic on a mapped source with a plain
@@ -192,7 +161,13 @@ func fastShape(s *dataplane.Slot) bool {
 	if len(h) < geneve.HeaderLen+12 || h.Version() != 0 {
 		return false
 	}
-	if w := h.OptionsLen() / 4; w < xdp.FastMinOptWords || w > xdp.FastMaxOptWords {
+	switch h.OptionsLen() / 4 {
+	case xdp.FastOptWordsEndpoint:
+	case xdp.FastOptWordsGWLB:
+		if len(h) < geneve.HeaderLen+4*xdp.FastOptWordsGWLB || h[8+12+3]&0x1f != 2 || h[8+24+3]&0x1f != 1 {
+			return false
+		}
+	default:
 		return false
 	}
 	o := geneve.Option(h[geneve.HeaderLen:])
@@ -217,7 +192,7 @@ type fastFlow struct {
 	seen   [2]xdp.FastCounters // what it had counted at the last read, credited
 	read   [2]bool             // the key turned up in the current read
 	since  int64               // unix ns of the last credit (the earliest a new packet can be)
-	credit flow.Credit         // the current read's deltas
+	credit flow.Credit         // counted, not yet credited
 }
 
 // fastKeyRef finds a key's flow and direction.
@@ -232,25 +207,32 @@ type FastStats struct {
 	Added    uint64 // flows put in
 	Removed  uint64 // flows taken out: closed, ended, flushed by a reload
 	Evicted  uint64 // keys the map's LRU dropped before weir took them out (their counts since the last read are lost)
-	Full     uint64 // flows not put in because Config.FastFlows were in
+	Full     uint64 // requests turned away because Config.FastFlows flows were in (a waiting flow asks again each second)
 	Dropped  uint64 // requests lost to a full queue (the flow's next packets ask again)
 	Errors   uint64 // failed map operations
 	Credited uint64 // packets credited to flows
 }
 
-// fastPath owns the program's fast_flows map while Run runs.
+// fastPath owns the program's fast_flows map while Run runs. Its goroutine
+// serves requests and reads the map; the flow table calls ending (with a
+// shard locked) as flows end. mu guards the registry (byID, byKey and the
+// flows in it). Lock order: a flow table shard, then mu; so nothing holding
+// mu calls into the table: credits are handed over after it is released.
 type fastPath struct {
-	coll   *ebpf.Collection
-	flows  *flow.Table
-	max    int
-	reqs   chan fastRequest
-	flush  chan chan struct{}
-	byID   map[uint64]*fastFlow
-	byKey  map[xdp.FastKey]fastKeyRef
-	reader xdp.FastReader
-	stale  []xdp.FastKey
-	rec    flow.Record // serve's, reused
-	b      *Backend
+	coll  *ebpf.Collection
+	flows *flow.Table
+	max   int
+	reqs  chan fastRequest
+	flush chan chan struct{}
+	rec   flow.Record // serve's, reused
+	b     *Backend
+
+	mu      sync.Mutex
+	byID    map[uint64]*fastFlow
+	byKey   map[xdp.FastKey]fastKeyRef
+	reader  xdp.FastReader
+	stale   []xdp.FastKey
+	credits []fastCredit // taken under mu, handed to the table after
 
 	flushes                                                    atomic.Uint32
 	count                                                      atomic.Int64
@@ -271,11 +253,17 @@ func newFastPath(b *Backend, coll *ebpf.Collection) *fastPath {
 	}
 }
 
+// fastCredit is a credit due to a flow, collected under fastPath.mu.
+type fastCredit struct {
+	h flow.Handle
+	c flow.Credit
+}
+
 // fastMapEntries is the program's fast_flows size for at most flows flows.
 func fastMapEntries(flows int) int { return 4 * flows }
 
 func (fp *fastPath) offerer(frags bool) *fastOffer {
-	o := &fastOffer{coll: fp.coll, reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
+	o := &fastOffer{reqs: fp.reqs, maxFrame: maxFrameData, asked: make([]fastAsk, fastAsked), dropped: &fp.dropped, flushes: &fp.flushes}
 	if frags {
 		o.maxFrame = xdp.FastFragsMax
 	}
@@ -291,11 +279,6 @@ func (fp *fastPath) stats() FastStats {
 // run serves requests and reads the counters until ctx ends; the caller then
 // calls finish, once the program is detached.
 func (fp *fastPath) run(ctx context.Context) {
-	if err := xdp.SetFastPath(fp.coll, true); err != nil {
-		fp.b.log.Error("afxdp: the XDP fast path stays off", "err", err)
-		fp.errors.Add(1)
-		return
-	}
 	tick := time.NewTicker(fastReadEvery)
 	defer tick.Stop()
 	for {
@@ -315,37 +298,43 @@ func (fp *fastPath) run(ctx context.Context) {
 }
 
 func (fp *fastPath) serve(r *fastRequest) {
-	if r.op == fastReplaced {
-		for d := range 2 {
-			if ref, ok := fp.byKey[r.keys[d]]; ok {
-				fp.take(ref.f)
-			}
-		}
-		return
-	}
 	id := r.handle.FlowID()
-	f := fp.byID[id]
-	if r.op == fastRemove {
-		if f != nil {
-			fp.take(f)
-		}
-		return
-	}
-	if f == nil {
+	if r.op == fastAdd {
 		// Asked before the flow closed or ended, served after: nothing to
-		// put in (the remove may have gone already).
+		// put in (the remove may have gone already). Checked before mu is
+		// taken (the table's lock comes first); a flow that ends between
+		// the check and the keys going in is found ended at the next read.
 		if !fp.flows.RecordOf(r.handle, &fp.rec) || fp.rec.State == flow.StateClosed {
 			return
 		}
-		if len(fp.byID) >= fp.max {
-			fp.full.Add(1)
-			return
-		}
-		f = &fastFlow{handle: r.handle, keys: r.keys, since: time.Now().UnixNano()}
-		fp.byID[id] = f
-		fp.count.Store(int64(len(fp.byID)))
-		fp.added.Add(1)
 	}
+	fp.mu.Lock()
+	f := fp.byID[id]
+	switch {
+	case r.op == fastRemove:
+		if f != nil {
+			fp.take(f)
+		}
+	case f == nil && len(fp.byID) >= fp.max:
+		fp.full.Add(1)
+	default:
+		added := f == nil
+		if added {
+			f = &fastFlow{handle: r.handle, keys: r.keys, since: time.Now().UnixNano()}
+			fp.byID[id] = f
+		}
+		fp.addKeys(f, r)
+		if added { // counted once its keys are in
+			fp.count.Store(int64(len(fp.byID)))
+			fp.added.Add(1)
+		}
+	}
+	fp.mu.Unlock()
+	fp.handOver()
+}
+
+// addKeys puts the keys r asks for of f in the map. fp.mu is held.
+func (fp *fastPath) addKeys(f *fastFlow, r *fastRequest) {
 	for d := range 2 {
 		if f.in[d] || (!r.both && d != int(r.dir)) {
 			continue
@@ -370,6 +359,17 @@ func (fp *fastPath) serve(r *fastRequest) {
 		}
 		f.in[d] = true
 		fp.byKey[f.keys[d]] = fastKeyRef{f, uint8(d)}
+	}
+}
+
+// handOver gives the table the credits taken under mu; mu is not held.
+func (fp *fastPath) handOver() {
+	fp.mu.Lock()
+	credits := fp.credits
+	fp.credits = nil
+	fp.mu.Unlock()
+	for i := range credits {
+		fp.flows.Credit(credits[i].h, &credits[i].c)
 	}
 }
 
@@ -398,24 +398,24 @@ func (f *fastFlow) add(dir uint8, c *xdp.FastCounters, clk clock) {
 	*s = *c
 }
 
-// flushCredit hands f's pending credit to the flow table; false means the
-// flow has ended.
-func (fp *fastPath) flushCredit(f *fastFlow) bool {
-	c := &f.credit
+// pending moves f's counted traffic into a credit for the table. fp.mu is
+// held.
+func (fp *fastPath) pending(f *fastFlow) flow.Credit {
+	c := f.credit
 	c.First = f.since
-	ok := fp.flows.Credit(f.handle, c)
 	if c.Last != 0 {
 		f.since = c.Last
 	}
 	fp.creditedPk.Add(c.Packets[0] + c.Packets[1])
-	*c = flow.Credit{}
-	return ok
+	f.credit = flow.Credit{}
+	return c
 }
 
-// readAll reads every key's counters, credits the deltas, takes out the keys
-// of flows that ended, and counts the keys the map dropped.
+// readAll reads every key's counters and credits the deltas; it takes out the
+// keys of flows found ended and counts the keys the map dropped.
 func (fp *fastPath) readAll() {
 	clk := newClock()
+	fp.mu.Lock()
 	fp.stale = fp.stale[:0]
 	err := fp.reader.ReadAll(fp.coll, func(k *xdp.FastKey, c *xdp.FastCounters) {
 		ref, ok := fp.byKey[*k]
@@ -427,10 +427,12 @@ func (fp *fastPath) readAll() {
 		ref.f.add(ref.dir, c, clk)
 	})
 	if err != nil {
+		fp.mu.Unlock()
 		fp.errors.Add(1)
 		fp.b.log.Warn("afxdp: reading the XDP fast path's counters", "err", err)
 		return
 	}
+	flows := make([]*fastFlow, 0, len(fp.byID))
 	for _, f := range fp.byID {
 		for d := range 2 {
 			if f.in[d] && !f.read[d] {
@@ -442,18 +444,48 @@ func (fp *fastPath) readAll() {
 			}
 			f.read[d] = false
 		}
-		if !fp.flushCredit(f) {
-			fp.take(f) // ended (timed out, evicted): its keys go too
-		}
+		flows = append(flows, f)
 	}
 	for i := range fp.stale {
 		_, _, _ = xdp.TakeFast(fp.coll, fp.stale[i])
 	}
+	fp.mu.Unlock()
+	fp.handOver()
+	// Each flow's credit is taken under the table's lock for it (then mu),
+	// so that it and the table's ending, which takes what is counted when
+	// the flow ends, never both take it.
+	for _, f := range flows {
+		var gone bool
+		live := fp.flows.CreditFunc(f.handle, func(c *flow.Credit) {
+			fp.mu.Lock()
+			if gone = fp.byID[f.handle.FlowID()] != f; !gone {
+				*c = fp.pending(f)
+			}
+			fp.mu.Unlock()
+		})
+		if !live {
+			// Ended without the table's ending finding it (it ended while
+			// its keys went in): take it out; its counts are lost.
+			fp.mu.Lock()
+			if fp.byID[f.handle.FlowID()] == f {
+				fp.take(f)
+			}
+			fp.credits = fp.credits[:0]
+			fp.mu.Unlock()
+		}
+	}
 }
 
-// take removes f's keys, credits what they counted since the last read and
-// forgets f.
+// take removes f's keys and forgets f; what they counted since the last read
+// is queued in fp.credits for handOver. fp.mu is held.
 func (fp *fastPath) take(f *fastFlow) {
+	c := fp.takeCredit(f)
+	fp.credits = append(fp.credits, fastCredit{f.handle, c})
+}
+
+// takeCredit removes f's keys, forgets f and returns what it counted since
+// the last credit. fp.mu is held.
+func (fp *fastPath) takeCredit(f *fastFlow) flow.Credit {
 	clk := newClock()
 	for d := range 2 {
 		if !f.in[d] {
@@ -468,14 +500,26 @@ func (fp *fastPath) take(f *fastFlow) {
 		delete(fp.byKey, f.keys[d])
 		f.in[d] = false
 	}
-	fp.flushCredit(f)
 	delete(fp.byID, f.handle.FlowID())
 	fp.count.Store(int64(len(fp.byID)))
 	fp.removed.Add(1)
+	return fp.pending(f)
+}
+
+// ending is the flow table's SetEnding function: a flow in the fast path that
+// ends in the table (closed, timed out, evicted, replaced by a new connection)
+// is taken out at once, and what it counted goes into its record.
+func (fp *fastPath) ending(id uint64, c *flow.Credit) {
+	fp.mu.Lock()
+	if f := fp.byID[id]; f != nil {
+		*c = fp.takeCredit(f)
+	}
+	fp.mu.Unlock()
 }
 
 // takeAll takes every flow out, crediting what it counted.
 func (fp *fastPath) takeAll() {
+	fp.mu.Lock()
 	for _, f := range fp.byID {
 		fp.take(f)
 	}
@@ -484,6 +528,8 @@ func (fp *fastPath) takeAll() {
 	for i := range fp.stale {
 		_, _, _ = xdp.TakeFast(fp.coll, fp.stale[i])
 	}
+	fp.mu.Unlock()
+	fp.handOver()
 }
 
 // Flush takes every flow out of the XDP fast path, crediting what it

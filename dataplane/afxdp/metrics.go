@@ -27,7 +27,7 @@ var fastMetrics = [8][3]string{
 	{"weir_xdp_fast_added_total", "counter", "Flows put in the XDP fast path."},
 	{"weir_xdp_fast_removed_total", "counter", "Flows taken out of the XDP fast path: closed, ended, or flushed by a reload."},
 	{"weir_xdp_fast_evicted_total", "counter", "Fast-path keys the map dropped before weir took them out (their packets since the last read are not in the flow's counts)."},
-	{"weir_xdp_fast_full_total", "counter", "Flows not put in the fast path because it held its maximum."},
+	{"weir_xdp_fast_full_total", "counter", "Requests to put a flow in the fast path turned away because it held its maximum (a waiting flow asks again each second)."},
 	{"weir_xdp_fast_requests_dropped_total", "counter", "Requests to put a flow in the fast path lost to a full queue (the flow's next packets ask again)."},
 	{"weir_xdp_fast_errors_total", "counter", "Failed operations on the fast path's map."},
 	{"weir_xdp_fast_credited_packets_total", "counter", "Packets answered by the fast path and credited to their flows."},

@@ -108,3 +108,40 @@ func TestCreditAllocs(t *testing.T) {
 		t.Errorf("Credit allocates %.1f times", n)
 	}
 }
+
+// TestSetEnding: the ending function's credit goes into the flow before its
+// record, however it ends (here: replaced by a SYN, expired), and only for
+// flows tracked here; cleared, it is not called.
+func TestSetEnding(t *testing.T) {
+	tb, ends, _ := newTest(t, Config{ClosedTimeout: 5 * time.Second})
+	var calls []uint64
+	tb.SetEnding(func(id uint64, c *Credit) {
+		calls = append(calls, id)
+		c.Packets = [2]uint64{10, 20}
+		c.Bytes = [2]uint64{1000, 2000}
+		c.Last = 9 * sec
+	})
+	syn := tcp(client, 40000, server, 443, packet.TCPSyn)
+	r1 := tb.Track(1, syn, 60, nil, 1*sec)
+	tb.Track(1, reverse(syn, packet.TCPSyn|packet.TCPAck), 60, nil, 2*sec)
+	tb.Track(1, withFlags(syn, packet.TCPFin|packet.TCPAck), 60, nil, 3*sec)
+	tb.Track(1, reverse(syn, packet.TCPFin|packet.TCPAck), 60, nil, 4*sec)
+	// A new SYN on the closed flow replaces it.
+	r2 := tb.Track(1, syn, 60, nil, 10*sec)
+	if r2.FlowID == r1.FlowID {
+		t.Fatal("the SYN did not start a new flow")
+	}
+	got := ends.take()
+	if len(calls) != 1 || calls[0] != r1.FlowID || len(got) != 1 {
+		t.Fatalf("ending called for %v, %d records; want the replaced flow once", calls, len(got))
+	}
+	if rec := got[0]; rec.PktsToServer != 12 || rec.PktsToClient != 22 || rec.BytesToServer != 1120 ||
+		rec.BytesToClient != 2120 || rec.End != time.Unix(0, 9*sec) {
+		t.Errorf("replaced flow's record %+v, want the ending credit added", rec)
+	}
+	tb.SetEnding(nil)
+	tb.Expire(1000 * sec)
+	if got := ends.take(); len(got) != 1 || len(calls) != 1 || got[0].PktsToServer != 1 {
+		t.Errorf("after SetEnding(nil): %d more calls, records %+v", len(calls)-1, got)
+	}
+}

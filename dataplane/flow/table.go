@@ -253,22 +253,23 @@ type slot uint32
 // into it (at most half full, so probes end), one LRU list per timeout class, and
 // the buffers that carry ended flows to onEnd after the lock is released.
 type shard struct {
-	mu    sync.Mutex
-	t     *Table
-	slots []slot
-	mask  uint32
-	slab  []entry       // len is the high-water mark; cap grows up to limit
-	ival  []ival        // beside slab, len cap(slab); nil without OnInterval
-	tun6  [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
-	side  []byte        // beside slab, Config.SideSize bytes an entry
-	free  int32         // free list through entry.next, -1 when empty
-	n     int           // live entries
-	peer  int           // live entries Imported and not carried here since (stImported)
-	limit int
-	head  [numClasses]int32 // most recently seen
-	tail  [numClasses]int32 // least recently seen
-	seq   uint64            // flows created, for ids
-	num   uint64            // the shard's index in the table
+	mu     sync.Mutex
+	t      *Table
+	credit Credit // scratch for Table.SetEnding's function, under mu
+	slots  []slot
+	mask   uint32
+	slab   []entry       // len is the high-water mark; cap grows up to limit
+	ival   []ival        // beside slab, len cap(slab); nil without OnInterval
+	tun6   [][2][16]byte // beside slab, len cap(slab); nil until a tunnel address is not IPv4
+	side   []byte        // beside slab, Config.SideSize bytes an entry
+	free   int32         // free list through entry.next, -1 when empty
+	n      int           // live entries
+	peer   int           // live entries Imported and not carried here since (stImported)
+	limit  int
+	head   [numClasses]int32 // most recently seen
+	tail   [numClasses]int32 // least recently seen
+	seq    uint64            // flows created, for ids
+	num    uint64            // the shard's index in the table
 	// Records not yet handed to onEnd or OnInterval, apart for packet workers and
 	// for housekeeping (Expire, Flush, Interval), so that a packet worker never waits
 	// for housekeeping, which may be waiting for room in its output queue.
@@ -289,6 +290,7 @@ type shard struct {
 // Table is the flow table. It is safe for concurrent use: flows are sharded by a
 // hash of their key, each shard behind its own mutex.
 type Table struct {
+	ending    atomic.Pointer[func(id uint64, c *Credit)] // SetEnding
 	shards    []shard
 	shift     uint // shard = hash >> shift
 	shardBits uint
@@ -771,6 +773,54 @@ func (t *Table) Credit(h Handle, c *Credit) bool {
 	if s == nil {
 		return false
 	}
+	t.creditLocked(s, i, c)
+	return true
+}
+
+// CreditFunc is Credit with the credit filled by fill, called with the flow's
+// shard locked (only while the flow is live): a backend that also takes
+// credits in SetEnding's function can hand each one over exactly once. fill
+// must not call into the table.
+func (t *Table) CreditFunc(h Handle, fill func(c *Credit)) bool {
+	s, i := t.lock(h)
+	if s == nil {
+		return false
+	}
+	s.credit = Credit{}
+	fill(&s.credit)
+	t.creditLocked(s, i, &s.credit)
+	return true
+}
+
+// creditLocked applies c to live entry i of s, whose lock the caller holds,
+// and unlocks it.
+func (t *Table) creditLocked(s *shard, i int32, c *Credit) {
+	e := &s.slab[i]
+	last := e.last
+	if !s.apply(i, c) {
+		s.mu.Unlock()
+		return
+	}
+	refresh := t.journalFn != nil && c.Last/t.refresh > last/t.refresh
+	if e.st&stImported != 0 {
+		s.peer--
+		e.st &^= stImported
+	}
+	s.touch(i)
+	flush := false
+	if refresh {
+		s.note(i, JournalRefreshed)
+		flush = s.jflush
+	}
+	s.mu.Unlock()
+	if flush {
+		t.deliver(s, false)
+	}
+}
+
+// apply adds c to live entry i's counters and interval and reports whether it
+// moved the entry's last-packet time.
+func (s *shard) apply(i int32, c *Credit) bool {
 	e := &s.slab[i]
 	for d := range 2 {
 		n := c.Packets[d]
@@ -797,26 +847,26 @@ func (t *Table) Credit(h Handle, c *Credit) bool {
 		}
 	}
 	if c.Packets == [2]uint64{} || c.Last <= e.last {
-		s.mu.Unlock()
-		return true
+		return false
 	}
-	refresh := t.journalFn != nil && c.Last/t.refresh > e.last/t.refresh
 	e.last = c.Last
-	if e.st&stImported != 0 {
-		s.peer--
-		e.st &^= stImported
-	}
-	s.touch(i)
-	flush := false
-	if refresh {
-		s.note(i, JournalRefreshed)
-		flush = s.jflush
-	}
-	s.mu.Unlock()
-	if flush {
-		t.deliver(s, false)
-	}
 	return true
+}
+
+// SetEnding sets (nil clears) a function the table calls, with the flow's shard
+// locked, as each flow it tracked ends (closed and lingered, timed out,
+// evicted, replaced by a new connection, flushed), before its record is made:
+// it fills c (zero on entry) with traffic of flow id the table never saw,
+// which is added to the flow first. A backend that answers flows' packets in
+// the kernel (the XDP fast path) takes such a flow out there and reports what
+// it answered since its last Credit, so that no record misses a packet. It must
+// be quick and must not call into the table.
+func (t *Table) SetEnding(f func(id uint64, c *Credit)) {
+	if f == nil {
+		t.ending.Store(nil)
+		return
+	}
+	t.ending.Store(&f)
 }
 
 func (e *entry) count(toServer bool, length int, flags uint8) {
@@ -967,6 +1017,11 @@ func (t *Table) noteEvicted(now int64) {
 // end appends the record of live entry i, ending with reason, to the shard's outbox
 // box, with its interval traffic not yet reported, if any.
 func (s *shard) end(i int32, reason EndReason, box int) {
+	if f := s.t.ending.Load(); f != nil && s.slab[i].st&stImported == 0 {
+		s.credit = Credit{}
+		(*f)(s.slab[i].id, &s.credit)
+		s.apply(i, &s.credit)
+	}
 	if s.t.journalFn != nil && s.slab[i].st&stImported == 0 {
 		s.note(i, JournalEnded)
 	}

@@ -30,9 +30,11 @@ import (
 //     with Config.Frags also at most [FastFragsMax] bytes in all, so that
 //     it lies in the first buffer: XDP_TX of a multi-buffer packet is not
 //     supported by every driver, and data_end bounds the first buffer only;
-//   - GENEVE version 0, options of [FastMinOptWords] to [FastMaxOptWords]
-//     words, the first an AWS endpoint id (class 0x0108, type 1, 8 bytes),
-//     protocol type IPv4 or IPv6;
+//   - GENEVE version 0, protocol type IPv4 or IPv6, and options in one of
+//     the two layouts [FastOptLayouts] names: the first an AWS endpoint id
+//     (class 0x0108, type 1, 8 bytes), the options' lengths filling the
+//     options area exactly (an option overrunning it is user space's to
+//     refuse);
 //   - inner IPv4 with IHL 5 and no fragment bits, or IPv6 with TCP or UDP
 //     as next header; TCP or UDP with its whole minimal header inside the
 //     inner length, and that length within the UDP datagram's;
@@ -42,13 +44,16 @@ import (
 const (
 	// DefaultFastFlows is MapFastFlows' size when Config.FastFlows is 0.
 	DefaultFastFlows = 65536
-	// FastMinOptWords and FastMaxOptWords bound the GENEVE Opt Len the
-	// fast path takes. The inner header's offset depends on it, and
-	// adding a variable to a packet pointer needs CAP_PERFMON, so each
-	// value is a constant branch of its own. GWLB sends 8 words (endpoint
-	// id, attachment id, flow cookie); 3 is the endpoint id alone.
-	FastMinOptWords = 3
-	FastMaxOptWords = 16
+	// FastOptWordsEndpoint and FastOptWordsGWLB are the GENEVE Opt Lens
+	// the fast path takes, each with its one layout of option lengths:
+	// 3 words, the endpoint id alone (2 data words); 8 words, what GWLB
+	// sends: the endpoint id, an 8-byte option (the attachment id) and a
+	// 4-byte one (the flow cookie), of any class and type after the first.
+	// The inner header's offset and the options' lengths must be read at
+	// constant offsets (adding a variable to a packet pointer needs
+	// CAP_PERFMON), so other layouts go to user space.
+	FastOptWordsEndpoint = 3
+	FastOptWordsGWLB     = 8
 	// FastFragsMax is, with Config.Frags, the longest frame the fast path
 	// answers: the first buffer of a driver that receives into 2 KiB
 	// buffers, less XDP headroom (256) and the shared-info tailroom (320),
@@ -382,19 +387,28 @@ func (b *builder) fastPath(cfg Config) {
 		asm.LoadMem(asm.R1, regCursor, genevePayloadOff+8, asm.Word),
 		asm.StoreMem(asm.RFP, stackFastKey+4, asm.R1, asm.Word),
 	)
-	// Skip to the inner packet by a constant per Opt Len, and make R4 the
+	// Skip to the inner packet by a constant per layout, and make R4 the
 	// GENEVE payload length (signed: a UDP length too short goes negative).
-	for w := int32(FastMinOptWords); w <= FastMaxOptWords; w++ {
-		next := fmt.Sprintf("fast_optlen_not_%d", w)
-		b.emit(
-			asm.JNE.Imm(asm.R2, w, next),
-			asm.Add.Imm(regCursor, genevePayloadOff+4*w),
-			asm.Sub.Imm(asm.R4, genevePayloadOff+4*w),
-			asm.Ja.Label(labelFastInner),
-		)
-		b.at(next)
-	}
-	b.emit(asm.Ja.Label(labelRedirect))
+	b.emit(asm.JEq.Imm(asm.R2, FastOptWordsGWLB, "fast_opts_gwlb"))
+	b.emit(
+		asm.JNE.Imm(asm.R2, FastOptWordsEndpoint, labelRedirect),
+		asm.Add.Imm(regCursor, genevePayloadOff+4*FastOptWordsEndpoint),
+		asm.Sub.Imm(asm.R4, genevePayloadOff+4*FastOptWordsEndpoint),
+		asm.Ja.Label(labelFastInner),
+	)
+	b.at("fast_opts_gwlb")
+	// The second option at 12 bytes in, 2 data words; the third at 24, 1.
+	b.need(regCursor, genevePayloadOff+4*FastOptWordsGWLB, labelRedirect)
+	b.emit(
+		asm.LoadMem(asm.R1, regCursor, genevePayloadOff+12+3, asm.Byte),
+		asm.And.Imm(asm.R1, 0x1f),
+		asm.JNE.Imm(asm.R1, 2, labelRedirect),
+		asm.LoadMem(asm.R1, regCursor, genevePayloadOff+24+3, asm.Byte),
+		asm.And.Imm(asm.R1, 0x1f),
+		asm.JNE.Imm(asm.R1, 1, labelRedirect),
+		asm.Add.Imm(regCursor, genevePayloadOff+4*FastOptWordsGWLB),
+		asm.Sub.Imm(asm.R4, genevePayloadOff+4*FastOptWordsGWLB),
+	)
 
 	b.at(labelFastInner)
 	b.emit(

@@ -227,7 +227,10 @@ func TestFastPathAnswers(t *testing.T) {
 	dot1q := []layers.EthernetType{layers.EthernetTypeDot1Q}
 	qinq := []layers.EthernetType{layers.EthernetTypeQinQ, layers.EthernetTypeDot1Q}
 	endpointOnly := geneve.AppendOption(nil, geneve.ClassAWS, geneve.AWSTypeEndpointID, binary.BigEndian.AppendUint64(nil, testEndpoint))
-	longest := append(append([]byte(nil), awsOptions()...), make([]byte, 4*FastMaxOptWords-len(awsOptions()))...)
+	// GWLB's layout with other classes and types after the endpoint id.
+	otherTail := geneve.AppendOption(nil, geneve.ClassAWS, geneve.AWSTypeEndpointID, binary.BigEndian.AppendUint64(nil, testEndpoint))
+	otherTail = geneve.AppendOption(otherTail, 0x0123, 9, make([]byte, 8))
+	otherTail = geneve.AppendOption(otherTail, 0x0456, 7, make([]byte, 4))
 	for _, tc := range []struct {
 		name     string
 		outerSrc string
@@ -244,7 +247,7 @@ func TestFastPathAnswers(t *testing.T) {
 		{name: "behind QinQ", outerSrc: allowedSrc, vlans: qinq, inner: udp6},
 		{name: "outer ipv6", outerSrc: "2001:db8::1", open: true, inner: tcp4},
 		{name: "endpoint id alone", outerSrc: allowedSrc, options: endpointOnly, inner: tcp4},
-		{name: "16 option words", outerSrc: allowedSrc, options: longest, inner: udp4},
+		{name: "gwlb layout, other options", outerSrc: allowedSrc, options: otherTail, inner: udp4},
 		{name: "empty tcp", outerSrc: allowedSrc, inner: innerOpts{src: "10.1.1.1", dst: "10.2.2.2", sport: 1, dport: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,7 +299,12 @@ func TestFastPathDeclines(t *testing.T) {
 	shortID := geneve.AppendOption(nil, geneve.ClassAWS, geneve.AWSTypeEndpointID, make([]byte, 4))
 	shortID = append(shortID, make([]byte, 4)...)
 	criticalID := geneve.AppendOption(nil, geneve.ClassAWS, geneve.AWSTypeEndpointID|0x80, binary.BigEndian.AppendUint64(nil, testEndpoint))
-	tooLong := append(append([]byte(nil), awsOptions()...), make([]byte, 4*(FastMaxOptWords+1)-len(awsOptions()))...)
+	// Valid chains in layouts the program does not take, and an overrun.
+	padded := append(append([]byte(nil), awsOptions()...), make([]byte, 4*8)...) // 16 words: eight empty options
+	oneLong := geneve.AppendOption(nil, geneve.ClassAWS, geneve.AWSTypeEndpointID, binary.BigEndian.AppendUint64(nil, testEndpoint))
+	oneLong = geneve.AppendOption(oneLong, 0x0123, 9, make([]byte, 16)) // 8 words, a 5-word second option
+	overrun := append([]byte(nil), awsOptions()...)
+	overrun[12+3] = overrun[12+3]&^0x1f | 3 // the second option claims 3 data words: past the area
 	for _, tc := range []struct {
 		name    string
 		inner   innerOpts
@@ -316,7 +324,9 @@ func TestFastPathDeclines(t *testing.T) {
 		{name: "endpoint id of 4 bytes", inner: tcp4, options: shortID},
 		{name: "critical endpoint id", inner: tcp4, options: criticalID},
 		{name: "no options", inner: tcp4, options: []byte{}},
-		{name: "17 option words", inner: tcp4, options: tooLong},
+		{name: "16 option words", inner: tcp4, options: padded},
+		{name: "8 words, other lengths", inner: tcp4, options: oneLong},
+		{name: "option overrun", inner: tcp4, options: overrun},
 		{name: "inner ipv4 options", inner: innerOpts{src: tcp4.src, dst: tcp4.dst, sport: tcp4.sport, dport: tcp4.dport, ipOptions: true}},
 		{name: "inner first fragment", inner: innerOpts{src: udp4.src, dst: udp4.dst, udp: true, sport: udp4.sport, dport: udp4.dport, moreFrag: true, payload: 16}},
 		{name: "inner later fragment", inner: innerOpts{src: udp4.src, dst: udp4.dst, udp: true, sport: udp4.sport, dport: udp4.dport, fragOff: 2, payload: 16}},
@@ -636,7 +646,13 @@ func fastKeyOfFrame(p []byte, cfg Config) (FastKey, bool) {
 	if words > 0x3f || binary.BigEndian.Uint16(g[8:]) != geneveClassAWS || g[10] != awsTypeEndpointID || g[11]&0x1f != 2 {
 		return k, false
 	}
-	if words < FastMinOptWords || words > FastMaxOptWords {
+	switch words {
+	case FastOptWordsEndpoint:
+	case FastOptWordsGWLB:
+		if off+genevePayloadOff+4*FastOptWordsGWLB > len(p) || g[8+12+3]&0x1f != 2 || g[8+24+3]&0x1f != 1 {
+			return k, false
+		}
+	default:
 		return k, false
 	}
 	copy(k.Endpoint[:], g[12:20])
