@@ -189,7 +189,7 @@ func TestFastPathOfferMappedIPv6(t *testing.T) {
 		t.Fatalf("%d requests, want 1", len(got))
 	}
 	// The program's key: family 6, the address bytes as on the wire.
-	want := xdp.FastKey{Family: 6, Proto: packet.ProtoUDP, Src: s16, Dst: d16, SrcPort: [2]byte{0x13, 0x88}, DstPort: [2]byte{0, 53}}
+	want := xdp.FastKey{Family: 6, Proto: packet.ProtoUDP, Src: s16, Dst: d16, SrcPort: [2]byte{0x13, 0x88}, DstPort: [2]byte{0, 53}, Cookie: [4]byte{0, 0, 0, 7}}
 	binary.BigEndian.PutUint64(want.Endpoint[:], 0xe1)
 	if got[0].keys[0] != want {
 		t.Errorf("client key %+v, want the program's %+v", got[0].keys[0], want)

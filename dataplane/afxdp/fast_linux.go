@@ -119,6 +119,11 @@ func (o *fastOffer) offer(b *dataplane.Batch, lens []uint32) {
 		p := &s.Packet
 		fwd := fastKeyOf(s.AWS.EndpointID, p.Src, p.Dst, p.Proto, p.SrcPort, p.DstPort)
 		rev := fastKeyOf(s.AWS.EndpointID, p.Dst, p.Src, p.Proto, p.DstPort, p.SrcPort)
+		if h := s.Geneve; h.OptionsLen() == 4*xdp.FastOptWordsGWLB && len(h) >= geneve.HeaderLen+4*xdp.FastOptWordsGWLB {
+			// GWLB's layout: the third option's data, as the program keys it.
+			fwd.Cookie = [4]byte(h[geneve.HeaderLen+28 : geneve.HeaderLen+32])
+			rev.Cookie = fwd.Cookie
+		}
 		if r.ToServer {
 			req.keys = [2]xdp.FastKey{fwd, rev}
 		} else {

@@ -376,8 +376,8 @@ func TestFastPathOffer(t *testing.T) {
 		}
 	}
 	ep := uint64(0xe1)
-	kc := xdp.FastKeyOf(ep, netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1"), 17, 5000, 53)
-	ks := xdp.FastKeyOf(ep, netip.MustParseAddr("10.2.0.1"), netip.MustParseAddr("10.1.0.1"), 17, 53, 5000)
+	kc := xdp.FastKeyOf(ep, netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1"), 17, 5000, 53).WithCookie(7)
+	ks := xdp.FastKeyOf(ep, netip.MustParseAddr("10.2.0.1"), netip.MustParseAddr("10.1.0.1"), 17, 53, 5000).WithCookie(7)
 	got := offer(fwd, 100)
 	if len(got) != 1 || got[0].op != fastAdd || got[0].both || got[0].dir != 0 || got[0].keys != [2]xdp.FastKey{kc, ks} {
 		t.Fatalf("packet %d: %+v, want one add of the client's key", FastAfter, got)

@@ -30,7 +30,7 @@ func FastKeys(frames [][]byte) ([]xdp.FastKey, error) {
 		src, dst := netip.AddrFrom4([4]byte(in[12:16])), netip.AddrFrom4([4]byte(in[16:20]))
 		l4 := f[offInnerL4:]
 		keys = append(keys, xdp.FastKeyOf(EndpointID, src, dst, in[9],
-			uint16(l4[0])<<8|uint16(l4[1]), uint16(l4[2])<<8|uint16(l4[3])))
+			uint16(l4[0])<<8|uint16(l4[1]), uint16(l4[2])<<8|uint16(l4[3])).WithCookie(FlowCookie(i)))
 	}
 	return keys, nil
 }

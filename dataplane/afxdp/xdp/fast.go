@@ -67,7 +67,7 @@ const (
 const maxFastFlows = 1 << 24
 
 // FastKey is MapFastFlows' key, one per direction of a flow, laid out
-// exactly as the program builds it on its stack (48 bytes, no implicit
+// exactly as the program builds it on its stack (52 bytes, no implicit
 // padding):
 //
 //	offset  0  Endpoint  [8]byte   GWLB endpoint id as on the wire (big-endian)
@@ -78,8 +78,13 @@ const maxFastFlows = 1 << 24
 //	offset 28  Dst       [16]byte  inner destination, likewise
 //	offset 44  SrcPort   [2]byte   inner source port, network order
 //	offset 46  DstPort   [2]byte   inner destination port, network order
+//	offset 48  Cookie    [4]byte   GWLB's layout: the third option's data (the
+//	                               flow cookie) as on the wire; zero with the
+//	                               endpoint id alone
 //
-// Build it with [FastKeyOf].
+// The cookie is in the key because weir's flow table starts a new flow when a
+// 5-tuple comes with another cookie: such a packet must reach it. Build a key
+// with [FastKeyOf] and [FastKey.WithCookie].
 type FastKey struct {
 	Endpoint [8]byte
 	Family   uint8
@@ -89,10 +94,18 @@ type FastKey struct {
 	Dst      [16]byte
 	SrcPort  [2]byte
 	DstPort  [2]byte
+	Cookie   [4]byte
 }
 
 // fastKeySize is sizeof(FastKey), on the stack and in the map.
-const fastKeySize = 48
+const fastKeySize = 52
+
+// WithCookie returns k with the GWLB flow cookie c (0 for a datagram
+// carrying the endpoint id alone).
+func (k FastKey) WithCookie(c uint32) FastKey {
+	binary.BigEndian.PutUint32(k.Cookie[:], c)
+	return k
+}
 
 // FastKeyOf returns the key of one direction of a flow: packets from src:sport
 // to dst:dport of protocol proto (6 or 17) inside GENEVE from the GWLB
@@ -406,6 +419,9 @@ func (b *builder) fastPath(cfg Config) {
 		asm.LoadMem(asm.R1, regCursor, genevePayloadOff+24+3, asm.Byte),
 		asm.And.Imm(asm.R1, 0x1f),
 		asm.JNE.Imm(asm.R1, 1, labelRedirect),
+		// The flow cookie, as on the wire.
+		asm.LoadMem(asm.R1, regCursor, genevePayloadOff+28, asm.Word),
+		asm.StoreMem(asm.RFP, stackFastKey+48, asm.R1, asm.Word),
 		asm.Add.Imm(regCursor, genevePayloadOff+4*FastOptWordsGWLB),
 		asm.Sub.Imm(asm.R4, genevePayloadOff+4*FastOptWordsGWLB),
 	)

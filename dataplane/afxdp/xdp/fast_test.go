@@ -33,9 +33,14 @@ func (o innerOpts) proto() uint8 {
 	return protoTCP
 }
 
+// key is the flow's key in a datagram with awsOptions (its cookie).
 func (o innerOpts) key() FastKey {
-	return FastKeyOf(testEndpoint, netip.MustParseAddr(o.src), netip.MustParseAddr(o.dst), o.proto(), o.sport, o.dport)
+	return FastKeyOf(testEndpoint, netip.MustParseAddr(o.src), netip.MustParseAddr(o.dst), o.proto(), o.sport, o.dport).
+		WithCookie(testCookie)
 }
+
+// testCookie is awsOptions' flow cookie.
+const testCookie = 0xcafe
 
 func innerPacket(t testing.TB, o innerOpts) []byte {
 	t.Helper()
@@ -86,7 +91,7 @@ func innerPacket(t testing.TB, o innerOpts) []byte {
 // awsOptions is the options area GWLB sends: endpoint id, attachment id,
 // flow cookie (8 words).
 func awsOptions() []byte {
-	return geneve.AppendAWSOptions(nil, geneve.AWS{EndpointID: testEndpoint, AttachmentID: 0x1122334455667788, FlowCookie: 0xcafe})
+	return geneve.AppendAWSOptions(nil, geneve.AWS{EndpointID: testEndpoint, AttachmentID: 0x1122334455667788, FlowCookie: testCookie})
 }
 
 // genevePacket wraps inner in GENEVE with options in a UDP datagram to port
@@ -255,11 +260,14 @@ func TestFastPathAnswers(t *testing.T) {
 			if tc.open {
 				cfg.AllowedSources = nil
 			}
-			l := loadFast(t, cfg, tc.inner.key())
+			key := tc.inner.key()
 			opts := tc.options
 			if opts == nil {
 				opts = awsOptions()
+			} else {
+				key = key.WithCookie(0) // neither layout below carries one
 			}
+			l := loadFast(t, cfg, key)
 			inner := innerPacket(t, tc.inner)
 			pkt := genevePacket(t, tc.outerSrc, tc.vlans, opts, inner)
 			for n := uint64(1); n <= 2; n++ {
@@ -270,10 +278,10 @@ func TestFastPathAnswers(t *testing.T) {
 				if want := reply(pkt); !bytes.Equal(out, want) {
 					t.Fatalf("packet %d: reply\n% x\nwant\n% x", n, out, want)
 				}
-				if mrc, mc := modelFast(pkt, cfg, fastModel{on: true, keys: map[FastKey]bool{tc.inner.key(): true}}); mrc != rc || mc != c {
+				if mrc, mc := modelFast(pkt, cfg, fastModel{on: true, keys: map[FastKey]bool{key: true}}); mrc != rc || mc != c {
 					t.Errorf("model says %d %d", mrc, mc)
 				}
-				got := readFast(t, l, tc.inner.key())
+				got := readFast(t, l, key)
 				if got.Packets != n || got.Bytes != n*uint64(len(inner)) || got.LastSeen == 0 {
 					t.Errorf("packet %d: counters %+v, want %d packets, %d bytes, a time", n, got, n, n*uint64(len(inner)))
 				}
@@ -331,6 +339,8 @@ func TestFastPathDeclines(t *testing.T) {
 		{name: "inner first fragment", inner: innerOpts{src: udp4.src, dst: udp4.dst, udp: true, sport: udp4.sport, dport: udp4.dport, moreFrag: true, payload: 16}},
 		{name: "inner later fragment", inner: innerOpts{src: udp4.src, dst: udp4.dst, udp: true, sport: udp4.sport, dport: udp4.dport, fragOff: 2, payload: 16}},
 		{name: "geneve version 1", inner: tcp4, edit: func(p []byte) []byte { p[42+8] |= 0x40; return p }},
+		// The flow table starts a new flow on another cookie: it must see it.
+		{name: "another flow cookie", inner: tcp4, edit: func(p []byte) []byte { p[42+8+28] ^= 0xff; return p }},
 		{name: "protocol type ethernet", inner: tcp4, edit: func(p []byte) []byte {
 			binary.BigEndian.PutUint16(p[42+10:], geneve.ProtoEthernet)
 			return p
@@ -652,6 +662,7 @@ func fastKeyOfFrame(p []byte, cfg Config) (FastKey, bool) {
 		if off+genevePayloadOff+4*FastOptWordsGWLB > len(p) || g[8+12+3]&0x1f != 2 || g[8+24+3]&0x1f != 1 {
 			return k, false
 		}
+		copy(k.Cookie[:], g[8+28:8+32])
 	default:
 		return k, false
 	}

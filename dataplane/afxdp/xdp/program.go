@@ -51,9 +51,9 @@ const (
 	stackIPHeader     = -24  // spilled pointer to the IP header, for the destination checks and the fast path
 	stackFastBytes    = -32  // fast path: the GENEVE payload length, across the map lookup
 	stackFrame        = -40  // fast path: spilled pointer to the frame, for the MAC swap
-	stackFastKey      = -88  // fast path: FastKey, 48 bytes
-	stackUDPOffset    = -96  // fast path: u64 offset of the outer UDP header in the frame
-	stackFastUDP      = -104 // fast path: the UDP payload length, for CounterFastPathBytes
+	stackFastKey      = -96  // fast path: FastKey, 52 bytes (56 zeroed)
+	stackUDPOffset    = -104 // fast path: u64 offset of the outer UDP header in the frame
+	stackFastUDP      = -112 // fast path: the UDP payload length, for CounterFastPathBytes
 )
 
 // Register roles, kept across helper calls (R6-R9 are callee-saved).
