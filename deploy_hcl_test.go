@@ -480,3 +480,137 @@ func TestHCLGWLBApplianceIAM(t *testing.T) {
 		t.Error("the role has managed policies")
 	}
 }
+
+// TestHCLReferences stands in for `terraform validate`: in each module and the
+// example, every var., local., data., module. and resource reference names
+// something declared, every module call passes only the child's variables and
+// all its required ones, and every module output referenced exists.
+func TestHCLReferences(t *testing.T) {
+	for _, dir := range []string{
+		"deploy/terraform/modules/gwlb-appliance",
+		"deploy/terraform/modules/mirror-target",
+		"deploy/terraform/examples/inspection-vpc",
+	} {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkReferences(t, loadModule(t, dir)) })
+	}
+}
+
+func checkReferences(t *testing.T, m *tfModule) {
+	declared := map[string]bool{} // "var.x", "local.x", "data.T.N", "T.N", "module.x"
+	dynamicIterators := map[string]bool{}
+	modules := map[string]*tfModule{}
+	for _, b := range m.bodies {
+		for _, blk := range b.Blocks {
+			switch blk.Type {
+			case "variable":
+				declared["var."+blk.Labels[0]] = true
+			case "locals":
+				for name := range blk.Body.Attributes {
+					declared["local."+name] = true
+				}
+			case "data":
+				declared["data."+blk.Labels[0]+"."+blk.Labels[1]] = true
+			case "resource":
+				declared[blk.Labels[0]+"."+blk.Labels[1]] = true
+			case "module":
+				declared["module."+blk.Labels[0]] = true
+				source := literalString(t, attr(t, blk.Body, "source"))
+				modules[blk.Labels[0]] = loadModule(t, filepath.Join(m.dir, source))
+			}
+		}
+	}
+	var walk func(body *hclsyntax.Body)
+	walk = func(body *hclsyntax.Body) {
+		for _, blk := range body.Blocks {
+			if blk.Type == "dynamic" {
+				dynamicIterators[blk.Labels[0]] = true
+			}
+			walk(blk.Body)
+		}
+	}
+	for _, b := range m.bodies {
+		walk(b)
+	}
+
+	check := func(expr hcl.Expression) {
+		for _, tr := range expr.Variables() {
+			root := tr.RootName()
+			name := func(i int) string {
+				if i < len(tr) {
+					if a, ok := tr[i].(hcl.TraverseAttr); ok {
+						return a.Name
+					}
+				}
+				return ""
+			}
+			var ref string
+			switch root {
+			case "each", "count", "path", "self", "terraform":
+				continue
+			case "var", "local", "module":
+				ref = root + "." + name(1)
+			case "data":
+				ref = "data." + name(1) + "." + name(2)
+			default:
+				if dynamicIterators[root] {
+					continue
+				}
+				ref = root + "." + name(1)
+			}
+			if !declared[ref] {
+				t.Errorf("%s: %s is not declared", tr.SourceRange(), ref)
+				continue
+			}
+			if root == "module" {
+				child := modules[name(1)]
+				if out := name(2); !declared2(child, "output", out) {
+					t.Errorf("%s: module %s has no output %q", tr.SourceRange(), name(1), out)
+				}
+			}
+		}
+	}
+	var walkExprs func(body *hclsyntax.Body, inVariable bool)
+	walkExprs = func(body *hclsyntax.Body, inVariable bool) {
+		for name, a := range body.Attributes {
+			if inVariable && name == "type" {
+				continue // a type constraint (string, object({...})), not references
+			}
+			check(a.Expr)
+		}
+		for _, blk := range body.Blocks {
+			walkExprs(blk.Body, blk.Type == "variable")
+		}
+	}
+	for _, b := range m.bodies {
+		walkExprs(b, false)
+	}
+
+	for _, call := range m.blocks("module") {
+		child := modules[call.Labels[0]]
+		for name := range call.Body.Attributes {
+			switch name {
+			case "source", "version", "count", "for_each", "depends_on", "providers":
+				continue
+			}
+			if !declared2(child, "variable", name) {
+				t.Errorf("module %s: %s is not a variable of %s", call.Labels[0], name, child.dir)
+			}
+		}
+		for _, v := range child.blocks("variable") {
+			if _, hasDefault := v.Body.Attributes["default"]; !hasDefault {
+				if _, given := call.Body.Attributes[v.Labels[0]]; !given {
+					t.Errorf("module %s: required variable %s not given", call.Labels[0], v.Labels[0])
+				}
+			}
+		}
+	}
+}
+
+func declared2(m *tfModule, typ, name string) bool {
+	for _, b := range m.blocks(typ) {
+		if len(b.Labels) == 1 && b.Labels[0] == name {
+			return true
+		}
+	}
+	return false
+}
