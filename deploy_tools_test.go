@@ -539,3 +539,38 @@ func TestPackerTemplate(t *testing.T) {
 		t.Errorf("packer validate (1.6, without imds_support and metadata_options): %v\n%s", err, out)
 	}
 }
+
+// TestDeploySysctl: every setting in deploy/sysctl/90-weir.conf names a sysctl
+// this kernel has (a misspelt one is skipped by systemd-sysctl with only a
+// log line), and the buffer ceilings are at least weir's default recv_buffer.
+func TestDeploySysctl(t *testing.T) {
+	data, err := os.ReadFile("deploy/sysctl/90-weir.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Errorf("line %d: %q is not KEY = VALUE", i+1, line)
+			continue
+		}
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		settings[key] = value
+		if _, err := os.Stat(filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))); err != nil {
+			t.Errorf("line %d: %s: %v", i+1, key, err)
+		}
+	}
+	for _, key := range []string{"net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default", "net.core.netdev_max_backlog", "net.core.bpf_jit_enable"} {
+		if _, ok := settings[key]; !ok {
+			t.Errorf("%s is not set", key)
+		}
+	}
+	if n, err := strconv.Atoi(settings["net.core.rmem_max"]); err != nil || n < 4<<20 {
+		t.Errorf("net.core.rmem_max %q, want at least 4 MiB (dataplane.recv_buffer's default)", settings["net.core.rmem_max"])
+	}
+}
