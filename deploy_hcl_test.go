@@ -18,6 +18,9 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Terraform and Packer cannot run here (no Terraform, no AWS), so these tests
@@ -613,4 +616,126 @@ func declared2(m *tfModule, typ, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestHCLMirrorTargetModule: the NLB listens for VXLAN on UDP 4789, and the
+// filter variable has weir's filter structure: evaluating the module's rule
+// expansion on examples/filters/web.json gives one rule per AWS rule, with the
+// direction of its list.
+func TestHCLMirrorTargetModule(t *testing.T) {
+	m := loadModule(t, "deploy/terraform/modules/mirror-target")
+	for _, r := range []string{"aws_lb_listener", "aws_lb_target_group"} {
+		b := m.block(t, "resource", r, "vxlan").Body
+		if p, port := literalString(t, attr(t, b, "protocol")), literalInt(t, attr(t, b, "port")); p != "UDP" || port != 4789 {
+			t.Errorf("%s: %s %d, want UDP 4789", r, p, port)
+		}
+	}
+	if got := literalString(t, attr(t, m.block(t, "resource", "aws_lb", "mirror").Body, "load_balancer_type")); got != "network" {
+		t.Errorf("mirror load balancer type %q, want network", got)
+	}
+	target := m.block(t, "resource", "aws_ec2_traffic_mirror_target", "weir").Body
+	for _, a := range []string{"network_load_balancer_arn", "gateway_load_balancer_endpoint_id"} {
+		attr(t, target, a)
+	}
+
+	// The rule fields weir reads (dataplane/mirror/filter.go) against the
+	// variable's rule object: the same, but TrafficDirection, which is that of
+	// the list the rule is in, plus the Description AWS keeps.
+	src, err := os.ReadFile("dataplane/mirror/filter.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`p\.fields\(n, ("RuleNumber",[^)]*)\)`).FindSubmatch(src)
+	if call == nil {
+		t.Fatal("dataplane/mirror/filter.go: the rule's field list was not found; update this test")
+	}
+	var weirFields []string
+	for _, f := range regexp.MustCompile(`"(\w+)"`).FindAllSubmatch(call[1], -1) {
+		if string(f[1]) != "TrafficDirection" {
+			weirFields = append(weirFields, string(f[1]))
+		}
+	}
+	weirFields = append(weirFields, "Description")
+	sort.Strings(weirFields)
+	filterType := attr(t, m.block(t, "variable", "filter").Body, "type")
+	for _, list := range []string{"IngressFilterRules", "EgressFilterRules"} {
+		fields := objectTypeKeys(t, objectTypeAttr(t, filterType, list))
+		sort.Strings(fields)
+		if !slices.Equal(fields, weirFields) {
+			t.Errorf("filter.%s rule fields %v, weir reads %v", list, fields, weirFields)
+		}
+	}
+
+	// Evaluate local.filter_rules on web.json as Terraform would.
+	data, err := os.ReadFile("examples/filters/web.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ty, err := ctyjson.ImpliedType(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := ctyjson.Unmarshal(data, ty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := file.GetAttr("TrafficMirrorFilters").Index(cty.NumberIntVal(0))
+	locals := m.blocks("locals")[0].Body
+	rules, diags := attr(t, locals, "filter_rules").Value(&hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(map[string]cty.Value{"filter": filter})},
+		Functions: map[string]function.Function{"merge": stdlib.MergeFunc},
+	})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	got := map[string]string{}
+	for it := rules.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		n, _ := v.GetAttr("RuleNumber").AsBigFloat().Int64()
+		got[k.AsString()] = fmt.Sprintf("%s %d %s", v.GetAttr("TrafficDirection").AsString(), n, v.GetAttr("RuleAction").AsString())
+	}
+	want := map[string]string{
+		"ingress-100": "ingress 100 reject", "ingress-200": "ingress 200 accept",
+		"egress-100": "egress 100 reject", "egress-150": "egress 150 reject", "egress-200": "egress 200 accept",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("filter_rules from web.json:\n  %v\nwant\n  %v", got, want)
+	}
+}
+
+// objectTypeAttr finds attribute name's type in an object({...}) type
+// expression, through optional(...) and list(...).
+func objectTypeAttr(t *testing.T, expr hclsyntax.Expression, name string) hclsyntax.Expression {
+	t.Helper()
+	obj := unwrapType(expr)
+	for _, item := range obj.Items {
+		if hcl.ExprAsKeyword(item.KeyExpr) == name {
+			return item.ValueExpr
+		}
+	}
+	t.Fatalf("%s: no attribute %s", expr.Range(), name)
+	return nil
+}
+
+// objectTypeKeys lists the attributes of an object type expression.
+func objectTypeKeys(t *testing.T, expr hclsyntax.Expression) []string {
+	t.Helper()
+	var keys []string
+	for _, item := range unwrapType(expr).Items {
+		keys = append(keys, hcl.ExprAsKeyword(item.KeyExpr))
+	}
+	return keys
+}
+
+func unwrapType(expr hclsyntax.Expression) *hclsyntax.ObjectConsExpr {
+	for {
+		switch e := expr.(type) {
+		case *hclsyntax.FunctionCallExpr: // object(...), list(...), optional(...)
+			expr = e.Args[0]
+		case *hclsyntax.ObjectConsExpr:
+			return e
+		default:
+			return &hclsyntax.ObjectConsExpr{}
+		}
+	}
 }
