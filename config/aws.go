@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -127,4 +128,14 @@ func (p *parser) region(n *yaml.Node, where string) string {
 		return ""
 	}
 	return s
+}
+
+// dir is the folder relative paths in the configuration are read from: the
+// file's, or the working directory for a configuration from SSM Parameter Store
+// (ssm:/NAME), which has none.
+func (p *parser) dir() string {
+	if strings.HasPrefix(p.file, "ssm:") {
+		return ""
+	}
+	return filepath.Dir(p.file)
 }

@@ -59,7 +59,7 @@ func (p *parser) cluster(n *yaml.Node, c *Config) {
 			// A relative path is read from the configuration file's folder, as filters are.
 			cl.SecretKeyFile = p.path(n, "cluster.secret_key_file", c)
 			if cl.SecretKeyFile != "" && !filepath.IsAbs(cl.SecretKeyFile) {
-				cl.SecretKeyFile = filepath.Join(filepath.Dir(p.file), cl.SecretKeyFile)
+				cl.SecretKeyFile = filepath.Join(p.dir(), cl.SecretKeyFile)
 			}
 		},
 		"discover": func(n *yaml.Node) { p.discover(n, &cl.Discover) },
