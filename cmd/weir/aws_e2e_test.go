@@ -107,6 +107,9 @@ func waitAWS(t *testing.T, d time.Duration, what string, cond func() bool, procs
 			}
 		}
 		if time.Now().After(deadline) {
+			for _, p := range procs {
+				t.Log(p.stderr.String())
+			}
 			t.Fatalf("no %s within %s", what, d)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition, bounded by d
@@ -221,5 +224,40 @@ func TestE2EAWSLifecycleDrain(t *testing.T) {
 	sendSignal(t, b, syscall.SIGTERM)
 	if err := b.wait(t, 20*time.Second); err != nil {
 		t.Errorf("b: %v", err)
+	}
+}
+
+// TestE2EAWSUnreachableAtStart: with IMDS down (no region, no identity) weir
+// still starts and serves; discovery and the lifecycle watch retry, and the peers
+// arrive once IMDS answers.
+func TestE2EAWSUnreachableAtStart(t *testing.T) {
+	m := awsfake.NewIMDS(t, "eu-west-1", "i-0ccccccccccccccc3", "127.77.0.3")
+	m.SetDown(true)
+	api := awsfake.NewAPI(t, "eu-west-1")
+	api.SetInstances(awsfake.Instance{ID: "i-0ddddddddddddddd4", PrivateIP: "127.77.0.4", State: "running",
+		Tags: map[string]string{aws.ASGTag: "weir-asg"}})
+	path := filepath.Join(t.TempDir(), "weir.yaml")
+	cfg := awsNodeConfig("127.77.0.3", "c", "aws:\n  lifecycle: {hook_name: weir-drain, poll: 1s}\n")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startAWSNode(t, m, api, "run", "-config", path)
+	// Alone, with discovery on, health passes once the node gave up waiting for
+	// peers (joinWait) and synced alone.
+	waitAWS(t, 30*time.Second, "a healthy node", func() bool { return healthCode("127.77.0.3:18080") == 200 }, p)
+	waitAWS(t, 10*time.Second, "a logged discovery failure", func() bool {
+		return strings.Contains(p.stderr.String(), "aws discovery failed; retrying")
+	}, p)
+	m.SetDown(false)
+	waitAWS(t, 20*time.Second, "discovered peers", func() bool {
+		log := p.stderr.String()
+		return strings.Contains(log, `"msg":"aws discovery: peers"`) && strings.Contains(log, `"peers":["127.77.0.4:17946"]`)
+	}, p)
+	sendSignal(t, p, syscall.SIGTERM)
+	if err := p.wait(t, 20*time.Second); err != nil {
+		t.Errorf("weir: %v", err)
+	}
+	if n := len(api.Actions()); n != 0 {
+		t.Errorf("%d lifecycle actions completed on SIGTERM, want none (only Auto Scaling's termination completes it)", n)
 	}
 }
