@@ -253,8 +253,13 @@ func (n *Node) joinLoop(ctx context.Context) {
 			// A node that scaled out is joined by the nodes that find it: the
 			// fleet stays one even if it was started with seeds of its own.
 			if fresh := n.unknownPeers(n.discovered()); len(fresh) > 0 {
-				joined, err := n.ml.Join(fresh)
-				n.log.Info("cluster joined discovered peers", "peers", fresh, "answering", joined, "err", errText(err))
+				// An instance that runs no weir (yet) is tried again at every
+				// turn: quietly, as it is expected while instances boot.
+				if joined, err := n.ml.Join(fresh); joined > 0 {
+					n.log.Info("cluster joined discovered peers", "peers", fresh, "answering", joined)
+				} else {
+					n.log.Debug("discovered peers do not answer", "peers", fresh, "err", errText(err))
+				}
 			}
 		}
 		if n.ml.NumMembers() <= 1 {
