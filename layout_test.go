@@ -31,6 +31,8 @@ var layoutRules = []struct {
 	{"weir/health", []string{"weir/cmd", "weir/dataplane", "weir/cluster"}, "health only reports what it is told"},
 	{"weir/sim", []string{"weir/cmd", "weir/dataplane/engine", "weir/health", "weir/cluster"},
 		"the simulators stand in for AWS: they share nothing with the appliance but the codecs"},
+	{"weir/cloud", []string{"weir/cmd", "weir/dataplane", "weir/health", "weir/cluster", "weir/sim"},
+		"the cloud APIs hand plain values (seeds, a terminate signal, configuration) to cmd, which wires them"},
 	{"weir", []string{"weir/cmd"}, "nothing imports a command"},
 }
 

@@ -31,6 +31,10 @@ type Config struct {
 	NodeName  string         // "" = the hostname
 	Join      []string       // seeds: IP, IP:PORT, NAME or NAME:PORT (every A/AAAA record)
 	Keys      [][]byte       // AES keys (16, 24 or 32 bytes): the first encrypts, all decrypt; nil = clear text
+	// Discovered, when set, returns more seeds (IP:PORT) found since, by a cloud
+	// API: they are joined with Join, and those not yet members are joined when
+	// they appear. It is called from the join loop and must not block.
+	Discovered func() []string
 }
 
 // FromConfig turns the cluster section into a Config, reading the key file.
@@ -222,7 +226,7 @@ func (n *Node) Start() error {
 	n.ml = ml
 	ln := ml.LocalNode()
 	n.log.Info("cluster started", "node", n.name, "addr", ln.Address(), "encrypted", n.mlConf.Keyring != nil, "seeds", len(n.cfg.Join))
-	if len(n.cfg.Join) > 0 {
+	if len(n.cfg.Join) > 0 || n.cfg.Discovered != nil {
 		n.wg.Add(1)
 		go n.joinLoop(ctx)
 	}
@@ -245,8 +249,26 @@ func (n *Node) joinLoop(ctx context.Context) {
 	defer n.wg.Done()
 	backoff := time.Second
 	for {
+		if n.ml.NumMembers() > 1 && n.cfg.Discovered != nil {
+			// A node that scaled out is joined by the nodes that find it: the
+			// fleet stays one even if it was started with seeds of its own.
+			if fresh := n.unknownPeers(n.discovered()); len(fresh) > 0 {
+				// An instance that runs no weir (yet) is tried again at every
+				// turn: quietly, as it is expected while instances boot.
+				if joined, err := n.ml.Join(fresh); joined > 0 {
+					n.log.Info("cluster joined discovered peers", "peers", fresh, "answering", joined)
+				} else {
+					n.log.Debug("discovered peers do not answer", "peers", fresh, "err", errText(err))
+				}
+			}
+		}
 		if n.ml.NumMembers() <= 1 {
 			addrs := n.resolveSeeds(ctx)
+			for _, a := range n.discovered() {
+				if !slices.Contains(addrs, a) {
+					addrs = append(addrs, a)
+				}
+			}
 			if len(addrs) > 0 {
 				joined, err := n.ml.Join(addrs)
 				if joined > 0 && n.ml.NumMembers() > 1 {
@@ -256,7 +278,8 @@ func (n *Node) joinLoop(ctx context.Context) {
 					n.log.Warn("cluster join failed; retrying", "seeds", addrs, "retry_in", backoff.String(), "err", errText(err))
 				}
 			} else {
-				n.log.Warn("cluster seeds resolve to no address but this node's; retrying", "seeds", n.cfg.Join, "retry_in", backoff.String())
+				n.log.Warn("cluster seeds resolve to no address but this node's, and none was discovered; retrying",
+					"seeds", n.cfg.Join, "retry_in", backoff.String())
 			}
 		}
 		wait := backoff
@@ -281,6 +304,40 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// discovered is what Discovered returns, without this node's own address.
+func (n *Node) discovered() []string {
+	if n.cfg.Discovered == nil {
+		return nil
+	}
+	self := n.Addr()
+	var out []string
+	for _, s := range n.cfg.Discovered() {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || ap == self || ap == n.cfg.Bind {
+			continue
+		}
+		out = append(out, ap.String())
+	}
+	return out
+}
+
+// unknownPeers is the addresses in addrs no member of the fleet (alive or not
+// yet forgotten) has.
+func (n *Node) unknownPeers(addrs []string) []string {
+	known := map[netip.AddrPort]bool{}
+	for _, m := range n.ml.Members() {
+		a, _ := netip.AddrFromSlice(m.Addr)
+		known[netip.AddrPortFrom(a.Unmap(), m.Port)] = true
+	}
+	var out []string
+	for _, s := range addrs {
+		if ap, err := netip.ParseAddrPort(s); err == nil && !known[ap] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // resolveSeeds turns the seeds into IP:PORT addresses (every A and AAAA record of a

@@ -24,6 +24,7 @@ type ClusterConfig struct {
 	Join          []string       // seeds: IP, IP:PORT, NAME or NAME:PORT
 	SecretKeyFile string         // base64 keys, one a line: the first encrypts, all decrypt
 	Insecure      bool           // gossip in clear text (no key file)
+	Discover      DiscoverConfig // more seeds, found with a cloud API
 }
 
 // DefaultClusterPort is the gossip port a seed without one is reached on.
@@ -58,9 +59,10 @@ func (p *parser) cluster(n *yaml.Node, c *Config) {
 			// A relative path is read from the configuration file's folder, as filters are.
 			cl.SecretKeyFile = p.path(n, "cluster.secret_key_file", c)
 			if cl.SecretKeyFile != "" && !filepath.IsAbs(cl.SecretKeyFile) {
-				cl.SecretKeyFile = filepath.Join(filepath.Dir(p.file), cl.SecretKeyFile)
+				cl.SecretKeyFile = filepath.Join(p.dir(), cl.SecretKeyFile)
 			}
 		},
+		"discover": func(n *yaml.Node) { p.discover(n, &cl.Discover) },
 		"insecure": func(n *yaml.Node) {
 			switch s, _ := p.scalar(n, "cluster.insecure"); s {
 			case "true":
@@ -72,6 +74,11 @@ func (p *parser) cluster(n *yaml.Node, c *Config) {
 			}
 		},
 	})
+	if p.err == nil && cl.Discover.Provider != "" && !cl.Bind.IsValid() {
+		if d := findKey(n, "discover"); d != nil {
+			p.fail(d, "cluster.discover: needs cluster.bind (discovered peers are joined through it)")
+		}
+	}
 }
 
 // optAddrPort reads ADDR:PORT, or "" for none.

@@ -87,6 +87,7 @@ type Config struct {
 	}
 	Cluster ClusterConfig
 	Detect  DetectConfig
+	AWS     AWSConfig
 
 	file    string            // the file it was read from, for KeyError
 	sources map[string]source // where the output paths were read
@@ -300,6 +301,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			})
 		},
 		"cluster": func(n *yaml.Node) { p.cluster(n, c) },
+		"aws":     func(n *yaml.Node) { p.aws(n, c) },
 		"detect":  func(n *yaml.Node) { p.detect(n, c) },
 		"log": func(n *yaml.Node) {
 			p.mapping(n, "log", map[string]func(*yaml.Node){

@@ -69,7 +69,7 @@ func (p *parser) detect(n *yaml.Node, c *Config) {
 	d.File = p.file
 	rel := func(path string) string {
 		if path != "" && !filepath.IsAbs(path) {
-			return filepath.Join(filepath.Dir(p.file), path)
+			return filepath.Join(p.dir(), path)
 		}
 		return path
 	}

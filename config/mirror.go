@@ -203,7 +203,7 @@ func (p *parser) filter(n, idNode *yaml.Node, where string) *mirror.Filter {
 		}
 		path := n.Value
 		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(p.file), path)
+			path = filepath.Join(p.dir(), path)
 		}
 		data, err := ReadFile(path, MaxFilterFileSize)
 		if err == nil {

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"weir/cloud/aws"
 	"weir/config"
 	"weir/dataplane/engine"
 
@@ -234,13 +235,15 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 }
 
 const checkConfigUsage = `usage: weir check-config FILE
+       weir check-config ssm:/NAME
 
 Checks a configuration file as weir run would, short of what needs privileges
 (binding ports, raw sockets): the YAML, every key and value, the filter files, and
 that the output files (outputs.eve, outputs.flowlog.path, outputs.pcap.dir) can be
 created and opened for append, cluster.secret_key_file's keys, and with
 dataplane.backend afxdp that the interface exists on this machine. Prints "FILE: ok" and exits 0 when valid, else
-prints FILE:LINE: message and exits 1.
+prints FILE:LINE: message and exits 1. ssm:/NAME reads the configuration from that
+SSM Parameter Store parameter (decrypted) instead of a file.
 `
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
@@ -254,7 +257,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("usage: weir check-config FILE")}
 	}
 	path := fs.Arg(0)
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
@@ -283,7 +286,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-const runUsage = `usage: weir run [-config FILE]
+const runUsage = `usage: weir run [-config FILE | -config ssm:/NAME]
 
 Runs the appliance: the GWLB target (GENEVE on gwlb.listen), the Traffic Mirroring
 sink (VXLAN on mirror.listen), /healthz and /metrics, and the outputs the
@@ -291,7 +294,10 @@ configuration names. Without -config it runs on the defaults. Needs CAP_NET_RAW
 for the fast reply path (it falls back to per-port UDP sockets, and says so), and
 CAP_NET_ADMIN and CAP_BPF for the AF_XDP backend (auto falls back to sockets, and
 says why).
-SIGTERM or SIGINT drains and stops.
+SIGTERM or SIGINT drains and stops. With aws.lifecycle, so does Auto Scaling's
+termination (IMDS target-lifecycle-state Terminated), after which weir completes
+the lifecycle action and exits 0. -config ssm:/NAME reads the configuration from
+SSM Parameter Store, and SIGHUP reads it again.
 
 flags:
 `
@@ -300,7 +306,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = commandUsage(fs, runUsage)
-	path := fs.String("config", "", "configuration `FILE` (YAML); defaults when empty")
+	path := fs.String("config", "", "configuration `FILE` (YAML), or ssm:/NAME for an SSM parameter; defaults when empty")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -310,7 +316,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
 	if *path != "" {
 		var err error
-		if cfg, err = config.Load(*path); err != nil {
+		// The log is not configured yet: what goes wrong reading SSM is in the error.
+		if cfg, err = loadConfig(*path, nil); err != nil {
 			return err
 		}
 	}
@@ -353,6 +360,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	// A reload runs beside this loop, so that SIGTERM is served even while a log
 	// reopen waits for a stuck reader; HUPs meanwhile wait for it in the channel.
 	hupc, reloaded := hups, make(chan struct{}, 1)
+	// Auto Scaling's termination drains as SIGTERM does, then completes the
+	// lifecycle hook so that the instance goes at once.
+	terminate, terminated := make(chan struct{}, 1), false
+	var lifecycle *aws.Lifecycle
+	if cfg.AWS.Lifecycle.HookName != "" {
+		lifecycle = aws.NewLifecycle(n.aws, cfg.AWS.Lifecycle)
+		lctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go watchLifecycle(lctx, lifecycle, terminate)
+	}
 wait:
 	for {
 		select {
@@ -364,6 +381,11 @@ wait:
 			}()
 		case <-reloaded:
 			hupc = hups
+		case <-terminate:
+			log.Info("stopping: Auto Scaling terminates this instance; health now fails; forwarding continues for the drain delay",
+				"hook", cfg.AWS.Lifecycle.HookName, "drain_delay", cfg.Health.DrainDelay.String())
+			terminated = true
+			break wait
 		case sig := <-sigs:
 			log.Info("stopping: health now fails; forwarding continues for the drain delay (signal again to cut it short)",
 				"signal", sig.String(), "drain_delay", cfg.Health.DrainDelay.String())
@@ -376,6 +398,23 @@ wait:
 	}
 	// A second signal ends the drain early; the flows are still written out.
 	n.shutdown(cfg.Health.DrainDelay, sigs)
+	if terminated {
+		// A signal now (systemd stopping weir) gives up; the hook's timeout
+		// then lets Auto Scaling go on.
+		ctx, cancel := context.WithTimeout(context.Background(), awsCompleteTimeout)
+		go func() {
+			select {
+			case <-sigs:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := lifecycle.Complete(ctx)
+		cancel()
+		if err != nil {
+			log.Error("the lifecycle action was not completed; Auto Scaling goes on at the hook's timeout", "err", err)
+		}
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"weir/cloud/aws"
 	"weir/cluster"
 	"weir/cluster/flowsync"
 	"weir/config"
@@ -36,6 +37,8 @@ type node struct {
 	msrv    *health.Server
 	cluster *cluster.Node    // nil when standalone (no cluster.bind)
 	sync    *flowsync.Syncer // with cluster: shares the inline flow table
+	aws     *aws.Session     // with cluster.discover or aws.lifecycle
+	stopAWS context.CancelFunc
 
 	failed chan error // the dataplane stopped on its own
 	cancel context.CancelFunc
@@ -46,7 +49,8 @@ type node struct {
 // startNode opens everything the configuration asks for and starts forwarding. Every
 // listener is bound before it returns, so a bad address fails here.
 func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *node, err error) {
-	n := &node{failed: make(chan error, 1)}
+	n := &node{failed: make(chan error, 1), stopAWS: func() {}}
+	n.aws = awsSession(cfg, log)
 	// A fleet node's flow table journals to the sync engine and numbers its flows
 	// with the node's id, so the cluster comes first.
 	var fleet engine.Fleet
@@ -55,7 +59,17 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		if err != nil {
 			return nil, cfg.KeyError("cluster.secret_key_file", err)
 		}
+		if cfg.Cluster.Discover.Provider == "aws" {
+			// Discovery runs beside the dataplane, never in its way: AWS may be
+			// unreachable at start, and the list arrives when it answers.
+			d := aws.NewDiscovery(n.aws, cfg.Cluster.Discover, cfg.Cluster.DiscoverPort())
+			ccfg.Discovered = d.Seeds
+			dctx, stop := context.WithCancel(ctx)
+			n.stopAWS = stop
+			go d.Run(dctx)
+		}
 		if n.cluster, err = cluster.New(ccfg, log); err != nil {
+			n.stopAWS()
 			return nil, err
 		}
 		fleet.NodeID = nodeID(n.cluster.LocalName())
@@ -68,6 +82,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		if n.cluster != nil {
 			_ = n.cluster.Shutdown()
 		}
+		n.stopAWS()
 		return nil, err
 	}
 	defer func() {
@@ -79,6 +94,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 				_ = n.cluster.Shutdown()
 				n.sync.Close()
 			}
+			n.stopAWS()
 			n.CloseOutputs()
 		}
 	}()
@@ -91,7 +107,7 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 			n.cluster = nil
 			return nil, fmt.Errorf("cluster.bind %s: %w", cfg.Cluster.Bind, err)
 		}
-		go n.startSync(len(cfg.Cluster.Join) > 0)
+		go n.startSync(len(cfg.Cluster.Join) > 0 || cfg.Cluster.Discover.Provider != "")
 	}
 	listeners := []socket.Listener{{Addr: cfg.GWLB.Listen, Encap: dataplane.EncapGeneve}}
 	if cfg.Mirror.Listen.IsValid() {
@@ -273,6 +289,7 @@ func (n *node) shutdown(drainDelay time.Duration, skip <-chan os.Signal) {
 			_ = n.cluster.Shutdown()
 			n.sync.Close()
 		}
+		n.stopAWS()
 		ended := n.Flush(time.Now().UnixNano())
 		n.Log.Info("flows flushed", "flows", ended)
 		for _, s := range n.servers {
@@ -294,7 +311,11 @@ func (n *node) reload(path string, level *slog.LevelVar, logf *logFile) {
 	var r engine.Reloaded
 	var reloadErr error
 	if path != "" {
-		if r, reloadErr = n.Reload(path); reloadErr != nil {
+		var next *config.Config
+		if next, reloadErr = loadConfig(path, n.Log); reloadErr == nil {
+			r, reloadErr = n.Apply(next)
+		}
+		if reloadErr != nil {
 			n.Log.Error("reload failed; keeping the running configuration", "err", reloadErr)
 		} else {
 			for _, k := range r.Restart {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"weir/config"
 
@@ -99,6 +100,16 @@ var restartKeys = []configKey{
 	{"cluster.join", "Cluster.Join"},
 	{"cluster.secret_key_file", "Cluster.SecretKeyFile"}, // its keys are re-read on SIGHUP
 	{"cluster.insecure", "Cluster.Insecure"},
+	{"cluster.discover", "Cluster.Discover.Provider"},
+	{"cluster.discover", "Cluster.Discover.TagKey"},
+	{"cluster.discover", "Cluster.Discover.TagValue"},
+	{"cluster.discover", "Cluster.Discover.ASGName"},
+	{"cluster.discover", "Cluster.Discover.Port"},
+	{"cluster.discover", "Cluster.Discover.Refresh"},
+	{"cluster.discover", "Cluster.Discover.Region"},
+	{"aws.lifecycle", "AWS.Lifecycle.HookName"},
+	{"aws.lifecycle", "AWS.Lifecycle.ASGName"},
+	{"aws.lifecycle", "AWS.Lifecycle.Poll"},
 }
 
 // configKey is a configuration key and the config.Config field that holds it.
@@ -140,8 +151,8 @@ func (e *Engine) Apply(next *config.Config) (Reloaded, error) {
 	var r Reloaded
 	for _, k := range restartKeys {
 		running, wanted := k.value(cur), k.value(next)
-		if !reflect.DeepEqual(running.Interface(), wanted.Interface()) {
-			r.Restart = append(r.Restart, k.name)
+		if !reflect.DeepEqual(running.Interface(), wanted.Interface()) && !slices.Contains(r.Restart, k.name) {
+			r.Restart = append(r.Restart, k.name) // once for a section of several fields
 		}
 		k.value(&merged).Set(running)
 	}

@@ -1,0 +1,42 @@
+package cluster_test
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"weir/cluster"
+)
+
+// TestDiscoveredSeeds: a node with no cluster.join finds its fleet through
+// Discovered alone (its own address in the list is left out), and a node already
+// in a fleet joins a peer that is discovered later, one that knew no seed.
+func TestDiscoveredSeeds(t *testing.T) {
+	a, _ := start(t, "a", "127.0.0.21", nil)
+	var found atomic.Pointer[[]string]
+	found.Store(&[]string{})
+	b, err := cluster.New(cluster.Config{
+		Bind: netip.MustParseAddrPort("127.0.0.22:0"), NodeName: "b",
+		Discovered: func() []string { return *found.Load() },
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown() })
+	found.Store(&[]string{b.Addr().String(), a.Addr().String()})
+	waitState(t, b, "a", 15*time.Second, cluster.StateAlive)
+	waitState(t, a, "b", 5*time.Second, cluster.StateAlive)
+
+	// c starts alone, with no seed: b finds it at its next look (every 5s or so
+	// once it has peers) and the three are one fleet.
+	c, _ := start(t, "c", "127.0.0.23", nil)
+	found.Store(&[]string{a.Addr().String(), b.Addr().String(), c.Addr().String()})
+	waitState(t, c, "a", 15*time.Second, cluster.StateAlive)
+	waitState(t, c, "b", 5*time.Second, cluster.StateAlive)
+	waitState(t, a, "c", 5*time.Second, cluster.StateAlive)
+}
