@@ -574,3 +574,33 @@ func TestDeploySysctl(t *testing.T) {
 		t.Errorf("net.core.rmem_max %q, want at least 4 MiB (dataplane.recv_buffer's default)", settings["net.core.rmem_max"])
 	}
 }
+
+// TestSystemdUnitNoRestartAfterLifecycle: with aws.lifecycle, weir drains,
+// completes the termination lifecycle action and exits 0 on its own, with no
+// `systemctl stop`. Restart=always alone restarts it 2s later on the instance
+// Auto Scaling is terminating: the new weir rejoins the fleet (peers re-join a
+// discovered instance that answers), bulk-syncs flows it will never forward,
+// reads Terminated again and drains a second time, sends a second
+// CompleteLifecycleAction, and on the EC2 shutdown's SIGTERM drains yet again
+// for health.drain_delay, holding up the termination. A clean exit must not be
+// restarted.
+func TestSystemdUnitNoRestartAfterLifecycle(t *testing.T) {
+	unit, err := os.ReadFile("deploy/systemd/weir.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := regexp.MustCompile(`(?m)^Restart=(\S+)$`).FindSubmatch(unit)
+	if restart == nil {
+		t.Fatal("weir.service: no Restart=")
+	}
+	switch string(restart[1]) {
+	case "no", "on-failure", "on-abnormal", "on-abort", "on-watchdog":
+		return // a clean exit is not restarted
+	}
+	for _, m := range regexp.MustCompile(`(?m)^RestartPreventExitStatus=(.*)$`).FindAllSubmatch(unit, -1) {
+		if slices.Contains(strings.Fields(string(m[1])), "0") {
+			return
+		}
+	}
+	t.Errorf("Restart=%s restarts weir after it exits 0 on its own (aws.lifecycle: drained and completed the lifecycle action); add RestartPreventExitStatus=0", restart[1])
+}
