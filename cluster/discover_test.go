@@ -40,3 +40,30 @@ func TestDiscoveredSeeds(t *testing.T) {
 	waitState(t, c, "b", 5*time.Second, cluster.StateAlive)
 	waitState(t, a, "c", 5*time.Second, cluster.StateAlive)
 }
+
+// TestDiscoveredLateJoinsPromptly: a node alone whose discovery answers late
+// (IMDS, the instance role or the EC2 API slow at boot, DescribeInstances
+// throttled) joins the peers as soon as they are discovered. The join loop's
+// backoff while alone reaches 8s then 16s: a list that arrives 8s after start
+// was joined only ~15-19s after start, past weir's joinWait (10s), so the node
+// started its flow sync alone, passed health with an empty table and never
+// bulk-synced the fleet's flows (flowsync asks for a bulk only at Start).
+func TestDiscoveredLateJoinsPromptly(t *testing.T) {
+	a, _ := start(t, "a", "127.0.0.24", nil)
+	var found atomic.Pointer[[]string]
+	found.Store(&[]string{})
+	b, err := cluster.New(cluster.Config{
+		Bind: netip.MustParseAddrPort("127.0.0.25:0"), NodeName: "b",
+		Discovered: func() []string { return *found.Load() },
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown() })
+	time.Sleep(9 * time.Second) // past the attempt at 1+2+4s (+25% jitter at most)
+	found.Store(&[]string{a.Addr().String()})
+	waitState(t, b, "a", 2500*time.Millisecond, cluster.StateAlive)
+}
