@@ -262,6 +262,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 				}
 			}
 		}
+		var tried []string // alone: what this turn tried to join
 		if n.ml.NumMembers() <= 1 {
 			addrs := n.resolveSeeds(ctx)
 			for _, a := range n.discovered() {
@@ -269,6 +270,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 					addrs = append(addrs, a)
 				}
 			}
+			tried = addrs
 			if len(addrs) > 0 {
 				joined, err := n.ml.Join(addrs)
 				if joined > 0 && n.ml.NumMembers() > 1 {
@@ -289,12 +291,41 @@ func (n *Node) joinLoop(ctx context.Context) {
 			backoff = min(backoff*2, 30*time.Second)
 		}
 		wait += time.Duration(rand.Int64N(int64(wait / 4)))
-		t := time.NewTimer(wait)
+		if !n.sleepOrDiscover(ctx, wait, tried) {
+			return
+		}
+	}
+}
+
+// sleepOrDiscover waits d, or less when this node is alone and discovery has
+// since found an address the last turn did not try: peers discovered late (the
+// cloud API slow at boot) are joined at once, not at the next backoff step,
+// which may come after the node has given up waiting for its fleet. False when
+// ctx ends.
+func (n *Node) sleepOrDiscover(ctx context.Context, d time.Duration, tried []string) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if n.cfg.Discovered != nil && n.ml.NumMembers() <= 1 {
+		tk := time.NewTicker(250 * time.Millisecond)
+		defer tk.Stop()
+		tick = tk.C
+	}
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return
+			return false
 		case <-t.C:
+			return true
+		case <-tick:
+			if n.ml.NumMembers() > 1 {
+				continue
+			}
+			for _, a := range n.discovered() {
+				if !slices.Contains(tried, a) {
+					return true
+				}
+			}
 		}
 	}
 }
