@@ -255,7 +255,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 			if fresh := n.unknownPeers(n.discovered()); len(fresh) > 0 {
 				// An instance that runs no weir (yet) is tried again at every
 				// turn: quietly, as it is expected while instances boot.
-				if joined, err := n.ml.Join(fresh); joined > 0 {
+				if joined, err := n.joinEach(ctx, fresh); joined > 0 {
 					n.log.Info("cluster joined discovered peers", "peers", fresh, "answering", joined)
 				} else {
 					n.log.Debug("discovered peers do not answer", "peers", fresh, "err", errText(err))
@@ -272,7 +272,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 			}
 			tried = addrs
 			if len(addrs) > 0 {
-				joined, err := n.ml.Join(addrs)
+				joined, err := n.joinEach(ctx, addrs)
 				if joined > 0 && n.ml.NumMembers() > 1 {
 					n.log.Info("cluster joined", "seeds_answering", joined, "members", n.ml.NumMembers())
 					backoff = time.Second
@@ -328,6 +328,29 @@ func (n *Node) sleepOrDiscover(ctx context.Context, d time.Duration, tried []str
 			}
 		}
 	}
+}
+
+// joinEach is memberlist's Join, one address at a time until ctx ends: each
+// address that accepts but never answers costs TCPTimeout, and Shutdown, which
+// waits for this loop, must not wait for all of them.
+func (n *Node) joinEach(ctx context.Context, addrs []string) (int, error) {
+	joined := 0
+	var errs []error
+	for _, a := range addrs {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		k, err := n.ml.Join([]string{a})
+		joined += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if joined > 0 {
+		return joined, nil
+	}
+	return 0, errors.Join(errs...)
 }
 
 func errText(err error) string {
