@@ -739,3 +739,47 @@ func unwrapType(expr hclsyntax.Expression) *hclsyntax.ObjectConsExpr {
 		}
 	}
 }
+
+// TestHCLGWLBApplianceASGAttachable: modules/mirror-target attaches its NLB
+// target group to "the weir Auto Scaling group" with aws_autoscaling_attachment.
+// The aws provider (5.x) requires an aws_autoscaling_group that such an
+// attachment names to ignore changes to load_balancers and target_group_arns;
+// otherwise every apply of gwlb-appliance detaches the NLB's target group again
+// (the inline list is authoritative) and the next apply of the attachment
+// re-attaches it: mirrored traffic flaps. The GWLB's target group must still
+// be attached, then by an attachment of its own (an ignored inline list would
+// not follow a replaced target group).
+func TestHCLGWLBApplianceASGAttachable(t *testing.T) {
+	m := loadModule(t, "deploy/terraform/modules/gwlb-appliance")
+	asg := m.block(t, "resource", "aws_autoscaling_group", "weir").Body
+	var ignored []string
+	for _, lc := range nested(asg, "lifecycle") {
+		if a, ok := lc.Body.Attributes["ignore_changes"]; ok {
+			ignored = append(ignored, strings.Split(strings.Trim(m.text(a.Expr), "[]"), ",")...)
+		}
+	}
+	for i := range ignored {
+		ignored[i] = strings.TrimSpace(ignored[i])
+	}
+	for _, want := range []string{"load_balancers", "target_group_arns"} {
+		if !slices.Contains(ignored, want) {
+			t.Errorf("aws_autoscaling_group.weir does not ignore changes to %s: mirror-target's aws_autoscaling_attachment to it would be undone at every apply", want)
+		}
+	}
+	if _, inline := asg.Attributes["target_group_arns"]; inline {
+		t.Error("aws_autoscaling_group.weir sets target_group_arns inline: with the list ignored, a replaced GWLB target group would never be attached; use aws_autoscaling_attachment")
+	}
+	var attached bool
+	for _, r := range m.blocks("resource") {
+		if r.Labels[0] != "aws_autoscaling_attachment" {
+			continue
+		}
+		if m.text(attr(t, r.Body, "lb_target_group_arn")) == "aws_lb_target_group.weir.arn" &&
+			strings.HasPrefix(m.text(attr(t, r.Body, "autoscaling_group_name")), "aws_autoscaling_group.weir.") {
+			attached = true
+		}
+	}
+	if !attached {
+		t.Error("no aws_autoscaling_attachment of aws_lb_target_group.weir to aws_autoscaling_group.weir")
+	}
+}
