@@ -345,8 +345,8 @@ func TestHCLGWLBApplianceModule(t *testing.T) {
 	if got := m.text(attr(t, asg, "vpc_zone_identifier")); got != "var.subnet_ids" {
 		t.Errorf("ASG vpc_zone_identifier = %s", got)
 	}
-	if got := m.text(attr(t, asg, "target_group_arns")); got != "[aws_lb_target_group.weir.arn]" {
-		t.Errorf("ASG target_group_arns = %s", got)
+	if got := m.text(attr(t, m.block(t, "resource", "aws_autoscaling_attachment", "gwlb").Body, "lb_target_group_arn")); got != "aws_lb_target_group.weir.arn" {
+		t.Errorf("ASG attachment lb_target_group_arn = %s", got)
 	}
 	var discoveryTag bool
 	for _, tag := range nested(asg, "tag") {
@@ -572,20 +572,23 @@ func checkReferences(t *testing.T, m *tfModule) {
 			}
 		}
 	}
-	var walkExprs func(body *hclsyntax.Body, inVariable bool)
-	walkExprs = func(body *hclsyntax.Body, inVariable bool) {
+	var walkExprs func(body *hclsyntax.Body, in string)
+	walkExprs = func(body *hclsyntax.Body, in string) {
 		for name, a := range body.Attributes {
-			if inVariable && name == "type" {
+			if in == "variable" && name == "type" {
 				continue // a type constraint (string, object({...})), not references
+			}
+			if in == "lifecycle" && name == "ignore_changes" {
+				continue // the resource's own arguments, not references
 			}
 			check(a.Expr)
 		}
 		for _, blk := range body.Blocks {
-			walkExprs(blk.Body, blk.Type == "variable")
+			walkExprs(blk.Body, blk.Type)
 		}
 	}
 	for _, b := range m.bodies {
-		walkExprs(b, false)
+		walkExprs(b, "")
 	}
 
 	for _, call := range m.blocks("module") {

@@ -278,7 +278,6 @@ resource "aws_autoscaling_group" "weir" {
   max_size                  = var.max_size
   desired_capacity          = var.desired_capacity
   vpc_zone_identifier       = var.subnet_ids
-  target_group_arns         = [aws_lb_target_group.weir.arn]
   health_check_type         = "ELB"
   health_check_grace_period = 120
 
@@ -316,6 +315,19 @@ resource "aws_autoscaling_group" "weir" {
 
   # Instances must be able to complete lifecycle actions from their first boot.
   depends_on = [aws_iam_role_policy.weir]
+
+  # Target groups are attached by aws_autoscaling_attachment (the GWLB's below,
+  # and modules/mirror-target's NLB): the provider requires a group named by
+  # attachments to ignore its inline lists, or each apply detaches the others.
+  lifecycle {
+    ignore_changes = [load_balancers, target_group_arns]
+  }
+}
+
+# The GWLB's target group: every instance of the group is registered.
+resource "aws_autoscaling_attachment" "gwlb" {
+  autoscaling_group_name = aws_autoscaling_group.weir.name
+  lb_target_group_arn    = aws_lb_target_group.weir.arn
 }
 
 # Scale-in and instance refresh wait for weir to drain: the instance stays in
