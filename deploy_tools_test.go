@@ -604,3 +604,22 @@ func TestSystemdUnitNoRestartAfterLifecycle(t *testing.T) {
 	}
 	t.Errorf("Restart=%s restarts weir after it exits 0 on its own (aws.lifecycle: drained and completed the lifecycle action); add RestartPreventExitStatus=0", restart[1])
 }
+
+// TestCloudInitUserDataKeepsAMIConfig: with neither weir_config nor
+// config_ssm_parameter (both default to ""), the user data wrote an empty
+// /etc/weir/weir.yaml over the AMI's: weir then ran on the defaults, standalone
+// (no cluster, no flow sync, no aws.lifecycle) with a 5s drain delay, healthy
+// to the GWLB, so the fleet silently lost flow failover and the scale-in drain.
+// Without a config to write, the AMI's stays.
+func TestCloudInitUserDataKeepsAMIConfig(t *testing.T) {
+	rendered := renderUserData(t, map[string]string{"region": "us-east-1", "weir_config": "", "config_ssm_parameter": "", "cluster_key_ssm_parameter": ""})
+	var cc cloudConfig
+	if err := yaml.Unmarshal(rendered, &cc); err != nil {
+		t.Fatalf("rendered user data is not YAML: %v\n%s", err, rendered)
+	}
+	for _, f := range cc.WriteFiles {
+		if f.Path == "/etc/weir/weir.yaml" {
+			t.Errorf("writes /etc/weir/weir.yaml (%q, base64) though no config was given: the AMI's is replaced by an empty one", f.Content)
+		}
+	}
+}
