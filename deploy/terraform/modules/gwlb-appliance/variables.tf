@@ -140,7 +140,7 @@ variable "endpoint_allowed_principals" {
 }
 
 variable "weir_config" {
-  description = "The contents of /etc/weir/weir.yaml (e.g. file(\"deploy/config/weir.yaml\")). Ignored when config_ssm_parameter is set."
+  description = "The contents of /etc/weir/weir.yaml (e.g. file(\"deploy/config/weir.yaml\")). Ignored when config_ssm_parameter is set; empty: the AMI's /etc/weir/weir.yaml."
   type        = string
   default     = ""
 }
