@@ -270,6 +270,15 @@ resource "aws_launch_template" "weir" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    # Without either, instances would run the AMI's example config (another
+    # VPC's allowed_sources) or, written empty, weir's standalone defaults.
+    precondition {
+      condition     = var.weir_config != "" || var.config_ssm_parameter != ""
+      error_message = "Give weir's configuration: weir_config (its text) or config_ssm_parameter (an SSM parameter holding it)."
+    }
+  }
 }
 
 resource "aws_autoscaling_group" "weir" {

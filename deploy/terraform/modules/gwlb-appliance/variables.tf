@@ -140,7 +140,7 @@ variable "endpoint_allowed_principals" {
 }
 
 variable "weir_config" {
-  description = "The contents of /etc/weir/weir.yaml (e.g. file(\"deploy/config/weir.yaml\")). Ignored when config_ssm_parameter is set; empty: the AMI's /etc/weir/weir.yaml."
+  description = "The contents of /etc/weir/weir.yaml (e.g. file(\"deploy/config/weir.yaml\")). Ignored when config_ssm_parameter is set; one of the two is required (the AMI's example config is the inspection-vpc example's, with its allowed_sources)."
   type        = string
   default     = ""
 }
