@@ -448,7 +448,6 @@ func TestHCLGWLBApplianceIAM(t *testing.T) {
 	want := map[string]string{
 		"ec2:DescribeInstances":                      `["*"]`, // Describe* has no resource-level permissions
 		"autoscaling:CompleteLifecycleAction":        "[local.asg_arn]",
-		"autoscaling:RecordLifecycleActionHeartbeat": "[local.asg_arn]",
 		"ssm:GetParameter":                           "statement.value",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

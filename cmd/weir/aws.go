@@ -24,10 +24,11 @@ func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	return aws.LoadConfig(ctx, aws.NewSession(aws.Options{Logger: log}), path)
 }
 
-// awsSession is the session discovery and the lifecycle hook share, in the
-// region cluster.discover.region names (else AWS_REGION, else the instance's).
+// awsSession is discovery's session, in the region cluster.discover.region
+// names (else AWS_REGION, else the instance's); the lifecycle hook has its own,
+// always in the instance's region.
 func awsSession(cfg *config.Config, log *slog.Logger) *aws.Session {
-	if cfg.Cluster.Discover.Provider != "aws" && cfg.AWS.Lifecycle.HookName == "" {
+	if cfg.Cluster.Discover.Provider != "aws" {
 		return nil
 	}
 	return aws.NewSession(aws.Options{Region: cfg.Cluster.Discover.Region, Logger: log})

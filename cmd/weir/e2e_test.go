@@ -254,6 +254,9 @@ func testE2EInline(t *testing.T, tp *topology) {
 	if got := m["weir_flows_active"]; got != 1000 {
 		t.Errorf("weir_flows_active = %v, want 1000", got)
 	}
+	if m["weir_healthy"] != 1 || m["weir_draining"] != 0 {
+		t.Errorf("weir_healthy %v, weir_draining %v while serving, want 1 and 0", m["weir_healthy"], m["weir_draining"])
+	}
 	if tp.backend == "afxdp" {
 		// Jumbo datagrams take the kernel's socket path, every other one AF_XDP.
 		if got := m[`weir_xdp_packets_total{result="passed_oversize"}`]; got != float64(rep.Jumbo) {
@@ -559,6 +562,9 @@ func TestE2EDrain(t *testing.T) {
 	t.Logf("health 503 %s after SIGTERM", time.Since(start).Round(time.Millisecond))
 	if err := roundTrip(); err != nil {
 		t.Errorf("draining node stopped forwarding: %v", err)
+	}
+	if m := scrape(t, tp.gw); m["weir_healthy"] != 0 || m["weir_draining"] != 1 {
+		t.Errorf("while draining: weir_healthy %v, weir_draining %v, want 0 and 1", m["weir_healthy"], m["weir_draining"])
 	}
 	if err := node.wait(t, 15*time.Second); err != nil {
 		t.Fatalf("weir exit: %v\n%s", err, node.stderr.String())

@@ -365,7 +365,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	terminate, terminated := make(chan struct{}, 1), false
 	var lifecycle *aws.Lifecycle
 	if cfg.AWS.Lifecycle.HookName != "" {
-		lifecycle = aws.NewLifecycle(n.aws, cfg.AWS.Lifecycle)
+		// The instance's own region (AWS_REGION, else IMDS), whatever
+		// cluster.discover.region says: its group and hook live there.
+		lifecycle = aws.NewLifecycle(aws.NewSession(aws.Options{Logger: log}), cfg.AWS.Lifecycle)
 		lctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		go watchLifecycle(lctx, lifecycle, terminate)

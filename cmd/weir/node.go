@@ -173,6 +173,24 @@ func startNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *no
 		reg.MustRegister(afxdp.NewCollector(n.xdp))
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_healthy",
+		Help: "1 while /healthz answers 200; 0 while it answers 503 (draining, syncing flows from peers, dataplane down or a worker stalled).",
+	}, func() float64 {
+		if ok, _ := n.state.Healthy(); ok {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_draining",
+		Help: "1 from SIGTERM or the lifecycle hook on: /healthz answers 503 while forwarding goes on for the drain delay.",
+	}, func() float64 {
+		if n.state.Draining() {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "weir_dataplane_backend",
 		Help:        "1, labelled with the dataplane backend that runs (afxdp, with the socket backend beside it for what XDP passes; or socket).",
 		ConstLabels: prometheus.Labels{"backend": backend},

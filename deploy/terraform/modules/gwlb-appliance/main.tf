@@ -197,9 +197,10 @@ data "aws_iam_policy_document" "weir" {
   # termination go on; only for its own group.
   statement {
     sid = "LifecycleDrain"
+    # weir completes the hook after its drain; it never extends it (the
+    # hook's heartbeat timeout is set longer than the drain instead).
     actions = [
       "autoscaling:CompleteLifecycleAction",
-      "autoscaling:RecordLifecycleActionHeartbeat",
     ]
     resources = [local.asg_arn]
   }
@@ -243,13 +244,12 @@ resource "aws_launch_template" "weir" {
   }
 
   # IMDSv2 only. Hop limit 1: weir runs on the host, and no container on it may
-  # reach the instance's credentials. Instance tags in IMDS let weir read its
-  # own fleet tag.
+  # reach the instance's credentials. (weir reads its group's tag with
+  # DescribeInstances, so instance tags stay out of IMDS.)
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
-    instance_metadata_tags      = "enabled"
   }
 
   monitoring {
