@@ -446,9 +446,9 @@ func TestHCLGWLBApplianceIAM(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"ec2:DescribeInstances":                      `["*"]`, // Describe* has no resource-level permissions
-		"autoscaling:CompleteLifecycleAction":        "[local.asg_arn]",
-		"ssm:GetParameter":                           "statement.value",
+		"ec2:DescribeInstances":               `["*"]`, // Describe* has no resource-level permissions
+		"autoscaling:CompleteLifecycleAction": "[local.asg_arn]",
+		"ssm:GetParameter":                    "statement.value",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("policy actions and resources:\n  %v\nwant\n  %v", got, want)
