@@ -60,6 +60,8 @@ func (p *parser) cluster(n *yaml.Node, c *Config) {
 			cl.SecretKeyFile = p.path(n, "cluster.secret_key_file", c)
 			if cl.SecretKeyFile != "" && !filepath.IsAbs(cl.SecretKeyFile) {
 				cl.SecretKeyFile = filepath.Join(p.dir(), cl.SecretKeyFile)
+				// KeyError finds the line by the value it reports.
+				p.remember(n, "cluster.secret_key_file", c, cl.SecretKeyFile)
 			}
 		},
 		"discover": func(n *yaml.Node) { p.discover(n, &cl.Discover) },

@@ -150,3 +150,20 @@ func TestClusterKeyFileRelative(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestClusterKeyFileRelativeMissingLine: a relative key file that is missing is
+// reported with the configuration's line, like an absolute one.
+func TestClusterKeyFileRelativeMissingLine(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "w.yaml")
+	if err := os.WriteFile(cfgPath, []byte("cluster:\n  bind: 127.0.0.1:7946\n  secret_key_file: missing.key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(cfgPath)
+	if err == nil {
+		err = c.CheckClusterKeys()
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), cfgPath+":3: cluster.secret_key_file: ") {
+		t.Errorf("error %v, want %s:3: cluster.secret_key_file: …", err, cfgPath)
+	}
+}
