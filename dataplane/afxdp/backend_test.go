@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -88,29 +86,6 @@ func ipCmd(t testing.TB, args ...string) {
 // inNetns runs f on an OS thread switched into namespace ns (netns.Run).
 func inNetns(ns string, f func() error) error { return netns.Run(ns, f) }
 
-// attachPass attaches an XDP_PASS program to the interface: veth delivers what
-// its peer redirects or transmits from XDP only when the peer has XDP too.
-func attachPass(name string) (func(), error) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
-	})
-	if err != nil {
-		return nil, err
-	}
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
-	if err != nil {
-		prog.Close()
-		return nil, err
-	}
-	return func() { l.Close(); prog.Close() }, nil
-}
-
 var (
 	gwlbAddr      = netip.MustParseAddr("10.77.0.1")
 	applianceAddr = netip.MustParseAddr("10.77.0.2")
@@ -166,7 +141,7 @@ func newVethPair(t *testing.T, queues int) (weirNS, gwlbNS string) {
 	ipCmd(t, "-n", gwlbNS, "link", "set", "afx1", "up")
 
 	var detachPeer func()
-	if err := inNetns(gwlbNS, func() (err error) { detachPeer, err = attachPass("afx1"); return err }); err != nil {
+	if err := inNetns(gwlbNS, func() (err error) { detachPeer, err = netns.XDPPass("afx1"); return err }); err != nil {
 		skipOutsideCI(t, "the kernel refuses XDP on veth: "+err.Error())
 	}
 	t.Cleanup(detachPeer)

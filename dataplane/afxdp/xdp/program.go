@@ -397,10 +397,13 @@ func (b *builder) need(ptr asm.Register, n int32, fail string) {
 	)
 }
 
-// addCounter adds the u64 at stack slot slot to per-CPU counter c.
-func (b *builder) addCounter(c Counter, slot int16) {
+// lookupCounter points R0 at this CPU's slot of counter c, or jumps to the
+// label it returns when the lookup fails (it never does for an index in
+// range). Per-CPU slots need no atomics: an XDP program is not preempted on
+// its CPU.
+func (b *builder) lookupCounter(c Counter) (done string) {
 	b.n++
-	done := fmt.Sprintf("add_done_%d", b.n)
+	done = fmt.Sprintf("counter_done_%d", b.n)
 	b.emit(
 		asm.StoreImm(asm.RFP, stackCounterKey, int64(c), asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(MapCounters),
@@ -409,6 +412,14 @@ func (b *builder) addCounter(c Counter, slot int16) {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, done),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+	)
+	return done
+}
+
+// addCounter adds the u64 at stack slot slot to per-CPU counter c.
+func (b *builder) addCounter(c Counter, slot int16) {
+	done := b.lookupCounter(c)
+	b.emit(
 		asm.LoadMem(asm.R2, asm.RFP, slot, asm.DWord),
 		asm.Add.Reg(asm.R1, asm.R2),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
@@ -417,19 +428,10 @@ func (b *builder) addCounter(c Counter, slot int16) {
 }
 
 // countAndReturn bumps one per-CPU counter and returns the action in result
-// (a callee-saved register, so it survives the helper call). Per-CPU slots
-// need no atomics: an XDP program is not preempted on its CPU.
+// (a callee-saved register, so it survives the helper call).
 func (b *builder) countAndReturn(c Counter, result asm.Register) {
-	b.n++
-	done := fmt.Sprintf("count_done_%d", b.n)
+	done := b.lookupCounter(c)
 	b.emit(
-		asm.StoreImm(asm.RFP, stackCounterKey, int64(c), asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference(MapCounters),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stackCounterKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, done),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
 	)
