@@ -608,7 +608,12 @@ func TestStatus(t *testing.T) {
 	net := fakenet.New(0, time.Millisecond, 8)
 	ns := cluster(t, net, 2, Config{MaxDelay: 10 * time.Millisecond, Refresh: -1})
 	handshake(t, ns[0], 1, 443, time.Now().UnixNano())
-	waitFor(t, 5*time.Second, "n2 heard n1", func() bool { return len(ns[1].s.Status().Peers) == 1 })
+	// Ready comes when the node's start-up (its bulk sync) is over, which
+	// may be just after it first hears its peer.
+	waitFor(t, 5*time.Second, "n2 ready and heard n1", func() bool {
+		st := ns[1].s.Status()
+		return st.Ready && len(st.Peers) == 1
+	})
 	st := ns[1].s.Status()
 	if !st.Ready || st.Peers[0].Peer != ns[0].name || st.Peers[0].LastMessage.IsZero() || st.Peers[0].LastMessageAgo == "" {
 		t.Errorf("status %+v", st)
